@@ -1,0 +1,64 @@
+import { ErrorCode, PoolError, type PoolErrorOptions } from "./pool-error.js";
+
+export class InvalidInputError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.INVALID_INPUT, message, options);
+  }
+}
+
+export class DecryptFailedError extends PoolError {
+  constructor(
+    message = "the encrypted input could not be decrypted with the configured key",
+    options?: PoolErrorOptions,
+  ) {
+    super(ErrorCode.DECRYPT_FAILED, message, options);
+  }
+}
+
+export class InvalidRequestError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.INVALID_REQUEST, message, options);
+  }
+}
+
+export class UnknownModelError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.UNKNOWN_MODEL, message, options);
+  }
+}
+
+export class PromptTooLongError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.PROMPT_TOO_LONG, message, options);
+  }
+}
+
+export class TimedOutError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.TIMED_OUT, message, options);
+  }
+}
+
+export class ModelLoadError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.MODEL_LOAD_FAILED, message, options);
+  }
+}
+
+export class ConfigError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.CONFIG_INVALID, message, options);
+  }
+}
+
+export class RedisUnavailableError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.REDIS_UNAVAILABLE, message, { retryable: true, ...options });
+  }
+}
+
+export class InternalError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.INTERNAL, message, options);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Stable error codes. A code is never reused for another meaning: clients branch on it, and it is
+ * the only part of an error that survives Redis and `postMessage` (`instanceof` does not).
+ */
+export const ErrorCode = {
+  /** The job input is not `{"encrypted_input": "<Fernet token>"}`. */
+  INVALID_INPUT: "INVALID_INPUT",
+  /** The token is not a valid Fernet token for any configured key (tampered, wrong key, ...). */
+  DECRYPT_FAILED: "DECRYPT_FAILED",
+  /** The decrypted request is not valid UTF-8 JSON of the request schema. */
+  INVALID_REQUEST: "INVALID_REQUEST",
+  /** The request names a model this deployment does not serve. */
+  UNKNOWN_MODEL: "UNKNOWN_MODEL",
+  /** The prompt leaves no room for a single generated token in the model's context. */
+  PROMPT_TOO_LONG: "PROMPT_TOO_LONG",
+  /** The job did not finish within its execution timeout. */
+  TIMED_OUT: "TIMED_OUT",
+  /** A model file could not be found or loaded. */
+  MODEL_LOAD_FAILED: "MODEL_LOAD_FAILED",
+  /** Configuration (environment variables) is invalid. */
+  CONFIG_INVALID: "CONFIG_INVALID",
+  /** Redis could not be reached or started. */
+  REDIS_UNAVAILABLE: "REDIS_UNAVAILABLE",
+  /** Anything else: a bug or a lost worker. The message never carries request data. */
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** What a caller sees of an error: a stable code and a message free of request data. */
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface PoolErrorOptions {
+  cause?: unknown;
+  /** Whether trying the same thing again may succeed (default `false`). */
+  retryable?: boolean;
+}
+
+/**
+ * Base class of every error this project raises on purpose. Messages must never contain prompt
+ * text, decrypted data, output text or key material: they are shown to callers and logged.
+ */
+export class PoolError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: PoolErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+
+  toInfo(): ErrorInfo {
+    return { code: this.code, message: this.message };
+  }
+}
+
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && knownCodes.has(value);
+}
+
+/**
+ * Turns anything thrown into what a caller may see. Errors that are not a {@link PoolError} become
+ * `INTERNAL` with a generic message, because their text may echo request data.
+ */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof PoolError) return error.toInfo();
+  return { code: ErrorCode.INTERNAL, message: "internal error" };
+}
