@@ -67,9 +67,11 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 
 /**
  * Turns anything thrown into what a caller may see. Errors that are not a {@link PoolError} become
- * `INTERNAL` with a generic message, because their text may echo request data.
+ * `INTERNAL` with a generic message naming only the error's class, because their text may echo
+ * request data.
  */
 export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof PoolError) return error.toInfo();
-  return { code: ErrorCode.INTERNAL, message: "internal error" };
+  const kind = error instanceof Error && /^\w{1,40}$/.test(error.name) ? ` (${error.name})` : "";
+  return { code: ErrorCode.INTERNAL, message: `internal error${kind}` };
 }

@@ -1,0 +1,142 @@
+import type { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Config } from "../shared/config/index.js";
+import type { KeyRing } from "../shared/crypto/index.js";
+import type { Logger } from "../shared/log.js";
+import { RedisNames } from "../shared/naming.js";
+import { closeRedis, createRedis } from "../shared/redis/index.js";
+import { resolveModels } from "./models/resolve-models.js";
+import { ModelPool } from "./pool/model-pool.js";
+import { ReplyPublisher } from "./publish/reply-publisher.js";
+import { Cancellations } from "./queue/cancellations.js";
+import { closeModelWorker, createModelWorker } from "./queue/model-worker.js";
+
+export interface GpuWorkerOptions {
+  config: Config;
+  keyRing: KeyRing;
+  redisUrl: string;
+  log: Logger;
+}
+
+interface ServedModel {
+  pool: ModelPool;
+  worker: Worker;
+}
+
+/**
+ * The model host: for each served model a pool of threads holding it and a BullMQ Worker taking
+ * jobs from its queue; replies go back through Redis; cancels come in on the control channel.
+ */
+export class GpuWorker {
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #cancellations: Cancellations;
+  readonly #served: ServedModel[] = [];
+  readonly #log: Logger;
+  readonly #shutdownTimeoutMs: number;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: GpuWorkerOptions, redis: Redis, subscriber: Redis) {
+    this.#redis = redis;
+    this.#subscriber = subscriber;
+    this.#log = options.log;
+    this.#shutdownTimeoutMs = options.config.shutdownTimeoutMs;
+    this.#cancellations = new Cancellations({
+      redis,
+      subscriber,
+      names: new RedisNames(options.config.redisPrefix),
+      log: options.log,
+    });
+  }
+
+  /** Loads every model, then starts taking jobs. Rejects (after cleaning up) if a model fails. */
+  static async start(options: GpuWorkerOptions): Promise<GpuWorker> {
+    const { config, keyRing, log } = options;
+    const names = new RedisNames(config.redisPrefix);
+    const redis = createRedis(options.redisUrl, "gpu-worker", log);
+    const subscriber = createRedis(options.redisUrl, "gpu-worker-control", log);
+    const gpuWorker = new GpuWorker(options, redis, subscriber);
+    try {
+      const models = await resolveModels(config, log);
+      await gpuWorker.#cancellations.start();
+      const publisher = new ReplyPublisher({
+        redis,
+        names,
+        keyRing,
+        windowMs: config.deltaWindowMs,
+        streamTtlSeconds: Math.ceil(config.jobTimeoutMs / 1000) + 300,
+        log,
+      });
+      for (const model of models) {
+        log.info("loading model", { model: model.name, threads: config.modelThreads });
+        const pool = await ModelPool.start({
+          model,
+          threads: config.modelThreads,
+          sequences: config.modelSequences,
+          llamaThreads: config.llamaThreads,
+          contextSize: config.contextSize,
+          gpu: config.gpu,
+          gpuMemoryUtilization: config.gpuMemoryUtilization,
+          log,
+        });
+        const worker = createModelWorker({
+          pool,
+          publisher,
+          cancellations: gpuWorker.#cancellations,
+          keyRing,
+          log,
+          connection: redis,
+          names,
+        });
+        gpuWorker.#served.push({ pool, worker });
+        log.info("model ready", {
+          model: model.name,
+          queue: names.modelQueue(model.name),
+          concurrency: pool.capacity,
+          contextSize: pool.contextSize,
+          llamaThreads: config.llamaThreads,
+        });
+      }
+    } catch (error) {
+      await gpuWorker.close();
+      throw error;
+    }
+    return gpuWorker;
+  }
+
+  /** Model names and how many jobs each can run at once. */
+  get models(): { name: string; capacity: number; contextSize: number }[] {
+    return this.#served.map(({ pool }) => ({
+      name: pool.name,
+      capacity: pool.capacity,
+      contextSize: pool.contextSize,
+    }));
+  }
+
+  /**
+   * Stops taking jobs, lets running ones finish for up to `SHUTDOWN_TIMEOUT_MS` (then cancels
+   * them, which ends them within milliseconds), stops the threads and closes Redis.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled(
+        this.#served.map(({ worker, pool }) =>
+          closeModelWorker(
+            worker,
+            pool,
+            () => this.#cancellations.cancelAll(),
+            this.#shutdownTimeoutMs,
+          ),
+        ),
+      );
+      await this.#cancellations.close();
+      await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
+      this.#log.info("gpu-worker stopped");
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

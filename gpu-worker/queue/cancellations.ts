@@ -1,0 +1,90 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import { controlMessageSchema } from "../../shared/protocol/index.js";
+
+/**
+ * The jobs this gpu-worker runs, by id, each with the AbortController that cancels it. Cancels
+ * arrive on the control channel (every gpu-worker hears them and acts on its own jobs). A job
+ * picked up just after its cancel message went by is caught by the cancel key the orchestrator
+ * sets before publishing: `register` checks it after recording the job, so no order of events
+ * misses a cancel.
+ */
+export class Cancellations {
+  readonly #running = new Map<string, AbortController>();
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #names: RedisNames;
+  readonly #log: Logger;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: { redis: Redis; subscriber: Redis; names: RedisNames; log: Logger }) {
+    this.#redis = options.redis;
+    this.#subscriber = options.subscriber;
+    this.#names = options.names;
+    this.#log = options.log;
+  }
+
+  async start(): Promise<void> {
+    this.#subscriber.on("message", (channel: string, text: string) => {
+      if (channel !== this.#names.controlChannel) return;
+      const parsed = safeParse(text);
+      if (parsed === undefined) {
+        this.#log.warn("ignored a malformed control message");
+        return;
+      }
+      this.cancel(parsed.jobId);
+    });
+    await this.#subscriber.subscribe(this.#names.controlChannel);
+  }
+
+  /** Records a starting job; its signal is already aborted if it was cancelled while queued. */
+  async register(jobId: string): Promise<AbortSignal> {
+    const controller = new AbortController();
+    this.#running.set(jobId, controller);
+    try {
+      if ((await this.#redis.exists(this.#names.cancelKey(jobId))) === 1) controller.abort();
+    } catch (error) {
+      this.#log.warn("could not check the cancel key", {
+        jobId,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+    return controller.signal;
+  }
+
+  unregister(jobId: string): void {
+    this.#running.delete(jobId);
+  }
+
+  /** Aborts a job if it runs here. */
+  cancel(jobId: string): boolean {
+    const controller = this.#running.get(jobId);
+    if (controller === undefined) return false;
+    this.#log.info("cancelling job", { jobId });
+    controller.abort();
+    return true;
+  }
+
+  /** Aborts every running job (used when shutdown cannot wait for them). */
+  cancelAll(): void {
+    for (const jobId of this.#running.keys()) this.cancel(jobId);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#subscriber
+      .unsubscribe(this.#names.controlChannel)
+      .then(() => undefined)
+      .catch(() => undefined);
+    return this.#closing;
+  }
+}
+
+function safeParse(text: string) {
+  try {
+    const result = controlMessageSchema.safeParse(JSON.parse(text));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,149 @@
+import {
+  type ChatHistoryItem,
+  LlamaChat,
+  LlamaCompletion,
+  type LlamaContextSequence,
+  type Token,
+} from "node-llama-cpp";
+import { PromptTooLongError } from "../../shared/errors/index.js";
+import type {
+  ChatMessage,
+  FinishReason,
+  GenerationTask,
+  ThreadResult,
+} from "../../shared/protocol/index.js";
+import type { LoadedModel } from "./load-model.js";
+import { toLlamaSampling } from "./sampling-options.js";
+
+export interface GenerateHooks {
+  /** Aborting ends generation early with finish reason `cancelled`. */
+  signal: AbortSignal;
+  /** Called with each piece of text as soon as it is safe to show (stop strings held back). */
+  onText: (text: string) => void;
+}
+
+/**
+ * Runs one job on a sequence of its own, which is freed when the job ends (however it ends), so the
+ * next job can use it. The prompt must fit the sequence without truncation: a prompt that leaves
+ * no room for one token fails with `PROMPT_TOO_LONG`, and `max_tokens` is capped by the room left.
+ */
+export async function generate(
+  loaded: LoadedModel,
+  task: GenerationTask,
+  hooks: GenerateHooks,
+): Promise<ThreadResult> {
+  if (hooks.signal.aborted) return cancelledBeforeStart;
+  const sequence = loaded.context.getSequence();
+  try {
+    return task.input.kind === "prompt"
+      ? await completePrompt(loaded, sequence, task.input.prompt, task, hooks)
+      : await completeChat(loaded, sequence, task.input.messages, task, hooks);
+  } catch (error) {
+    // node-llama-cpp throws (instead of stopping) when the signal fired just before it started.
+    if (hooks.signal.aborted && !(error instanceof PromptTooLongError)) return cancelledBeforeStart;
+    throw error;
+  } finally {
+    sequence.dispose();
+  }
+}
+
+const cancelledBeforeStart: ThreadResult = Object.freeze({
+  finishReason: "cancelled",
+  promptTokens: 0,
+  completionTokens: 0,
+});
+
+async function completePrompt(
+  loaded: LoadedModel,
+  sequence: LlamaContextSequence,
+  prompt: string,
+  task: GenerationTask,
+  hooks: GenerateHooks,
+): Promise<ThreadResult> {
+  const { model } = loaded;
+  const prependsBos = model.tokens.bos != null && model.tokens.shouldPrependBosToken;
+  const tokens: Token[] = model.tokenize(
+    prompt,
+    false,
+    prependsBos ? "trimLeadingSpace" : undefined,
+  );
+  const promptTokens = tokens.length + (prependsBos ? 1 : 0);
+  const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
+  let completionTokens = 0;
+  const completion = new LlamaCompletion({ contextSequence: sequence });
+  try {
+    const { metadata } = await completion.generateCompletionWithMeta(tokens, {
+      ...toLlamaSampling(task.sampling),
+      maxTokens,
+      signal: hooks.signal,
+      stopOnAbortSignal: true,
+      // The prompt was checked to fit: never let the library drop its beginning silently.
+      contextShiftSize: 1,
+      disableContextShift: true,
+      onToken: (generated) => {
+        completionTokens += generated.length;
+      },
+      onTextChunk: hooks.onText,
+    });
+    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, completionTokens };
+  } finally {
+    completion.dispose({ disposeSequence: false });
+  }
+}
+
+async function completeChat(
+  loaded: LoadedModel,
+  sequence: LlamaContextSequence,
+  messages: readonly ChatMessage[],
+  task: GenerationTask,
+  hooks: GenerateHooks,
+): Promise<ThreadResult> {
+  const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+  try {
+    const history = toChatHistory(messages);
+    const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
+    const promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
+    const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
+    let completionTokens = 0;
+    const { metadata } = await chat.generateResponse(history, {
+      ...toLlamaSampling(task.sampling),
+      maxTokens,
+      signal: hooks.signal,
+      stopOnAbortSignal: true,
+      onToken: (generated) => {
+        completionTokens += generated.length;
+      },
+      onTextChunk: hooks.onText,
+    });
+    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, completionTokens };
+  } finally {
+    chat.dispose({ disposeSequence: false });
+  }
+}
+
+/** Messages as node-llama-cpp's chat history, ending with the (possibly started) model response. */
+export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
+  const history: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
+    if (message.role === "system") return { type: "system", text: message.content };
+    if (message.role === "user") return { type: "user", text: message.content };
+    return { type: "model", response: [message.content] };
+  });
+  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+  return history;
+}
+
+function roomFor(promptTokens: number, contextSize: number, maxTokens: number): number {
+  const room = contextSize - promptTokens;
+  if (room < 1) {
+    throw new PromptTooLongError(
+      `the prompt is ${promptTokens} tokens; this model's context holds ${contextSize} per request, including the reply`,
+    );
+  }
+  return Math.min(maxTokens, room);
+}
+
+function toFinishReason(stopReason: string): FinishReason {
+  if (stopReason === "maxTokens") return "length";
+  if (stopReason === "abort") return "cancelled";
+  return "stop";
+}

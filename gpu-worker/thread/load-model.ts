@@ -1,0 +1,48 @@
+import {
+  getLlama,
+  type Llama,
+  type LlamaContext,
+  LlamaLogLevel,
+  type LlamaModel,
+} from "node-llama-cpp";
+import type { ModelThreadOptions } from "../../shared/protocol/index.js";
+
+/** The native resources one model thread holds for its whole life. */
+export interface LoadedModel {
+  readonly llama: Llama;
+  readonly model: LlamaModel;
+  readonly context: LlamaContext;
+}
+
+/** Without a configured size, a sequence gets the model's training context, capped here. */
+const defaultMaxContextSize = 4096;
+
+/**
+ * Loads the model and creates one context with `sequences` sequences, so the thread can run that
+ * many jobs at once (continuous batching). The llama.cpp thread count is always explicit: its
+ * default oversubscribes small machines (measured 2,000× slower on 2 cores).
+ */
+export async function loadModel(options: ModelThreadOptions): Promise<LoadedModel> {
+  const headroom = 1 - options.gpuMemoryUtilization;
+  const llama = await getLlama({
+    build: "never",
+    gpu: options.gpu,
+    logLevel: LlamaLogLevel.warn,
+    // llama.cpp's own messages describe the model and the hardware, not requests.
+    logger: (level, message) => {
+      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
+        process.stderr.write(`[llama.cpp ${options.modelName}] ${message.trimEnd()}\n`);
+      }
+    },
+    vramPadding: (totalVram) => Math.max(totalVram * headroom, 0),
+  });
+  const model = await llama.loadModel({ modelPath: options.modelPath });
+  const context = await model.createContext({
+    contextSize: options.contextSize ?? {
+      max: Math.min(model.trainContextSize, defaultMaxContextSize),
+    },
+    sequences: options.sequences,
+    threads: options.llamaThreads,
+  });
+  return { llama, model, context };
+}

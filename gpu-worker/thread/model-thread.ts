@@ -1,0 +1,70 @@
+/**
+ * The entry of a model thread (a piscina worker). Importing it loads the model, once; piscina
+ * waits for that before it hands the thread any job. Each job gets a MessagePort: text goes out on
+ * it as it is generated, an `abort` message comes in on it to cancel, and `end` (or `error`) is
+ * always the last message, since piscina may resolve the task before the port's last message
+ * arrives. The thread is never terminated to cancel a job: that aborts the whole process.
+ */
+import { parentPort, threadId, workerData } from "node:worker_threads";
+import { ModelLoadError, toErrorInfo } from "../../shared/errors/index.js";
+import type {
+  MainToThreadMessage,
+  ModelThreadOptions,
+  ThreadLoadReport,
+  ThreadResult,
+  ThreadTask,
+  ThreadToMainMessage,
+} from "../../shared/protocol/index.js";
+import { generate } from "./generate.js";
+import { type LoadedModel, loadModel } from "./load-model.js";
+
+const options = workerData as ModelThreadOptions;
+
+async function start(): Promise<LoadedModel | Error> {
+  try {
+    const loaded = await loadModel(options);
+    report({
+      type: "model-loaded",
+      modelName: options.modelName,
+      contextSize: loaded.context.contextSize,
+      threadId,
+    });
+    return loaded;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    report({ type: "model-load-failed", modelName: options.modelName, message, threadId });
+    return error instanceof Error ? error : new Error(message);
+  }
+}
+
+function report(message: ThreadLoadReport): void {
+  parentPort?.postMessage(message);
+}
+
+const loaded = await start();
+
+async function runJob({ task, port }: ThreadTask): Promise<ThreadResult | undefined> {
+  const send = (message: ThreadToMainMessage) => port.postMessage(message);
+  const controller = new AbortController();
+  port.on("message", (message: MainToThreadMessage) => {
+    if (message.type === "abort") controller.abort();
+  });
+  try {
+    if (loaded instanceof Error) {
+      throw new ModelLoadError(`model "${options.modelName}" failed to load`, { cause: loaded });
+    }
+    const result = await generate(loaded, task, {
+      signal: controller.signal,
+      onText: (text) => send({ type: "delta", text }),
+    });
+    send({ type: "end", result });
+    return result;
+  } catch (error) {
+    send({ type: "error", error: toErrorInfo(error) });
+    return undefined;
+  } finally {
+    port.close();
+  }
+}
+
+export default runJob;

@@ -1,0 +1,156 @@
+import type { ErrorInfo } from "../../shared/errors/index.js";
+import type { StreamChunk } from "../../shared/protocol/index.js";
+
+export type JobStatus =
+  | "IN_QUEUE"
+  | "IN_PROGRESS"
+  | "COMPLETED"
+  | "FAILED"
+  | "CANCELLED"
+  | "TIMED_OUT";
+
+const terminalStatuses: ReadonlySet<JobStatus> = new Set([
+  "COMPLETED",
+  "FAILED",
+  "CANCELLED",
+  "TIMED_OUT",
+]);
+
+export function isTerminalStatus(status: JobStatus): boolean {
+  return terminalStatuses.has(status);
+}
+
+/**
+ * What the orchestrator knows of one job: its status, the chunks produced so far (in order), and
+ * its error. It lives in the orchestrator's memory only, for the retention period.
+ */
+export class JobRecord {
+  readonly id: string;
+  /** `performance.now()` when the job was accepted: every timing is measured from here. */
+  readonly acceptedAt = performance.now();
+  readonly acceptedAtDate = Date.now();
+  model: string | undefined;
+  #status: JobStatus = "IN_QUEUE";
+  readonly #chunks: StreamChunk[] = [];
+  #error: ErrorInfo | undefined;
+  /** How many chunks `/stream` polls have taken. */
+  #streamed = 0;
+  startedAt: number | undefined;
+  firstChunkAt: number | undefined;
+  endedAt: number | undefined;
+  #waiters = new Set<() => void>();
+
+  constructor(id: string) {
+    this.id = id;
+  }
+
+  get status(): JobStatus {
+    return this.#status;
+  }
+
+  get terminal(): boolean {
+    return isTerminalStatus(this.#status);
+  }
+
+  get chunks(): readonly StreamChunk[] {
+    return this.#chunks;
+  }
+
+  get error(): ErrorInfo | undefined {
+    return this.#error;
+  }
+
+  /** Milliseconds from acceptance to the start of processing (RunPod's `delayTime`). */
+  get delayMs(): number {
+    const start = this.startedAt ?? this.endedAt ?? performance.now();
+    return Math.max(0, Math.round(start - this.acceptedAt));
+  }
+
+  /** Milliseconds of processing (RunPod's `executionTime`). */
+  get executionMs(): number {
+    if (this.startedAt === undefined) return 0;
+    return Math.max(0, Math.round((this.endedAt ?? performance.now()) - this.startedAt));
+  }
+
+  markStarted(at = performance.now()): void {
+    if (this.#status !== "IN_QUEUE") return;
+    this.startedAt = at;
+    this.#status = "IN_PROGRESS";
+    this.#notify();
+  }
+
+  /**
+   * Appends a chunk. A job cancelled or timed out by the caller still takes the chunks already on
+   * their way (its final `cancelled` chunk included); a finished job takes none.
+   */
+  addChunk(chunk: StreamChunk): void {
+    if (this.#status === "COMPLETED" || this.#status === "FAILED") return;
+    const now = performance.now();
+    this.markStarted(now);
+    this.firstChunkAt ??= now;
+    this.#chunks.push(chunk);
+    this.#notify();
+  }
+
+  complete(): void {
+    this.#end("COMPLETED");
+  }
+
+  fail(error: ErrorInfo): void {
+    if (this.terminal) return;
+    this.#error = error;
+    this.#end("FAILED");
+  }
+
+  /** Ends the job as `CANCELLED` or `TIMED_OUT`; later chunks are still recorded. */
+  stop(status: "CANCELLED" | "TIMED_OUT", error?: ErrorInfo): void {
+    if (this.terminal) return;
+    this.#error = error;
+    this.#end(status);
+  }
+
+  /** Chunks no earlier `/stream` poll has taken. */
+  takeStreamChunks(): StreamChunk[] {
+    const fresh = this.#chunks.slice(this.#streamed);
+    this.#streamed = this.#chunks.length;
+    return fresh;
+  }
+
+  get hasUnstreamedChunks(): boolean {
+    return this.#streamed < this.#chunks.length;
+  }
+
+  /** Resolves at the next change of status or chunks, or after `timeoutMs`. */
+  waitForChange(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#waiters.add(done);
+    });
+  }
+
+  /** Resolves when the job is terminal, or after `timeoutMs`. */
+  async waitForEnd(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.terminal) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      await this.waitForChange(left);
+    }
+  }
+
+  #end(status: JobStatus): void {
+    if (this.terminal) return;
+    this.#status = status;
+    this.endedAt = performance.now();
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}

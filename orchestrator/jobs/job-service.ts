@@ -1,0 +1,275 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { KeyRing } from "../../shared/crypto/index.js";
+import {
+  type ErrorInfo,
+  InternalError,
+  isErrorCode,
+  PoolError,
+  TimedOutError,
+  toErrorInfo,
+} from "../../shared/errors/index.js";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import {
+  type ControlMessage,
+  type FinalChunk,
+  type JobPayload,
+  type ReplyMessage,
+  sealJson,
+} from "../../shared/protocol/index.js";
+import type { ReplyRelay } from "../relay/reply-relay.js";
+import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
+import type { JobRecord } from "./job-record.js";
+import type { JobTable } from "./job-table.js";
+import type { ModelQueues } from "./model-queues.js";
+
+export interface JobServiceOptions {
+  redis: Redis;
+  names: RedisNames;
+  queues: ModelQueues;
+  relay: ReplyRelay;
+  table: JobTable;
+  admission: AdmissionPolicy;
+  keyRing: KeyRing;
+  /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
+  jobTimeoutMs: number;
+  log: Logger;
+}
+
+export interface SubmitOptions {
+  /** The job's id (RunPod's, in worker mode); a random UUID by default. */
+  id?: string;
+  /** Overrides the default job timeout, in milliseconds. */
+  timeoutMs?: number;
+}
+
+interface Active {
+  record: JobRecord;
+  model: string;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The path of a job through the orchestrator: admit (decrypt, validate), track its replies, queue
+ * it on its model's queue, turn replies into stream chunks, and end it: completed, failed,
+ * cancelled or timed out. When a job ends its reply stream is deleted at once.
+ */
+export class JobService {
+  readonly #options: JobServiceOptions;
+  readonly #active = new Map<string, Active>();
+  #closed = false;
+
+  constructor(options: JobServiceOptions) {
+    this.#options = options;
+  }
+
+  get table(): JobTable {
+    return this.#options.table;
+  }
+
+  /** Jobs accepted and not yet ended. */
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  /**
+   * Accepts a job. A request that fails admission ends `FAILED` at once, with nothing queued; an
+   * admitted one is on its model's queue when this resolves.
+   */
+  async submit(input: unknown, options: SubmitOptions = {}): Promise<JobRecord> {
+    const { table, log, admission, relay, queues, keyRing } = this.#options;
+    const record = table.create(options.id ?? randomUUID());
+    if (this.#closed) {
+      this.#endFailed(record, new InternalError("the orchestrator is shutting down").toInfo());
+      return record;
+    }
+    let task: ReturnType<typeof admitRequest>;
+    try {
+      task = admitRequest(input, admission);
+    } catch (error) {
+      const info = toErrorInfo(error);
+      log.info("request refused", { jobId: record.id, code: info.code });
+      this.#endFailed(record, info);
+      return record;
+    }
+    record.model = task.model;
+    const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
+    const timer = setTimeout(() => void this.#timeOut(record.id, timeoutMs), timeoutMs);
+    timer.unref();
+    this.#active.set(record.id, { record, model: task.model, timer });
+    relay.track(record.id, {
+      onStarted: () => record.markStarted(),
+      onReply: (message) => this.#onReply(record.id, message),
+    });
+    const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
+    try {
+      await queues.add(task.model, record.id, payload);
+    } catch (error) {
+      log.error("could not queue a job", {
+        jobId: record.id,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+      this.#finish(record.id, (r) =>
+        r.fail(new InternalError("the job could not be queued").toInfo()),
+      );
+      return record;
+    }
+    log.info("job queued", { jobId: record.id, model: task.model });
+    return record;
+  }
+
+  /**
+   * Cancels a job: it ends `CANCELLED` now; if it is still queued it is taken off the queue, if it
+   * runs its generation is aborted in the model thread (its final `cancelled` chunk, if it comes,
+   * is kept). Returns `undefined` for an unknown job, and a finished job unchanged.
+   */
+  async cancel(id: string): Promise<JobRecord | undefined> {
+    const record = this.#options.table.get(id);
+    if (record === undefined || record.terminal) return record;
+    record.stop("CANCELLED");
+    this.#options.table.recordEnd(record);
+    this.#options.log.info("job cancelled by the caller", { jobId: id });
+    await this.#stopJob(id);
+    return record;
+  }
+
+  /** Fails a job the queue reports failed, if its own error reply never reached us. */
+  async onQueueFailed(jobId: string, failedReason: string): Promise<void> {
+    if (!this.#active.has(jobId)) return;
+    await this.#options.relay.backfill(jobId);
+    if (!this.#active.has(jobId)) return;
+    this.#finish(jobId, (record) => record.fail(parseFailedReason(failedReason)));
+  }
+
+  #onReply(jobId: string, message: ReplyMessage): void {
+    const active = this.#active.get(jobId);
+    if (active === undefined) return;
+    const { record } = active;
+    if (message.kind === "delta") {
+      record.addChunk({ seq: message.seq, delta: message.text });
+      return;
+    }
+    if (message.kind === "error") {
+      this.#finish(jobId, (r) => r.fail({ code: message.code, message: message.message }));
+      return;
+    }
+    const now = performance.now();
+    const totalMs = Math.round(now - record.acceptedAt);
+    const final: FinalChunk = {
+      seq: message.seq,
+      done: true,
+      finish_reason: message.finishReason,
+      usage: { prompt_tokens: message.promptTokens, completion_tokens: message.completionTokens },
+      timings: {
+        queue_ms: Math.max(0, totalMs - Math.round(message.runMs)),
+        ttft_ms: Math.round((record.firstChunkAt ?? now) - record.acceptedAt),
+        total_ms: totalMs,
+      },
+    };
+    record.addChunk(final);
+    this.#finish(jobId, (r) => r.complete());
+  }
+
+  async #timeOut(jobId: string, timeoutMs: number): Promise<void> {
+    const active = this.#active.get(jobId);
+    if (active === undefined || active.record.terminal) return;
+    active.record.stop(
+      "TIMED_OUT",
+      new TimedOutError(`the job did not finish within ${timeoutMs} ms`).toInfo(),
+    );
+    this.#options.table.recordEnd(active.record);
+    this.#options.log.warn("job timed out", { jobId, timeoutMs });
+    await this.#stopJob(jobId);
+  }
+
+  /** Stops a job wherever it is: off the queue if waiting, else aborted by its gpu-worker. */
+  async #stopJob(jobId: string): Promise<void> {
+    const active = this.#active.get(jobId);
+    if (active === undefined) return;
+    const { redis, names, queues, log } = this.#options;
+    try {
+      const message: ControlMessage = { type: "cancel", jobId };
+      // The key first: a gpu-worker that takes the job after the message went by still sees it.
+      await redis
+        .multi()
+        .set(names.cancelKey(jobId), "1", "EX", 3600)
+        .publish(names.controlChannel, JSON.stringify(message))
+        .exec();
+      if (await queues.removeWaiting(active.model, jobId)) {
+        this.#finish(jobId, () => {});
+      }
+    } catch (error) {
+      log.warn("could not signal a cancellation", {
+        jobId,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+  }
+
+  /** Ends a job's tracking: applies the end, forgets the job, and deletes what Redis holds of it. */
+  #finish(jobId: string, end: (record: JobRecord) => void): void {
+    const active = this.#active.get(jobId);
+    if (active === undefined) return;
+    const wasTerminal = active.record.terminal;
+    end(active.record);
+    if (!wasTerminal && active.record.terminal) this.#options.table.recordEnd(active.record);
+    clearTimeout(active.timer);
+    this.#active.delete(jobId);
+    this.#options.relay.untrack(jobId);
+    const { redis, names, log } = this.#options;
+    redis
+      .del(names.deltaStream(jobId), names.cancelKey(jobId))
+      .catch((error: Error) =>
+        log.warn("could not delete a job's reply stream", { jobId, error: error.message }),
+      );
+    log.info("job ended", {
+      jobId,
+      status: active.record.status,
+      code: active.record.error?.code,
+      chunks: active.record.chunks.length,
+    });
+  }
+
+  #endFailed(record: JobRecord, error: ErrorInfo): void {
+    record.fail(error);
+    this.#options.table.recordEnd(record);
+  }
+
+  /**
+   * Stops accepting jobs and waits up to `timeoutMs` for the active ones to end; those still
+   * running then are cancelled.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const deadline = performance.now() + timeoutMs;
+    for (const { record } of [...this.#active.values()]) {
+      await record.waitForEnd(Math.max(0, deadline - performance.now()));
+    }
+    for (const jobId of [...this.#active.keys()]) await this.cancel(jobId);
+    for (const { timer } of this.#active.values()) clearTimeout(timer);
+  }
+}
+
+function parseFailedReason(reason: string): ErrorInfo {
+  try {
+    const parsed: unknown = JSON.parse(reason);
+    if (
+      typeof parsed === "object" &&
+      parsed !== null &&
+      "code" in parsed &&
+      "message" in parsed &&
+      isErrorCode(parsed.code) &&
+      typeof parsed.message === "string"
+    ) {
+      return { code: parsed.code, message: parsed.message };
+    }
+  } catch {
+    // Not ours: BullMQ's own reasons, such as a stalled job.
+  }
+  return new PoolError(
+    "INTERNAL",
+    "the gpu-worker running this job stopped before it finished",
+  ).toInfo();
+}

@@ -1,0 +1,83 @@
+import { JobRecord } from "./job-record.js";
+
+export interface JobTableOptions {
+  /** Finished jobs are forgotten this long after they end. */
+  retentionMs: number;
+  /** At most this many finished jobs are kept; the oldest go first. */
+  maxFinished?: number;
+}
+
+/**
+ * The jobs this orchestrator accepted, in its memory only: finished results are held for the
+ * retention period so `/status` can answer, and never written anywhere else.
+ */
+export class JobTable {
+  readonly #jobs = new Map<string, JobRecord>();
+  readonly #retentionMs: number;
+  readonly #maxFinished: number;
+  readonly #sweeper: NodeJS.Timeout;
+  readonly counts = { completed: 0, failed: 0, cancelled: 0, timedOut: 0 };
+
+  constructor(options: JobTableOptions) {
+    this.#retentionMs = options.retentionMs;
+    this.#maxFinished = options.maxFinished ?? 10_000;
+    this.#sweeper = setInterval(
+      () => this.sweep(),
+      Math.min(60_000, Math.max(1000, this.#retentionMs)),
+    );
+    this.#sweeper.unref();
+  }
+
+  create(id: string): JobRecord {
+    if (this.#jobs.has(id)) throw new Error(`job id ${id} is already in use`);
+    const record = new JobRecord(id);
+    this.#jobs.set(id, record);
+    return record;
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.#jobs.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.#jobs.has(id);
+  }
+
+  /** Counts a job that just ended, for `/health`. */
+  recordEnd(record: JobRecord): void {
+    if (record.status === "COMPLETED") this.counts.completed += 1;
+    else if (record.status === "FAILED") this.counts.failed += 1;
+    else if (record.status === "CANCELLED") this.counts.cancelled += 1;
+    else if (record.status === "TIMED_OUT") this.counts.timedOut += 1;
+  }
+
+  /** Jobs not yet finished, by status. */
+  unfinished(): { inQueue: number; inProgress: number } {
+    let inQueue = 0;
+    let inProgress = 0;
+    for (const record of this.#jobs.values()) {
+      if (record.status === "IN_QUEUE") inQueue += 1;
+      else if (record.status === "IN_PROGRESS") inProgress += 1;
+    }
+    return { inQueue, inProgress };
+  }
+
+  /** Forgets finished jobs past retention, and the oldest beyond the cap. */
+  sweep(now = performance.now()): void {
+    const finished: JobRecord[] = [];
+    for (const record of this.#jobs.values()) {
+      if (!record.terminal || record.endedAt === undefined) continue;
+      if (now - record.endedAt >= this.#retentionMs) this.#jobs.delete(record.id);
+      else finished.push(record);
+    }
+    const excess = finished.length - this.#maxFinished;
+    if (excess > 0) {
+      finished.sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0));
+      for (const record of finished.slice(0, excess)) this.#jobs.delete(record.id);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+}

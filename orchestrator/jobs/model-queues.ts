@@ -1,0 +1,122 @@
+import { Queue, QueueEvents } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import type { JobPayload } from "../../shared/protocol/index.js";
+import { closeRedis, createRedis } from "../../shared/redis/index.js";
+
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+  workers: number;
+}
+
+/**
+ * The orchestrator's side of the model queues: one BullMQ queue per served model, to add jobs,
+ * take back jobs still waiting, and read depths; plus the queue events of each, which tell of jobs
+ * that failed without a word to us (a gpu-worker that vanished mid-job).
+ */
+export class ModelQueues {
+  readonly #queues = new Map<string, Queue>();
+  readonly #events: QueueEvents[] = [];
+  readonly #eventConnections: Redis[] = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(options: {
+    models: readonly string[];
+    connection: Redis;
+    redisUrl: string;
+    names: RedisNames;
+    log: Logger;
+    onFailed: (jobId: string, failedReason: string) => void;
+  }) {
+    const { names, log } = options;
+    for (const model of options.models) {
+      const queueName = names.modelQueue(model);
+      const queue = new Queue(queueName, {
+        connection: options.connection,
+        prefix: names.bullPrefix,
+      });
+      queue.on("error", (error: Error) =>
+        log.error("queue error", { model, error: error.message }),
+      );
+      this.#queues.set(model, queue);
+      // Queue events block on XREAD: each listener gets a connection of its own.
+      const connection = createRedis(options.redisUrl, `orchestrator-events-${model}`, log);
+      this.#eventConnections.push(connection);
+      const events = new QueueEvents(queueName, { connection, prefix: names.bullPrefix });
+      events.on("error", (error: Error) =>
+        log.error("queue events error", { model, error: error.message }),
+      );
+      events.on("failed", ({ jobId, failedReason }) => options.onFailed(jobId, failedReason));
+      this.#events.push(events);
+    }
+  }
+
+  /** Waits until the event listeners are connected, so no failure event can be missed. */
+  async ready(): Promise<void> {
+    await Promise.all(this.#events.map((events) => events.waitUntilReady()));
+  }
+
+  /**
+   * Adds a job. Finished jobs are removed at once: the result went to the orchestrator already,
+   * and job data must not outlive the job.
+   */
+  async add(model: string, jobId: string, payload: JobPayload): Promise<void> {
+    await this.#queue(model).add("generate", payload, {
+      jobId,
+      attempts: 1,
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+  }
+
+  /** Removes a job that has not started; `false` if it is running (or gone). */
+  async removeWaiting(model: string, jobId: string): Promise<boolean> {
+    return (await this.#queue(model).remove(jobId)) === 1;
+  }
+
+  /** Ids of jobs still waiting, for every model. */
+  async waitingJobIds(): Promise<{ model: string; jobId: string }[]> {
+    const out: { model: string; jobId: string }[] = [];
+    for (const [model, queue] of this.#queues) {
+      for (const job of await queue.getJobs(["waiting", "prioritized", "delayed"])) {
+        if (job?.id !== undefined) out.push({ model, jobId: job.id });
+      }
+    }
+    return out;
+  }
+
+  async depths(): Promise<Map<string, QueueDepth>> {
+    const out = new Map<string, QueueDepth>();
+    for (const [model, queue] of this.#queues) {
+      const [counts, workers] = await Promise.all([
+        queue.getJobCounts("waiting", "prioritized", "active"),
+        queue.getWorkersCount(),
+      ]);
+      out.set(model, {
+        waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
+        active: counts.active ?? 0,
+        workers,
+      });
+    }
+    return out;
+  }
+
+  #queue(model: string): Queue {
+    const queue = this.#queues.get(model);
+    if (queue === undefined) throw new Error(`no queue for model ${model}`);
+    return queue;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled([
+        ...[...this.#queues.values()].map((queue) => queue.close()),
+        ...this.#events.map((events) => events.close()),
+      ]);
+      await Promise.all(this.#eventConnections.map(closeRedis));
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,146 @@
+import type { Redis } from "ioredis";
+import type { KeyRing } from "../../shared/crypto/index.js";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import {
+  decodeEnvelope,
+  openReply,
+  type ReplyEnvelope,
+  type ReplyMessage,
+} from "../../shared/protocol/index.js";
+import { ReplySequencer } from "./reply-sequencer.js";
+
+type Sequenced = Extract<ReplyEnvelope, { s: number }>;
+
+export interface ReplyHandlers {
+  /** Processing began (best effort: the first reply implies it too). */
+  onStarted(): void;
+  /** The next reply, in order, without gaps or repeats. */
+  onReply(message: ReplyMessage): void;
+}
+
+interface Tracked {
+  handlers: ReplyHandlers;
+  sequencer: ReplySequencer<Sequenced>;
+  backfilling: boolean;
+}
+
+/**
+ * Receives the replies of this orchestrator's jobs on its own channel, subscribed once at start
+ * (so no job can publish before anyone listens), and hands each job its replies in order. A gap
+ * in the numbering, or a reconnect of the subscriber, is repaired from the jobs' streams.
+ */
+export class ReplyRelay {
+  readonly channel: string;
+  readonly #subscriber: Redis;
+  readonly #redis: Redis;
+  readonly #names: RedisNames;
+  readonly #keyRing: KeyRing;
+  readonly #log: Logger;
+  readonly #jobs = new Map<string, Tracked>();
+  #connectedOnce = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: {
+    subscriber: Redis;
+    redis: Redis;
+    names: RedisNames;
+    orchestratorId: string;
+    keyRing: KeyRing;
+    log: Logger;
+  }) {
+    this.#subscriber = options.subscriber;
+    this.#redis = options.redis;
+    this.#names = options.names;
+    this.#keyRing = options.keyRing;
+    this.#log = options.log;
+    this.channel = options.names.replyChannel(options.orchestratorId);
+  }
+
+  async start(): Promise<void> {
+    this.#subscriber.on("message", (channel: string, text: string) => {
+      if (channel === this.channel) this.#receive(text);
+    });
+    this.#subscriber.on("ready", () => {
+      // ioredis resubscribes by itself; what was published while we were away is in the streams.
+      if (this.#connectedOnce) {
+        this.#log.info("reply subscriber reconnected: repairing from streams", {
+          jobs: this.#jobs.size,
+        });
+        for (const jobId of this.#jobs.keys()) void this.backfill(jobId);
+      }
+      this.#connectedOnce = true;
+    });
+    await this.#subscriber.subscribe(this.channel);
+    this.#connectedOnce = true;
+  }
+
+  /** Starts routing a job's replies; call before the job is queued. */
+  track(jobId: string, handlers: ReplyHandlers): void {
+    this.#jobs.set(jobId, { handlers, sequencer: new ReplySequencer(), backfilling: false });
+  }
+
+  untrack(jobId: string): void {
+    this.#jobs.delete(jobId);
+  }
+
+  /** Reads a job's stream and delivers whatever pub/sub has not. */
+  async backfill(jobId: string): Promise<void> {
+    const tracked = this.#jobs.get(jobId);
+    if (tracked === undefined || tracked.backfilling) return;
+    tracked.backfilling = true;
+    try {
+      const entries = await this.#redis.xrange(this.#names.deltaStream(jobId), "-", "+");
+      for (const [, fields] of entries) {
+        const text = fields[1];
+        if (text !== undefined) this.#receive(text);
+      }
+    } catch (error) {
+      this.#log.warn("could not read a job's reply stream", {
+        jobId,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    } finally {
+      tracked.backfilling = false;
+    }
+  }
+
+  #receive(text: string): void {
+    const envelope = decodeEnvelope(text);
+    if (envelope === undefined) return;
+    const tracked = this.#jobs.get(envelope.j);
+    if (tracked === undefined) return;
+    if (!("s" in envelope)) {
+      tracked.handlers.onStarted();
+      return;
+    }
+    const ready = tracked.sequencer.offer(envelope.s, envelope);
+    for (const item of ready) {
+      let message: ReplyMessage;
+      try {
+        message = openReply(this.#keyRing, item);
+      } catch {
+        this.#log.error(
+          "a reply could not be opened: is every process on the same ENCRYPTION_KEY?",
+          {
+            jobId: envelope.j,
+          },
+        );
+        return;
+      }
+      if (message.seq !== item.s) return;
+      tracked.handlers.onReply(message);
+      // The handler may have untracked the job (terminal reply).
+      if (!this.#jobs.has(envelope.j)) return;
+    }
+    if (tracked.sequencer.hasGap) void this.backfill(envelope.j);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#subscriber
+      .unsubscribe(this.channel)
+      .then(() => undefined)
+      .catch(() => undefined);
+    return this.#closing;
+  }
+}

@@ -1,0 +1,3 @@
+export type * from "./config.js";
+export { type ConfigHost, loadConfig } from "./load-config.js";
+export { localKeyFilePath, readKeyFile, resolveKeyRing } from "./local-key-file.js";

@@ -1,0 +1,43 @@
+/**
+ * Every Redis key, channel and queue name this project uses, in one place. All start with the
+ * deployment's prefix (`REDIS_PREFIX`) so that several deployments, or tests, share one Redis.
+ * Names carry model names and random ids only, never anything from a request's content.
+ */
+export class RedisNames {
+  constructor(readonly prefix: string) {}
+
+  /** BullMQ's `prefix` option: queue keys are `<prefix>:<queue>:...`. */
+  get bullPrefix(): string {
+    return this.prefix;
+  }
+
+  /** The BullMQ queue of one model. */
+  modelQueue(model: string): string {
+    return `model-${model}`;
+  }
+
+  /** The pub/sub channel an orchestrator receives its jobs' replies on. */
+  replyChannel(orchestratorId: string): string {
+    return `${this.prefix}:reply:${orchestratorId}`;
+  }
+
+  /** The stream holding one job's replies, to repair what pub/sub lost. */
+  deltaStream(jobId: string): string {
+    return `${this.prefix}:deltas:${jobId}`;
+  }
+
+  /** Orchestrator → gpu-worker control messages (cancellation). */
+  get controlChannel(): string {
+    return `${this.prefix}:control`;
+  }
+
+  /** Marks a job cancelled for a gpu-worker that picks it up after the control message passed. */
+  cancelKey(jobId: string): string {
+    return `${this.prefix}:cancel:${jobId}`;
+  }
+
+  /** Stream entry id of reply `seq` of a job's `attempt`: ids must grow and never be `0-0`. */
+  static streamEntryId(attempt: number, seq: number): string {
+    return `${attempt}-${seq + 1}`;
+  }
+}

@@ -1,0 +1,94 @@
+import { z } from "zod";
+
+/** Bounds that come from configuration rather than from the contract itself. */
+export interface RequestLimits {
+  /** Largest `max_tokens` accepted. */
+  maxTokensLimit: number;
+}
+
+const finite = (rule: string) => z.number({ error: `must be a number ${rule}` });
+
+const stopString = z
+  .string({ error: "must be a string" })
+  .min(1, { error: "must not be empty" })
+  .max(256, { error: "must be at most 256 characters" });
+
+/** Sampling parameters, with vLLM's names. `null` means "use the default", like an absent field. */
+function samplingParamsSchema(limits: RequestLimits) {
+  return z.strictObject({
+    max_tokens: z
+      .number({ error: `must be a whole number in [1, ${limits.maxTokensLimit}]` })
+      .int({ error: "must be a whole number" })
+      .min(1, { error: "must be at least 1" })
+      .max(limits.maxTokensLimit, { error: `must be at most ${limits.maxTokensLimit}` })
+      .nullish(),
+    temperature: finite("in [0, 2]").min(0).max(2).nullish(),
+    top_p: finite("in (0, 1]").gt(0).max(1).nullish(),
+    top_k: z
+      .number({ error: "must be a whole number >= -1 (-1 or 0 disable it)" })
+      .int({ error: "must be a whole number" })
+      .min(-1)
+      .max(100_000)
+      .nullish(),
+    min_p: finite("in [0, 1]").min(0).max(1).nullish(),
+    seed: z
+      .number({ error: "must be a whole number in [0, 4294967295]" })
+      .int({ error: "must be a whole number" })
+      .min(0)
+      .max(4_294_967_295)
+      .nullish(),
+    stop: z
+      .union([stopString, z.array(stopString).max(16, { error: "must hold at most 16 strings" })], {
+        error: "must be a string or an array of strings",
+      })
+      .nullish(),
+    repeat_penalty: finite("in (0, 10]").gt(0).max(10).nullish(),
+    presence_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
+    frequency_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
+  });
+}
+
+const chatMessageSchema = z.strictObject({
+  role: z.enum(["system", "user", "assistant"], {
+    error: 'must be "system", "user" or "assistant"',
+  }),
+  content: z.string({ error: "must be a string" }),
+});
+
+/** The decrypted request, exactly as the public contract defines it. */
+export function generationRequestSchema(limits: RequestLimits) {
+  return z
+    .strictObject({
+      model: z
+        .string({ error: "must be a string" })
+        .min(1, { error: "must not be empty" })
+        .max(128, { error: "must be at most 128 characters" })
+        .optional(),
+      prompt: z
+        .string({ error: "must be a string" })
+        .min(1, { error: "must not be empty" })
+        .optional(),
+      messages: z
+        .array(chatMessageSchema, { error: "must be an array of {role, content} objects" })
+        .min(1, { error: "must hold at least one message" })
+        .max(1024, { error: "must hold at most 1024 messages" })
+        .optional(),
+      sampling_params: samplingParamsSchema(limits).optional(),
+    })
+    .superRefine((request, context) => {
+      const given = Number(request.prompt !== undefined) + Number(request.messages !== undefined);
+      if (given !== 1) {
+        context.addIssue({
+          code: "custom",
+          path: [],
+          message:
+            given === 0
+              ? 'needs either "prompt" or "messages"'
+              : 'must have "prompt" or "messages", not both',
+        });
+      }
+    });
+}
+
+export type GenerationRequest = z.infer<ReturnType<typeof generationRequestSchema>>;
+export type ChatMessage = z.infer<typeof chatMessageSchema>;

@@ -1,0 +1,66 @@
+import { z } from "zod";
+import type { GenerationRequest } from "./generation-request.js";
+
+/**
+ * A validated request with every default filled in: what the orchestrator puts on a model's queue
+ * (sealed) and what a model thread runs. Field names are the library's, not the wire contract's.
+ */
+export const generationTaskSchema = z.strictObject({
+  model: z.string(),
+  input: z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("prompt"), prompt: z.string() }),
+    z.strictObject({
+      kind: z.literal("chat"),
+      messages: z.array(
+        z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: z.string() }),
+      ),
+    }),
+  ]),
+  sampling: z.strictObject({
+    maxTokens: z.number().int().min(1),
+    temperature: z.number().min(0),
+    topP: z.number(),
+    topK: z.number().int(),
+    minP: z.number(),
+    seed: z.number().int().optional(),
+    stop: z.array(z.string()),
+    repeatPenalty: z.number(),
+    presencePenalty: z.number(),
+    frequencyPenalty: z.number(),
+  }),
+});
+
+export type GenerationTask = z.infer<typeof generationTaskSchema>;
+export type SamplingSettings = GenerationTask["sampling"];
+
+/**
+ * Defaults follow vLLM's `SamplingParams` (temperature 1, top_p 1, top_k off, no penalties), so a
+ * request means the same here as on worker-vllm; `max_tokens` defaults to `MAX_TOKENS_DEFAULT`.
+ */
+export function toGenerationTask(
+  request: GenerationRequest,
+  model: string,
+  defaults: { maxTokens: number },
+): GenerationTask {
+  const params = request.sampling_params ?? {};
+  const stop = params.stop ?? [];
+  return {
+    model,
+    input:
+      request.messages !== undefined
+        ? { kind: "chat", messages: request.messages }
+        : { kind: "prompt", prompt: request.prompt ?? "" },
+    sampling: {
+      maxTokens: params.max_tokens ?? defaults.maxTokens,
+      temperature: params.temperature ?? 1,
+      topP: params.top_p ?? 1,
+      topK: params.top_k ?? 0,
+      minP: params.min_p ?? 0,
+      ...(params.seed != null ? { seed: params.seed } : {}),
+      stop: typeof stop === "string" ? [stop] : stop,
+      repeatPenalty: params.repeat_penalty ?? 1,
+      presencePenalty: params.presence_penalty ?? 0,
+      frequencyPenalty: params.frequency_penalty ?? 0,
+    },
+  };
+}

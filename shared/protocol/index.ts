@@ -1,0 +1,11 @@
+export * from "./control-message.js";
+export * from "./generation-request.js";
+export * from "./generation-task.js";
+export * from "./job-input.js";
+export * from "./job-payload.js";
+export * from "./reply-message.js";
+export * from "./reply-wire.js";
+export * from "./sealed.js";
+export * from "./stream-chunk.js";
+export type * from "./thread-messages.js";
+export * from "./validation-message.js";

@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { ErrorCode } from "../errors/index.js";
+
+/**
+ * What a gpu-worker sends back to the orchestrator that submitted a job, numbered from 0 by `seq`.
+ * A job's messages are some `delta`s followed by exactly one `done` or `error`.
+ */
+export const replyMessageSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("delta"), seq: z.number().int().min(0), text: z.string() }),
+  z.strictObject({
+    kind: z.literal("done"),
+    seq: z.number().int().min(0),
+    finishReason: z.enum(["stop", "length", "cancelled"]),
+    promptTokens: z.number().int().min(0),
+    completionTokens: z.number().int().min(0),
+    /** Milliseconds from the start of processing to the end, on the gpu-worker's clock. */
+    runMs: z.number().min(0),
+  }),
+  z.strictObject({
+    kind: z.literal("error"),
+    seq: z.number().int().min(0),
+    code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+    message: z.string(),
+  }),
+]);
+
+export type ReplyMessage = z.infer<typeof replyMessageSchema>;
+export type TerminalReplyMessage = Exclude<ReplyMessage, { kind: "delta" }>;
+
+export function isTerminalReply(message: ReplyMessage): message is TerminalReplyMessage {
+  return message.kind !== "delta";
+}

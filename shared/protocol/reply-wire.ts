@@ -1,0 +1,43 @@
+import { z } from "zod";
+import type { KeyRing } from "../crypto/index.js";
+import { type ReplyMessage, replyMessageSchema } from "./reply-message.js";
+import { openJson, sealJson } from "./sealed.js";
+
+/**
+ * The text of one reply on the wire (a pub/sub message and a delta-stream entry alike). The job id
+ * and sequence number travel in the clear so the orchestrator can route and order without
+ * decrypting; the message itself is sealed. `e: "started"` is an unsequenced, best-effort notice.
+ */
+const envelopeSchema = z.union([
+  z.object({ j: z.string(), s: z.number().int().min(0), t: z.string() }),
+  z.object({ j: z.string(), e: z.literal("started") }),
+]);
+
+export type ReplyEnvelope = z.infer<typeof envelopeSchema>;
+
+export function encodeReply(keyRing: KeyRing, jobId: string, message: ReplyMessage): string {
+  return JSON.stringify({ j: jobId, s: message.seq, t: sealJson(keyRing, message) });
+}
+
+export function encodeStarted(jobId: string): string {
+  return JSON.stringify({ j: jobId, e: "started" });
+}
+
+/** Parses an envelope; `undefined` for anything that is not one (it is then ignored). */
+export function decodeEnvelope(text: string): ReplyEnvelope | undefined {
+  try {
+    const result = envelopeSchema.safeParse(JSON.parse(text));
+    return result.success ? result.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Opens the sealed message of a sequenced envelope; throws an internal error if it is not ours. */
+export function openReply(
+  keyRing: KeyRing,
+  envelope: { j: string; s: number; t: string },
+): ReplyMessage {
+  const message = openJson(keyRing, envelope.t, replyMessageSchema, "a reply message");
+  return message;
+}

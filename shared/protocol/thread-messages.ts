@@ -1,0 +1,46 @@
+import type { MessagePort } from "node:worker_threads";
+import type { GpuChoice } from "../config/index.js";
+import type { ErrorInfo } from "../errors/index.js";
+import type { GenerationTask } from "./generation-task.js";
+
+/** `workerData` of a model thread: what it loads, once, when it starts. */
+export interface ModelThreadOptions {
+  modelName: string;
+  modelPath: string;
+  /** Tokens per sequence; `undefined` = the model's training size, at most 4096. */
+  contextSize: number | undefined;
+  /** Sequences of the thread's context = jobs the thread runs at once. */
+  sequences: number;
+  /** llama.cpp CPU threads. */
+  llamaThreads: number;
+  gpu: GpuChoice;
+  /** Share of GPU memory llama.cpp may use, in (0, 1]. */
+  gpuMemoryUtilization: number;
+}
+
+/** A job handed to a model thread. `port` carries the job's messages in both directions. */
+export interface ThreadTask {
+  jobId: string;
+  task: GenerationTask;
+  port: MessagePort;
+}
+
+export interface ThreadResult {
+  finishReason: "stop" | "length" | "cancelled";
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Thread → main, on the task's port. `end` or `error` is always the last message. */
+export type ThreadToMainMessage =
+  | { type: "delta"; text: string }
+  | { type: "end"; result: ThreadResult }
+  | { type: "error"; error: ErrorInfo };
+
+/** Main → thread, on the task's port. */
+export type MainToThreadMessage = { type: "abort" };
+
+/** Thread → main on the thread's parent port, once, after loading (piscina relays it). */
+export type ThreadLoadReport =
+  | { type: "model-loaded"; modelName: string; contextSize: number; threadId: number }
+  | { type: "model-load-failed"; modelName: string; message: string; threadId: number };

@@ -1,0 +1,91 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
+import { Redis } from "ioredis";
+import { RedisUnavailableError } from "../errors/index.js";
+
+export interface RedisServerProcess {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Asks the kernel for a free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a Redis server answers PING at `url` within `timeoutMs`. */
+export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return (await redis.ping()) === "PONG";
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Starts a private, memory-only `redis-server` from PATH on a free loopback port, and waits until
+ * it answers. Used when no Redis is configured or running. Throws a {@link RedisUnavailableError}
+ * saying how to install Redis when there is no `redis-server` to start.
+ */
+export async function startRedisServer(): Promise<RedisServerProcess> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const failed = await Promise.race([
+      spawnError,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50)),
+    ]);
+    if (failed !== undefined) {
+      throw new RedisUnavailableError(
+        "no Redis is reachable and redis-server could not be started: install Redis " +
+          "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL",
+        { cause: failed },
+      );
+    }
+    if (child.exitCode !== null) {
+      throw new RedisUnavailableError(`redis-server exited with code ${child.exitCode} at start`);
+    }
+    if (await redisAnswers(url, 500)) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new RedisUnavailableError("redis-server did not answer within 10 s of starting");
+    }
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      });
+      return closing;
+    },
+  };
+}
