@@ -1,6 +1,5 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import type { ModelPool } from "../pool/model-pool.js";
 import { createJobProcessor, type JobProcessorOptions } from "./job-processor.js";

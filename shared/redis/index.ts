@@ -1,2 +1,3 @@
 export * from "./create-redis.js";
+export * from "./find-redis.js";
 export * from "./redis-server-process.js";

@@ -1,0 +1,15 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+
+/**
+ * Checks an `Authorization` header against the configured API key in constant time (both sides
+ * hashed first, so lengths do not leak either). Accepts `Bearer <key>` and the bare key, as
+ * RunPod's API does.
+ */
+export function createApiKeyCheck(apiKey: string): (header: string | undefined) => boolean {
+  const expected = createHash("sha256").update(apiKey).digest();
+  return (header) => {
+    if (header === undefined) return false;
+    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : header.trim();
+    return timingSafeEqual(createHash("sha256").update(presented).digest(), expected);
+  };
+}

@@ -1,0 +1,39 @@
+import type { FastifyInstance } from "fastify";
+import type { Orchestrator } from "../../orchestrator.js";
+import { statusView, streamView } from "../job-views.js";
+import { parseWait } from "../query.js";
+
+const notFound = {
+  error: "no such job (unknown id, or finished longer ago than RESULT_RETENTION_MS)",
+};
+
+/** `/status/{id}`, `/stream/{id}` and `/cancel/{id}`. */
+export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
+  const table = orchestrator.jobs.table;
+
+  app.get<{ Params: { id: string } }>("/status/:id", async (request, reply) => {
+    const record = table.get(request.params.id);
+    if (record === undefined) return reply.code(404).send(notFound);
+    return statusView(record);
+  });
+
+  // Returns the chunks produced since the previous poll. When there are none yet it waits (up to
+  // `?wait=`, default 5 s) for the next chunk or the end, so polling loops do not spin.
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>(
+    "/stream/:id",
+    async (request, reply) => {
+      const waitMs = parseWait(request.query.wait, 5_000, 60_000);
+      if (typeof waitMs === "string") return reply.code(400).send({ error: waitMs });
+      const record = table.get(request.params.id);
+      if (record === undefined) return reply.code(404).send(notFound);
+      if (!record.hasUnstreamedChunks && !record.terminal) await record.waitForChange(waitMs);
+      return streamView(record);
+    },
+  );
+
+  app.post<{ Params: { id: string } }>("/cancel/:id", async (request, reply) => {
+    const record = await orchestrator.jobs.cancel(request.params.id);
+    if (record === undefined) return reply.code(404).send(notFound);
+    return { id: record.id, status: record.status };
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * The orchestrator process: decrypts and validates requests, queues them on their model's queue
+ * and relays the replies. Serves the local RunPod-compatible API on HOST:PORT.
+ */
+
+import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
+import { ConfigError } from "../shared/errors/index.js";
+import { createLogger } from "../shared/log.js";
+import { runEntryPoint } from "../shared/process/run-entry-point.js";
+import { findRedis } from "../shared/redis/index.js";
+import { createLocalApi } from "./local-api/local-api.js";
+import { Orchestrator } from "./orchestrator.js";
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  process.stderr.write(
+    `orchestrator: ${error instanceof ConfigError ? error.message : String(error)}\n`,
+  );
+  process.exit(2);
+}
+const log = createLogger("orchestrator", { level: config.logLevel, format: config.logFormat });
+
+await runEntryPoint(log, async (closables) => {
+  if (config.mode === "runpod") {
+    throw new ConfigError(
+      "RUNPOD_WEBHOOK_GET_JOB is set, but this version has no RunPod worker mode yet; unset it to serve the local API",
+    );
+  }
+  const keyRing = await resolveKeyRing(config, log);
+  const redis = await findRedis(config.redisUrl, log, { mayStart: false });
+  const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl: redis.url, log });
+  closables.push(orchestrator);
+  const api = createLocalApi({ orchestrator, apiKey: config.apiKey, log });
+  closables.push({ close: () => api.close() });
+  const address = await api.listen({ host: config.host, port: config.port });
+  log.info("local API listening", {
+    address,
+    auth: config.apiKey === undefined ? "none" : "api-key",
+  });
+});

@@ -1,0 +1,114 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Config } from "../shared/config/index.js";
+import type { KeyRing } from "../shared/crypto/index.js";
+import type { Logger } from "../shared/log.js";
+import { servedModels } from "../shared/models/served-models.js";
+import { RedisNames } from "../shared/naming.js";
+import { closeRedis, createRedis } from "../shared/redis/index.js";
+import { JobService } from "./jobs/job-service.js";
+import { JobTable } from "./jobs/job-table.js";
+import { ModelQueues } from "./jobs/model-queues.js";
+import { ReplyRelay } from "./relay/reply-relay.js";
+
+export interface OrchestratorOptions {
+  config: Config;
+  keyRing: KeyRing;
+  redisUrl: string;
+  log: Logger;
+}
+
+/**
+ * The orchestrator's core, shared by its front ends (the local API; the RunPod job loop): Redis
+ * connections, the model queues, the reply relay and the job service.
+ */
+export class Orchestrator {
+  readonly id = randomUUID();
+  readonly jobs: JobService;
+  readonly queues: ModelQueues;
+  readonly models: readonly string[];
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #relay: ReplyRelay;
+  readonly #table: JobTable;
+  readonly #config: Config;
+  readonly #log: Logger;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: OrchestratorOptions) {
+    const { config, keyRing, redisUrl, log } = options;
+    const names = new RedisNames(config.redisPrefix);
+    this.#config = config;
+    this.#log = log;
+    this.models = servedModels(config).map((model) => model.name);
+    this.#redis = createRedis(redisUrl, "orchestrator", log);
+    this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
+    this.#relay = new ReplyRelay({
+      subscriber: this.#subscriber,
+      redis: this.#redis,
+      names,
+      orchestratorId: this.id,
+      keyRing,
+      log,
+    });
+    this.#table = new JobTable({ retentionMs: config.resultRetentionMs });
+    this.queues = new ModelQueues({
+      models: this.models,
+      connection: this.#redis,
+      redisUrl,
+      names,
+      log,
+      onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
+    });
+    this.jobs = new JobService({
+      redis: this.#redis,
+      names,
+      queues: this.queues,
+      relay: this.#relay,
+      table: this.#table,
+      admission: {
+        keyRing,
+        models: this.models,
+        limits: { maxTokensLimit: config.maxTokensLimit },
+        defaultMaxTokens: config.defaultMaxTokens,
+      },
+      keyRing,
+      jobTimeoutMs: config.jobTimeoutMs,
+      log,
+    });
+  }
+
+  /** Connects and subscribes; resolves when jobs can be accepted. */
+  static async start(options: OrchestratorOptions): Promise<Orchestrator> {
+    const orchestrator = new Orchestrator(options);
+    try {
+      await orchestrator.#relay.start();
+      await orchestrator.queues.ready();
+    } catch (error) {
+      await orchestrator.close();
+      throw error;
+    }
+    options.log.info("orchestrator ready", {
+      models: orchestrator.models.join(","),
+      replyChannel: orchestrator.#relay.channel,
+    });
+    return orchestrator;
+  }
+
+  /** Stops accepting jobs, lets active ones end (up to the shutdown timeout), then disconnects. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.jobs.close(this.#config.shutdownTimeoutMs);
+      await this.#relay.close();
+      await this.queues.close();
+      this.#table.close();
+      await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
+      this.#log.info("orchestrator stopped");
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * `npm start`: the whole local stack in one command. Finds Redis (REDIS_URL, else 127.0.0.1:6379,
+ * else a private redis-server), makes sure the local key exists, then runs the gpu-worker and the
+ * orchestrator as two processes (a llama.cpp crash must not take the API down with it). Ctrl-C
+ * stops both. Each part can also run alone: `npm run start:gpu-worker`, `npm run start:orchestrator`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
+import { ConfigError, PoolError } from "../shared/errors/index.js";
+import { createLogger } from "../shared/log.js";
+import { findRedis } from "../shared/redis/index.js";
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  process.stderr.write(`start: ${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+const log = createLogger("start", { level: config.logLevel, format: config.logFormat });
+
+const entry = (part: string) => fileURLToPath(new URL(`../${part}/main.js`, import.meta.url));
+
+try {
+  await resolveKeyRing(config, log);
+  const redis = await findRedis(config.redisUrl, log, { mayStart: true });
+  const env = { ...process.env, REDIS_URL: redis.url };
+  const children = new Map<string, ChildProcess>();
+  let stopping = false;
+
+  const stopAll = async (exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    // The orchestrator first, so it stops accepting while the gpu-worker finishes running jobs.
+    for (const name of ["orchestrator", "gpu-worker"]) {
+      const child = children.get(name);
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await redis.server?.close();
+    process.exit(exitCode);
+  };
+
+  for (const name of ["gpu-worker", "orchestrator"]) {
+    const child = spawn(process.execPath, ["--enable-source-maps", entry(name)], {
+      env,
+      stdio: "inherit",
+      // Its own process group: a terminal's Ctrl-C reaches only this launcher, which then stops
+      // the parts in order (a second signal would make a part exit without draining).
+      detached: true,
+    });
+    children.set(name, child);
+    child.on("exit", (code, signal) => {
+      if (stopping) return;
+      log.error("a part of the stack stopped: stopping the rest", {
+        part: name,
+        code,
+        signal,
+      });
+      void stopAll(code === 0 ? 1 : (code ?? 1));
+    });
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (stopping) process.exit(130);
+      log.info("stopping the local stack", { signal });
+      void stopAll(0);
+    });
+  }
+} catch (error) {
+  log.error(error instanceof Error ? error.message : String(error), {
+    code: error instanceof PoolError ? error.code : undefined,
+  });
+  process.exit(1);
+}
