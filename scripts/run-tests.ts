@@ -1,0 +1,75 @@
+/**
+ * Runs the test tiers in order (unit, redis, model, http, e2e), each file in its own process
+ * (node:test). Starts a private, memory-only redis-server for the run unless REDIS_URL is set, so
+ * the suite never touches a Redis it does not own. `node dist/scripts/run-tests.js [tier ...]`.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { PoolError } from "../shared/errors/index.js";
+import { startRedisServer } from "../shared/redis/index.js";
+
+const tiers = ["unit", "redis", "model", "http", "e2e"] as const;
+/** Files run at once per tier: model-loading tiers one at a time on small machines. */
+const concurrency: Record<(typeof tiers)[number], number> = {
+  unit: 2,
+  redis: 2,
+  model: 1,
+  http: 1,
+  e2e: 1,
+};
+
+const testsDir = fileURLToPath(new URL("../tests/", import.meta.url));
+const asked = process.argv.slice(2);
+const unknown = asked.filter((tier) => !(tiers as readonly string[]).includes(tier));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown test tier(s): ${unknown.join(", ")}; tiers: ${tiers.join(", ")}\n`);
+  process.exit(2);
+}
+const selected = tiers.filter((tier) => asked.length === 0 || asked.includes(tier));
+
+let redisServer: Awaited<ReturnType<typeof startRedisServer>> | undefined;
+if (!process.env.REDIS_URL) {
+  try {
+    redisServer = await startRedisServer();
+  } catch (error) {
+    process.stderr.write(`${error instanceof PoolError ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`tests: private redis-server at ${redisServer.url}\n`);
+}
+const env = { ...process.env, REDIS_URL: redisServer?.url ?? process.env.REDIS_URL };
+
+let failed = false;
+for (const tier of selected) {
+  const dir = path.join(testsDir, tier);
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((name) => name.endsWith(".test.js"))
+        .sort()
+        .map((name) => path.join(dir, name))
+    : [];
+  if (files.length === 0) continue;
+  process.stdout.write(`\n=== ${tier} tests (${files.length} files) ===\n`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        "--enable-source-maps",
+        "--test",
+        `--test-concurrency=${concurrency[tier]}`,
+        "--test-timeout=180000",
+        ...files,
+      ],
+      { env, stdio: "inherit" },
+    );
+    child.on("exit", (exitCode) => resolve(exitCode ?? 1));
+  });
+  if (code !== 0) {
+    failed = true;
+    process.stdout.write(`=== ${tier} tests FAILED ===\n`);
+  }
+}
+await redisServer?.close();
+process.exit(failed ? 1 : 0);

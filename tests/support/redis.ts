@@ -1,0 +1,55 @@
+/**
+ * Real Redis for tests: `REDIS_URL` when set (the test runner sets it to its private server),
+ * else a private `redis-server` started for this process on a free port. Tests isolate
+ * themselves by key prefix and delete their keys afterwards; nothing ever flushes a database.
+ */
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
+
+let server: Promise<RedisServerProcess> | undefined;
+
+export async function testRedisUrl(): Promise<string> {
+  const configured = process.env.REDIS_URL;
+  if (configured !== undefined && configured !== "") return configured;
+  if (server === undefined) {
+    server = startRedisServer();
+    const started = await server;
+    process.once("exit", () => void started.close());
+  }
+  return (await server).url;
+}
+
+/** A prefix no other test uses (REDIS_PREFIX syntax). */
+export function uniquePrefix(label: string): string {
+  return `t-${label}-${randomBytes(4).toString("hex")}`;
+}
+
+/** Every key under a prefix. */
+export async function keysWithPrefix(url: string, prefix: string): Promise<string[]> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== "0");
+    return keys;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Deletes every key under a prefix. */
+export async function deleteKeysWithPrefix(url: string, prefix: string): Promise<void> {
+  const keys = await keysWithPrefix(url, prefix);
+  if (keys.length === 0) return;
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  } finally {
+    redis.disconnect();
+  }
+}
