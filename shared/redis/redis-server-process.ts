@@ -52,6 +52,8 @@ export async function startRedisServer(): Promise<RedisServerProcess> {
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     { stdio: "ignore" },
   );
+  // The server must not keep its starter alive; starters close it (or kill it on exit).
+  child.unref();
   const url = `redis://127.0.0.1:${port}`;
   const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
   const deadline = Date.now() + 10_000;

@@ -1,0 +1,140 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { UsageError } from "./client-errors.js";
+import { normalizeBaseUrl } from "./pool-client.js";
+import { numericSamplingFlags, type SamplingParams, samplingParams } from "./sampling-flags.js";
+
+/** Where the request's text comes from. */
+export type RequestInput =
+  | { kind: "prompt"; prompt: string }
+  | { kind: "chat"; system: string | undefined; user: string }
+  | { kind: "messages-file"; path: string };
+
+/** The request the command line describes, before it is built and encrypted. */
+export interface RequestArgs {
+  input: RequestInput;
+  model: string | undefined;
+  sampling: SamplingParams;
+}
+
+/** The command line, checked. Absent options are `undefined`: defaults come from the environment. */
+export interface ClientArgs {
+  request: RequestArgs;
+  /** Base URL, normalised (no trailing slash). */
+  url: string | undefined;
+  apiKey: string | undefined;
+  keyFile: string | undefined;
+  /** `false` for `--no-stream` (`/runsync`). */
+  stream: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
+export type ParsedArgs = { help: true } | { help: false; args: ClientArgs };
+
+const options = {
+  chat: { type: "string", short: "c" },
+  system: { type: "string", short: "s" },
+  "messages-file": { type: "string" },
+  model: { type: "string", short: "m" },
+  "max-tokens": { type: "string", short: "n" },
+  temperature: { type: "string", short: "t" },
+  "top-p": { type: "string" },
+  "top-k": { type: "string" },
+  "min-p": { type: "string" },
+  seed: { type: "string" },
+  stop: { type: "string", multiple: true },
+  "repeat-penalty": { type: "string" },
+  "presence-penalty": { type: "string" },
+  "frequency-penalty": { type: "string" },
+  url: { type: "string", short: "u" },
+  "api-key": { type: "string" },
+  "no-stream": { type: "boolean" },
+  "key-file": { type: "string", short: "k" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsConfig["options"];
+
+// Every sampling flag must be declared above, or it would be silently ignored.
+for (const { flag } of numericSamplingFlags) {
+  if (!(flag in options)) throw new Error(`sampling flag --${flag} is not declared`);
+}
+
+/**
+ * Parses the client's arguments (without `node` and the script). Throws a {@link UsageError}
+ * naming the flag and the rule; prompt text is never quoted back.
+ */
+export function parseClientArgs(argv: readonly string[]): ParsedArgs {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { help: true };
+
+  let url: string | undefined;
+  if (values.url !== undefined) {
+    try {
+      url = normalizeBaseUrl(values.url);
+    } catch (error) {
+      throw new UsageError(`--url: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (values["api-key"] !== undefined && values["api-key"].trim() === "") {
+    throw new UsageError("--api-key must not be empty");
+  }
+  if (values.model !== undefined && values.model.trim() === "") {
+    throw new UsageError("--model must not be empty");
+  }
+  return {
+    help: false,
+    args: {
+      request: {
+        input: requestInput(values, positionals),
+        model: values.model?.trim(),
+        sampling: samplingParams(values),
+      },
+      url,
+      apiKey: values["api-key"]?.trim(),
+      keyFile: values["key-file"],
+      stream: values["no-stream"] !== true,
+      json: values.json === true,
+      quiet: values.quiet === true,
+    },
+  };
+}
+
+function requestInput(
+  values: { chat?: string; system?: string; "messages-file"?: string },
+  positionals: readonly string[],
+): RequestInput {
+  const prompt = positionals.length > 0 ? positionals.join(" ") : undefined;
+  const { chat, system } = values;
+  const file = values["messages-file"];
+  if (file !== undefined) {
+    if (prompt !== undefined || chat !== undefined || system !== undefined) {
+      throw new UsageError(
+        "--messages-file holds the whole request: give no PROMPT, --chat or --system with it",
+      );
+    }
+    return { kind: "messages-file", path: file };
+  }
+  if (chat !== undefined || system !== undefined) {
+    if (chat !== undefined && prompt !== undefined) {
+      throw new UsageError("give the user message once: as --chat TEXT or as PROMPT, not both");
+    }
+    const user = chat ?? prompt;
+    if (user === undefined) {
+      throw new UsageError("--system needs a user message: add --chat TEXT or a PROMPT");
+    }
+    if (user === "") throw new UsageError("the user message must not be empty");
+    return { kind: "chat", system, user };
+  }
+  if (prompt === undefined) {
+    throw new UsageError("nothing to send: give a PROMPT, --chat TEXT or --messages-file FILE");
+  }
+  if (prompt === "") throw new UsageError("the PROMPT must not be empty");
+  return { kind: "prompt", prompt };
+}

@@ -1,0 +1,424 @@
+/**
+ * The reply path end to end on a real Redis: a gpu-worker's ReplyPublisher writes each job's
+ * numbered replies to the job's stream and the orchestrator's channel; the orchestrator's
+ * ReplyRelay hands them to the job in order, repairing gaps and reconnects from the stream.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import { ReplyPublisher } from "../../gpu-worker/publish/reply-publisher.js";
+import { ReplyRelay } from "../../orchestrator/relay/reply-relay.js";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import { encodeReply, type ReplyMessage } from "../../shared/protocol/index.js";
+import { closeRedis, createRedis } from "../../shared/redis/index.js";
+import {
+  deleteKeysWithPrefix,
+  keysWithPrefix,
+  testRedisUrl,
+  uniquePrefix,
+} from "../support/redis.js";
+
+const log = createLogger("test", { level: "error" });
+const keyRing = new KeyRing([FernetKey.generate()]);
+const streamTtlSeconds = 120;
+const doneFields = {
+  kind: "done",
+  finishReason: "stop",
+  promptTokens: 3,
+  completionTokens: 7,
+  runMs: 12,
+} as const;
+
+let url: string;
+let prefix: string;
+let names: RedisNames;
+/** Every connection opened here, closed in `after`. */
+const connections: Redis[] = [];
+const relays: ReplyRelay[] = [];
+
+function connect(label: string): Redis {
+  const redis = createRedis(url, `${prefix}-${label}`, log);
+  connections.push(redis);
+  return redis;
+}
+
+/** An orchestrator's side: a relay with its own subscriber and command connections. */
+async function startRelay(label: string) {
+  const subscriberName = `${prefix}-${label}-sub`;
+  const subscriber = connect(`${label}-sub`);
+  const relay = new ReplyRelay({
+    subscriber,
+    redis: connect(`${label}-cmd`),
+    names,
+    orchestratorId: `orch-${label}`,
+    keyRing,
+    log,
+  });
+  relays.push(relay);
+  await relay.start();
+  return { relay, subscriber, subscriberName };
+}
+
+/** A gpu-worker's side. */
+function publisher(windowMs: number, redis: Redis): ReplyPublisher {
+  return new ReplyPublisher({ redis, names, keyRing, windowMs, streamTtlSeconds, log });
+}
+
+/** Tracks a job on the relay and records what it hands over, and when. */
+function collect(relay: ReplyRelay, jobId: string) {
+  const messages: ReplyMessage[] = [];
+  const arrivals: number[] = [];
+  let started = 0;
+  let resolveEnd: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    resolveEnd = resolve;
+  });
+  relay.track(jobId, {
+    onStarted: () => {
+      started += 1;
+    },
+    onReply: (message) => {
+      messages.push(message);
+      arrivals.push(performance.now());
+      if (message.kind !== "delta") {
+        relay.untrack(jobId);
+        resolveEnd();
+      }
+    },
+  });
+  return {
+    messages,
+    arrivals,
+    get started() {
+      return started;
+    },
+    /** Resolves at the terminal reply; rejects after `timeoutMs`. */
+    async ended(timeoutMs = 5000): Promise<void> {
+      const timeout = sleep(timeoutMs, "timeout", { ref: false });
+      const winner = await Promise.race([ended.then(() => "ended"), timeout]);
+      assert.equal(
+        winner,
+        "ended",
+        `no terminal reply within ${timeoutMs} ms; got seqs ${messages.map((m) => m.seq).join(",")}`,
+      );
+    },
+  };
+}
+
+/** Waits until `condition` holds, failing after `timeoutMs`. */
+async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Asserts replies numbered 0..n-1 without gaps or repeats: deltas then one `done`. */
+function assertWholeReply(messages: readonly ReplyMessage[], expectedText: string): void {
+  assert.deepEqual(
+    messages.map((message) => message.seq),
+    messages.map((_, index) => index),
+    "sequence numbers must run from 0 without gaps or repeats",
+  );
+  const last = messages.at(-1);
+  assert.equal(last?.kind, "done", "the last reply must be the terminal one");
+  assert.deepEqual(last, { ...doneFields, seq: messages.length - 1 });
+  const deltas = messages.slice(0, -1);
+  assert.ok(deltas.every((message) => message.kind === "delta"));
+  assert.equal(
+    deltas.map((message) => (message.kind === "delta" ? message.text : "")).join(""),
+    expectedText,
+  );
+}
+
+/** Server-side kills the connection named `name`, as a network failure would. */
+async function killConnection(admin: Redis, name: string): Promise<void> {
+  const list = String(await admin.client("LIST"));
+  const line = list.split("\n").find((entry) => entry.includes(` name=${name} `));
+  const id = line === undefined ? undefined : /(?:^|\s)id=(\d+)/.exec(line)?.[1];
+  assert.ok(id !== undefined, `connection ${name} not found in CLIENT LIST`);
+  assert.equal(await admin.client("KILL", "ID", id), 1);
+}
+
+before(async () => {
+  url = await testRedisUrl();
+  prefix = uniquePrefix("reply");
+  names = new RedisNames(prefix);
+});
+
+after(async () => {
+  await Promise.all(relays.map((relay) => relay.close()));
+  await Promise.all(connections.map((redis) => closeRedis(redis)));
+  await deleteKeysWithPrefix(url, prefix);
+});
+
+describe("reply delivery", () => {
+  it("delivers 200 pieces sent without a window in order, then done", async () => {
+    const { relay } = await startRelay("order");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(0, connect("order-pub")).forJob(jobId, relay.channel, 1);
+    replies.started();
+    let sent = "";
+    for (let i = 0; i < 200; i += 1) {
+      const piece = `tok${i} `;
+      sent += piece;
+      replies.text(piece);
+    }
+    await replies.end(doneFields);
+    await received.ended();
+    assert.equal(received.messages.length, 201, "a window of 0 sends every piece on its own");
+    assertWholeReply(received.messages, sent);
+    assert.equal(received.started, 1);
+  });
+
+  it("coalesces pieces within the window, sending the first at once", async () => {
+    const { relay } = await startRelay("window");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const windowMs = 50;
+    const replies = publisher(windowMs, connect("window-pub")).forJob(jobId, relay.channel, 1);
+    const pieces = Array.from({ length: 100 }, (_, i) => `w${i};`);
+    const sentAt = performance.now();
+    for (const piece of pieces) replies.text(piece);
+    // The window's timer, not end(), must send the rest.
+    await waitFor(() => received.messages.length >= 2, 2000, "the coalesced delta");
+    const [first, second] = received.messages;
+    assert.deepEqual(first, { kind: "delta", seq: 0, text: pieces[0] });
+    const firstAfterMs = (received.arrivals[0] ?? Number.POSITIVE_INFINITY) - sentAt;
+    assert.ok(firstAfterMs < windowMs, `the first piece took ${firstAfterMs} ms`);
+    const secondAfterMs = (received.arrivals[1] ?? 0) - sentAt;
+    assert.ok(secondAfterMs >= windowMs - 10, `the window was not kept: ${secondAfterMs} ms`);
+    assert.deepEqual(second, { kind: "delta", seq: 1, text: pieces.slice(1).join("") });
+    await replies.end(doneFields);
+    await received.ended();
+    assert.ok(received.messages.length < 10, `${received.messages.length} messages for 100 pieces`);
+    assertWholeReply(received.messages, pieces.join(""));
+  });
+
+  it("sends pending text before the terminal reply when ended inside the window", async () => {
+    const { relay } = await startRelay("flush");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(10_000, connect("flush-pub")).forJob(jobId, relay.channel, 1);
+    replies.text("a");
+    replies.text("b");
+    replies.text("c");
+    const started = performance.now();
+    await replies.end(doneFields);
+    await received.ended();
+    assert.ok(performance.now() - started < 2000, "end() must not wait for the window");
+    assertWholeReply(received.messages, "abc");
+    assert.equal(received.messages.length, 3);
+  });
+
+  it("repairs replies the relay missed from the stream (job tracked late)", async () => {
+    const { relay } = await startRelay("late");
+    const jobId = randomUUID();
+    const replies = publisher(0, connect("late-pub")).forJob(jobId, relay.channel, 1);
+    const redis = connect("late-raw");
+    let sent = "";
+    for (let i = 0; i < 20; i += 1) {
+      sent += `early${i} `;
+      replies.text(`early${i} `);
+    }
+    // Their pub/sub copies went to nobody; the stream has them.
+    await waitFor(
+      async () => (await redis.xlen(names.deltaStream(jobId))) === 20,
+      2000,
+      "20 entries",
+    );
+    const received = collect(relay, jobId);
+    for (let i = 0; i < 5; i += 1) {
+      sent += `late${i} `;
+      replies.text(`late${i} `);
+    }
+    await replies.end(doneFields);
+    await received.ended();
+    assertWholeReply(received.messages, sent);
+    assert.equal(received.messages.length, 26);
+  });
+
+  it("backfills stream-only replies and drops duplicates", async () => {
+    const { relay } = await startRelay("gap");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const redis = connect("gap-raw");
+    const stream = names.deltaStream(jobId);
+    const delta = (seq: number) =>
+      encodeReply(keyRing, jobId, { kind: "delta", seq, text: `d${seq}|` });
+    const add = (seq: number, wire: string) =>
+      redis.xadd(stream, RedisNames.streamEntryId(1, seq), "m", wire);
+    // 0 normally; 1-4 reach the stream only (pub/sub lost them); 5 normally, published twice.
+    await redis.multi().xadd(stream, "1-1", "m", delta(0)).publish(relay.channel, delta(0)).exec();
+    await waitFor(() => received.messages.length === 1, 2000, "reply 0");
+    for (let seq = 1; seq <= 4; seq += 1) await add(seq, delta(seq));
+    await redis
+      .multi()
+      .xadd(stream, RedisNames.streamEntryId(1, 5), "m", delta(5))
+      .publish(relay.channel, delta(5))
+      .publish(relay.channel, delta(5))
+      .exec();
+    await waitFor(() => received.messages.length === 6, 2000, "the backfilled replies");
+    // A stale duplicate of 2 on pub/sub, then the end.
+    await redis.publish(relay.channel, delta(2));
+    const done = encodeReply(keyRing, jobId, { ...doneFields, seq: 6 });
+    await redis
+      .multi()
+      .xadd(stream, RedisNames.streamEntryId(1, 6), "m", done)
+      .publish(relay.channel, done)
+      .exec();
+    await received.ended();
+    assertWholeReply(received.messages, "d0|d1|d2|d3|d4|d5|");
+  });
+
+  it("ignores junk on the channel and replies of untracked jobs", async () => {
+    const { relay } = await startRelay("junk");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const redis = connect("junk-raw");
+    await redis.publish(relay.channel, "not json");
+    await redis.publish(relay.channel, JSON.stringify({ j: jobId, s: -1, t: "x" }));
+    await redis.publish(relay.channel, JSON.stringify([1, 2]));
+    const stranger = encodeReply(keyRing, randomUUID(), { kind: "delta", seq: 0, text: "no" });
+    await redis.publish(relay.channel, stranger);
+    const replies = publisher(0, connect("junk-pub")).forJob(jobId, relay.channel, 1);
+    replies.text("fine");
+    await replies.end(doneFields);
+    await received.ended();
+    assertWholeReply(received.messages, "fine");
+  });
+
+  it("repairs what pub/sub lost while the subscriber was disconnected", async () => {
+    const { relay, subscriber, subscriberName } = await startRelay("reconnect");
+    const admin = connect("reconnect-admin");
+    let viaPubSub = 0;
+    subscriber.on("message", (channel: string) => {
+      if (channel === relay.channel) viaPubSub += 1;
+    });
+    let readyEvents = 0;
+    subscriber.on("ready", () => {
+      readyEvents += 1;
+    });
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(0, connect("reconnect-pub")).forJob(jobId, relay.channel, 1);
+    let sent = "";
+    let killedAt = -1;
+    for (let i = 0; i < 150; i += 1) {
+      const piece = `r${i} `;
+      sent += piece;
+      replies.text(piece);
+      if (i === 40) {
+        await killConnection(admin, subscriberName);
+        killedAt = i;
+      }
+      await sleep(3);
+    }
+    await waitFor(() => readyEvents > 0, 3000, "the subscriber to reconnect");
+    // Keep publishing after the reconnect too.
+    for (let i = 150; i < 160; i += 1) {
+      sent += `r${i} `;
+      replies.text(`r${i} `);
+      await sleep(2);
+    }
+    await replies.end(doneFields);
+    await received.ended();
+    assert.equal(killedAt, 40);
+    assertWholeReply(received.messages, sent);
+    assert.ok(
+      viaPubSub < received.messages.length,
+      `the test lost nothing on pub/sub (${viaPubSub} of ${received.messages.length}), so repaired nothing`,
+    );
+  });
+
+  it("delivers the terminal reply published just as the subscriber comes back", async () => {
+    // ioredis emits "ready" before it re-sends SUBSCRIBE; the relay backfills on "ready". A reply
+    // published between that backfill and the resubscription is on neither path, and if it is
+    // the last one, nothing later reveals the gap: the job would wait for its timeout.
+    const { relay, subscriber, subscriberName } = await startRelay("race");
+    const admin = connect("race-admin");
+    const pub = connect("race-pub");
+    await pub.ping();
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(0, pub).forJob(jobId, relay.channel, 1);
+    replies.text("before ");
+    await waitFor(() => received.messages.length === 1, 2000, "the first reply");
+    let endCalled = false;
+    subscriber.once("ready", () => {
+      // Listeners run in order: the relay's backfill is already sent, SUBSCRIBE not yet.
+      endCalled = true;
+      void replies.end(doneFields);
+    });
+    await killConnection(admin, subscriberName);
+    await waitFor(() => endCalled, 3000, "the reconnect");
+    await received.ended(1500);
+    assertWholeReply(received.messages, "before ");
+  });
+});
+
+describe("what Redis holds", () => {
+  it("stores and publishes only ciphertext", async () => {
+    const { relay } = await startRelay("secret");
+    const spy = connect("secret-spy");
+    const wires: string[] = [];
+    spy.on("message", (channel: string, text: string) => {
+      if (channel === relay.channel) wires.push(text);
+    });
+    await spy.subscribe(relay.channel);
+    const marker = "PLAINTEXT-MARKER-3e8b41";
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(0, connect("secret-pub")).forJob(jobId, relay.channel, 1);
+    replies.text(`The answer is ${marker}.`);
+    replies.text(` Again: ${marker}`);
+    await replies.end(doneFields);
+    await received.ended();
+    assertWholeReply(received.messages, `The answer is ${marker}. Again: ${marker}`);
+    await waitFor(() => wires.length === 3, 2000, "the spy's copies");
+
+    const redis = connect("secret-raw");
+    const entries = await redis.xrange(names.deltaStream(jobId), "-", "+");
+    assert.equal(entries.length, 3);
+    const stored: string[] = [];
+    for (const key of await keysWithPrefix(url, prefix)) {
+      const type = await redis.type(key);
+      if (type === "stream") {
+        for (const [id, fields] of await redis.xrange(key, "-", "+")) stored.push(id, ...fields);
+      } else if (type === "string") {
+        stored.push(String(await redis.get(key)));
+      } else {
+        stored.push(`${key}:${type}`);
+      }
+    }
+    assert.ok(stored.length >= 6);
+    for (const text of [...stored, ...wires]) {
+      assert.ok(!text.includes(marker), "plaintext reached Redis");
+      assert.ok(!text.includes("The answer"), "plaintext reached Redis");
+    }
+  });
+
+  it("sets an expiry on the delta stream with the first reply", async () => {
+    const redis = connect("ttl-raw");
+    const jobId = randomUUID();
+    const stream = names.deltaStream(jobId);
+    const replies = publisher(0, connect("ttl-pub")).forJob(jobId, "unused-channel", 1);
+    assert.equal(await redis.ttl(stream), -2, "no stream before the first reply");
+    replies.text("x");
+    await waitFor(async () => (await redis.ttl(stream)) !== -2, 2000, "the first reply");
+    const ttl = await redis.ttl(stream);
+    assert.ok(ttl > 0 && ttl <= streamTtlSeconds, `ttl ${ttl} after the first reply`);
+    assert.ok((await redis.ttl(stream)) > 0, "the expiry stays after the end");
+    assert.equal(await redis.xlen(stream), 2);
+  });
+});

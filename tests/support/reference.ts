@@ -1,0 +1,62 @@
+/**
+ * What node-llama-cpp itself generates for a prompt, with nothing of ours in between: the yardstick
+ * for end-to-end tests. Greedy sampling, no repeat penalty (the product's defaults), one request at
+ * a time (batched greedy output is not bit-identical to single-stream output).
+ */
+import {
+  type ChatHistoryItem,
+  getLlama,
+  LlamaChat,
+  LlamaCompletion,
+  LlamaLogLevel,
+} from "node-llama-cpp";
+
+export interface ReferenceCase {
+  prompt?: string;
+  messages?: { role: "system" | "user" | "assistant"; content: string }[];
+  maxTokens: number;
+}
+
+/** Generates each case in turn on one loaded model; returns the texts in order. */
+export async function referenceTexts(modelPath: string, cases: ReferenceCase[]): Promise<string[]> {
+  const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
+  try {
+    const model = await llama.loadModel({ modelPath });
+    const context = await model.createContext({ contextSize: 2048, sequences: 1, threads: 1 });
+    const texts: string[] = [];
+    for (const item of cases) {
+      const sequence = context.getSequence();
+      if (item.prompt !== undefined) {
+        const completion = new LlamaCompletion({ contextSequence: sequence });
+        texts.push(
+          await completion.generateCompletion(item.prompt, {
+            maxTokens: item.maxTokens,
+            temperature: 0,
+            repeatPenalty: false,
+          }),
+        );
+        completion.dispose({ disposeSequence: false });
+      } else {
+        const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+        const history: ChatHistoryItem[] = (item.messages ?? []).map((message) =>
+          message.role === "user"
+            ? { type: "user", text: message.content }
+            : message.role === "system"
+              ? { type: "system", text: message.content }
+              : { type: "model", response: [message.content] },
+        );
+        const { response } = await chat.generateResponse(history, {
+          maxTokens: item.maxTokens,
+          temperature: 0,
+          repeatPenalty: false,
+        });
+        texts.push(response);
+        chat.dispose({ disposeSequence: false });
+      }
+      sequence.dispose();
+    }
+    return texts;
+  } finally {
+    await llama.dispose();
+  }
+}

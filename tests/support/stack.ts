@@ -1,0 +1,197 @@
+/**
+ * The real product, started the way users start it: the orchestrator and the gpu-worker as child
+ * processes of their compiled entry points, on real Redis (a unique prefix) and a generated model.
+ * Tests talk to it over HTTP like any client. Every log line both processes write is captured.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import type { StreamChunk } from "../../shared/protocol/index.js";
+import { freePort } from "../../shared/redis/index.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
+
+const distRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface StackOptions {
+  /** The `MODELS` value. */
+  models: string;
+  /** More environment for both processes (e.g. CONTEXT_SIZE, MODEL_SEQUENCES). */
+  env?: Record<string, string>;
+  label?: string;
+}
+
+export interface JobView {
+  id: string;
+  status: string;
+  output?: StreamChunk[];
+  error?: string;
+  delayTime?: number;
+  executionTime?: number;
+}
+
+export class TestStack {
+  readonly logs: string[] = [];
+  readonly #children: ChildProcess[] = [];
+
+  private constructor(
+    readonly url: string,
+    readonly redisUrl: string,
+    readonly prefix: string,
+    readonly keyRing: KeyRing,
+    readonly dataDir: string,
+  ) {}
+
+  static async start(options: StackOptions): Promise<TestStack> {
+    const entry = (part: string) => path.join(distRoot, part, "main.js");
+    if (!existsSync(entry("orchestrator"))) {
+      throw new Error("compiled entry points are missing: run `npm run build` first");
+    }
+    const redisUrl = await testRedisUrl();
+    const prefix = uniquePrefix(options.label ?? "stack");
+    const key = FernetKey.generate();
+    const port = await freePort();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-stack-"));
+    const stack = new TestStack(
+      `http://127.0.0.1:${port}`,
+      redisUrl,
+      prefix,
+      new KeyRing([key]),
+      dataDir,
+    );
+    const env = {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? os.homedir(),
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      MODELS: options.models,
+      ENCRYPTION_KEY: key.toString(),
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      LLAMA_THREADS: "1",
+      LLAMA_GPU: "off",
+      ...options.env,
+    };
+    for (const part of ["gpu-worker", "orchestrator"]) {
+      const child = spawn(process.execPath, ["--enable-source-maps", entry(part)], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      for (const stream of [child.stdout, child.stderr]) {
+        stream?.setEncoding("utf8");
+        stream?.on("data", (text: string) => stack.logs.push(...text.split("\n").filter(Boolean)));
+      }
+      stack.#children.push(child);
+    }
+    await stack.#waitUntilServing(options.models.split(",").length);
+    return stack;
+  }
+
+  async #waitUntilServing(modelCount: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      for (const child of this.#children) {
+        if (child.exitCode !== null) {
+          throw new Error(
+            `a stack process exited with ${child.exitCode}:\n${this.logs.join("\n")}`,
+          );
+        }
+      }
+      try {
+        const health = (await this.get("/health")) as { models: { workers: number }[] };
+        const ready = health.models.filter((model) => model.workers > 0).length;
+        if (ready >= modelCount) return;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline)
+        throw new Error(`the stack did not start:\n${this.logs.join("\n")}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Encrypts a request the way a caller does. */
+  encrypt(request: unknown): string {
+    return this.keyRing.encrypt(JSON.stringify(request));
+  }
+
+  async post(route: string, body: unknown): Promise<unknown> {
+    const response = await fetch(`${this.url}${route}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return response.json();
+  }
+
+  async get(route: string): Promise<unknown> {
+    return (await fetch(`${this.url}${route}`)).json();
+  }
+
+  /** `/run` with an encrypted request. */
+  async run(request: unknown): Promise<JobView> {
+    return (await this.post("/run", {
+      input: { encrypted_input: this.encrypt(request) },
+    })) as JobView;
+  }
+
+  /** `/runsync` with an encrypted request. */
+  async runsync(request: unknown): Promise<JobView> {
+    return (await this.post("/runsync", {
+      input: { encrypted_input: this.encrypt(request) },
+    })) as JobView;
+  }
+
+  /** Polls `/stream` until the job is terminal and drained; returns every chunk and the status. */
+  async streamAll(
+    id: string,
+    onChunk?: (chunk: StreamChunk) => void,
+  ): Promise<{ status: string; chunks: StreamChunk[]; error?: string }> {
+    const chunks: StreamChunk[] = [];
+    for (;;) {
+      const page = (await this.get(`/stream/${id}?wait=10000`)) as {
+        status: string;
+        stream: { output: StreamChunk }[];
+        error?: string;
+      };
+      for (const { output } of page.stream) {
+        chunks.push(output);
+        onChunk?.(output);
+      }
+      const terminal = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status);
+      if (terminal && page.stream.length === 0) {
+        return { status: page.status, chunks, ...(page.error ? { error: page.error } : {}) };
+      }
+    }
+  }
+
+  /** SIGTERM to both processes, wait for them, delete the prefix's keys and the data folder. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGTERM");
+          }),
+      ),
+    );
+    await deleteKeysWithPrefix(this.redisUrl, this.prefix);
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Exit codes of the processes (null while running). */
+  get exitCodes(): (number | null)[] {
+    return this.#children.map((child) => child.exitCode);
+  }
+}
+
+/** The text of a job's chunks. */
+export function textOf(chunks: readonly StreamChunk[]): string {
+  return chunks.map((chunk) => ("delta" in chunk ? chunk.delta : "")).join("");
+}

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type AdmissionPolicy, admitRequest } from "../../orchestrator/jobs/admit-request.js";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { PoolError } from "../../shared/errors/index.js";
+
+const MARKER = "PROMPT-MARKER-a91f3c";
+
+const keyRing = new KeyRing([FernetKey.generate()]);
+const otherRing = new KeyRing([FernetKey.generate()]);
+
+function policy(models: readonly string[] = ["demo"]): AdmissionPolicy {
+  return { keyRing, models, limits: { maxTokensLimit: 512 }, defaultMaxTokens: 64 };
+}
+
+function sealed(request: unknown, ring: KeyRing = keyRing): { encrypted_input: string } {
+  return { encrypted_input: ring.encrypt(JSON.stringify(request)) };
+}
+
+/** Asserts admitting `input` throws a coded error, returns its message; no marker may show. */
+function assertRefused(input: unknown, code: string, admission = policy()): string {
+  let caught: unknown;
+  try {
+    admitRequest(input, admission);
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof PoolError, `expected a PoolError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.retryable, false);
+  assert.ok(!caught.message.includes(MARKER), `request data leaked: ${caught.message}`);
+  assert.ok(!String(caught.stack).includes(MARKER), "request data leaked into the stack");
+  return caught.message;
+}
+
+describe("admitRequest: the job input", () => {
+  it("refuses input that is not an object", () => {
+    for (const input of [undefined, null, MARKER, 42, [sealed({ prompt: MARKER })]]) {
+      assertRefused(input, "INVALID_INPUT");
+    }
+  });
+
+  it("refuses a plaintext request", () => {
+    const message = assertRefused({ prompt: MARKER }, "INVALID_INPUT");
+    assert.match(message, /encrypted_input/);
+    assert.match(message, /plaintext requests are refused/);
+  });
+
+  it("refuses a field next to encrypted_input", () => {
+    const input = { ...sealed({ prompt: "hi" }), prompt: MARKER };
+    const message = assertRefused(input, "INVALID_INPUT");
+    assert.match(message, /unknown field "prompt"/);
+  });
+
+  it("refuses an empty or non-string token", () => {
+    assertRefused({ encrypted_input: "" }, "INVALID_INPUT");
+    assertRefused({ encrypted_input: 12 }, "INVALID_INPUT");
+    assertRefused({ encrypted_input: { prompt: MARKER } }, "INVALID_INPUT");
+  });
+});
+
+describe("admitRequest: decryption", () => {
+  it("refuses a garbage token", () => {
+    assertRefused({ encrypted_input: `gAAAAA${MARKER}` }, "DECRYPT_FAILED");
+    assertRefused({ encrypted_input: "not base64 at all!" }, "DECRYPT_FAILED");
+  });
+
+  it("refuses a token from another key", () => {
+    assertRefused(sealed({ prompt: MARKER }, otherRing), "DECRYPT_FAILED");
+  });
+
+  it("refuses a tampered token", () => {
+    const token = sealed({ prompt: MARKER }).encrypted_input;
+    const middle = Math.floor(token.length / 2);
+    const flipped = token[middle] === "A" ? "B" : "A";
+    const tampered = token.slice(0, middle) + flipped + token.slice(middle + 1);
+    assertRefused({ encrypted_input: tampered }, "DECRYPT_FAILED");
+  });
+
+  it("accepts a token from any key of the ring", () => {
+    const rotated = new KeyRing([FernetKey.generate(), otherRing.primary]);
+    const task = admitRequest(sealed({ prompt: "hi" }, otherRing), {
+      ...policy(),
+      keyRing: rotated,
+    });
+    assert.equal(task.model, "demo");
+  });
+});
+
+describe("admitRequest: the decrypted request", () => {
+  it("refuses bytes that are not UTF-8", () => {
+    const token = keyRing.encrypt(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+    const message = assertRefused({ encrypted_input: token }, "INVALID_REQUEST");
+    assert.match(message, /UTF-8 JSON/);
+  });
+
+  it("refuses text that is not JSON", () => {
+    const token = keyRing.encrypt(`prompt: ${MARKER}`);
+    assertRefused({ encrypted_input: token }, "INVALID_REQUEST");
+  });
+
+  it("refuses JSON that is not a request object", () => {
+    assertRefused(sealed([MARKER]), "INVALID_REQUEST");
+    assertRefused(sealed(MARKER), "INVALID_REQUEST");
+    assertRefused(sealed(null), "INVALID_REQUEST");
+  });
+
+  it("refuses a request breaking the schema, naming the field but not the value", () => {
+    const message = assertRefused(
+      sealed({ prompt: MARKER, sampling_params: { temperature: MARKER } }),
+      "INVALID_REQUEST",
+    );
+    assert.match(message, /request\.sampling_params\.temperature/);
+  });
+
+  it("refuses a request with both prompt and messages", () => {
+    assertRefused(
+      sealed({ prompt: MARKER, messages: [{ role: "user", content: MARKER }] }),
+      "INVALID_REQUEST",
+    );
+  });
+
+  it("refuses max_tokens above the configured limit", () => {
+    const message = assertRefused(
+      sealed({ prompt: MARKER, sampling_params: { max_tokens: 513 } }),
+      "INVALID_REQUEST",
+    );
+    assert.match(message, /max_tokens/);
+  });
+});
+
+describe("admitRequest: the model", () => {
+  it("refuses an unknown model without repeating its name", () => {
+    const message = assertRefused(sealed({ model: MARKER, prompt: "hi" }), "UNKNOWN_MODEL", {
+      ...policy(["alpha", "beta"]),
+    });
+    assert.match(message, /alpha, beta/);
+  });
+
+  it("refuses a model name differing only in case", () => {
+    assertRefused(sealed({ model: "Demo", prompt: MARKER }), "UNKNOWN_MODEL");
+  });
+
+  it("uses the only served model when none is named", () => {
+    const task = admitRequest(sealed({ prompt: "hi" }), policy(["solo"]));
+    assert.equal(task.model, "solo");
+  });
+
+  it("requires a model when several are served", () => {
+    const message = assertRefused(
+      sealed({ prompt: MARKER }),
+      "INVALID_REQUEST",
+      policy(["a", "b"]),
+    );
+    assert.match(message, /request\.model: required/);
+  });
+
+  it("picks the named model among several", () => {
+    const task = admitRequest(sealed({ model: "b", prompt: "hi" }), policy(["a", "b"]));
+    assert.equal(task.model, "b");
+  });
+});
+
+describe("admitRequest: an admitted request", () => {
+  it("becomes a task with every default filled", () => {
+    const task = admitRequest(sealed({ prompt: `Tell me ${MARKER}` }), policy());
+    assert.deepEqual(task, {
+      model: "demo",
+      input: { kind: "prompt", prompt: `Tell me ${MARKER}` },
+      sampling: {
+        maxTokens: 64,
+        temperature: 1,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        stop: [],
+        repeatPenalty: 1,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+      },
+    });
+  });
+
+  it("keeps the caller's messages and sampling", () => {
+    const messages = [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "Hel" },
+    ];
+    const task = admitRequest(
+      sealed({ model: "demo", messages, sampling_params: { max_tokens: 5, stop: "\n", seed: 3 } }),
+      policy(),
+    );
+    assert.deepEqual(task.input, { kind: "chat", messages });
+    assert.equal(task.sampling.maxTokens, 5);
+    assert.deepEqual(task.sampling.stop, ["\n"]);
+    assert.equal(task.sampling.seed, 3);
+  });
+});

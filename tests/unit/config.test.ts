@@ -1,0 +1,300 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { inspect } from "node:util";
+import { type ConfigHost, loadConfig } from "../../shared/config/index.js";
+import { FernetKey } from "../../shared/crypto/index.js";
+import { ConfigError, ErrorCode } from "../../shared/errors/index.js";
+
+const host: ConfigHost = {
+  cwd: "/srv/app",
+  homeDir: "/home/tester",
+  cpuCount: 9,
+  runpodVolumeExists: false,
+  packageRoot: "/opt/pool",
+};
+
+/** Asserts `env` fails to load with a ConfigError whose message has every `expected` text. */
+function assertRejected(
+  env: Record<string, string>,
+  expected: readonly string[],
+  hidden: readonly string[] = [],
+  machine: ConfigHost = host,
+): void {
+  assert.throws(
+    () => loadConfig(env, machine),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+      assert.equal(error.code, ErrorCode.CONFIG_INVALID);
+      for (const text of expected) {
+        assert.ok(error.message.includes(text), `"${text}" missing from: ${error.message}`);
+      }
+      for (const shown of [error.message, String(error), inspect(error), error.stack ?? ""]) {
+        for (const secret of hidden) assert.ok(!shown.includes(secret), "a secret is echoed");
+      }
+      return true;
+    },
+  );
+}
+
+describe("loadConfig defaults", () => {
+  const config = loadConfig({}, host);
+
+  it("serves the local API on 127.0.0.1:8000 in local mode", () => {
+    assert.equal(config.mode, "local");
+    assert.equal(config.host, "127.0.0.1");
+    assert.equal(config.port, 8000);
+    assert.equal(config.apiKey, undefined);
+  });
+
+  it("fills the documented defaults", () => {
+    assert.equal(config.gpuMemoryUtilization, 0.95);
+    assert.equal(config.gpu, "auto");
+    assert.equal(config.redisUrl, undefined);
+    assert.equal(config.redisPrefix, "llmpool");
+    assert.equal(config.modelThreads, 1);
+    assert.equal(config.modelSequences, 4);
+    assert.equal(config.contextSize, undefined);
+    assert.equal(config.defaultMaxTokens, 256);
+    assert.equal(config.maxTokensLimit, 4096);
+    assert.equal(config.jobTimeoutMs, 600_000);
+    assert.equal(config.resultRetentionMs, 1_800_000);
+    assert.equal(config.deltaWindowMs, 20);
+    assert.equal(config.shutdownTimeoutMs, 30_000);
+    assert.equal(config.logLevel, "info");
+    assert.equal(config.logFormat, "text");
+    assert.deepEqual(config.models, []);
+    assert.equal(config.keyRing, undefined);
+    assert.equal(config.hfToken, undefined);
+    assert.equal(config.dataDir, path.join("/opt/pool", ".data"));
+  });
+
+  it("puts HF_HOME under the home directory without a RunPod volume", () => {
+    assert.equal(config.hfHome, "/home/tester/.cache/huggingface");
+  });
+
+  it("puts HF_HOME on /runpod-volume when the volume exists", () => {
+    const onVolume = loadConfig({}, { ...host, runpodVolumeExists: true });
+    assert.equal(onVolume.hfHome, "/runpod-volume/huggingface-cache");
+  });
+
+  it("lets HF_HOME override both defaults", () => {
+    const set = loadConfig({ HF_HOME: "/cache/hf" }, { ...host, runpodVolumeExists: true });
+    assert.equal(set.hfHome, "/cache/hf");
+  });
+
+  it("shares all cores but one among the model threads for llama.cpp", () => {
+    // (9 - 1) / (1 thread x 1 model) = 8
+    assert.equal(config.llamaThreads, 8);
+    // (9 - 1) / (2 threads x 3 models) = 1.33 -> 1
+    const models = "a=/m/a.gguf,b=/m/b.gguf,c=/m/c.gguf";
+    assert.equal(loadConfig({ MODEL_THREADS: "2", MODELS: models }, host).llamaThreads, 1);
+    // (17 - 1) / (2 threads x 2 models) = 4
+    const wide = loadConfig(
+      { MODEL_THREADS: "2", MODELS: "a=/m/a.gguf,b=/m/b.gguf" },
+      { ...host, cpuCount: 17 },
+    );
+    assert.equal(wide.llamaThreads, 4);
+  });
+
+  it("never gives llama.cpp fewer than one thread", () => {
+    assert.equal(loadConfig({}, { ...host, cpuCount: 1 }).llamaThreads, 1);
+    assert.equal(loadConfig({ MODEL_THREADS: "64" }, { ...host, cpuCount: 2 }).llamaThreads, 1);
+  });
+
+  it("treats blank variables as unset", () => {
+    const blank = loadConfig({ PORT: "  ", HOST: "", LOG_LEVEL: " " }, host);
+    assert.equal(blank.port, 8000);
+    assert.equal(blank.host, "127.0.0.1");
+    assert.equal(blank.logLevel, "info");
+  });
+});
+
+describe("loadConfig reads every variable", () => {
+  it("parses set values", () => {
+    const key = FernetKey.generate().toString();
+    const config = loadConfig(
+      {
+        RUNPOD_WEBHOOK_GET_JOB: "https://api.runpod.example/job-take/$ID",
+        ENCRYPTION_KEY: key,
+        HOST: "0.0.0.0",
+        PORT: "9001",
+        GPU_MEMORY_UTILIZATION: "0.5",
+        LLAMA_GPU: "off",
+        REDIS_URL: "redis://redis:6379/2",
+        REDIS_PREFIX: "pool.a_1-x",
+        API_KEY: "k",
+        HF_TOKEN: "hf_x",
+        MODEL_THREADS: "2",
+        MODEL_SEQUENCES: "8",
+        LLAMA_THREADS: "3",
+        CONTEXT_SIZE: "2048",
+        MAX_TOKENS_DEFAULT: "100",
+        MAX_TOKENS_LIMIT: "200",
+        JOB_TIMEOUT_MS: "5000",
+        RESULT_RETENTION_MS: "0",
+        DELTA_WINDOW_MS: "0",
+        SHUTDOWN_TIMEOUT_MS: "10",
+        DATA_DIR: "state",
+        LOG_LEVEL: "debug",
+        LOG_FORMAT: "json",
+      },
+      host,
+    );
+    assert.equal(config.mode, "runpod");
+    assert.equal(config.keyRing?.size, 1);
+    assert.equal(config.host, "0.0.0.0");
+    assert.equal(config.port, 9001);
+    assert.equal(config.gpuMemoryUtilization, 0.5);
+    assert.equal(config.gpu, false);
+    assert.equal(config.redisUrl, "redis://redis:6379/2");
+    assert.equal(config.redisPrefix, "pool.a_1-x");
+    assert.equal(config.apiKey, "k");
+    assert.equal(config.hfToken, "hf_x");
+    assert.equal(config.modelThreads, 2);
+    assert.equal(config.modelSequences, 8);
+    assert.equal(config.llamaThreads, 3);
+    assert.equal(config.contextSize, 2048);
+    assert.equal(config.defaultMaxTokens, 100);
+    assert.equal(config.maxTokensLimit, 200);
+    assert.equal(config.jobTimeoutMs, 5000);
+    assert.equal(config.resultRetentionMs, 0);
+    assert.equal(config.deltaWindowMs, 0);
+    assert.equal(config.shutdownTimeoutMs, 10);
+    assert.equal(config.dataDir, "/srv/app/state");
+    assert.equal(config.logLevel, "debug");
+    assert.equal(config.logFormat, "json");
+  });
+
+  it("accepts GPU_MEMORY_UTILIZATION of exactly 1 and the gpu backends", () => {
+    assert.equal(loadConfig({ GPU_MEMORY_UTILIZATION: "1" }, host).gpuMemoryUtilization, 1);
+    assert.equal(loadConfig({ GPU_MEMORY_UTILIZATION: ".25" }, host).gpuMemoryUtilization, 0.25);
+    assert.equal(loadConfig({ LLAMA_GPU: "cuda" }, host).gpu, "cuda");
+  });
+
+  it("accepts rediss:// and unix:// Redis URLs", () => {
+    assert.equal(loadConfig({ REDIS_URL: "rediss://h:1" }, host).redisUrl, "rediss://h:1");
+    assert.equal(loadConfig({ REDIS_URL: "unix:///r.sock" }, host).redisUrl, "unix:///r.sock");
+  });
+
+  it("gives a ring of two keys for two comma-separated keys", () => {
+    const keys = [FernetKey.generate(), FernetKey.generate()];
+    const config = loadConfig({ ENCRYPTION_KEY: keys.map(String).join(" , ") }, host);
+    assert.equal(config.keyRing?.size, 2);
+    // The first key encrypts, both decrypt.
+    const token = config.keyRing?.encrypt("x") ?? "";
+    assert.equal(keys[0]?.decrypt(token).toString(), "x");
+    assert.equal(config.keyRing?.decrypt(keys[1]?.encrypt("y") ?? "").toString(), "y");
+  });
+
+  it("parses MODELS into named, absolute entries", () => {
+    const config = loadConfig({ MODELS: "models/a.gguf, big=/m/b.gguf" }, host);
+    assert.deepEqual(config.models, [
+      { name: "a", path: "/srv/app/models/a.gguf" },
+      { name: "big", path: "/m/b.gguf" },
+    ]);
+  });
+});
+
+describe("loadConfig result", () => {
+  it("is frozen, models included", () => {
+    const config = loadConfig({ MODELS: "a.gguf" }, host);
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.models));
+    assert.ok(Object.isFrozen(config.models[0]));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (config.models as unknown as unknown[]).push({ name: "b", path: "/b.gguf" });
+    }, TypeError);
+    assert.equal(config.port, 8000);
+  });
+});
+
+describe("loadConfig errors name the variable and the rule", () => {
+  const cases: Array<{ env: Record<string, string>; expected: string[] }> = [
+    {
+      env: { GPU_MEMORY_UTILIZATION: "1.5" },
+      expected: ["GPU_MEMORY_UTILIZATION", "(0, 1]", "1.5"],
+    },
+    { env: { GPU_MEMORY_UTILIZATION: "0" }, expected: ["GPU_MEMORY_UTILIZATION", "(0, 1]", '"0"'] },
+    {
+      env: { GPU_MEMORY_UTILIZATION: "most" },
+      expected: ["GPU_MEMORY_UTILIZATION", "(0, 1]", "most"],
+    },
+    { env: { PORT: "abc" }, expected: ["PORT", "whole number", "[0, 65535]", '"abc"'] },
+    { env: { PORT: "65536" }, expected: ["PORT", "[0, 65535]", "65536"] },
+    { env: { PORT: "80.5" }, expected: ["PORT", "whole number", "80.5"] },
+    { env: { MODEL_SEQUENCES: "0" }, expected: ["MODEL_SEQUENCES", "[1, 256]", '"0"'] },
+    { env: { MODEL_THREADS: "-1" }, expected: ["MODEL_THREADS", "[1, 64]", "-1"] },
+    { env: { LLAMA_THREADS: "0" }, expected: ["LLAMA_THREADS", "[1, 1024]"] },
+    { env: { CONTEXT_SIZE: "8" }, expected: ["CONTEXT_SIZE", "[64, 1048576]", '"8"'] },
+    { env: { JOB_TIMEOUT_MS: "10" }, expected: ["JOB_TIMEOUT_MS", ">= 1000", '"10"'] },
+    { env: { RESULT_RETENTION_MS: "soon" }, expected: ["RESULT_RETENTION_MS", ">= 0", "soon"] },
+    { env: { DELTA_WINDOW_MS: "20000" }, expected: ["DELTA_WINDOW_MS", "[0, 10000]", "20000"] },
+    { env: { SHUTDOWN_TIMEOUT_MS: "1e3" }, expected: ["SHUTDOWN_TIMEOUT_MS", "1e3"] },
+    { env: { MAX_TOKENS_LIMIT: "0" }, expected: ["MAX_TOKENS_LIMIT", "[1, 1000000]"] },
+    { env: { LOG_LEVEL: "loud" }, expected: ["LOG_LEVEL", "debug, info, warn, error", '"loud"'] },
+    { env: { LOG_FORMAT: "xml" }, expected: ["LOG_FORMAT", "text, json", '"xml"'] },
+    { env: { LLAMA_GPU: "tpu" }, expected: ["LLAMA_GPU", "auto, cuda, vulkan, metal, off", "tpu"] },
+    {
+      env: { REDIS_PREFIX: "has space" },
+      expected: ["REDIS_PREFIX", "1-64 characters", '"has space"'],
+    },
+    {
+      env: { MAX_TOKENS_DEFAULT: "5000" },
+      expected: ["MAX_TOKENS_DEFAULT", "5000", "must not exceed", "MAX_TOKENS_LIMIT", "4096"],
+    },
+    {
+      env: { MAX_TOKENS_DEFAULT: "300", MAX_TOKENS_LIMIT: "200" },
+      expected: ["MAX_TOKENS_DEFAULT", "300", "MAX_TOKENS_LIMIT", "200"],
+    },
+    { env: { MODELS: " , ," }, expected: ["MODELS", "at least one model"] },
+    { env: { MODELS: "owner/repo" }, expected: ["MODELS", "owner/repo", ".gguf"] },
+    {
+      env: { RUNPOD_WEBHOOK_GET_JOB: "https://api.runpod.example/job-take" },
+      expected: ["ENCRYPTION_KEY", "RunPod"],
+    },
+  ];
+  for (const { env, expected } of cases) {
+    it(`rejects ${JSON.stringify(env)}`, () => assertRejected(env, expected));
+  }
+
+  it("truncates a very long bad value instead of echoing all of it", () => {
+    const long = `x${"9".repeat(5000)}`;
+    assert.throws(
+      () => loadConfig({ PORT: long }, host),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message.includes("PORT") &&
+        error.message.length < 400,
+    );
+  });
+});
+
+describe("loadConfig never echoes secrets", () => {
+  it("does not show a bad ENCRYPTION_KEY", () => {
+    const bad = "SECRETKEYMARKER-not-a-fernet-key-0123456789";
+    assertRejected({ ENCRYPTION_KEY: bad }, ["ENCRYPTION_KEY"], [bad, "SECRETKEYMARKER"]);
+  });
+
+  it("does not show a good key next to a bad one", () => {
+    const good = FernetKey.generate().toString();
+    assertRejected(
+      { ENCRYPTION_KEY: `${good},nope` },
+      ["ENCRYPTION_KEY", "entry 2 of 2"],
+      [good, good.slice(0, 12), "nope"],
+    );
+  });
+
+  it("does not show a bad REDIS_URL, which may hold a password", () => {
+    const password = "pw-MARKER-7f3a9c";
+    const url = `http://user:${password}@redis.internal:6379`;
+    assertRejected(
+      { REDIS_URL: url },
+      ["REDIS_URL", "redis://"],
+      [password, url, "redis.internal"],
+    );
+  });
+});
