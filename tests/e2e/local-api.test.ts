@@ -19,9 +19,9 @@ const messages = [
 ];
 
 function assertWellFormed(chunks: readonly StreamChunk[]): FinalChunk {
-  chunks.forEach((chunk, index) =>
-    assert.equal(chunk.seq, index, "chunks are numbered without gaps"),
-  );
+  for (const [index, chunk] of chunks.entries()) {
+    assert.equal(chunk.seq, index, "chunks are numbered without gaps");
+  }
   const last = chunks.at(-1);
   assert.ok(last !== undefined && isFinalChunk(last), "the last chunk is the final one");
   for (const chunk of chunks.slice(0, -1)) assert.ok(!isFinalChunk(chunk));
