@@ -114,7 +114,9 @@ export class ModelPool {
   /** Runs one job on a free sequence of some thread. Rejects with a {@link PoolError}. */
   run(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     if (this.#closing) return Promise.reject(new InternalError("the model pool is closing"));
+    if (hooks.signal.aborted) return Promise.resolve(cancelledBeforeStart);
     const { port1, port2 } = new MessageChannel();
+    let threadRun: Promise<unknown> = Promise.resolve();
     const result = new Promise<ThreadResult>((resolve, reject) => {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
@@ -126,20 +128,22 @@ export class ModelPool {
         else reject(fromErrorInfo(message.error));
       });
       const abort = () => port1.postMessage({ type: "abort" } satisfies MainToThreadMessage);
-      if (hooks.signal.aborted) abort();
-      else hooks.signal.addEventListener("abort", abort, { once: true });
+      hooks.signal.addEventListener("abort", abort, { once: true });
       const threadTask: ThreadTask = { jobId, task, port: port2 };
-      this.#piscina.run(threadTask, { transferList: [port2] }).catch((error: unknown) => {
-        port1.close();
-        this.#log.error("model thread task failed", {
-          model: this.name,
-          jobId,
-          error: error instanceof Error ? error.name : "unknown",
+      threadRun = this.#piscina
+        .run(threadTask, { transferList: [port2] })
+        .catch((error: unknown) => {
+          port1.close();
+          this.#log.error("model thread task failed", {
+            model: this.name,
+            jobId,
+            error: error instanceof Error ? error.name : "unknown",
+          });
+          reject(new InternalError("the model thread running this job failed"));
         });
-        reject(new InternalError("the model thread running this job failed"));
-      });
     });
-    const tracked = result.catch(() => {});
+    // A job is over for the pool when its port said so *and* piscina saw the task return.
+    const tracked = Promise.allSettled([result, threadRun]);
     this.#running.add(tracked);
     void tracked.then(() => this.#running.delete(tracked));
     return result;
@@ -161,6 +165,12 @@ export class ModelPool {
     return this.close();
   }
 }
+
+const cancelledBeforeStart: ThreadResult = Object.freeze({
+  finishReason: "cancelled",
+  promptTokens: 0,
+  completionTokens: 0,
+});
 
 function fromErrorInfo(info: ErrorInfo): PoolError {
   return new PoolError(info.code, info.message);

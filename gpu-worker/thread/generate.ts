@@ -43,7 +43,9 @@ export async function generate(
     if (hooks.signal.aborted && !(error instanceof PromptTooLongError)) return cancelledBeforeStart;
     throw error;
   } finally {
-    sequence.dispose();
+    // Disposal returns the sequence to the context asynchronously: the job (and its slot in the
+    // pool) must not end before the sequence is free for the next one.
+    await sequence.dispose();
   }
 }
 
