@@ -1,5 +1,6 @@
 /** The client side of the pool, for the CLI (`main.ts`), tests and benchmarks. */
 export { terminalStatuses } from "./api-schemas.js";
+export { isCleartextRemote, normalizeBaseUrl } from "./base-url.js";
 export { buildRequest, encryptRequest } from "./build-request.js";
 export {
   ClientError,
@@ -13,7 +14,6 @@ export { type ClientArgs, type ParsedArgs, parseClientArgs } from "./parse-args.
 export {
   type CallOptions,
   type FinishedJob,
-  normalizeBaseUrl,
   PoolClient,
   type PoolClientOptions,
   type RunSyncOptions,

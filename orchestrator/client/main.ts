@@ -5,11 +5,12 @@
  */
 import path from "node:path";
 import { packageRoot } from "../../shared/paths.js";
+import { isCleartextRemote, normalizeBaseUrl } from "./base-url.js";
 import { buildRequest, encryptRequest } from "./build-request.js";
 import { ClientError, ExitCode, InterruptedError, UsageError } from "./client-errors.js";
 import { readMessagesFile } from "./messages-file.js";
 import { type ClientArgs, parseClientArgs } from "./parse-args.js";
-import { normalizeBaseUrl, PoolClient } from "./pool-client.js";
+import { PoolClient } from "./pool-client.js";
 import { StreamPrinter } from "./print.js";
 import { resolveClientKey } from "./resolve-key.js";
 import { runJob } from "./run-job.js";
@@ -55,7 +56,11 @@ async function main(signal: AbortSignal): Promise<ExitCode> {
     envKey: process.env.ENCRYPTION_KEY,
     dataDir: path.resolve(env("DATA_DIR") ?? path.join(packageRoot(), ".data")),
   });
-  const client = new PoolClient({ baseUrl: url, apiKey: args.apiKey ?? env("RUNPOD_API_KEY") });
+  const apiKey = args.apiKey ?? env("RUNPOD_API_KEY");
+  if (apiKey !== undefined && isCleartextRemote(url)) {
+    err("warning: the API key is sent unencrypted (http://) to another machine; prefer https://\n");
+  }
+  const client = new PoolClient({ baseUrl: url, apiKey });
   const printer = new StreamPrinter({ json: args.json, quiet: args.quiet, out, err });
   return runJob(client, encryptRequest(keyRing, request), {
     stream: args.stream,
@@ -76,6 +81,8 @@ process.on("SIGINT", () => {
   if (interrupt.signal.aborted) process.exit(ExitCode.interrupted);
   interrupt.abort(new InterruptedError());
 });
+// The reader went away (`| head`): nobody wants the rest, so stop as on Ctrl-C.
+process.stdout.on("error", () => interrupt.abort(new InterruptedError()));
 
 try {
   exit(await main(interrupt.signal));

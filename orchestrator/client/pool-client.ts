@@ -1,4 +1,3 @@
-import type { z } from "zod";
 import type { JobInput, StreamChunk } from "../../shared/protocol/index.js";
 import {
   runResponseSchema,
@@ -8,9 +7,11 @@ import {
   streamResponseSchema,
   terminalStatuses,
 } from "./api-schemas.js";
+import { normalizeBaseUrl } from "./base-url.js";
 import { ConnectionError } from "./client-errors.js";
 import { jobFailure } from "./job-error.js";
-import { serverText } from "./server-text.js";
+import { JsonHttp } from "./json-http.js";
+import { sleep } from "./sleep.js";
 
 export interface PoolClientOptions {
   /**
@@ -55,8 +56,6 @@ export interface FinishedJob {
   chunks: StreamChunk[];
 }
 
-/** Polls of `/stream` and `/status` are retried this often on a network error, 429 or 5xx. */
-const retryDelaysMs = [500, 1000, 2000];
 const statusPollMs = 500;
 
 /**
@@ -66,23 +65,26 @@ const statusPollMs = 500;
  * `FAILED`, `TIMED_OUT` or `CANCELLED`); neither ever holds the request body.
  */
 export class PoolClient {
-  readonly baseUrl: string;
-  readonly #apiKey: string | undefined;
+  readonly #http: JsonHttp;
   readonly #streamWaitMs: number;
   readonly #idlePollMs: number;
-  readonly #requestTimeoutMs: number;
 
+  /** @throws TypeError when `baseUrl` is not a plain http(s) URL (see {@link normalizeBaseUrl}). */
   constructor(options: PoolClientOptions) {
-    this.baseUrl = normalizeBaseUrl(options.baseUrl);
-    this.#apiKey = options.apiKey;
+    const baseUrl = normalizeBaseUrl(options.baseUrl);
+    this.#http = new JsonHttp(baseUrl, options.apiKey, options.requestTimeoutMs ?? 30_000);
     this.#streamWaitMs = options.streamWaitMs ?? 10_000;
     this.#idlePollMs = options.idlePollMs ?? 250;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  /** The base URL, without a trailing slash. */
+  get baseUrl(): string {
+    return this.#http.baseUrl;
   }
 
   /** `POST /run`: queues a job. A request the pool refuses still gets an id (its job ends `FAILED`). */
   async submit(input: JobInput, options: CallOptions = {}): Promise<SubmittedJob> {
-    const response = await this.#call("POST", "/run", runResponseSchema, {
+    const response = await this.#http.call("POST", "/run", runResponseSchema, {
       body: { input },
       signal: options.signal,
     });
@@ -99,7 +101,7 @@ export class PoolClient {
     let previousStatus: string | undefined;
     for (;;) {
       const startedAt = performance.now();
-      const response = await this.#call("GET", path, streamResponseSchema, {
+      const response = await this.#http.call("GET", path, streamResponseSchema, {
         query: { wait: String(this.#streamWaitMs) },
         extraTimeoutMs: this.#streamWaitMs,
         retry: true,
@@ -130,7 +132,7 @@ export class PoolClient {
    */
   async runSync(input: JobInput, options: RunSyncOptions = {}): Promise<FinishedJob> {
     const waitMs = options.waitMs ?? 90_000;
-    let state = await this.#call("POST", "/runsync", statusResponseSchema, {
+    let state = await this.#http.call("POST", "/runsync", statusResponseSchema, {
       body: { input },
       query: { wait: String(waitMs) },
       extraTimeoutMs: waitMs,
@@ -146,7 +148,7 @@ export class PoolClient {
 
   /** `GET /status/{id}`: the job's state now. */
   status(jobId: string, options: CallOptions = {}): Promise<StatusResponse> {
-    return this.#call("GET", `/status/${encodeURIComponent(jobId)}`, statusResponseSchema, {
+    return this.#http.call("GET", `/status/${encodeURIComponent(jobId)}`, statusResponseSchema, {
       retry: true,
       signal: options.signal,
     });
@@ -155,9 +157,14 @@ export class PoolClient {
   /** `POST /cancel/{id}`: cancels the job; resolves with its status after the call. */
   async cancel(jobId: string, options: CallOptions = {}): Promise<string> {
     const path = `/cancel/${encodeURIComponent(jobId)}`;
-    const response = await this.#call("POST", path, streamResponseSchema.pick({ status: true }), {
-      signal: options.signal,
-    });
+    const response = await this.#http.call(
+      "POST",
+      path,
+      streamResponseSchema.pick({ status: true }),
+      {
+        signal: options.signal,
+      },
+    );
     return response.status;
   }
 
@@ -167,7 +174,7 @@ export class PoolClient {
     if (state.output === undefined) return { id: state.id, chunks: [] };
     if (!Array.isArray(state.output)) {
       throw new ConnectionError(
-        this.#display(path),
+        this.#http.display(path),
         200,
         "the job's output is not a list of chunks",
       );
@@ -179,161 +186,9 @@ export class PoolClient {
     const parsed = streamChunkSchema.safeParse(output);
     if (parsed.success) return parsed.data;
     throw new ConnectionError(
-      this.#display(path),
+      this.#http.display(path),
       200,
       'a stream chunk is neither {"seq", "delta"} nor a final {"seq", "done": true, ...} chunk',
     );
   }
-
-  async #call<T>(
-    method: "GET" | "POST",
-    path: string,
-    schema: z.ZodType<T>,
-    options: {
-      body?: unknown;
-      query?: Record<string, string>;
-      extraTimeoutMs?: number;
-      retry?: boolean;
-      signal: AbortSignal | undefined;
-    },
-  ): Promise<T> {
-    const url = new URL(this.baseUrl + path);
-    for (const [name, value] of Object.entries(options.query ?? {})) {
-      url.searchParams.set(name, value);
-    }
-    const display = this.#display(path);
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const timeoutMs = this.#requestTimeoutMs + (options.extraTimeoutMs ?? 0);
-
-    for (let attempt = 0; ; attempt += 1) {
-      const retryDelay = options.retry ? retryDelaysMs[attempt] : undefined;
-      const signals = [AbortSignal.timeout(timeoutMs)];
-      if (options.signal !== undefined) signals.push(options.signal);
-      let response: Response;
-      try {
-        response = await fetch(url, { method, headers, body, signal: AbortSignal.any(signals) });
-      } catch (error) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        const failure = networkFailure(display, error, timeoutMs);
-        if (retryDelay === undefined) throw failure;
-        await sleep(retryDelay, options.signal);
-        continue;
-      }
-      const text = await readText(response, options.signal);
-      if (!response.ok) {
-        const retryable = response.status === 429 || response.status >= 500;
-        if (retryable && retryDelay !== undefined) {
-          await sleep(retryDelay, options.signal);
-          continue;
-        }
-        throw new ConnectionError(display, response.status, errorDetail(text, response));
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        throw new ConnectionError(display, response.status, "the answer is not JSON");
-      }
-      const parsed = schema.safeParse(json);
-      if (!parsed.success) {
-        throw new ConnectionError(
-          display,
-          response.status,
-          "the answer is not a RunPod API answer",
-        );
-      }
-      return parsed.data;
-    }
-  }
-
-  /** The URL of a route as shown in messages: no query, no credentials. */
-  #display(path: string): string {
-    return this.baseUrl + path;
-  }
-}
-
-/**
- * Checks a base URL and drops its trailing slashes. Throws a `TypeError` saying what is wrong for
- * anything but a plain `http(s)://host[:port][/path]` URL: credentials would be printed in
- * messages (and fetch refuses them), and a query or fragment cannot take a route after it.
- */
-export function normalizeBaseUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new TypeError("the URL is not an absolute URL such as http://127.0.0.1:8000");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new TypeError("the URL must start with http:// or https://");
-  }
-  if (url.username !== "" || url.password !== "") {
-    throw new TypeError("the URL must not hold credentials; use --api-key or RUNPOD_API_KEY");
-  }
-  if (url.search !== "" || url.hash !== "") {
-    throw new TypeError("the URL must not have a query or fragment");
-  }
-  return url.href.replace(/\/+$/, "");
-}
-
-async function readText(response: Response, signal: AbortSignal | undefined): Promise<string> {
-  try {
-    return await response.text();
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    throw error;
-  }
-}
-
-function networkFailure(display: string, error: unknown, timeoutMs: number): ConnectionError {
-  if (error instanceof Error && error.name === "TimeoutError") {
-    return new ConnectionError(display, undefined, `no answer within ${timeoutMs} ms`, {
-      cause: error,
-    });
-  }
-  // undici says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, "bad port") is the cause.
-  const cause = error instanceof Error ? error.cause : undefined;
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  const reason =
-    typeof code === "string"
-      ? code
-      : serverText(
-          cause instanceof Error ? cause.message : error instanceof Error ? error.message : "",
-          200,
-        ) || "unknown error";
-  return new ConnectionError(display, undefined, `cannot connect (${reason})`, { cause: error });
-}
-
-/** The server's own words for an HTTP error: its JSON `error` text, else the status text. */
-function errorDetail(text: string, response: Response): string {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === "object" && parsed !== null && "error" in parsed) {
-      const { error } = parsed;
-      if (typeof error === "string") return serverText(error, 300);
-    }
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the status text says enough.
-  }
-  return response.statusText || "request refused";
-}
-
-/** Waits `ms` (nothing when ≤ 0); rejects with the signal's reason when it aborts first. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

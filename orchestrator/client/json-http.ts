@@ -1,0 +1,149 @@
+import type { z } from "zod";
+import { ConnectionError } from "./client-errors.js";
+import { serverText } from "./server-text.js";
+import { sleep } from "./sleep.js";
+
+export interface JsonCallOptions {
+  /** Sent as JSON. */
+  body?: unknown;
+  query?: Record<string, string>;
+  /** Added to the call's timeout: a server-side wait the call asked for, in ms. */
+  extraTimeoutMs?: number;
+  /** Whether to retry on a network error, 429 or 5xx (for reads only). */
+  retry?: boolean;
+  signal: AbortSignal | undefined;
+}
+
+/** Delays between attempts of a call that may be retried. */
+const retryDelaysMs = [500, 1000, 2000];
+
+/**
+ * JSON over HTTP to one base URL, with the API key, a timeout, and errors as
+ * {@link ConnectionError}s naming the URL and the status, never the request body.
+ */
+export class JsonHttp {
+  readonly baseUrl: string;
+  /** Private, so that logging or inspecting this object cannot show it. */
+  readonly #apiKey: string | undefined;
+  readonly #timeoutMs: number;
+
+  /**
+   * @param baseUrl Checked and without a trailing slash (see `normalizeBaseUrl`).
+   * @param apiKey Sent as `Authorization: Bearer <apiKey>`; none when `undefined`.
+   * @param timeoutMs Time allowed for one call, in ms.
+   */
+  constructor(baseUrl: string, apiKey: string | undefined, timeoutMs: number) {
+    this.baseUrl = baseUrl;
+    this.#apiKey = apiKey;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Calls a route and checks the JSON answer against `schema`. Rejects with the signal's reason
+   * when `options.signal` aborts.
+   */
+  async call<T>(
+    method: "GET" | "POST",
+    path: string,
+    schema: z.ZodType<T>,
+    options: JsonCallOptions,
+  ): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [name, value] of Object.entries(options.query ?? {})) {
+      url.searchParams.set(name, value);
+    }
+    const display = this.display(path);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const timeoutMs = this.#timeoutMs + (options.extraTimeoutMs ?? 0);
+
+    for (let attempt = 0; ; attempt += 1) {
+      const retryDelay = options.retry ? retryDelaysMs[attempt] : undefined;
+      const signals = [AbortSignal.timeout(timeoutMs)];
+      if (options.signal !== undefined) signals.push(options.signal);
+      let response: Response;
+      try {
+        response = await fetch(url, { method, headers, body, signal: AbortSignal.any(signals) });
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        const failure = networkFailure(display, error, timeoutMs);
+        if (retryDelay === undefined) throw failure;
+        await sleep(retryDelay, options.signal);
+        continue;
+      }
+      const text = await readText(response, options.signal);
+      if (!response.ok) {
+        const retryable = response.status === 429 || response.status >= 500;
+        if (retryable && retryDelay !== undefined) {
+          await sleep(retryDelay, options.signal);
+          continue;
+        }
+        throw new ConnectionError(display, response.status, errorDetail(text, response));
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new ConnectionError(display, response.status, "the answer is not JSON");
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) {
+        throw new ConnectionError(
+          display,
+          response.status,
+          "the answer is not a RunPod API answer",
+        );
+      }
+      return parsed.data;
+    }
+  }
+
+  /** The URL of a route as shown in messages: no query, no credentials. */
+  display(path: string): string {
+    return this.baseUrl + path;
+  }
+}
+
+async function readText(response: Response, signal: AbortSignal | undefined): Promise<string> {
+  try {
+    return await response.text();
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw error;
+  }
+}
+
+function networkFailure(display: string, error: unknown, timeoutMs: number): ConnectionError {
+  if (error instanceof Error && error.name === "TimeoutError") {
+    return new ConnectionError(display, undefined, `no answer within ${timeoutMs} ms`, {
+      cause: error,
+    });
+  }
+  // undici says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, "bad port") is the cause.
+  const cause = error instanceof Error ? error.cause : undefined;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const reason =
+    typeof code === "string"
+      ? code
+      : serverText(
+          cause instanceof Error ? cause.message : error instanceof Error ? error.message : "",
+          200,
+        ) || "unknown error";
+  return new ConnectionError(display, undefined, `cannot connect (${reason})`, { cause: error });
+}
+
+/** The server's own words for an HTTP error: its JSON `error` text, else the status text. */
+function errorDetail(text: string, response: Response): string {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed === "object" && parsed !== null && "error" in parsed) {
+      const { error } = parsed;
+      if (typeof error === "string") return serverText(error, 300);
+    }
+  } catch {
+    // Not JSON (a proxy's HTML page, say): the status text says enough.
+  }
+  return response.statusText || "request refused";
+}
