@@ -1,5 +1,4 @@
 import { z } from "zod";
-import type { StreamChunk } from "../../shared/protocol/index.js";
 
 /**
  * The shapes the client reads from the RunPod API (local or hosted), checked before use. Objects
@@ -42,18 +41,3 @@ export const statusResponseSchema = z.looseObject({
 export type RunResponse = z.infer<typeof runResponseSchema>;
 export type StreamResponse = z.infer<typeof streamResponseSchema>;
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
-
-const count = z.number().int().min(0);
-const ms = z.number().min(0);
-
-/** One chunk of the stream contract (`shared/protocol/stream-chunk.ts`). */
-export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
-  z.looseObject({ seq: count, delta: z.string() }),
-  z.looseObject({
-    seq: count,
-    done: z.literal(true),
-    finish_reason: z.enum(["stop", "length", "cancelled"]),
-    usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }),
-    timings: z.looseObject({ queue_ms: ms, ttft_ms: ms, total_ms: ms }),
-  }),
-]);

@@ -1,9 +1,8 @@
-import type { JobInput, StreamChunk } from "../../shared/protocol/index.js";
+import { type JobInput, type StreamChunk, streamChunkSchema } from "../../shared/protocol/index.js";
 import {
   runResponseSchema,
   type StatusResponse,
   statusResponseSchema,
-  streamChunkSchema,
   streamResponseSchema,
   terminalStatuses,
 } from "./api-schemas.js";

@@ -9,7 +9,10 @@ export function createApiKeyCheck(apiKey: string): (header: string | undefined) 
   const expected = createHash("sha256").update(apiKey).digest();
   return (header) => {
     if (header === undefined) return false;
-    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : header.trim();
+    // The scheme name is case-insensitive (RFC 9110).
+    const presented = /^bearer\s+/i.test(header)
+      ? header.replace(/^bearer\s+/i, "").trim()
+      : header.trim();
     return timingSafeEqual(createHash("sha256").update(presented).digest(), expected);
   };
 }

@@ -21,10 +21,21 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   const { orchestrator, log } = options;
   const app = Fastify({ logger: false, bodyLimit: 20 * 1024 * 1024, return503OnClosing: true });
 
+  // An empty body with a JSON content type is no body (clients send the header on `/cancel` too).
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+    if (typeof body !== "string" || body.trim() === "") return done(null, undefined);
+    try {
+      done(null, JSON.parse(body));
+    } catch {
+      done(Object.assign(new Error("invalid JSON"), { statusCode: 400, code: "INVALID_JSON" }));
+    }
+  });
+
   if (options.apiKey !== undefined) {
     const check = createApiKeyCheck(options.apiKey);
     app.addHook("onRequest", async (request, reply) => {
-      if (request.url === "/health") return;
+      if (request.routeOptions.url === "/health") return;
       if (!check(request.headers.authorization)) {
         return reply
           .code(401)
@@ -37,15 +48,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
     (error: { statusCode?: number; code?: string; name?: string }, _request, reply) => {
       const status = error.statusCode ?? 500;
       if (status >= 500) log.error("local API error", { error: error.name ?? "Error" });
-      const message =
-        error.code === "FST_ERR_CTP_BODY_TOO_LARGE"
-          ? "the request body is too large (/run takes 10 MB, /runsync 20 MB)"
-          : error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
-            ? "the request body must be JSON (Content-Type: application/json)"
-            : status < 500
-              ? "the request body is not valid JSON"
-              : "internal error";
-      return reply.code(status).send({ error: message });
+      return reply.code(status).send({ error: clientMessage(error.code, status) });
     },
   );
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "no such route" }));
@@ -54,4 +57,18 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   registerJobStateRoutes(app, orchestrator);
   registerServiceRoutes(app, orchestrator);
   return app;
+}
+
+/** What a caller is told of a request the server could not take; never an echo of the request. */
+function clientMessage(code: string | undefined, status: number): string {
+  switch (code) {
+    case "INVALID_JSON":
+      return "the request body is not valid JSON";
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return "the request body is too large (/run takes 10 MB, /runsync 20 MB)";
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return "the request body must be JSON (Content-Type: application/json)";
+    default:
+      return status < 500 ? `the request could not be taken (HTTP ${status})` : "internal error";
+  }
 }

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { FernetKey, KeyRing } from "../crypto/index.js";
 import { ConfigError } from "../errors/index.js";
@@ -24,13 +24,14 @@ export async function resolveKeyRing(config: Config, log: Logger): Promise<KeyRi
   const created = await createKeyFileIfMissing(file);
   if (created) log.info("generated a new encryption key (ENCRYPTION_KEY is unset)", { file });
   else log.info("using the local encryption key (ENCRYPTION_KEY is unset)", { file });
+  if (((await stat(file)).mode & 0o077) !== 0) {
+    log.warn("the key file can be read by other users: chmod 600 it", { file });
+  }
   return readKeyFile(file);
 }
 
 /** Reads a key file: one key, or a comma-separated list like `ENCRYPTION_KEY`. */
 export async function readKeyFile(file: string): Promise<KeyRing> {
-  const info = await stat(file);
-  if ((info.mode & 0o077) !== 0) await chmod(file, 0o600);
   return KeyRing.parse((await readFile(file, "utf8")).trim(), `the key file ${file}`);
 }
 

@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /** Why generation ended. */
 export type FinishReason = "stop" | "length" | "cancelled";
 
@@ -36,3 +38,21 @@ export type StreamChunk = DeltaChunk | FinalChunk;
 export function isFinalChunk(chunk: StreamChunk): chunk is FinalChunk {
   return "done" in chunk && chunk.done === true;
 }
+
+const count = z.number().int().min(0);
+const ms = z.number().min(0);
+
+/**
+ * A chunk as a client reads it. Objects are loose so that fields added later do not break
+ * clients built against this version.
+ */
+export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
+  z.looseObject({ seq: count, delta: z.string() }),
+  z.looseObject({
+    seq: count,
+    done: z.literal(true),
+    finish_reason: z.enum(["stop", "length", "cancelled"]),
+    usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }),
+    timings: z.looseObject({ queue_ms: ms, ttft_ms: ms, total_ms: ms }),
+  }),
+]);

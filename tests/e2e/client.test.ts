@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { TestStack } from "../support/stack.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 const entryPoint = (part: string) => path.join(distRoot, part, "main.js");
@@ -59,101 +59,6 @@ function runClient(args: readonly string[], options: ClientOptions = {}): Promis
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** The orchestrator and a gpu-worker serving the tiny model as `tiny`. */
-class Stack {
-  readonly logs: string[] = [];
-  readonly #children: ChildProcess[] = [];
-
-  private constructor(
-    readonly url: string,
-    readonly redisUrl: string,
-    readonly prefix: string,
-    readonly key: string,
-    readonly dataDir: string,
-  ) {}
-
-  static async start(): Promise<Stack> {
-    const redisUrl = await testRedisUrl();
-    const port = await freePort();
-    const stack = new Stack(
-      `http://127.0.0.1:${port}`,
-      redisUrl,
-      uniquePrefix("client"),
-      FernetKey.generate().toString(),
-      await mkdtemp(path.join(os.tmpdir(), "client-e2e-stack-")),
-    );
-    const env = {
-      PATH: process.env.PATH ?? "",
-      HOME: os.homedir(),
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: stack.prefix,
-      MODELS: `tiny=${await tinyModelPath()}`,
-      ENCRYPTION_KEY: stack.key,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATA_DIR: stack.dataDir,
-      LOG_LEVEL: "warn",
-      // CPU only and one llama.cpp thread: no GPU probing, and room for other test processes.
-      LLAMA_GPU: "off",
-      LLAMA_THREADS: "1",
-    };
-    for (const part of ["gpu-worker", "orchestrator"]) {
-      const child = spawn(process.execPath, ["--enable-source-maps", entryPoint(part)], {
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      for (const stream of [child.stdout, child.stderr]) {
-        stream.setEncoding("utf8");
-        stream.on("data", (text: string) => stack.logs.push(`[${part}] ${text.trimEnd()}`));
-      }
-      stack.#children.push(child);
-    }
-    await stack.#waitUntilServing();
-    return stack;
-  }
-
-  async #waitUntilServing(): Promise<void> {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      if (this.#children.some((child) => child.exitCode !== null)) {
-        throw new Error(`a stack process exited early:\n${this.logs.join("\n")}`);
-      }
-      try {
-        const health = (await (await fetch(`${this.url}/health`)).json()) as {
-          models: { name: string; workers: number }[];
-        };
-        if ((health.models.find((model) => model.name === "tiny")?.workers ?? 0) >= 1) return;
-      } catch {
-        // Not listening yet.
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`the stack did not start within 120 s:\n${this.logs.join("\n")}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-
-  /** SIGTERM to both processes and wait for them (SIGKILL after 40 s); then delete our keys. */
-  async stop(): Promise<void> {
-    await Promise.all(
-      this.#children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
-            child.once("exit", () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.kill("SIGTERM");
-          }),
-      ),
-    );
-    await deleteKeysWithPrefix(this.redisUrl, this.prefix);
-    await rm(this.dataDir, { recursive: true, force: true });
-  }
 }
 
 /**
@@ -200,7 +105,7 @@ async function startHostedLikeProxy(stackUrl: string, apiKey: string) {
 const greedy16 = ["--max-tokens", "16", "--temperature", "0"];
 
 describe("reference client against the real stack", { timeout: 300_000 }, () => {
-  let stack: Stack;
+  let stack: TestStack;
   let tempDir: string;
   /** The client's environment for the stack's key. */
   let keyEnv: Record<string, string>;
@@ -213,7 +118,7 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
       }
     }
     tempDir = await mkdtemp(path.join(os.tmpdir(), "client-e2e-"));
-    stack = await Stack.start();
+    stack = await TestStack.start({ models: `tiny=${await tinyModelPath()}`, label: "client" });
     // DATA_DIR points at an empty folder, so no local key file of this checkout can stand in.
     keyEnv = { ENCRYPTION_KEY: stack.key, DATA_DIR: tempDir };
   });

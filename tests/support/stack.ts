@@ -41,9 +41,14 @@ export class TestStack {
     readonly url: string,
     readonly redisUrl: string,
     readonly prefix: string,
-    readonly keyRing: KeyRing,
+    /** The `ENCRYPTION_KEY` both processes were given. */
+    readonly key: string,
     readonly dataDir: string,
-  ) {}
+  ) {
+    this.keyRing = KeyRing.parse(key);
+  }
+
+  readonly keyRing: KeyRing;
 
   static async start(options: StackOptions): Promise<TestStack> {
     const entry = (part: string) => path.join(distRoot, part, "main.js");
@@ -59,7 +64,7 @@ export class TestStack {
       `http://127.0.0.1:${port}`,
       redisUrl,
       prefix,
-      new KeyRing([key]),
+      key.toString(),
       dataDir,
     );
     const env = {
@@ -169,14 +174,21 @@ export class TestStack {
     }
   }
 
-  /** SIGTERM to both processes, wait for them, delete the prefix's keys and the data folder. */
+  /**
+   * SIGTERM to both processes and waits for them (SIGKILL after 40 s); then deletes the prefix's
+   * keys and the data folder.
+   */
   async stop(): Promise<void> {
     await Promise.all(
       this.#children.map(
         (child) =>
           new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once("exit", () => resolve());
+            const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
+            child.once("exit", () => {
+              clearTimeout(timer);
+              resolve();
+            });
             child.kill("SIGTERM");
           }),
       ),

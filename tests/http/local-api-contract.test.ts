@@ -1,0 +1,190 @@
+/**
+ * The local API's own behaviour, with a real orchestrator on real Redis and a real HTTP server,
+ * but no gpu-worker: jobs stay queued, which is what cancel, timeout and purge act on.
+ */
+import assert from "node:assert/strict";
+import os from "node:os";
+import { after, before, describe, it } from "node:test";
+import { Queue } from "bullmq";
+import type { FastifyInstance } from "fastify";
+import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
+import { Orchestrator } from "../../orchestrator/orchestrator.js";
+import { loadConfig } from "../../shared/config/index.js";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { createLogger } from "../../shared/log.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+
+const apiKey = "test-api-key-123";
+
+describe("local API contract (no gpu-worker)", () => {
+  let redisUrl: string;
+  let prefix: string;
+  let orchestrator: Orchestrator;
+  let api: FastifyInstance;
+  let base: string;
+  let keyRing: KeyRing;
+  let queue: Queue;
+  const logs: string[] = [];
+
+  const call = async (route: string, init: RequestInit = {}, key: string | null = apiKey) => {
+    const headers = new Headers(init.headers);
+    if (key !== null) headers.set("authorization", `Bearer ${key}`);
+    const response = await fetch(`${base}${route}`, { ...init, headers });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  const postJson = (route: string, body: unknown) =>
+    call(route, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+  const submit = (request: unknown, extra: Record<string, unknown> = {}) =>
+    postJson("/run", {
+      input: { encrypted_input: keyRing.encrypt(JSON.stringify(request)) },
+      ...extra,
+    });
+
+  before(async () => {
+    redisUrl = await testRedisUrl();
+    prefix = uniquePrefix("http");
+    const key = FernetKey.generate().toString();
+    keyRing = KeyRing.parse(key);
+    const config = loadConfig(
+      {
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        MODELS: "tiny=/models/tiny.gguf",
+        ENCRYPTION_KEY: key,
+        API_KEY: apiKey,
+        PORT: "0",
+      },
+      {
+        cwd: os.tmpdir(),
+        homeDir: os.tmpdir(),
+        cpuCount: 2,
+        runpodVolumeExists: false,
+        packageRoot: os.tmpdir(),
+      },
+    );
+    const log = createLogger("orchestrator", { level: "debug", write: (line) => logs.push(line) });
+    orchestrator = await Orchestrator.start({
+      config,
+      keyRing: config.keyRing as KeyRing,
+      redisUrl,
+      log,
+    });
+    api = createLocalApi({ orchestrator, apiKey, log });
+    base = await api.listen({ host: "127.0.0.1", port: 0 });
+    queue = new Queue("model-tiny", {
+      connection: { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port) },
+      prefix,
+    });
+  });
+
+  after(async () => {
+    await api?.close();
+    await orchestrator?.close();
+    await queue?.close();
+    await deleteKeysWithPrefix(redisUrl, prefix);
+  });
+
+  it("requires the API key on every route but /health", async () => {
+    assert.equal((await call("/status/x", {}, null)).status, 401);
+    assert.equal((await call("/status/x", {}, "wrong")).status, 401);
+    assert.equal((await call("/status/x")).status, 404);
+    const lower = await fetch(`${base}/status/x`, {
+      headers: { authorization: `bearer ${apiKey}` },
+    });
+    assert.equal(lower.status, 404, "the Bearer scheme is case-insensitive");
+    assert.equal((await call("/health", {}, null)).status, 200);
+    assert.equal((await call("/health?verbose=1", {}, null)).status, 200);
+  });
+
+  it("queues an accepted job and reports the model's queue on /health", async () => {
+    const { body } = await submit({ prompt: "hello" });
+    assert.equal(body.status, "IN_QUEUE");
+    assert.equal(await queue.getWaitingCount(), 1);
+    const health = (await call("/health")).body as {
+      models: { name: string; queue: { waiting: number } }[];
+      jobs: { inQueue: number };
+    };
+    assert.equal(health.models[0]?.name, "tiny");
+    assert.equal(health.models[0]?.queue.waiting, 1);
+    assert.equal(health.jobs.inQueue, 1);
+    const job = await queue.getJob(String(body.id));
+    assert.ok(job);
+    assert.ok(!JSON.stringify(job.data).includes("hello"), "job data in Redis is sealed");
+    // Cancel with a JSON content type and an empty body, as many clients send it.
+    const cancelled = await call(`/cancel/${String(body.id)}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(cancelled.status, 200);
+    assert.equal(cancelled.body.status, "CANCELLED");
+    assert.equal(await queue.getWaitingCount(), 0, "the cancelled job left the queue");
+  });
+
+  it("enqueues nothing for refused requests", async () => {
+    const before = await queue.getJobCounts();
+    const refused = await Promise.all([
+      postJson("/run", { input: { prompt: "plaintext" } }),
+      postJson("/run", { input: { encrypted_input: FernetKey.generate().encrypt("{}") } }),
+      postJson("/run", { input: "just a string" }),
+      submit({ prompt: "x", model: "other" }),
+      submit({ prompt: "x", sampling_params: { top_p: 0 } }),
+      submit({ messages: [] }),
+    ]);
+    for (const { body } of refused) assert.equal(body.status, "FAILED");
+    assert.deepEqual(await queue.getJobCounts(), before);
+  });
+
+  it("times a job out at policy.executionTimeout and takes it off the queue", async () => {
+    const { body } = await submit({ prompt: "slow" }, { policy: { executionTimeout: 1000 } });
+    const id = String(body.id);
+    assert.equal(await queue.getWaitingCount(), 1);
+    const view = (await call(`/stream/${id}?wait=5000`)).body;
+    const final = view.status === "TIMED_OUT" ? view : (await call(`/status/${id}`)).body;
+    assert.equal(final.status, "TIMED_OUT");
+    assert.equal(JSON.parse(String(final.error)).code, "TIMED_OUT");
+    assert.equal(await queue.getWaitingCount(), 0);
+  });
+
+  it("/purge-queue cancels this orchestrator's waiting jobs", async () => {
+    const ids = await Promise.all(
+      [1, 2, 3].map(async () => String((await submit({ prompt: "p" })).body.id)),
+    );
+    assert.equal(await queue.getWaitingCount(), 3);
+    const purged = await postJson("/purge-queue", "");
+    assert.deepEqual(purged.body, { removed: 3, status: "completed" });
+    assert.equal(await queue.getWaitingCount(), 0);
+    for (const id of ids) assert.equal((await call(`/status/${id}`)).body.status, "CANCELLED");
+  });
+
+  it("answers 400 with a reason for bodies it cannot take, never echoing them", async () => {
+    const marker = "SECRET-MARKER-7731";
+    const notJson = await postJson("/run", `{"input": "${marker}"`);
+    assert.equal(notJson.status, 400);
+    assert.match(String(notJson.body.error), /not valid JSON/);
+    const noInput = await postJson("/run", { prompt: marker });
+    assert.equal(noInput.status, 400);
+    const webhook = await postJson("/run", { input: {}, webhook: "http://example.test/hook" });
+    assert.equal(webhook.status, 400);
+    assert.match(String(webhook.body.error), /webhook/);
+    const tooBig = await postJson("/run", {
+      input: { encrypted_input: "x".repeat(11 * 1024 * 1024) },
+    });
+    assert.equal(tooBig.status, 413);
+    for (const response of [notJson, noInput, webhook, tooBig]) {
+      assert.ok(!JSON.stringify(response.body).includes(marker));
+    }
+    assert.ok(!logs.some((line) => line.includes(marker)), "no log line holds request text");
+  });
+
+  it("caps ?wait instead of refusing it, and refuses a wait that is not a number", async () => {
+    const { body } = await submit({ prompt: "w" });
+    const id = String(body.id);
+    await call(`/cancel/${id}`, { method: "POST" });
+    assert.equal((await call(`/stream/${id}?wait=999999999`)).status, 200);
+    assert.equal((await call(`/stream/${id}?wait=soon`)).status, 400);
+  });
+});
