@@ -24,7 +24,9 @@ function row(name: string, values: number[], unit: string): string {
   return `| ${name} | ${fmt(percentile(values, 50))} | ${fmt(percentile(values, 90))} | ${unit} |`;
 }
 
-async function direct(modelPath: string): Promise<{ ttft: number[]; total: number[]; tps: number[] }> {
+async function direct(
+  modelPath: string,
+): Promise<{ ttft: number[]; total: number[]; tps: number[] }> {
   const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath });
   const context = await model.createContext({ contextSize: 2048, sequences: 1, threads: 1 });
@@ -54,12 +56,20 @@ async function direct(modelPath: string): Promise<{ ttft: number[]; total: numbe
 }
 
 async function throughStack(stack: TestStack, concurrent: number) {
-  const out = { ttft: [] as number[], total: [] as number[], tps: [] as number[], chunks: [] as number[] };
+  const out = {
+    ttft: [] as number[],
+    total: [] as number[],
+    tps: [] as number[],
+    chunks: [] as number[],
+  };
   for (let i = 0; i < runs; i += 1) {
     const start = performance.now();
     const results = await Promise.all(
       Array.from({ length: concurrent }, async () => {
-        const job = await stack.run({ prompt, sampling_params: { max_tokens: maxTokens, temperature: 0 } });
+        const job = await stack.run({
+          prompt,
+          sampling_params: { max_tokens: maxTokens, temperature: 0 },
+        });
         let first = 0;
         const { chunks } = await stack.streamAll(job.id, (chunk: StreamChunk) => {
           if (!isFinalChunk(chunk)) first ||= performance.now();
@@ -81,7 +91,11 @@ async function throughStack(stack: TestStack, concurrent: number) {
 
 const modelPath = await tinyModelPath({ chatTemplate: "chatml" });
 const alone = await direct(modelPath);
-const stack = await TestStack.start({ models: `tiny=${modelPath}`, env: { MODEL_SEQUENCES: "8" }, label: "bench" });
+const stack = await TestStack.start({
+  models: `tiny=${modelPath}`,
+  env: { MODEL_SEQUENCES: "8" },
+  label: "bench",
+});
 try {
   const single = await throughStack(stack, 1);
   const eight = await throughStack(stack, 8);
