@@ -230,6 +230,39 @@ describe("local API end to end", () => {
     });
   });
 
+  it("keeps prompt and output text out of every log line and out of Redis", async () => {
+    const marker = "QZX-PRIVATE-MARKER-8812";
+    const view = await stack.runsync({
+      prompt: `${marker} the dog`,
+      sampling_params: { max_tokens: 24, temperature: 0 },
+    });
+    assert.equal(view.status, "COMPLETED");
+    const output = textOf(view.output ?? []);
+    assert.ok(output.length > 20);
+    const redis = new Redis(stack.redisUrl);
+    try {
+      const dump: string[] = [];
+      for (const key of await keysWithPrefix(stack.redisUrl, stack.prefix)) {
+        const type = await redis.type(key);
+        if (type === "string") dump.push(String(await redis.get(key)));
+        else if (type === "hash") dump.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === "stream") dump.push(JSON.stringify(await redis.xrange(key, "-", "+")));
+        else if (type === "list") dump.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+        else if (type === "zset") dump.push(JSON.stringify(await redis.zrange(key, "0", "-1")));
+      }
+      const everything = dump.join("\n");
+      for (const secret of [marker, output, reference[0] ?? "", prompt]) {
+        assert.ok(!everything.includes(secret), "Redis holds no request or output text");
+      }
+    } finally {
+      redis.disconnect();
+    }
+    const logs = stack.logs.join("\n");
+    for (const secret of [marker, output, reference[0] ?? "", prompt, messages[1]?.content ?? ""]) {
+      assert.ok(!logs.includes(secret), "no log line holds request or output text");
+    }
+  });
+
   it("answers 404 for unknown jobs and 400 for bodies it cannot parse", async () => {
     const status = await fetch(`${stack.url}/status/nope`);
     assert.equal(status.status, 404);

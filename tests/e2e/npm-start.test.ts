@@ -1,0 +1,122 @@
+/**
+ * `npm start`'s launcher as a user runs it with no configuration but Redis: it creates the local
+ * key file (0600) and the demo model, runs both parts, serves the reference client, and stops
+ * both parts cleanly on SIGINT.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../../shared/redis/index.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+
+const distRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+describe("npm start (the local stack launcher)", () => {
+  let launcher: ChildProcess;
+  let dataDir: string;
+  let redisUrl: string;
+  let prefix: string;
+  let url: string;
+  const output: string[] = [];
+
+  before(async () => {
+    redisUrl = await testRedisUrl();
+    prefix = uniquePrefix("start");
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-start-"));
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    launcher = spawn(process.execPath, [path.join(distRoot, "scripts", "start.js")], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: os.homedir(),
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        DATA_DIR: dataDir,
+        PORT: String(port),
+        LLAMA_GPU: "off",
+        LLAMA_THREADS: "1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    for (const stream of [launcher.stdout, launcher.stderr]) {
+      stream?.setEncoding("utf8");
+      stream?.on("data", (text: string) => output.push(text));
+    }
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const health = (await (await fetch(`${url}/health`)).json()) as {
+          models: { workers: number }[];
+        };
+        if ((health.models[0]?.workers ?? 0) > 0) break;
+      } catch {
+        // Not up yet.
+      }
+      if (launcher.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`the stack did not start:\n${output.join("")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
+  after(async () => {
+    if (launcher.exitCode === null) launcher.kill("SIGKILL");
+    await deleteKeysWithPrefix(redisUrl, prefix);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("creates a 0600 key file, logs its path but never the key, and serves the demo model", async () => {
+    const keyFile = path.join(dataDir, "encryption.key");
+    const info = await stat(keyFile);
+    assert.equal(info.mode & 0o777, 0o600);
+    const key = (await readFile(keyFile, "utf8")).trim();
+    const logs = output.join("");
+    assert.ok(logs.includes(keyFile), "the key file's path is logged");
+    assert.ok(!logs.includes(key), "the key is not");
+    assert.match(logs, /built-in demo model/);
+    const health = (await (await fetch(`${url}/health`)).json()) as { models: { name: string }[] };
+    assert.deepEqual(
+      health.models.map((model) => model.name),
+      ["demo"],
+    );
+  });
+
+  it("serves the reference client, which finds the key in the data folder", () => {
+    const client = spawnSync(
+      process.execPath,
+      [
+        path.join(distRoot, "orchestrator", "client", "main.js"),
+        "--url",
+        url,
+        "-n",
+        "12",
+        "the dog",
+      ],
+      {
+        env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir },
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    );
+    assert.equal(client.status, 0, client.stderr);
+    assert.ok(client.stdout.trim().length > 0, "text was printed");
+    assert.match(client.stderr, /status=COMPLETED/);
+  });
+
+  it("stops both parts on SIGINT and exits 0", async () => {
+    const exited = new Promise<number | null>((resolve) =>
+      launcher.once("exit", (code) => resolve(code)),
+    );
+    launcher.kill("SIGINT");
+    assert.equal(await exited, 0);
+    const logs = output.join("");
+    assert.match(logs, /orchestrator stopped/);
+    assert.match(logs, /gpu-worker stopped/);
+    // No part is left running: the port is free again.
+    await assert.rejects(fetch(`${url}/health`));
+  });
+});
