@@ -101,6 +101,14 @@ export class JobService {
     relay.track(record.id, {
       onStarted: () => record.markStarted(),
       onReply: (message) => this.#onReply(record.id, message),
+      onUnreadable: () =>
+        this.#finish(record.id, (r) =>
+          r.fail(
+            new InternalError(
+              "a reply for this job could not be opened: do the orchestrator and the gpu-workers share the same ENCRYPTION_KEY?",
+            ).toInfo(),
+          ),
+        ),
     });
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
     try {
@@ -173,7 +181,12 @@ export class JobService {
 
   async #timeOut(jobId: string, timeoutMs: number): Promise<void> {
     const active = this.#active.get(jobId);
-    if (active === undefined || active.record.terminal) return;
+    if (active === undefined) return;
+    if (active.record.terminal) {
+      // Cancelled earlier, and its gpu-worker never confirmed: stop tracking it.
+      this.#finish(jobId, () => {});
+      return;
+    }
     active.record.stop(
       "TIMED_OUT",
       new TimedOutError(`the job did not finish within ${timeoutMs} ms`).toInfo(),

@@ -17,6 +17,8 @@ export interface ReplyHandlers {
   onStarted(): void;
   /** The next reply, in order, without gaps or repeats. */
   onReply(message: ReplyMessage): void;
+  /** A reply could not be opened (sealed with a key this orchestrator does not have). */
+  onUnreadable(): void;
 }
 
 interface Tracked {
@@ -122,10 +124,9 @@ export class ReplyRelay {
       } catch {
         this.#log.error(
           "a reply could not be opened: is every process on the same ENCRYPTION_KEY?",
-          {
-            jobId: envelope.j,
-          },
+          { jobId: envelope.j },
         );
+        tracked.handlers.onUnreadable();
         return;
       }
       if (message.seq !== item.s) return;

@@ -21,6 +21,8 @@ export interface StackOptions {
   models: string;
   /** More environment for both processes (e.g. CONTEXT_SIZE, MODEL_SEQUENCES). */
   env?: Record<string, string>;
+  /** Environment for the gpu-worker only, over `env`. */
+  gpuWorkerEnv?: Record<string, string>;
   label?: string;
 }
 
@@ -83,7 +85,7 @@ export class TestStack {
     };
     for (const part of ["gpu-worker", "orchestrator"]) {
       const child = spawn(process.execPath, ["--enable-source-maps", entry(part)], {
-        env,
+        env: part === "gpu-worker" ? { ...env, ...options.gpuWorkerEnv } : env,
         stdio: ["ignore", "pipe", "pipe"],
       });
       for (const stream of [child.stdout, child.stderr]) {
