@@ -33,7 +33,8 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
     if (levelRank[level] < minRank) return;
     const time = new Date().toISOString();
     if (format === "json") {
-      write(JSON.stringify({ time, level, component, message, ...fields }));
+      // The line's own keys come last: a field cannot overwrite them.
+      write(JSON.stringify({ ...fields, time, level, component, message }));
       return;
     }
     const extra = fields

@@ -25,6 +25,7 @@ interface Tracked {
   handlers: ReplyHandlers;
   sequencer: ReplySequencer<Sequenced>;
   backfilling: boolean;
+  backfillAgain: boolean;
 }
 
 /**
@@ -64,14 +65,21 @@ export class ReplyRelay {
       if (channel === this.channel) this.#receive(text);
     });
     this.#subscriber.on("ready", () => {
-      // ioredis resubscribes by itself; what was published while we were away is in the streams.
-      if (this.#connectedOnce) {
-        this.#log.info("reply subscriber reconnected: repairing from streams", {
-          jobs: this.#jobs.size,
-        });
-        for (const jobId of this.#jobs.keys()) void this.backfill(jobId);
-      }
-      this.#connectedOnce = true;
+      if (!this.#connectedOnce) return;
+      // ioredis reports "ready" before it resubscribes: subscribe (idempotent, and ordered after
+      // its own resubscription) before reading the streams, or a reply published in between
+      // would reach us by neither path.
+      this.#log.info("reply subscriber reconnected: repairing from streams", {
+        jobs: this.#jobs.size,
+      });
+      this.#subscriber
+        .subscribe(this.channel)
+        .then(() => {
+          for (const jobId of this.#jobs.keys()) void this.backfill(jobId);
+        })
+        .catch((error: Error) =>
+          this.#log.warn("could not resubscribe to replies", { error: error.message }),
+        );
     });
     await this.#subscriber.subscribe(this.channel);
     this.#connectedOnce = true;
@@ -79,18 +87,31 @@ export class ReplyRelay {
 
   /** Starts routing a job's replies; call before the job is queued. */
   track(jobId: string, handlers: ReplyHandlers): void {
-    this.#jobs.set(jobId, { handlers, sequencer: new ReplySequencer(), backfilling: false });
+    this.#jobs.set(jobId, {
+      handlers,
+      sequencer: new ReplySequencer(),
+      backfilling: false,
+      backfillAgain: false,
+    });
   }
 
   untrack(jobId: string): void {
     this.#jobs.delete(jobId);
   }
 
-  /** Reads a job's stream and delivers whatever pub/sub has not. */
+  /**
+   * Reads a job's stream and delivers whatever pub/sub has not. A request made while a read is
+   * under way runs again after it, so a reply stored after that read is not missed.
+   */
   async backfill(jobId: string): Promise<void> {
     const tracked = this.#jobs.get(jobId);
-    if (tracked === undefined || tracked.backfilling) return;
+    if (tracked === undefined) return;
+    if (tracked.backfilling) {
+      tracked.backfillAgain = true;
+      return;
+    }
     tracked.backfilling = true;
+    tracked.backfillAgain = false;
     try {
       const entries = await this.#redis.xrange(this.#names.deltaStream(jobId), "-", "+");
       for (const [, fields] of entries) {
@@ -105,6 +126,7 @@ export class ReplyRelay {
     } finally {
       tracked.backfilling = false;
     }
+    if (tracked.backfillAgain && this.#jobs.get(jobId) === tracked) await this.backfill(jobId);
   }
 
   #receive(text: string): void {
@@ -129,7 +151,14 @@ export class ReplyRelay {
         tracked.handlers.onUnreadable();
         return;
       }
-      if (message.seq !== item.s) return;
+      if (message.seq !== item.s) {
+        // The number outside the seal disagrees with the one inside: not a reply we can trust.
+        this.#log.error("a reply's sequence number does not match its sealed content", {
+          jobId: envelope.j,
+        });
+        tracked.handlers.onUnreadable();
+        return;
+      }
       tracked.handlers.onReply(message);
       // The handler may have untracked the job (terminal reply).
       if (!this.#jobs.has(envelope.j)) return;

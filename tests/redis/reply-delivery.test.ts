@@ -73,6 +73,7 @@ function collect(relay: ReplyRelay, jobId: string) {
   const messages: ReplyMessage[] = [];
   const arrivals: number[] = [];
   let started = 0;
+  let unreadable = 0;
   let resolveEnd: () => void = () => {};
   const ended = new Promise<void>((resolve) => {
     resolveEnd = resolve;
@@ -80,6 +81,9 @@ function collect(relay: ReplyRelay, jobId: string) {
   relay.track(jobId, {
     onStarted: () => {
       started += 1;
+    },
+    onUnreadable: () => {
+      unreadable += 1;
     },
     onReply: (message) => {
       messages.push(message);
@@ -95,6 +99,9 @@ function collect(relay: ReplyRelay, jobId: string) {
     arrivals,
     get started() {
       return started;
+    },
+    get unreadable() {
+      return unreadable;
     },
     /** Resolves at the terminal reply; rejects after `timeoutMs`. */
     async ended(timeoutMs = 5000): Promise<void> {
@@ -296,6 +303,20 @@ describe("reply delivery", () => {
     await replies.end(doneFields);
     await received.ended();
     assertWholeReply(received.messages, "fine");
+    assert.equal(received.unreadable, 0);
+  });
+
+  it("reports a reply sealed with another key as unreadable and delivers nothing", async () => {
+    const { relay } = await startRelay("foreign");
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const foreignRing = new KeyRing([FernetKey.generate()]);
+    const redis = connect("foreign-raw");
+    const wire = encodeReply(foreignRing, jobId, { kind: "delta", seq: 0, text: "hidden" });
+    await redis.publish(relay.channel, wire);
+    await waitFor(() => received.unreadable > 0, 2000, "the unreadable report");
+    assert.equal(received.unreadable, 1);
+    assert.equal(received.messages.length, 0);
   });
 
   it("repairs what pub/sub lost while the subscriber was disconnected", async () => {
@@ -341,10 +362,33 @@ describe("reply delivery", () => {
     );
   });
 
+  it("repairs a job that ended entirely while the subscriber was away", async () => {
+    const { relay, subscriber, subscriberName } = await startRelay("away");
+    const admin = connect("away-admin");
+    let readyEvents = 0;
+    subscriber.on("ready", () => {
+      readyEvents += 1;
+    });
+    const jobId = randomUUID();
+    const received = collect(relay, jobId);
+    const replies = publisher(0, connect("away-pub")).forJob(jobId, relay.channel, 1);
+    replies.text("seen ");
+    await waitFor(() => received.messages.length === 1, 2000, "the first reply");
+    await killConnection(admin, subscriberName);
+    await waitFor(() => subscriber.status !== "ready", 2000, "the disconnect");
+    // Only the stream gets these: nothing published after the reconnect reveals a gap.
+    replies.text("unseen1 ");
+    replies.text("unseen2");
+    await replies.end(doneFields);
+    assert.equal(readyEvents, 0, "the subscriber came back too early for this test");
+    assert.equal(received.messages.length, 1);
+    await received.ended();
+    assertWholeReply(received.messages, "seen unseen1 unseen2");
+  });
+
   it("delivers the terminal reply published just as the subscriber comes back", async () => {
-    // ioredis emits "ready" before it re-sends SUBSCRIBE; the relay backfills on "ready". A reply
-    // published between that backfill and the resubscription is on neither path, and if it is
-    // the last one, nothing later reveals the gap: the job would wait for its timeout.
+    // The relay backfills when its subscriber is ready again, while ioredis re-sends SUBSCRIBE:
+    // a terminal reply sent at that moment must still arrive (nothing later would reveal a gap).
     const { relay, subscriber, subscriberName } = await startRelay("race");
     const admin = connect("race-admin");
     const pub = connect("race-pub");
@@ -356,7 +400,7 @@ describe("reply delivery", () => {
     await waitFor(() => received.messages.length === 1, 2000, "the first reply");
     let endCalled = false;
     subscriber.once("ready", () => {
-      // Listeners run in order: the relay's backfill is already sent, SUBSCRIBE not yet.
+      // Runs after the relay's own "ready" listener, before ioredis resubscribes.
       endCalled = true;
       void replies.end(doneFields);
     });
@@ -418,6 +462,7 @@ describe("what Redis holds", () => {
     await waitFor(async () => (await redis.ttl(stream)) !== -2, 2000, "the first reply");
     const ttl = await redis.ttl(stream);
     assert.ok(ttl > 0 && ttl <= streamTtlSeconds, `ttl ${ttl} after the first reply`);
+    await replies.end(doneFields);
     assert.ok((await redis.ttl(stream)) > 0, "the expiry stays after the end");
     assert.equal(await redis.xlen(stream), 2);
   });
