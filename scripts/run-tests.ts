@@ -58,6 +58,7 @@ for (const tier of selected) {
       [
         "--enable-source-maps",
         "--test",
+        "--test-reporter=spec",
         `--test-concurrency=${concurrency[tier]}`,
         "--test-timeout=180000",
         ...files,
