@@ -71,23 +71,16 @@ async function completePrompt(
   );
   const promptTokens = tokens.length + (prependsBos ? 1 : 0);
   const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
-  let completionTokens = 0;
+  const counted = { completionTokens: 0 };
   const completion = new LlamaCompletion({ contextSequence: sequence });
   try {
     const { metadata } = await completion.generateCompletionWithMeta(tokens, {
-      ...toLlamaSampling(task.sampling),
-      maxTokens,
-      signal: hooks.signal,
-      stopOnAbortSignal: true,
+      ...generationOptions(task, hooks, maxTokens, counted),
       // The prompt was checked to fit: never let the library drop its beginning silently.
       contextShiftSize: 1,
       disableContextShift: true,
-      onToken: (generated) => {
-        completionTokens += generated.length;
-      },
-      onTextChunk: hooks.onText,
     });
-    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, completionTokens };
+    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, ...counted };
   } finally {
     completion.dispose({ disposeSequence: false });
   }
@@ -106,18 +99,12 @@ async function completeChat(
     const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
     const promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
     const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
-    let completionTokens = 0;
-    const { metadata } = await chat.generateResponse(history, {
-      ...toLlamaSampling(task.sampling),
-      maxTokens,
-      signal: hooks.signal,
-      stopOnAbortSignal: true,
-      onToken: (generated) => {
-        completionTokens += generated.length;
-      },
-      onTextChunk: hooks.onText,
-    });
-    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, completionTokens };
+    const counted = { completionTokens: 0 };
+    const { metadata } = await chat.generateResponse(
+      history,
+      generationOptions(task, hooks, maxTokens, counted),
+    );
+    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, ...counted };
   } finally {
     chat.dispose({ disposeSequence: false });
   }
@@ -132,6 +119,28 @@ export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem
   });
   if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
   return history;
+}
+
+/**
+ * Options both kinds of generation share. Tokens are counted as generated (re-tokenising the text
+ * can differ by one); aborting stops generation and keeps the partial text.
+ */
+function generationOptions(
+  task: GenerationTask,
+  hooks: GenerateHooks,
+  maxTokens: number,
+  counted: { completionTokens: number },
+) {
+  return {
+    ...toLlamaSampling(task.sampling),
+    maxTokens,
+    signal: hooks.signal,
+    stopOnAbortSignal: true,
+    onToken: (generated: Token[]) => {
+      counted.completionTokens += generated.length;
+    },
+    onTextChunk: hooks.onText,
+  };
 }
 
 function roomFor(promptTokens: number, contextSize: number, maxTokens: number): number {
