@@ -85,6 +85,8 @@ export async function startRedisServer(): Promise<RedisServerProcess> {
       closing ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
+        // Unreferenced while it serves; referenced again so the caller's loop waits for its exit.
+        child.ref();
         child.kill("SIGTERM");
       });
       return closing;
