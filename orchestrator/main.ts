@@ -34,6 +34,8 @@ await runEntryPoint(log, async (closables) => {
   closables.push(orchestrator);
   const api = createLocalApi({ orchestrator, apiKey: config.apiKey, log });
   closables.push({ close: () => api.close() });
+  // Closed first: new jobs are refused while running ones finish and can still be polled.
+  closables.push({ close: () => orchestrator.drain() });
   const address = await api.listen({ host: config.host, port: config.port });
   log.info("local API listening", {
     address,

@@ -11,6 +11,9 @@ import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
 
+/** How long a drained orchestrator still waits for pollers to fetch the chunks of ended jobs. */
+const drainGraceMs = 2000;
+
 export interface OrchestratorOptions {
   config: Config;
   keyRing: KeyRing;
@@ -95,10 +98,23 @@ export class Orchestrator {
     return orchestrator;
   }
 
-  /** Stops accepting jobs, lets active ones end (up to the shutdown timeout), then disconnects. */
+  /**
+   * Stops accepting jobs and lets active ones end, up to the shutdown timeout (then cancels
+   * them). Front ends keep answering `/stream` and `/status` meanwhile.
+   */
+  async drain(): Promise<void> {
+    await this.jobs.close(this.#config.shutdownTimeoutMs);
+    // Give pollers a moment to fetch the last chunks of jobs that just ended.
+    const deadline = performance.now() + drainGraceMs;
+    while (this.#table.hasRecentlyEndedUnstreamed(drainGraceMs) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Drains, then disconnects. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.jobs.close(this.#config.shutdownTimeoutMs);
+      await this.drain();
       await this.#relay.close();
       await this.queues.close();
       this.#table.close();

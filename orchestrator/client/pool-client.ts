@@ -1,4 +1,9 @@
-import { type JobInput, type StreamChunk, streamChunkSchema } from "../../shared/protocol/index.js";
+import {
+  isFinalChunk,
+  type JobInput,
+  type StreamChunk,
+  streamChunkSchema,
+} from "../../shared/protocol/index.js";
 import {
   runResponseSchema,
   type StatusResponse,
@@ -107,7 +112,14 @@ export class PoolClient {
         signal: options.signal,
       });
       const items = response.stream ?? [];
-      for (const item of items) yield this.#chunk(item.output, path);
+      let sawFinal = false;
+      for (const item of items) {
+        const chunk = this.#chunk(item.output, path);
+        sawFinal = isFinalChunk(chunk);
+        yield chunk;
+      }
+      // The final chunk is the last by contract: no need for one more (empty) poll.
+      if (sawFinal && response.status === "COMPLETED") return;
       if (items.length > 0) {
         previousStatus = response.status;
         continue;

@@ -59,6 +59,7 @@ export class JobService {
   readonly #options: JobServiceOptions;
   readonly #active = new Map<string, Active>();
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(options: JobServiceOptions) {
     this.#options = options;
@@ -253,8 +254,12 @@ export class JobService {
    * Stops accepting jobs and waits up to `timeoutMs` for the active ones to end; those still
    * running then are cancelled.
    */
-  async close(timeoutMs: number): Promise<void> {
-    if (this.#closed) return;
+  close(timeoutMs: number): Promise<void> {
+    this.#closing ??= this.#drain(timeoutMs);
+    return this.#closing;
+  }
+
+  async #drain(timeoutMs: number): Promise<void> {
     this.#closed = true;
     const deadline = performance.now() + timeoutMs;
     for (const { record } of [...this.#active.values()]) {

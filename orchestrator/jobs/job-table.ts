@@ -62,6 +62,20 @@ export class JobTable {
     return { inQueue, inProgress };
   }
 
+  /** Whether a job that ended within `withinMs` still has chunks no `/stream` poll took. */
+  hasRecentlyEndedUnstreamed(withinMs: number, now = performance.now()): boolean {
+    for (const record of this.#jobs.values()) {
+      if (
+        record.endedAt !== undefined &&
+        now - record.endedAt < withinMs &&
+        record.hasUnstreamedChunks
+      ) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Forgets finished jobs past retention, and the oldest beyond the cap. */
   sweep(now = performance.now()): void {
     const finished: JobRecord[] = [];

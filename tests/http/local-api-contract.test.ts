@@ -146,7 +146,8 @@ describe("local API contract (no gpu-worker)", () => {
     const final = view.status === "TIMED_OUT" ? view : (await call(`/status/${id}`)).body;
     assert.equal(final.status, "TIMED_OUT");
     assert.equal(JSON.parse(String(final.error)).code, "TIMED_OUT");
-    assert.equal(await queue.getWaitingCount(), 0);
+    // The job ends at once; taking it off the queue follows within a few Redis round trips.
+    await eventually(async () => (await queue.getWaitingCount()) === 0);
   });
 
   it("/purge-queue cancels this orchestrator's waiting jobs", async () => {
@@ -187,4 +188,21 @@ describe("local API contract (no gpu-worker)", () => {
     assert.equal((await call(`/stream/${id}?wait=999999999`)).status, 200);
     assert.equal((await call(`/stream/${id}?wait=soon`)).status, 400);
   });
+
+  it("refuses new jobs once draining, and leaves nothing queued for them", async () => {
+    await orchestrator.drain();
+    const { body } = await submit({ prompt: "late" });
+    assert.equal(body.status, "FAILED");
+    assert.equal(JSON.parse(String(body.error)).code, "INTERNAL");
+    assert.match(String(body.error), /shutting down/);
+    assert.equal(await queue.getWaitingCount(), 0);
+  });
 });
+
+async function eventually(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail("condition not met within the time allowed");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

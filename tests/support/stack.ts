@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
-import type { StreamChunk } from "../../shared/protocol/index.js";
+import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
 
@@ -170,7 +170,9 @@ export class TestStack {
         onChunk?.(output);
       }
       const terminal = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status);
-      if (terminal && page.stream.length === 0) {
+      const last = chunks.at(-1);
+      const ended = page.status === "COMPLETED" && last !== undefined && isFinalChunk(last);
+      if ((terminal && page.stream.length === 0) || ended) {
         return { status: page.status, chunks, ...(page.error ? { error: page.error } : {}) };
       }
     }
@@ -197,6 +199,24 @@ export class TestStack {
     );
     await deleteKeysWithPrefix(this.redisUrl, this.prefix);
     await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Sends a signal to both processes without waiting. */
+  signal(signal: NodeJS.Signals): void {
+    for (const child of this.#children) child.kill(signal);
+  }
+
+  /** Waits for both processes to exit; their exit codes. */
+  async exited(): Promise<(number | null)[]> {
+    return Promise.all(
+      this.#children.map(
+        (child) =>
+          new Promise<number | null>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+            else child.once("exit", (code) => resolve(code));
+          }),
+      ),
+    );
   }
 
   /** Exit codes of the processes (null while running). */
