@@ -39,7 +39,7 @@ async function createKeyFileIfMissing(file: string): Promise<boolean> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   try {
     // "wx" fails if the file exists, so two processes starting together keep one key.
-    await writeFile(file, `${FernetKey.generate().toString()}\n`, { flag: "wx", mode: 0o600 });
+    await writeFile(file, `${FernetKey.generate().exportKey()}\n`, { flag: "wx", mode: 0o600 });
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;

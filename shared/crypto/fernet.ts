@@ -158,15 +158,21 @@ export class FernetKey {
 
   /**
    * The key in the format {@link FernetKey.parse} reads and Python's `Fernet.generate_key()`
-   * writes. This is the secret itself: call it only to store the key, never to log it.
+   * writes. This is the secret itself: call it only to store or hand over the key, never to log
+   * it. (`toString()` is redacted, so a key in a template string cannot leak by accident.)
    */
-  toString(): string {
+  exportKey(): string {
     return toPaddedBase64Url(Buffer.concat([this.#signingKey, this.#encryptionKey]));
+  }
+
+  /** Redacted: use {@link FernetKey.exportKey} to get the key itself. */
+  toString(): string {
+    return REDACTED;
   }
 
   /**
    * Redacted rather than throwing: a key that reaches a logger or an error report must neither
-   * leak nor turn a log line into a crash. Store a key with {@link FernetKey.toString}.
+   * leak nor turn a log line into a crash. Store a key with {@link FernetKey.exportKey}.
    */
   toJSON(): string {
     return REDACTED;

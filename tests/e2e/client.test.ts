@@ -210,7 +210,7 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
 
   it("exits 1 with DECRYPT_FAILED when the key is not the pool's", async () => {
     const run = await runClient(withUrl("Once upon a time", ...greedy16), {
-      env: { ENCRYPTION_KEY: FernetKey.generate().toString(), DATA_DIR: tempDir },
+      env: { ENCRYPTION_KEY: FernetKey.generate().exportKey(), DATA_DIR: tempDir },
     });
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /^error: DECRYPT_FAILED: .+$/m);

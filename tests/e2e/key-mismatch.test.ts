@@ -14,7 +14,7 @@ describe("orchestrator and gpu-worker on different keys", () => {
   before(async () => {
     stack = await TestStack.start({
       models: `tiny=${await tinyModelPath()}`,
-      gpuWorkerEnv: { ENCRYPTION_KEY: FernetKey.generate().toString() },
+      gpuWorkerEnv: { ENCRYPTION_KEY: FernetKey.generate().exportKey() },
       label: "keys",
     });
   });

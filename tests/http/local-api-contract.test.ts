@@ -47,7 +47,7 @@ describe("local API contract (no gpu-worker)", () => {
   before(async () => {
     redisUrl = await testRedisUrl();
     prefix = uniquePrefix("http");
-    const key = FernetKey.generate().toString();
+    const key = FernetKey.generate().exportKey();
     keyRing = KeyRing.parse(key);
     const config = loadConfig(
       {

@@ -66,7 +66,7 @@ export class TestStack {
       `http://127.0.0.1:${port}`,
       redisUrl,
       prefix,
-      key.toString(),
+      key.exportKey(),
       dataDir,
     );
     const env = {
@@ -75,7 +75,7 @@ export class TestStack {
       REDIS_URL: redisUrl,
       REDIS_PREFIX: prefix,
       MODELS: options.models,
-      ENCRYPTION_KEY: key.toString(),
+      ENCRYPTION_KEY: key.exportKey(),
       HOST: "127.0.0.1",
       PORT: String(port),
       DATA_DIR: dataDir,

@@ -112,7 +112,7 @@ describe("loadConfig defaults", () => {
 
 describe("loadConfig reads every variable", () => {
   it("parses set values", () => {
-    const key = FernetKey.generate().toString();
+    const key = FernetKey.generate().exportKey();
     const config = loadConfig(
       {
         RUNPOD_WEBHOOK_GET_JOB: "https://api.runpod.example/job-take/$ID",
@@ -179,7 +179,7 @@ describe("loadConfig reads every variable", () => {
 
   it("gives a ring of two keys for two comma-separated keys", () => {
     const keys = [FernetKey.generate(), FernetKey.generate()];
-    const config = loadConfig({ ENCRYPTION_KEY: keys.map(String).join(" , ") }, host);
+    const config = loadConfig({ ENCRYPTION_KEY: keys.map((key) => key.exportKey()).join(" , ") }, host);
     assert.equal(config.keyRing?.size, 2);
     // The first key encrypts, both decrypt.
     const token = config.keyRing?.encrypt("x") ?? "";
@@ -280,7 +280,7 @@ describe("loadConfig never echoes secrets", () => {
   });
 
   it("does not show a good key next to a bad one", () => {
-    const good = FernetKey.generate().toString();
+    const good = FernetKey.generate().exportKey();
     assertRejected(
       { ENCRYPTION_KEY: `${good},nope` },
       ["ENCRYPTION_KEY", "entry 2 of 2"],

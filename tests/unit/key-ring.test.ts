@@ -41,12 +41,12 @@ function encodePadded(bytes: Buffer): string {
 
 describe("FernetKey.parse", () => {
   const key = FernetKey.generate();
-  const text = key.toString();
+  const text = key.exportKey();
 
   it("round-trips the 44-character url-safe form and accepts the standard alphabet", () => {
     assert.match(text, /^[A-Za-z0-9_-]{43}=$/);
     assert.ok(FernetKey.parse(text).equals(key));
-    assert.equal(FernetKey.parse(text).toString(), text);
+    assert.equal(FernetKey.parse(text).exportKey(), text);
     const standard = Buffer.from(text, "base64url").toString("base64");
     assert.ok(FernetKey.parse(standard).equals(key));
     assert.ok(!FernetKey.generate().equals(key));
@@ -69,8 +69,10 @@ describe("FernetKey.parse", () => {
     }
   });
 
-  it("never shows key material through inspect, JSON or own properties", () => {
+  it("never shows key material through inspect, JSON, strings or own properties", () => {
     for (const shown of [
+      String(key),
+      `${key}`,
       inspect(key),
       inspect(key, { showHidden: true, depth: 5 }),
       inspect(key, { customInspect: false, showHidden: true }),
@@ -92,7 +94,7 @@ describe("KeyRing", () => {
 
   it("rotates: the first key encrypts, every key decrypts", () => {
     const oldToken = oldKey.encrypt("made before rotation");
-    const ring = KeyRing.parse(` ${newKey} ,\t${oldKey} `);
+    const ring = KeyRing.parse(` ${newKey.exportKey()} ,\t${oldKey.exportKey()} `);
     assert.equal(ring.size, 2);
     assert.ok(ring.primary.equals(newKey));
     assert.equal(ring.decrypt(oldToken).toString(), "made before rotation");
@@ -114,16 +116,16 @@ describe("KeyRing", () => {
   });
 
   it("names the variable and the 1-based entry in parse errors, never the key text", () => {
-    const good = newKey.toString();
+    const good = newKey.exportKey();
     const almost = good.slice(0, 43);
-    const secrets = [good, almost, oldKey.toString()];
+    const secrets = [good, almost, oldKey.exportKey()];
     assertConfigError(
       () => KeyRing.parse(`${good},${almost}`, "MY_KEYS"),
       ["MY_KEYS entry 2 of 2", "not a Fernet key"],
       secrets,
     );
     assertConfigError(
-      () => KeyRing.parse(`${good}, ,${oldKey}`),
+      () => KeyRing.parse(`${good}, ,${oldKey.exportKey()}`),
       ["ENCRYPTION_KEY entry 2 of 3", "empty"],
       secrets,
     );
@@ -133,7 +135,7 @@ describe("KeyRing", () => {
       secrets,
     );
     assertConfigError(
-      () => KeyRing.parse(`${oldKey},${good},${good}`),
+      () => KeyRing.parse(`${oldKey.exportKey()},${good},${good}`),
       ["entry 3 of 3 repeats entry 2"],
       secrets,
     );
@@ -162,7 +164,7 @@ describe("KeyRing", () => {
     ];
     for (const text of shown) {
       for (const key of [newKey, oldKey])
-        assert.ok(!text.includes(key.toString().slice(0, 12)), text);
+        assert.ok(!text.includes(key.exportKey().slice(0, 12)), text);
     }
     assert.equal(inspect(ring), "KeyRing(2 keys, <redacted>)");
   });
