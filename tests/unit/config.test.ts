@@ -179,7 +179,10 @@ describe("loadConfig reads every variable", () => {
 
   it("gives a ring of two keys for two comma-separated keys", () => {
     const keys = [FernetKey.generate(), FernetKey.generate()];
-    const config = loadConfig({ ENCRYPTION_KEY: keys.map((key) => key.exportKey()).join(" , ") }, host);
+    const config = loadConfig(
+      { ENCRYPTION_KEY: keys.map((key) => key.exportKey()).join(" , ") },
+      host,
+    );
     assert.equal(config.keyRing?.size, 2);
     // The first key encrypts, both decrypt.
     const token = config.keyRing?.encrypt("x") ?? "";
