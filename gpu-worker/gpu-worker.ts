@@ -87,6 +87,7 @@ export class GpuWorker {
           log,
           connection: redis,
           names,
+          lockMs: config.jobLockMs,
         });
         gpuWorker.#served.push({ pool, worker });
         log.info("model ready", {

@@ -7,6 +7,8 @@ import { createJobProcessor, type JobProcessorOptions } from "./job-processor.js
 export interface ModelWorkerOptions extends JobProcessorOptions {
   connection: Redis;
   names: RedisNames;
+  /** BullMQ's lock duration, and the period of the check for jobs whose lock lapsed. */
+  lockMs: number;
 }
 
 /**
@@ -22,6 +24,8 @@ export function createModelWorker(options: ModelWorkerOptions): Worker {
     prefix: names.bullPrefix,
     concurrency: pool.capacity,
     maxStalledCount: 0,
+    lockDuration: options.lockMs,
+    stalledInterval: options.lockMs,
     autorun: true,
   });
   worker.on("error", (error: Error) => {

@@ -45,6 +45,11 @@ export interface Config {
   readonly maxTokensLimit: number;
   /** `JOB_TIMEOUT_MS`: a job not finished this long after it was accepted ends `TIMED_OUT`. */
   readonly jobTimeoutMs: number;
+  /**
+   * `JOB_LOCK_MS`: a gpu-worker renews the lock of each job it runs; a job whose lock lapsed this
+   * long (its gpu-worker died) is failed by the next gpu-worker's check, which runs as often.
+   */
+  readonly jobLockMs: number;
   /** `RESULT_RETENTION_MS`: how long the local API keeps finished jobs for `/status`. */
   readonly resultRetentionMs: number;
   /** `DELTA_WINDOW_MS`: tokens produced within this window are sent as one delta. */

@@ -107,6 +107,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     defaultMaxTokens,
     maxTokensLimit,
     jobTimeoutMs: readInt(env, "JOB_TIMEOUT_MS", 1000) ?? 600_000,
+    jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
     shutdownTimeoutMs: readInt(env, "SHUTDOWN_TIMEOUT_MS", 0) ?? 30_000,

@@ -38,6 +38,7 @@ export interface JobView {
 export class TestStack {
   readonly logs: string[] = [];
   readonly #children: ChildProcess[] = [];
+  #gpuWorkerEnv: Record<string, string> = {};
 
   private constructor(
     readonly url: string,
@@ -83,19 +84,56 @@ export class TestStack {
       LLAMA_GPU: "off",
       ...options.env,
     };
-    for (const part of ["gpu-worker", "orchestrator"]) {
-      const child = spawn(process.execPath, ["--enable-source-maps", entry(part)], {
-        env: part === "gpu-worker" ? { ...env, ...options.gpuWorkerEnv } : env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      for (const stream of [child.stdout, child.stderr]) {
-        stream?.setEncoding("utf8");
-        stream?.on("data", (text: string) => stack.logs.push(...text.split("\n").filter(Boolean)));
-      }
-      stack.#children.push(child);
-    }
+    stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
+    stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
+    stack.#spawn("orchestrator", env);
     await stack.#waitUntilServing(options.models.split(",").length);
     return stack;
+  }
+
+  #spawn(part: "gpu-worker" | "orchestrator", env: Record<string, string>): ChildProcess {
+    const child = spawn(
+      process.execPath,
+      ["--enable-source-maps", path.join(distRoot, part, "main.js")],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    for (const stream of [child.stdout, child.stderr]) {
+      stream?.setEncoding("utf8");
+      stream?.on("data", (text: string) => this.logs.push(...text.split("\n").filter(Boolean)));
+    }
+    this.#children.push(child);
+    return child;
+  }
+
+  /** Kills the running gpu-worker processes with `signal` and waits for them to exit. */
+  async killGpuWorkers(signal: NodeJS.Signals): Promise<void> {
+    const workers = this.#children.filter(
+      (child) =>
+        child.spawnargs.some((arg) => arg.includes("gpu-worker")) && child.exitCode === null,
+    );
+    await Promise.all(
+      workers.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            child.once("exit", () => resolve());
+            child.kill(signal);
+          }),
+      ),
+    );
+  }
+
+  /** Starts one more gpu-worker with the stack's settings; resolves when it serves the models. */
+  async addGpuWorker(): Promise<void> {
+    const readyLines = () => this.logs.filter((line) => line.includes("model ready")).length;
+    const before = readyLines();
+    const child = this.#spawn("gpu-worker", this.#gpuWorkerEnv);
+    const deadline = Date.now() + 60_000;
+    while (readyLines() === before) {
+      if (child.exitCode !== null)
+        throw new Error(`the gpu-worker exited:\n${this.logs.join("\n")}`);
+      if (Date.now() > deadline) throw new Error("the gpu-worker did not start");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   async #waitUntilServing(modelCount: number): Promise<void> {

@@ -1,0 +1,54 @@
+/**
+ * A gpu-worker that dies mid-job (SIGKILL: no goodbye) must not leave its caller waiting until
+ * the job timeout: the next gpu-worker's check finds the job's lock lapsed and fails it, the
+ * orchestrator reports INTERNAL, and later jobs run on the new gpu-worker.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { isFinalChunk } from "../../shared/protocol/index.js";
+import { tinyModelPath } from "../support/models.js";
+import { type JobView, TestStack } from "../support/stack.js";
+
+describe("a gpu-worker killed mid-job", () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      // Short locks so the lapse is found in seconds (production default: 30 s).
+      env: { JOB_LOCK_MS: "1500" },
+      label: "crash",
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("fails the job with INTERNAL once another gpu-worker finds it, and serves the next", async () => {
+    const job = await stack.run({
+      prompt: "the dog",
+      sampling_params: { max_tokens: 4000, temperature: 0 },
+    });
+    let killed: Promise<void> | undefined;
+    const streamed = stack.streamAll(job.id, (chunk) => {
+      if (killed === undefined && !isFinalChunk(chunk)) killed = stack.killGpuWorkers("SIGKILL");
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(killed, "the job streamed before the kill");
+    await killed;
+    const started = performance.now();
+    await stack.addGpuWorker();
+    const { status, error } = await streamed;
+    assert.equal(status, "FAILED");
+    const info = JSON.parse(error ?? "{}") as { code: string; message: string };
+    assert.equal(info.code, "INTERNAL");
+    assert.match(info.message, /stopped before it finished/);
+    assert.ok(performance.now() - started < 20_000, "found within a few lock periods");
+    const next = (await stack.runsync({
+      prompt: "the sun",
+      sampling_params: { max_tokens: 8, temperature: 0 },
+    })) as JobView;
+    assert.equal(next.status, "COMPLETED");
+  });
+});
