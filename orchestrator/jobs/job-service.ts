@@ -113,7 +113,8 @@ export class JobService {
     });
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
     try {
-      await queues.add(task.model, record.id, payload);
+      // Commands wait out a Redis reconnect; the caller should not wait for ever.
+      await withDeadline(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
     } catch (error) {
       log.error("could not queue a job", {
         jobId: record.id,
@@ -268,6 +269,17 @@ export class JobService {
     for (const jobId of [...this.#active.keys()]) await this.cancel(jobId);
     for (const { timer } of this.#active.values()) clearTimeout(timer);
   }
+}
+
+/** How long `/run` waits for Redis to take a job before failing it. */
+const enqueueDeadlineMs = 10_000;
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 function parseFailedReason(reason: string): ErrorInfo {
