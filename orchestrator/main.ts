@@ -36,7 +36,14 @@ await runEntryPoint(log, async (closables) => {
   closables.push({ close: () => api.close() });
   // Closed first: new jobs are refused while running ones finish and can still be polled.
   closables.push({ close: () => orchestrator.drain() });
-  const address = await api.listen({ host: config.host, port: config.port });
+  const address = await api.listen({ host: config.host, port: config.port }).catch((error) => {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new ConfigError(
+        `PORT ${config.port} on ${config.host} is in use: set PORT to a free port`,
+      );
+    }
+    throw error;
+  });
   log.info("local API listening", {
     address,
     auth: config.apiKey === undefined ? "none" : "api-key",
