@@ -17,12 +17,13 @@ export interface FoundRedis {
 export async function findRedis(
   redisUrl: string | undefined,
   log: Logger,
-  options: { mayStart: boolean },
+  options: { mayStart: boolean; localUrl?: string },
 ): Promise<FoundRedis> {
   if (redisUrl !== undefined) return { url: redisUrl };
-  if (await redisAnswers(defaultLocalRedisUrl)) {
-    log.info("REDIS_URL is unset: using the Redis server on 127.0.0.1:6379");
-    return { url: defaultLocalRedisUrl };
+  const localUrl = options.localUrl ?? defaultLocalRedisUrl;
+  if (await redisAnswers(localUrl)) {
+    log.info("REDIS_URL is unset: using the local Redis server", { url: localUrl });
+    return { url: localUrl };
   }
   if (!options.mayStart) {
     throw new RedisUnavailableError(

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { FernetKey } from "../../shared/crypto/index.js";
-import { type FinalChunk, isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import {
+  type FinalChunk,
+  isFinalChunk,
+  jobResultSchema,
+  openJson,
+  type StreamChunk,
+} from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { keysWithPrefix } from "../support/redis.js";
 import { referenceTexts } from "../support/reference.js";
@@ -81,6 +87,30 @@ describe("local API end to end", () => {
     assert.equal(textOf(view.output), reference[0]);
     const status = (await stack.get(`/status/${view.id}`)) as JobView;
     assert.deepEqual(status.output, view.output);
+  });
+
+  it("keeps the job's full result, sealed, as its BullMQ return value", async () => {
+    const view = await stack.runsync({
+      prompt,
+      sampling_params: { max_tokens: 40, temperature: 0 },
+    });
+    assert.equal(view.status, "COMPLETED");
+    const redis = new Redis(stack.redisUrl);
+    try {
+      const events = await redis.xrange(`${stack.prefix}:model-tiny:events`, "-", "+");
+      const completed = events
+        .map(([, fields]) => Object.fromEntries(pairs(fields)))
+        .find((event) => event.event === "completed" && event.jobId === view.id);
+      assert.ok(completed?.returnvalue, "BullMQ recorded the return value");
+      const { result } = JSON.parse(completed.returnvalue) as { result: string };
+      const opened = openJson(stack.keyRing, result, jobResultSchema, "the result");
+      assert.equal(opened.text, textOf(view.output ?? []));
+      assert.equal(opened.finishReason, "length");
+      assert.equal(opened.completionTokens, 40);
+      assert.ok(!completed.returnvalue.includes(opened.text), "the stored value is sealed");
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it("applies the model's chat template to messages", async () => {
@@ -282,6 +312,12 @@ describe("local API end to end", () => {
     assert.ok(!body.includes(prompt));
   });
 });
+
+function pairs(fields: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) out.push([fields[i] ?? "", fields[i + 1] ?? ""]);
+  return out;
+}
 
 function commonPrefix(a: string, b: string): number {
   let i = 0;
