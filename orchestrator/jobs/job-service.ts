@@ -5,7 +5,6 @@ import {
   type ErrorInfo,
   InternalError,
   isErrorCode,
-  PoolError,
   TimedOutError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
@@ -298,8 +297,5 @@ function parseFailedReason(reason: string): ErrorInfo {
   } catch {
     // Not ours: BullMQ's own reasons, such as a stalled job.
   }
-  return new PoolError(
-    "INTERNAL",
-    "the gpu-worker running this job stopped before it finished",
-  ).toInfo();
+  return new InternalError("the gpu-worker running this job stopped before it finished").toInfo();
 }

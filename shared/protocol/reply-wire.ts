@@ -38,6 +38,5 @@ export function openReply(
   keyRing: KeyRing,
   envelope: { j: string; s: number; t: string },
 ): ReplyMessage {
-  const message = openJson(keyRing, envelope.t, replyMessageSchema, "a reply message");
-  return message;
+  return openJson(keyRing, envelope.t, replyMessageSchema, "a reply message");
 }
