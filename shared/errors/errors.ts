@@ -57,6 +57,24 @@ export class RedisUnavailableError extends PoolError {
   }
 }
 
+export class QueueFullError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.QUEUE_FULL, message, { retryable: true, ...options });
+  }
+}
+
+export class TokenExpiredError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.TOKEN_EXPIRED, message, options);
+  }
+}
+
+export class RequestTooLargeError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.REQUEST_TOO_LARGE, message, options);
+  }
+}
+
 export class InternalError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);

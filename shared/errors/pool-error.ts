@@ -21,6 +21,12 @@ export const ErrorCode = {
   CONFIG_INVALID: "CONFIG_INVALID",
   /** Redis could not be reached or started. */
   REDIS_UNAVAILABLE: "REDIS_UNAVAILABLE",
+  /** The model's queue already holds its limit of waiting jobs; try again later. */
+  QUEUE_FULL: "QUEUE_FULL",
+  /** The request token is older than the replay window (`FERNET_TTL_SECONDS`) or from the future. */
+  TOKEN_EXPIRED: "TOKEN_EXPIRED",
+  /** The request body or the decrypted request is larger than the configured cap. */
+  REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** Anything else: a bug or a lost worker. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;
