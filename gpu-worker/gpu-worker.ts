@@ -68,13 +68,14 @@ export class GpuWorker {
         log,
       });
       for (const model of models) {
-        log.info("loading model", { model: model.name, threads: config.modelThreads });
+        const { settings } = model;
+        log.info("loading model", { model: model.name, threads: settings.threads });
         const pool = await ModelPool.start({
           model,
-          threads: config.modelThreads,
-          sequences: config.modelSequences,
-          llamaThreads: config.llamaThreads,
-          contextSize: config.contextSize,
+          threads: settings.threads,
+          sequences: settings.sequences,
+          llamaThreads: settings.llamaThreads,
+          contextSize: settings.contextSize,
           gpu: config.gpu,
           gpuMemoryUtilization: config.gpuMemoryUtilization,
           log,
@@ -95,7 +96,7 @@ export class GpuWorker {
           queue: names.modelQueue(model.name),
           concurrency: pool.capacity,
           contextSize: pool.contextSize,
-          llamaThreads: config.llamaThreads,
+          llamaThreads: settings.llamaThreads,
         });
       }
     } catch (error) {

@@ -8,7 +8,6 @@ import {
   PoolError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
-import type { ModelEntry } from "../../shared/models/model-spec.js";
 import type {
   GenerationTask,
   MainToThreadMessage,
@@ -21,7 +20,8 @@ import type {
 import { threadEntryPath } from "./thread-entry-path.js";
 
 export interface ModelPoolOptions {
-  model: ModelEntry;
+  /** The model's name and its `.gguf` file. */
+  model: { readonly name: string; readonly path: string };
   /** Worker threads, each holding the model loaded. */
   threads: number;
   /** Sequences per thread: jobs one thread runs at once. */

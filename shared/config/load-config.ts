@@ -47,12 +47,12 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
   }
 
   const modelThreads = readInt(env, "MODEL_THREADS", 1, 64) ?? 1;
-  const modelCount = Math.max(1, models.length);
+  const threadCount =
+    models.length === 0
+      ? modelThreads
+      : models.reduce((sum, model) => sum + (model.settings.threads ?? modelThreads), 0);
   // One core stays free for the event loops (Redis, HTTP); the rest is shared by the model threads.
-  const defaultLlamaThreads = Math.max(
-    1,
-    Math.floor((host.cpuCount - 1) / (modelThreads * modelCount)),
-  );
+  const defaultLlamaThreads = Math.max(1, Math.floor((host.cpuCount - 1) / threadCount));
   const defaultMaxTokens = readInt(env, "MAX_TOKENS_DEFAULT", 1, 1_000_000) ?? 256;
   const maxTokensLimit = readInt(env, "MAX_TOKENS_LIMIT", 1, 1_000_000) ?? 4096;
   if (defaultMaxTokens > maxTokensLimit) {

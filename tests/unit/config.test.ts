@@ -5,6 +5,7 @@ import { inspect } from "node:util";
 import { type ConfigHost, loadConfig } from "../../shared/config/index.js";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { ConfigError, ErrorCode } from "../../shared/errors/index.js";
+import { modelSettingsOf, servedSlots } from "../../shared/models/served-models.js";
 
 const host: ConfigHost = {
   cwd: "/srv/app",
@@ -95,6 +96,28 @@ describe("loadConfig defaults", () => {
       { ...host, cpuCount: 17 },
     );
     assert.equal(wide.llamaThreads, 4);
+    // (17 - 1) / (1 + 3 threads, per-model settings count) = 4
+    const mixed = loadConfig(
+      { MODELS: "a=/m/a.gguf,b=/m/b.gguf?threads=3" },
+      { ...host, cpuCount: 17 },
+    );
+    assert.equal(mixed.llamaThreads, 4);
+  });
+
+  it("lets a MODELS entry override the global model settings", () => {
+    const mixed = loadConfig(
+      {
+        MODELS: "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3",
+        MODEL_SEQUENCES: "4",
+        CONTEXT_SIZE: "1024",
+      },
+      host,
+    );
+    const [a, b] = mixed.models.map((model) => modelSettingsOf(mixed, model));
+    assert.deepEqual(a, { contextSize: 1024, sequences: 4, threads: 1, llamaThreads: 2 });
+    assert.deepEqual(b, { contextSize: 2048, sequences: 8, threads: 2, llamaThreads: 3 });
+    assert.equal(servedSlots(mixed), 1 * 4 + 2 * 8);
+    assert.equal(servedSlots(loadConfig({ MODEL_SEQUENCES: "3" }, host)), 3);
   });
 
   it("never gives llama.cpp fewer than one thread", () => {
@@ -193,8 +216,8 @@ describe("loadConfig reads every variable", () => {
   it("parses MODELS into named, absolute entries", () => {
     const config = loadConfig({ MODELS: "models/a.gguf, big=/m/b.gguf" }, host);
     assert.deepEqual(config.models, [
-      { name: "a", path: "/srv/app/models/a.gguf" },
-      { name: "big", path: "/m/b.gguf" },
+      { name: "a", source: { kind: "file", path: "/srv/app/models/a.gguf" }, settings: {} },
+      { name: "big", source: { kind: "file", path: "/m/b.gguf" }, settings: {} },
     ]);
   });
 });

@@ -1,9 +1,19 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, ErrorCode } from "../../shared/errors/index.js";
-import { isValidModelName, parseModelsList } from "../../shared/models/model-spec.js";
+import type { ModelSettings } from "../../shared/models/model-settings.js";
+import {
+  isValidModelName,
+  type ModelEntry,
+  parseModelsList,
+} from "../../shared/models/model-spec.js";
 
 const cwd = "/work/app";
+
+/** The entry a local file with no settings parses to. */
+function file(name: string, path: string, settings: ModelSettings = {}): ModelEntry {
+  return { name, source: { kind: "file", path }, settings };
+}
 
 /** Asserts parsing `text` fails with a ConfigError mentioning every `expected` text. */
 function assertRejected(text: string, expected: readonly string[]): void {
@@ -22,29 +32,59 @@ function assertRejected(text: string, expected: readonly string[]): void {
 
 describe("parseModelsList", () => {
   it("names a bare file after its base name and resolves it against cwd", () => {
-    assert.deepEqual(parseModelsList("a.gguf", cwd), [{ name: "a", path: "/work/app/a.gguf" }]);
+    assert.deepEqual(parseModelsList("a.gguf", cwd), [file("a", "/work/app/a.gguf")]);
     assert.deepEqual(parseModelsList("../models/Qwen2.5-0.5B.Q4.gguf", cwd), [
-      { name: "Qwen2.5-0.5B.Q4", path: "/work/models/Qwen2.5-0.5B.Q4.gguf" },
+      file("Qwen2.5-0.5B.Q4", "/work/models/Qwen2.5-0.5B.Q4.gguf"),
     ]);
   });
 
   it("keeps absolute paths and strips the extension in any case", () => {
-    assert.deepEqual(parseModelsList("/m/Big.GGUF", cwd), [{ name: "Big", path: "/m/Big.GGUF" }]);
+    assert.deepEqual(parseModelsList("/m/Big.GGUF", cwd), [file("Big", "/m/Big.GGUF")]);
   });
 
   it("takes an explicit name from name=path", () => {
     assert.deepEqual(parseModelsList("chat=models/x.gguf", cwd), [
-      { name: "chat", path: "/work/app/models/x.gguf" },
+      file("chat", "/work/app/models/x.gguf"),
     ]);
   });
 
   it("parses several entries, ignoring spaces and empty entries, in order", () => {
     const models = parseModelsList("  a.gguf ,  fast = /m/b.gguf,,  sub/c.gguf , ", cwd);
     assert.deepEqual(models, [
-      { name: "a", path: "/work/app/a.gguf" },
-      { name: "fast", path: "/m/b.gguf" },
-      { name: "c", path: "/work/app/sub/c.gguf" },
+      file("a", "/work/app/a.gguf"),
+      file("fast", "/m/b.gguf"),
+      file("c", "/work/app/sub/c.gguf"),
     ]);
+  });
+
+  it("reads per-model settings after ?", () => {
+    assert.deepEqual(
+      parseModelsList(
+        "chat=m/x.gguf?context=8192&sequences=8&threads=2&llama_threads=3, y.gguf",
+        cwd,
+      ),
+      [
+        file("chat", "/work/app/m/x.gguf", {
+          contextSize: 8192,
+          sequences: 8,
+          threads: 2,
+          llamaThreads: 3,
+        }),
+        file("y", "/work/app/y.gguf"),
+      ],
+    );
+    assert.deepEqual(parseModelsList("/m/z.gguf?sequences=2", cwd), [
+      file("z", "/m/z.gguf", { sequences: 2 }),
+    ]);
+  });
+
+  it("refuses unknown, repeated or out-of-range settings, naming the entry", () => {
+    assertRejected("a.gguf?ctx=5", ["MODELS", "entry 1", '"ctx"', "context, sequences"]);
+    assertRejected("a.gguf?threads=1&threads=2", ["entry 1", '"threads"', "twice"]);
+    assertRejected("a.gguf?sequences=0", ['"sequences"', "[1, 256]", '"0"']);
+    assertRejected("a.gguf?context=32", ['"context"', "[64, 1048576]"]);
+    assertRejected("a.gguf?threads=two", ['"threads"', '"two"']);
+    assertRejected("a.gguf?llama_threads", ['"llama_threads"', '""']);
   });
 
   it("returns an empty list for an empty text", () => {
