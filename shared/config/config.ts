@@ -29,6 +29,8 @@ export interface Config {
   /** `HOST` and `PORT` of the local API. */
   readonly host: string;
   readonly port: number;
+  /** `DASHBOARD_PORT`: port of the admin queue dashboard (on `HOST`). */
+  readonly dashboardPort: number;
   /** `API_KEY`: when set, the local API requires `Authorization: Bearer <API_KEY>`. */
   readonly apiKey: string | undefined;
   /** `MODEL_THREADS`: worker threads per model, each holding the model loaded. */

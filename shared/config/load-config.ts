@@ -99,6 +99,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       ) ?? "llmpool",
     host: readRaw(env, "HOST") ?? "127.0.0.1",
     port: readInt(env, "PORT", 0, 65535) ?? 8000,
+    dashboardPort: readInt(env, "DASHBOARD_PORT", 0, 65535) ?? 8001,
     apiKey: readRaw(env, "API_KEY"),
     modelThreads,
     modelSequences: readInt(env, "MODEL_SEQUENCES", 1, 256) ?? 4,

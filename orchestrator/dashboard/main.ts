@@ -1,0 +1,54 @@
+/**
+ * The admin queue dashboard process: a read-only bull-board view of the model queues on
+ * HOST:DASHBOARD_PORT. Protected by API_KEY when it is set.
+ */
+
+import { type Config, loadConfig } from "../../shared/config/index.js";
+import { ConfigError } from "../../shared/errors/index.js";
+import { createLogger } from "../../shared/log.js";
+import { servedModels } from "../../shared/models/served-models.js";
+import { RedisNames } from "../../shared/naming.js";
+import { runEntryPoint } from "../../shared/process/run-entry-point.js";
+import { closeRedis, createRedis, findRedis } from "../../shared/redis/index.js";
+import { createQueueDashboard } from "./queue-dashboard.js";
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  process.stderr.write(
+    `dashboard: ${error instanceof ConfigError ? error.message : String(error)}\n`,
+  );
+  process.exit(2);
+}
+const log = createLogger("dashboard", { level: config.logLevel, format: config.logFormat });
+
+await runEntryPoint(log, async (closables) => {
+  const found = await findRedis(config.redisUrl, log, { mayStart: false });
+  const redis = createRedis(found.url, "dashboard", log);
+  closables.push({ close: () => closeRedis(redis) });
+  const models = servedModels(config).map((model) => model.name);
+  const dashboard = createQueueDashboard({
+    models,
+    connection: redis,
+    names: new RedisNames(config.redisPrefix),
+    apiKey: config.apiKey,
+    log,
+  });
+  closables.push(dashboard);
+  const address = await dashboard.app
+    .listen({ host: config.host, port: config.dashboardPort })
+    .catch((error) => {
+      if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+        throw new ConfigError(
+          `DASHBOARD_PORT ${config.dashboardPort} on ${config.host} is in use: set DASHBOARD_PORT to a free port`,
+        );
+      }
+      throw error;
+    });
+  log.info("queue dashboard listening", {
+    address,
+    models: models.join(","),
+    auth: config.apiKey === undefined ? "none" : "api-key",
+  });
+});

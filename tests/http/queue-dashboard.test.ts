@@ -1,0 +1,164 @@
+/**
+ * The admin queue dashboard: real bull-board on a real HTTP server over real Redis queues.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import {
+  createQueueDashboard,
+  type QueueDashboard,
+} from "../../orchestrator/dashboard/queue-dashboard.js";
+import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import { closeRedis, createRedis, freePort } from "../../shared/redis/index.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+
+const apiKey = "dashboard-key-456";
+const sealedData = "gAAAAAB-sealed-looking-token";
+
+describe("queue dashboard", () => {
+  let redisUrl: string;
+  let prefix: string;
+  let redis: Redis;
+  let names: RedisNames;
+  let queue: Queue;
+  let dashboard: QueueDashboard;
+  let base: string;
+  let jobId: string;
+
+  const basic = (password: string) =>
+    `Basic ${Buffer.from(`admin:${password}`).toString("base64")}`;
+  const get = (route: string, authorization?: string) =>
+    fetch(`${base}${route}`, { headers: authorization ? { authorization } : {} });
+
+  before(async () => {
+    redisUrl = await testRedisUrl();
+    prefix = uniquePrefix("dash");
+    names = new RedisNames(prefix);
+    redis = createRedis(redisUrl, "test-dashboard", createLogger("test", { level: "error" }));
+    queue = new Queue(names.modelQueue("tiny"), { connection: redis, prefix: names.bullPrefix });
+    const job = await queue.add("generate", { v: 1, task: sealedData });
+    jobId = job.id ?? "";
+    dashboard = createQueueDashboard({
+      models: ["tiny", "other"],
+      connection: redis,
+      names,
+      apiKey,
+      log: createLogger("dashboard", { level: "error" }),
+    });
+    base = await dashboard.app.listen({ host: "127.0.0.1", port: 0 });
+  });
+
+  after(async () => {
+    await dashboard.close();
+    await dashboard.close();
+    await queue.close();
+    await deleteKeysWithPrefix(redisUrl, prefix);
+    await closeRedis(redis);
+  });
+
+  it("asks for the API key, as HTTP Basic for browsers", async () => {
+    for (const authorization of [undefined, basic("wrong"), "Bearer wrong", "Basic !!!"]) {
+      const response = await get("/api/queues", authorization);
+      assert.equal(response.status, 401, String(authorization));
+      assert.match(response.headers.get("www-authenticate") ?? "", /^Basic realm=/);
+      assert.doesNotMatch(await response.text(), new RegExp(apiKey));
+    }
+    assert.equal((await get("/health")).status, 200);
+  });
+
+  it("lists every model queue read-only, with its jobs (sealed data only)", async () => {
+    for (const authorization of [basic(apiKey), `Bearer ${apiKey}`]) {
+      const response = await get(
+        "/api/queues?activeQueue=model-tiny&status=waiting",
+        authorization,
+      );
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as {
+        queues: {
+          name: string;
+          readOnlyMode: boolean;
+          counts: Record<string, number>;
+          jobs: { id: string; data: unknown }[];
+        }[];
+      };
+      const byName = new Map(body.queues.map((entry) => [entry.name, entry]));
+      assert.deepEqual([...byName.keys()].sort(), ["model-other", "model-tiny"]);
+      const tiny = byName.get("model-tiny");
+      assert.ok(tiny !== undefined);
+      assert.equal(tiny.readOnlyMode, true);
+      assert.equal(tiny.counts.waiting, 1);
+      assert.deepEqual(
+        tiny.jobs.map((job) => [job.id, job.data]),
+        [[jobId, { v: 1, task: sealedData }]],
+      );
+    }
+    const page = await get("/", basic(apiKey));
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+  });
+
+  it("refuses to change a queue", async () => {
+    const attempts: [string, string, unknown?][] = [
+      ["PUT", "/api/queues/model-tiny/clean/waiting"],
+      ["PUT", "/api/queues/model-tiny/pause"],
+      ["PUT", `/api/queues/model-tiny/${jobId}/clean`],
+      ["POST", "/api/queues/model-tiny/add", { name: "x", data: {} }],
+    ];
+    for (const [method, route, body] of attempts) {
+      const response = await fetch(`${base}${route}`, {
+        method,
+        headers: {
+          authorization: basic(apiKey),
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      assert.equal(response.status, 405, `${method} ${route}: ${response.status}`);
+    }
+    assert.equal(await queue.getWaitingCount(), 1);
+    assert.equal(await queue.isPaused(), false);
+  });
+
+  it("runs as its own process and stops on SIGTERM", async () => {
+    const port = await freePort();
+    const entry = fileURLToPath(new URL("../../orchestrator/dashboard/main.js", import.meta.url));
+    const child = spawn(process.execPath, [entry], {
+      env: {
+        PATH: process.env.PATH,
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        DASHBOARD_PORT: String(port),
+        LOG_FORMAT: "json",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (data: Buffer) => {
+      output += data.toString();
+    });
+    child.stderr.on("data", (data: Buffer) => {
+      output += data.toString();
+    });
+    const deadline = Date.now() + 30_000;
+    while (!output.includes("queue dashboard listening") && Date.now() < deadline) {
+      if (child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.match(output, /queue dashboard listening/, output);
+    const response = await fetch(`http://127.0.0.1:${port}/api/queues`);
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { queues: { name: string }[] };
+    assert.deepEqual(
+      body.queues.map((entry) => entry.name),
+      ["model-demo"],
+    );
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0, output);
+  });
+});
