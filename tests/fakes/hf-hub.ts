@@ -55,6 +55,9 @@ export interface FakeHubOptions {
 
 export class FakeHfHub {
   readonly requests: RecordedRequest[] = [];
+  /** The most file bodies ever sent at the same time. */
+  maxConcurrentBodies = 0;
+  #sendingBodies = 0;
   readonly #repos = new Map<string, StoredRepo>();
   readonly #cuts = new Map<string, { afterBytes: number; times: number }>();
   readonly #server: Server;
@@ -100,6 +103,13 @@ export class FakeHfHub {
     const sha = commit.digest("hex");
     this.#repos.set(repo.id, { id: repo.id, sha, files, gatedToken: repo.gatedToken });
     return { sha };
+  }
+
+  /** The commit sha of a repo (derived from its files). */
+  commitOf(repoId: string): string {
+    const repo = this.#repos.get(repoId);
+    if (repo === undefined) throw new Error(`no repo ${repoId}`);
+    return repo.sha;
   }
 
   /** The next `times` downloads of `repoId/path` stop after `afterBytes` bytes of body. */
@@ -271,6 +281,15 @@ export class FakeHfHub {
       body = body.subarray(0, cut.afterBytes);
       if (--cut.times <= 0) this.#cuts.delete(cutKey);
     }
+    this.maxConcurrentBodies = Math.max(this.maxConcurrentBodies, ++this.#sendingBodies);
+    try {
+      await this.#sendBody(response, body, cutHere);
+    } finally {
+      this.#sendingBodies--;
+    }
+  }
+
+  async #sendBody(response: ServerResponse, body: Buffer, cutHere: boolean): Promise<void> {
     const chunkBytes = this.#options.chunkBytes ?? body.length;
     for (let at = 0; at < body.length; at += Math.max(1, chunkBytes)) {
       if (at > 0 && this.#options.chunkDelayMs) {

@@ -37,10 +37,16 @@ export interface DownloadBlobOptions {
   readonly stallTimeoutMs?: number;
   /** Describes the file in messages, e.g. `owner/repo/file.gguf`. */
   readonly label: string;
+  /** The error for a refusal (HTTP 401, 403, 404), which is not retried. */
+  readonly refused: (status: number) => ModelLoadError;
 }
 
-/** A failure not worth retrying (401/403/404, a server that breaks the protocol). */
-class FinalDownloadError extends ModelLoadError {}
+/** A failure not worth retrying (401/403/404): carries the error to report. */
+class FinalDownloadError extends Error {
+  constructor(readonly error: ModelLoadError) {
+    super(error.message);
+  }
+}
 
 export async function downloadBlob(options: DownloadBlobOptions): Promise<void> {
   const attempts = options.attempts ?? 3;
@@ -52,8 +58,8 @@ export async function downloadBlob(options: DownloadBlobOptions): Promise<void> 
       await rename(incomplete, options.blobPath);
       return;
     } catch (error) {
-      if (error instanceof FinalDownloadError || attempt >= attempts) {
-        if (error instanceof ModelLoadError) throw error;
+      if (error instanceof FinalDownloadError) throw error.error;
+      if (attempt >= attempts) {
         throw new ModelLoadError(
           `downloading ${options.label} failed after ${attempt} attempt(s): ${describe(error)}; ` +
             "the partial file is kept and the next start continues it",
@@ -100,9 +106,7 @@ async function transfer(options: DownloadBlobOptions, incomplete: string): Promi
       });
       if (response.status === 401 || response.status === 403 || response.status === 404) {
         await response.body?.cancel();
-        throw new FinalDownloadError(
-          `downloading ${options.label} was refused (HTTP ${response.status})`,
-        );
+        throw new FinalDownloadError(options.refused(response.status));
       }
       if (!response.ok || response.body === null) {
         await response.body?.cancel();

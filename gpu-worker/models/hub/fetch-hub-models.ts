@@ -8,7 +8,7 @@ import { ModelLoadError } from "../../../shared/errors/index.js";
 import type { Logger } from "../../../shared/log.js";
 import { downloadBlob } from "./download-blob.js";
 import { DownloadProgress } from "./download-progress.js";
-import type { HubClientOptions } from "./hub-client.js";
+import { type HubClientOptions, hubRefusal } from "./hub-client.js";
 import type { HubDownload, HubModelPlan } from "./hub-model-plan.js";
 
 export interface FetchOptions {
@@ -71,6 +71,7 @@ async function fetchOne(
       expect: { size: file.size, sha256: file.sha256, gitOid: file.gitOid },
       onProgress: (done) => progress.update(key, done),
       label,
+      refused: (status) => hubRefusal(status, options.client, repo, label),
       ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
       ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
     });

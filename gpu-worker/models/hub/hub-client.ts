@@ -50,7 +50,12 @@ export async function headCommit(
     }
     return info.sha;
   } catch (error) {
-    throw hubError(error, client, repo, `${repo}@${revision}`);
+    throw hubError(
+      error,
+      client,
+      repo,
+      revision === "main" ? `model repo ${repo}` : `model repo ${repo} at revision ${revision}`,
+    );
   }
 }
 
@@ -78,7 +83,7 @@ export async function listRepoFiles(
       });
     }
   } catch (error) {
-    throw hubError(error, client, repo, repo);
+    throw hubError(error, client, repo, `the file list of ${repo}`);
   }
   return files;
 }
@@ -91,25 +96,10 @@ export function hubError(
   what: string,
 ): ModelLoadError {
   if (error instanceof ModelLoadError) return error;
-  const page = `${client.hubUrl}/${repo}`;
   if (error instanceof HubApiError) {
     const status = error.statusCode;
-    if (status === 401 || status === 403) {
-      return new ModelLoadError(
-        client.accessToken === undefined
-          ? `Hugging Face refused ${what} (HTTP ${status}): the repo is gated or private, or does ` +
-              `not exist. For a gated model, accept its licence on ${page} and set HF_TOKEN to a ` +
-              "token of that account"
-          : `Hugging Face refused ${what} with the HF_TOKEN given (HTTP ${status}): accept the ` +
-              `model's licence on ${page} with the token's account, or use a token that can read the repo`,
-        { cause: error },
-      );
-    }
-    if (status === 404) {
-      return new ModelLoadError(
-        `Hugging Face has no model repo ${what} at ${client.hubUrl} (HTTP 404): check the owner/name and revision`,
-        { cause: error },
-      );
+    if (status === 401 || status === 403 || status === 404) {
+      return hubRefusal(status, client, repo, what, error);
     }
     return new ModelLoadError(`the Hugging Face Hub answered HTTP ${status} for ${what}`, {
       cause: error,
@@ -123,4 +113,33 @@ export function hubError(
       "with HF_HUB_OFFLINE=1 models are served from the cache only",
     { cause: error, retryable: true },
   );
+}
+
+/** The message for HTTP 401/403 (gated, private, bad token) and 404 from the Hub. */
+export function hubRefusal(
+  status: number,
+  client: HubClientOptions,
+  repo: string,
+  what: string,
+  cause?: unknown,
+): ModelLoadError {
+  const page = `${client.hubUrl}/${repo}`;
+  if (status === 401 || status === 403) {
+    return new ModelLoadError(
+      client.accessToken === undefined
+        ? `Hugging Face refused ${what} (HTTP ${status}): the repo is gated or private, or does ` +
+            `not exist. For a gated model, accept its licence on ${page} and set HF_TOKEN to a ` +
+            "token of that account"
+        : `Hugging Face refused ${what} with the HF_TOKEN given (HTTP ${status}): accept the ` +
+            `model's licence on ${page} with the token's account, or use a token that can read the repo`,
+      { cause },
+    );
+  }
+  if (status === 404) {
+    return new ModelLoadError(
+      `Hugging Face has no ${what} at ${client.hubUrl} (HTTP 404): check the owner/name, revision and file`,
+      { cause },
+    );
+  }
+  return new ModelLoadError(`the Hugging Face Hub answered HTTP ${status} for ${what}`, { cause });
 }
