@@ -316,6 +316,60 @@ describe("Hugging Face models", () => {
     }
   });
 
+  it("draws a progress bar on a terminal instead of logging progress lines", async () => {
+    const slow = await FakeHfHub.start(repos, { chunkBytes: 8_192, chunkDelayMs: 15 });
+    const home = await mkdtemp(path.join(os.tmpdir(), "hf-home-"));
+    const drawn: string[] = [];
+    const lines: string[] = [];
+    try {
+      await resolveModels(
+        loadConfig({ MODELS: "tiny-org/Slow-GGUF", HF_HOME: home, HF_ENDPOINT: slow.url }),
+        createLogger("test", { write: (line) => lines.push(line) }),
+        {
+          terminal: { write: (text: string) => drawn.push(text), columns: 100 },
+          progressIntervalMs: 50,
+        },
+      );
+      assert.ok(
+        drawn.some((text) => /^\r\[[#-]+\] +\d+%/.test(text)),
+        "no bar was drawn",
+      );
+      assert.ok(drawn.at(-1)?.includes("\u001b[2K"), "the bar is cleared at the end");
+      assert.ok(!lines.some((line) => line.includes("download progress")));
+    } finally {
+      await slow.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("fetches a file once when two starts share the cache (a lock per blob)", async () => {
+    const slow = await FakeHfHub.start(repos, { chunkBytes: 16_384, chunkDelayMs: 10 });
+    const home = await mkdtemp(path.join(os.tmpdir(), "hf-home-"));
+    try {
+      const start = (models: string) =>
+        resolveModels(
+          loadConfig({ MODELS: models, HF_HOME: home, HF_ENDPOINT: slow.url }),
+          log,
+          fast,
+        );
+      const [[a], [b, c]] = await Promise.all([
+        start("tiny-org/Slow-GGUF"),
+        start("x=tiny-org/Slow-GGUF:Q4_K_M,y=tiny-org/Slow-GGUF/slow-Q4_K_M.gguf"),
+      ]);
+      assert.ok(a && b && c);
+      assert.equal(b.path, a.path);
+      assert.equal(c.path, a.path);
+      assert.ok((await readFile(a.path)).equals(repos[6]?.files[0]?.content ?? Buffer.alloc(0)));
+      assert.equal(slow.requests.filter((r) => r.url.includes("/resolve/")).length, 1);
+      assert.ok(
+        logs.some((line) => line.includes("waiting for another download of the same file")),
+      );
+    } finally {
+      await slow.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   it("pins a revision by commit: served from snapshots/<sha> without writing a ref", async () => {
     const repo = "tiny-org/Tiny-Chat-GGUF";
     const sha = shaOf(repo);

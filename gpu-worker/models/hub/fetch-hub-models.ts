@@ -3,9 +3,11 @@
  * records each revision's commit in `refs/`, so the next start (and Python) finds the models in
  * the cache without asking the Hub.
  */
-import { stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
+import path from "node:path";
 import { ModelLoadError } from "../../../shared/errors/index.js";
 import type { Logger } from "../../../shared/log.js";
+import { withBlobLock } from "./blob-lock.js";
 import { downloadBlob } from "./download-blob.js";
 import { DownloadProgress } from "./download-progress.js";
 import { type HubClientOptions, hubRefusal } from "./hub-client.js";
@@ -62,19 +64,31 @@ async function fetchOne(
   const key = `${repo}@${sha}/${file.path}`;
   if (etag === undefined) throw new ModelLoadError(`the Hub listed ${label} without an id`);
   const blob = cache.blobPath(etag);
-  const existing = await stat(blob).catch(() => undefined);
-  if (existing?.size !== file.size) {
-    await downloadBlob({
-      url: `${options.client.hubUrl}/${repo}/resolve/${sha}/${file.path.split("/").map(encodeURIComponent).join("/")}`,
-      accessToken: options.client.accessToken,
-      blobPath: blob,
-      expect: { size: file.size, sha256: file.sha256, gitOid: file.gitOid },
-      onProgress: (done) => progress.update(key, done),
-      label,
-      refused: (status) => hubRefusal(status, options.client, repo, label),
-      ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
-      ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
-    });
+  const present = async () => (await stat(blob).catch(() => undefined))?.size === file.size;
+  if (!(await present())) {
+    await mkdir(path.dirname(blob), { recursive: true });
+    await withBlobLock(
+      blob,
+      async () => {
+        // Whoever held the lock may have finished the file meanwhile.
+        if (await present()) return;
+        await downloadBlob({
+          url: `${options.client.hubUrl}/${repo}/resolve/${sha}/${file.path.split("/").map(encodeURIComponent).join("/")}`,
+          accessToken: options.client.accessToken,
+          blobPath: blob,
+          expect: { size: file.size, sha256: file.sha256, gitOid: file.gitOid },
+          onProgress: (done) => progress.update(key, done),
+          label,
+          refused: (status) => hubRefusal(status, options.client, repo, label),
+          ...(options.attempts !== undefined ? { attempts: options.attempts } : {}),
+          ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
+        });
+      },
+      {
+        onWait: () =>
+          options.log.info("waiting for another download of the same file", { file: label }),
+      },
+    );
   }
   await cache.link(sha, file.path, etag);
   progress.fileDone(key, label, file.size);

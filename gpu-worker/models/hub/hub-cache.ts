@@ -70,7 +70,12 @@ export class RepoCache {
     await mkdir(path.dirname(pointer), { recursive: true });
     const target = path.relative(path.dirname(pointer), this.blobPath(etag));
     await rm(pointer, { force: true });
-    await symlink(target, pointer);
+    try {
+      await symlink(target, pointer);
+    } catch (error) {
+      // Another process sharing the cache linked it first: same name, same blob.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
     return pointer;
   }
 }
