@@ -106,8 +106,9 @@ export function hubError(
       retryable: status >= 500 || status === 429,
     });
   }
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  const code = typeof cause?.code === "string" ? ` (${cause.code})` : "";
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const reason = typeof cause?.code === "string" ? cause.code : cause?.message;
+  const code = typeof reason === "string" ? ` (${reason})` : "";
   return new ModelLoadError(
     `could not reach the Hugging Face Hub at ${client.hubUrl} for ${what}${code}; ` +
       "with HF_HUB_OFFLINE=1 models are served from the cache only",
