@@ -7,7 +7,13 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { encodeGguf, GgmlType, type GgufTensor, type GgufValue } from "./gguf/gguf-writer.js";
+import {
+  encodeGguf,
+  GgmlType,
+  type GgufFile,
+  type GgufTensor,
+  type GgufValue,
+} from "./gguf/gguf-writer.js";
 import { createSeededRandom } from "./gguf/seeded-random.js";
 
 export interface TinyLlamaOptions {
@@ -141,6 +147,37 @@ export function resolveTinyLlamaOptions(options: TinyLlamaOptions = {}): Resolve
 
 /** Builds the GGUF file of a tiny llama model in memory. */
 export function buildTinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
+  return encodeGguf(tinyLlamaGgufFile(options));
+}
+
+/**
+ * The same model as a split GGUF of `parts` files (`gguf-split` layout: every part carries
+ * `split.no`, `split.count` and `split.tensors.count`; the first also all the model's metadata;
+ * the tensors are shared out in order). Name the files `<prefix>-00001-of-0000N.gguf` ...
+ */
+export function buildTinyLlamaGgufSplit(options: TinyLlamaOptions, parts: number): Buffer[] {
+  const file = tinyLlamaGgufFile(options);
+  const count = file.tensors.length;
+  if (!Number.isInteger(parts) || parts < 1 || parts > count) {
+    throw new RangeError(`parts must be a whole number in [1, ${count}], got ${parts}`);
+  }
+  const split = (index: number): Array<[string, GgufValue]> => [
+    ["split.no", { type: "u16", value: index }],
+    ["split.count", { type: "u16", value: parts }],
+    ["split.tensors.count", { type: "i32", value: count }],
+  ];
+  return Array.from({ length: parts }, (_, index) =>
+    encodeGguf({
+      metadata: index === 0 ? [...file.metadata, ...split(0)] : split(index),
+      tensors: file.tensors.slice(
+        Math.floor((index * count) / parts),
+        Math.floor(((index + 1) * count) / parts),
+      ),
+    }),
+  );
+}
+
+function tinyLlamaGgufFile(options: TinyLlamaOptions): GgufFile {
   const o = resolveTinyLlamaOptions(options);
   const vocab = buildVocabulary(o);
   const vocabSize = vocab.tokens.length;
@@ -218,7 +255,7 @@ export function buildTinyLlamaGguf(options: TinyLlamaOptions = {}): Buffer {
   if (o.chatTemplate === "chatml") {
     metadata.push(["tokenizer.chat_template", { type: "string", value: CHATML_TEMPLATE }]);
   }
-  return encodeGguf({ metadata, tensors });
+  return { metadata, tensors };
 }
 
 /**

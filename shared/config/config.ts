@@ -18,6 +18,14 @@ export interface Config {
   readonly hfToken: string | undefined;
   /** `HF_HOME`: the Hugging Face cache root. */
   readonly hfHome: string;
+  /** `HF_HUB_CACHE` (else `HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`): where models are cached. */
+  readonly hfHubCache: string;
+  /** `HF_ENDPOINT`: the Hub's base URL, without a trailing slash. */
+  readonly hfEndpoint: string;
+  /** `HF_HUB_OFFLINE`: never call the Hub; serve models from the cache only. */
+  readonly hfOffline: boolean;
+  /** `HF_QUANT`: quantizations to pick for an `owner/repo` spec, most preferred first. */
+  readonly hfQuant: readonly string[];
   /** `GPU_MEMORY_UTILIZATION`: share of GPU memory the models may use, in (0, 1]. */
   readonly gpuMemoryUtilization: number;
   /** `LLAMA_GPU`: llama.cpp backend, `false` for CPU only. */

@@ -61,16 +61,42 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     );
   }
 
+  const hfHome =
+    readRaw(env, "HF_HOME") ??
+    (host.runpodVolumeExists
+      ? "/runpod-volume/huggingface-cache"
+      : path.join(host.homeDir, ".cache", "huggingface"));
+
   const config: Config = {
     mode,
     models: Object.freeze(models),
     keyRing,
     hfToken: readRaw(env, "HF_TOKEN"),
-    hfHome:
-      readRaw(env, "HF_HOME") ??
-      (host.runpodVolumeExists
-        ? "/runpod-volume/huggingface-cache"
-        : path.join(host.homeDir, ".cache", "huggingface")),
+    hfHome,
+    hfHubCache:
+      readRaw(env, "HF_HUB_CACHE") ??
+      readRaw(env, "HUGGINGFACE_HUB_CACHE") ??
+      path.join(hfHome, "hub"),
+    hfEndpoint: (
+      readVar(
+        env,
+        "HF_ENDPOINT",
+        z.string().regex(/^https?:\/\/[^\s]+$/),
+        'be an http:// or https:// URL, e.g. "https://huggingface.co"',
+      ) ?? "https://huggingface.co"
+    ).replace(/\/+$/, ""),
+    hfOffline: readBoolean(env, "HF_HUB_OFFLINE") ?? false,
+    hfQuant: Object.freeze(
+      readVar(
+        env,
+        "HF_QUANT",
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_]+(\s*,\s*[A-Za-z0-9_]+)*$/)
+          .transform((text) => text.split(",").map((quant) => quant.trim().toUpperCase())),
+        "be a quantization name or a comma-separated list of them, e.g. Q4_K_M or Q4_K_M,Q8_0",
+      ) ?? ["Q4_K_M"],
+    ),
     gpuMemoryUtilization:
       readVar(
         env,
@@ -120,6 +146,20 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     logFormat: readEnum(env, "LOG_FORMAT", ["text", "json"]) ?? "text",
   };
   return Object.freeze(config);
+}
+
+/** Booleans the way `huggingface_hub` reads them: 1/true/yes/on, 0/false/no/off. */
+function readBoolean(env: Env, name: string): boolean | undefined {
+  return readVar(
+    env,
+    name,
+    z
+      .string()
+      .transform((text) => text.toLowerCase())
+      .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
+      .transform((text) => ["1", "true", "yes", "on"].includes(text)),
+    "be 1, true, yes, on or 0, false, no, off",
+  );
 }
 
 function readGpu(env: Env): GpuChoice {

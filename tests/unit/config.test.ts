@@ -82,6 +82,46 @@ describe("loadConfig defaults", () => {
   it("lets HF_HOME override both defaults", () => {
     const set = loadConfig({ HF_HOME: "/cache/hf" }, { ...host, runpodVolumeExists: true });
     assert.equal(set.hfHome, "/cache/hf");
+    assert.equal(set.hfHubCache, "/cache/hf/hub");
+  });
+
+  it("reads the Hugging Face variables the way huggingface_hub does", () => {
+    assert.equal(config.hfHubCache, "/home/tester/.cache/huggingface/hub");
+    assert.equal(config.hfEndpoint, "https://huggingface.co");
+    assert.equal(config.hfOffline, false);
+    assert.deepEqual(config.hfQuant, ["Q4_K_M"]);
+    const set = loadConfig(
+      {
+        HF_HOME: "/cache/hf",
+        HF_HUB_CACHE: "/models/hub",
+        HF_ENDPOINT: "http://mirror.local:8080/",
+        HF_HUB_OFFLINE: "TRUE",
+        HF_QUANT: "q5_k_m, Q8_0",
+      },
+      host,
+    );
+    assert.equal(set.hfHubCache, "/models/hub");
+    assert.equal(set.hfEndpoint, "http://mirror.local:8080");
+    assert.equal(set.hfOffline, true);
+    assert.deepEqual(set.hfQuant, ["Q5_K_M", "Q8_0"]);
+    assert.equal(loadConfig({ HUGGINGFACE_HUB_CACHE: "/old/hub" }, host).hfHubCache, "/old/hub");
+    assert.equal(loadConfig({ HF_HUB_OFFLINE: "0" }, host).hfOffline, false);
+  });
+
+  it("parses Hugging Face specs in MODELS without touching the network or the disk", () => {
+    const set = loadConfig({ MODELS: "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q8_0" }, host);
+    assert.deepEqual(set.models, [
+      {
+        name: "Qwen2.5-0.5B-Instruct-GGUF",
+        source: {
+          kind: "hub",
+          repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+          revision: "main",
+          quant: "Q8_0",
+        },
+        settings: {},
+      },
+    ]);
   });
 
   it("shares all cores but one among the model threads for llama.cpp", () => {
@@ -277,7 +317,10 @@ describe("loadConfig errors name the variable and the rule", () => {
       expected: ["MAX_TOKENS_DEFAULT", "300", "MAX_TOKENS_LIMIT", "200"],
     },
     { env: { MODELS: " , ," }, expected: ["MODELS", "at least one model"] },
-    { env: { MODELS: "owner/repo" }, expected: ["MODELS", "owner/repo", ".gguf"] },
+    { env: { MODELS: "model.bin" }, expected: ["MODELS", "model.bin", ".gguf"] },
+    { env: { HF_ENDPOINT: "huggingface.co" }, expected: ["HF_ENDPOINT", "http", "huggingface.co"] },
+    { env: { HF_HUB_OFFLINE: "maybe" }, expected: ["HF_HUB_OFFLINE", "1, true", '"maybe"'] },
+    { env: { HF_QUANT: "Q4 K M" }, expected: ["HF_QUANT", "comma-separated", '"Q4 K M"'] },
     {
       env: { RUNPOD_WEBHOOK_GET_JOB: "https://api.runpod.example/job-take" },
       expected: ["ENCRYPTION_KEY", "RunPod"],

@@ -102,10 +102,15 @@ describe("parseModelsList", () => {
     assertRejected("b=one.gguf, b.gguf", ["MODELS", '"b"']);
   });
 
-  it("refuses a spec that is not a .gguf file, naming the variable and the entry", () => {
-    assertRejected("owner/repo", ["MODELS", "entry 1", '"owner/repo"', ".gguf"]);
-    assertRejected("a.gguf, m=owner/repo:Q4_K_M", ["MODELS", "entry 2", "owner/repo:Q4_K_M"]);
-    assertRejected("model.bin", ["MODELS", "model.bin", ".gguf"]);
+  it("refuses a spec that is neither a .gguf file nor a Hugging Face repo", () => {
+    assertRejected("model.bin", ["MODELS", "entry 1", "model.bin", ".gguf", "owner/repo"]);
+    assertRejected("a.gguf, ./m/model.bin", ["MODELS", "entry 2", "./m/model.bin", ".gguf"]);
+    assertRejected("/abs/model", ["MODELS", "/abs/model", ".gguf"]);
+    assertRejected("owner/repo/weights.bin", ["MODELS", '"weights.bin" is not a .gguf file']);
+    assertRejected("owner/repo/../x.gguf", ["MODELS", "not a plain path"]);
+    assertRejected("owner/repo:Q4 K", ["MODELS", "not a Hugging Face spec", '"./"']);
+    assertRejected("-owner/repo", ["MODELS", "not a Hugging Face spec"]);
+    assertRejected("owner/repo@", ["MODELS", "not a Hugging Face spec"]);
   });
 
   it("refuses an entry with nothing after =", () => {
@@ -123,9 +128,68 @@ describe("parseModelsList", () => {
 
   it("names the variable it was given", () => {
     assert.throws(
-      () => parseModelsList("owner/repo", cwd, "EXTRA_MODELS"),
+      () => parseModelsList("model.bin", cwd, "EXTRA_MODELS"),
       (error: unknown) => error instanceof ConfigError && error.message.includes("EXTRA_MODELS"),
     );
+  });
+});
+
+describe("parseModelsList with Hugging Face specs", () => {
+  const hub = (
+    name: string,
+    source: { repo: string; revision?: string; file?: string; quant?: string },
+    settings: ModelSettings = {},
+  ): ModelEntry => ({
+    name,
+    source: { kind: "hub", revision: "main", ...source },
+    settings,
+  });
+
+  it("reads owner/repo, named after the repo", () => {
+    assert.deepEqual(parseModelsList("Qwen/Qwen2.5-0.5B-Instruct-GGUF", cwd), [
+      hub("Qwen2.5-0.5B-Instruct-GGUF", { repo: "Qwen/Qwen2.5-0.5B-Instruct-GGUF" }),
+    ]);
+  });
+
+  it("reads :QUANT (upper-cased), @revision, a file path, a name and settings", () => {
+    assert.deepEqual(
+      parseModelsList(
+        "a/b:q8_0, c=a/b@v1.0:Q4_K_M?sequences=2, p=a/b@0123abc/sub/dir/m-Q2_K.gguf, z=a/b/m.GGUF",
+        cwd,
+      ),
+      [
+        hub("b", { repo: "a/b", quant: "Q8_0" }),
+        hub("c", { repo: "a/b", revision: "v1.0", quant: "Q4_K_M" }, { sequences: 2 }),
+        hub("p", { repo: "a/b", revision: "0123abc", file: "sub/dir/m-Q2_K.gguf" }),
+        hub("z", { repo: "a/b", file: "m.GGUF" }),
+      ],
+    );
+  });
+
+  it("tells local files from repos by the text alone", () => {
+    const [local, nested, dotted, repoFile, repo] = parseModelsList(
+      "models/x.gguf, ./a/b/c.gguf, ../up/y.gguf, owner/repo/c.gguf, owner/repo.v2",
+      cwd,
+    );
+    assert.deepEqual(local?.source, { kind: "file", path: "/work/app/models/x.gguf" });
+    assert.deepEqual(nested?.source, { kind: "file", path: "/work/app/a/b/c.gguf" });
+    assert.deepEqual(dotted?.source, { kind: "file", path: "/work/up/y.gguf" });
+    assert.deepEqual(repoFile?.source, {
+      kind: "hub",
+      repo: "owner/repo",
+      revision: "main",
+      file: "c.gguf",
+    });
+    assert.equal(repoFile?.name, "repo");
+    assert.deepEqual(repo?.source, { kind: "hub", repo: "owner/repo.v2", revision: "main" });
+  });
+
+  it("names a local split model without its part suffix", () => {
+    assert.equal(parseModelsList("/m/big-Q4_K_M-00001-of-00003.gguf", cwd)[0]?.name, "big-Q4_K_M");
+  });
+
+  it("refuses two specs of one repo without names", () => {
+    assertRejected("a/b:Q4_K_M, a/b:Q8_0", ["MODELS", '"b"', "twice", "name=spec"]);
   });
 });
 

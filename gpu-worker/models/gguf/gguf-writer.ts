@@ -9,6 +9,7 @@ export type GgmlType = (typeof GgmlType)[keyof typeof GgmlType];
 
 /** A metadata value, tagged with its GGUF type. */
 export type GgufValue =
+  | { readonly type: "u16"; readonly value: number }
   | { readonly type: "u32"; readonly value: number }
   | { readonly type: "i32"; readonly value: number }
   | { readonly type: "f32"; readonly value: number }
@@ -41,7 +42,16 @@ export const GGUF_ALIGNMENT = 32;
 /** Values per Q8_0 block; each block is one f16 scale then 32 int8 (34 bytes). */
 export const Q8_0_BLOCK_SIZE = 32;
 
-const VALUE_TYPE = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10 } as const;
+const VALUE_TYPE = {
+  u16: 2,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+} as const;
 
 /** Encodes a whole GGUF file into one buffer. */
 export function encodeGguf(file: GgufFile): Buffer {
@@ -162,7 +172,8 @@ function writeKeyValue(sink: ByteSink, key: string, entry: GgufValue): void {
     return;
   }
   sink.u32(VALUE_TYPE[entry.type]);
-  if (entry.type === "u32") sink.u32(entry.value);
+  if (entry.type === "u16") sink.u16(entry.value);
+  else if (entry.type === "u32") sink.u32(entry.value);
   else if (entry.type === "i32") sink.i32(entry.value);
   else if (entry.type === "f32") sink.f32(entry.value);
   else if (entry.type === "u64") sink.u64(entry.value);
@@ -181,6 +192,9 @@ class ByteSink {
   bytes(chunk: Buffer): this {
     this.#chunks.push(chunk);
     return this;
+  }
+  u16(value: number): this {
+    return this.#fixed(2, (b) => b.writeUInt16LE(value));
   }
   u32(value: number): this {
     return this.#fixed(4, (b) => b.writeUInt32LE(value));
