@@ -9,6 +9,7 @@ import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
+import { ModelRegistryReader } from "./registry/model-registry-reader.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
 
 /** How long a drained orchestrator still waits for pollers to fetch the chunks of ended jobs. */
@@ -29,6 +30,8 @@ export class Orchestrator {
   readonly id = randomUUID();
   readonly jobs: JobService;
   readonly queues: ModelQueues;
+  /** Which live gpu-workers serve which model. */
+  readonly registry: ModelRegistryReader;
   readonly models: readonly string[];
   readonly #redis: Redis;
   readonly #subscriber: Redis;
@@ -63,6 +66,7 @@ export class Orchestrator {
       log,
       onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
     });
+    this.registry = new ModelRegistryReader({ redis: this.#redis, names, log });
     this.jobs = new JobService({
       redis: this.#redis,
       names,
@@ -74,6 +78,11 @@ export class Orchestrator {
         models: this.models,
         limits: { maxTokensLimit: config.maxTokensLimit },
         defaultMaxTokens: config.defaultMaxTokens,
+      },
+      capacity: {
+        registry: this.registry,
+        queues: this.queues,
+        maxQueuedJobs: config.maxQueuedJobs,
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
