@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
-import { servedModels } from "../shared/models/served-models.js";
+import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobService } from "./jobs/job-service.js";
@@ -67,6 +67,9 @@ export class Orchestrator {
       onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
     });
     this.registry = new ModelRegistryReader({ redis: this.#redis, names, log });
+    const queueLimits = new Map(
+      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model).queueLimit]),
+    );
     this.jobs = new JobService({
       redis: this.#redis,
       names,
@@ -82,7 +85,7 @@ export class Orchestrator {
       capacity: {
         registry: this.registry,
         queues: this.queues,
-        maxQueuedJobs: config.maxQueuedJobs,
+        queueLimit: (model) => queueLimits.get(model) ?? config.maxQueuedJobs,
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,

@@ -5,8 +5,8 @@ import type { ModelQueues } from "./model-queues.js";
 export interface CapacityPolicy {
   registry: ModelRegistryReader;
   queues: ModelQueues;
-  /** `MAX_QUEUED_JOBS`: jobs that may wait in one model's queue. */
-  maxQueuedJobs: number;
+  /** Jobs that may wait in a model's queue: its `queue_limit`, else `MAX_QUEUED_JOBS`. */
+  queueLimit: (model: string) => number;
 }
 
 /**
@@ -24,9 +24,10 @@ export async function admitCapacity(model: string, policy: CapacityPolicy): Prom
     );
   }
   const waiting = await policy.queues.waitingCount(model);
-  if (waiting >= policy.maxQueuedJobs) {
+  const limit = policy.queueLimit(model);
+  if (waiting >= limit) {
     throw new QueueFullError(
-      `the queue of model "${model}" holds its limit of ${policy.maxQueuedJobs} waiting jobs; try again later`,
+      `the queue of model "${model}" holds its limit of ${limit} waiting jobs; try again later`,
     );
   }
 }

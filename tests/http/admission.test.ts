@@ -86,7 +86,8 @@ describe("admission: registry and queue limit", () => {
       {
         REDIS_URL: redisUrl,
         REDIS_PREFIX: prefix,
-        MODELS: "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf",
+        MODELS:
+          "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
         ENCRYPTION_KEY: key,
         MAX_QUEUED_JOBS: "2",
         // Jobs left queued at the end are cancelled at once on close.
@@ -187,5 +188,16 @@ describe("admission: registry and queue limit", () => {
     await fetch(`${base}/cancel/${first.id}`, { method: "POST" });
     const fourth = await submit({ model: "tiny", prompt: "4" });
     assert.equal(fourth.status, "IN_QUEUE");
+  });
+
+  it("a model's queue_limit setting overrides MAX_QUEUED_JOBS", async () => {
+    const { publisher: gpuWorker } = publisher("worker-c", 30_000);
+    await gpuWorker.announce(["third"], "loading");
+    const first = await submit({ model: "third", prompt: "1" });
+    assert.equal(first.status, "IN_QUEUE");
+    const second = await submit({ model: "third", prompt: "2" });
+    assert.equal(code(second), "QUEUE_FULL");
+    assert.match(String(second.error), /limit of 1 waiting job/);
+    assert.equal(await queueOf("third").getWaitingCount(), 1);
   });
 });

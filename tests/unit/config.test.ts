@@ -110,15 +110,29 @@ describe("loadConfig defaults", () => {
   it("lets a MODELS entry override the global model settings", () => {
     const mixed = loadConfig(
       {
-        MODELS: "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3",
+        MODELS:
+          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7",
         MODEL_SEQUENCES: "4",
         CONTEXT_SIZE: "1024",
+        MAX_QUEUED_JOBS: "50",
       },
       host,
     );
     const [a, b] = mixed.models.map((model) => modelSettingsOf(mixed, model));
-    assert.deepEqual(a, { contextSize: 1024, sequences: 4, threads: 1, llamaThreads: 2 });
-    assert.deepEqual(b, { contextSize: 2048, sequences: 8, threads: 2, llamaThreads: 3 });
+    assert.deepEqual(a, {
+      contextSize: 1024,
+      sequences: 4,
+      threads: 1,
+      llamaThreads: 2,
+      queueLimit: 50,
+    });
+    assert.deepEqual(b, {
+      contextSize: 2048,
+      sequences: 8,
+      threads: 2,
+      llamaThreads: 3,
+      queueLimit: 7,
+    });
     assert.equal(servedSlots(mixed), 1 * 4 + 2 * 8);
     assert.equal(servedSlots(loadConfig({ MODEL_SEQUENCES: "3" }, host)), 3);
   });
@@ -162,7 +176,7 @@ describe("loadConfig reads every variable", () => {
         DELTA_WINDOW_MS: "0",
         SHUTDOWN_TIMEOUT_MS: "10",
         MEMORY_BUDGET_MB: "2048",
-        MAX_QUEUED_JOBS: "0",
+        MAX_QUEUED_JOBS: "5",
         REGISTRY_TTL_MS: "3000",
         DATA_DIR: "state",
         LOG_LEVEL: "debug",
@@ -191,7 +205,7 @@ describe("loadConfig reads every variable", () => {
     assert.equal(config.deltaWindowMs, 0);
     assert.equal(config.shutdownTimeoutMs, 10);
     assert.equal(config.memoryBudgetMb, 2048);
-    assert.equal(config.maxQueuedJobs, 0);
+    assert.equal(config.maxQueuedJobs, 5);
     assert.equal(config.registryTtlMs, 3000);
     assert.equal(config.dataDir, "/srv/app/state");
     assert.equal(config.logLevel, "debug");
@@ -271,7 +285,7 @@ describe("loadConfig errors name the variable and the rule", () => {
     { env: { SHUTDOWN_TIMEOUT_MS: "1e3" }, expected: ["SHUTDOWN_TIMEOUT_MS", "1e3"] },
     { env: { MAX_TOKENS_LIMIT: "0" }, expected: ["MAX_TOKENS_LIMIT", "[1, 1000000]"] },
     { env: { MEMORY_BUDGET_MB: "0" }, expected: ["MEMORY_BUDGET_MB", ">= 1", '"0"'] },
-    { env: { MAX_QUEUED_JOBS: "many" }, expected: ["MAX_QUEUED_JOBS", ">= 0", '"many"'] },
+    { env: { MAX_QUEUED_JOBS: "many" }, expected: ["MAX_QUEUED_JOBS", ">= 1", '"many"'] },
     { env: { REGISTRY_TTL_MS: "50" }, expected: ["REGISTRY_TTL_MS", "[1000, 3600000]"] },
     { env: { LOG_LEVEL: "loud" }, expected: ["LOG_LEVEL", "debug, info, warn, error", '"loud"'] },
     { env: { LOG_FORMAT: "xml" }, expected: ["LOG_FORMAT", "text, json", '"xml"'] },
