@@ -1,15 +1,19 @@
+import { randomUUID } from "node:crypto";
 import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
+import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
+import { checkMemory } from "./memory/check-memory.js";
 import { resolveModels } from "./models/resolve-models.js";
 import { ModelPool } from "./pool/model-pool.js";
 import { ReplyPublisher } from "./publish/reply-publisher.js";
 import { Cancellations } from "./queue/cancellations.js";
 import { closeModelWorker, createModelWorker } from "./queue/model-worker.js";
+import { RegistryPublisher } from "./registry/registry-publisher.js";
 
 export interface GpuWorkerOptions {
   config: Config;
@@ -31,6 +35,7 @@ export class GpuWorker {
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #cancellations: Cancellations;
+  readonly #registry: RegistryPublisher;
   readonly #served: ServedModel[] = [];
   readonly #log: Logger;
   readonly #shutdownTimeoutMs: number;
@@ -41,15 +46,28 @@ export class GpuWorker {
     this.#subscriber = subscriber;
     this.#log = options.log;
     this.#shutdownTimeoutMs = options.config.shutdownTimeoutMs;
-    this.#cancellations = new Cancellations({
+    const names = new RedisNames(options.config.redisPrefix);
+    this.#cancellations = new Cancellations({ redis, subscriber, names, log: options.log });
+    this.#registry = new RegistryPublisher({
       redis,
-      subscriber,
-      names: new RedisNames(options.config.redisPrefix),
+      names,
+      workerId: randomUUID(),
+      ttlMs: options.config.registryTtlMs,
       log: options.log,
     });
   }
 
-  /** Loads every model, then starts taking jobs. Rejects (after cleaning up) if a model fails. */
+  /** This gpu-worker's id in the model registry. */
+  get id(): string {
+    return this.#registry.workerId;
+  }
+
+  /**
+   * Announces its models as `loading` in the registry (jobs for them queue up meanwhile), plans
+   * memory, loads every model, then starts taking jobs and announces each model `ready`. Rejects
+   * (after cleaning up, which withdraws the announcements) if the plan does not fit or a model
+   * fails to load; nothing is loaded when the plan does not fit.
+   */
   static async start(options: GpuWorkerOptions): Promise<GpuWorker> {
     const { config, keyRing, log } = options;
     const names = new RedisNames(config.redisPrefix);
@@ -57,7 +75,13 @@ export class GpuWorker {
     const subscriber = createRedis(options.redisUrl, "gpu-worker-control", log);
     const gpuWorker = new GpuWorker(options, redis, subscriber);
     try {
+      log.info("gpu-worker starting", { id: gpuWorker.id });
+      await gpuWorker.#registry.announce(
+        servedModels(config).map((model) => model.name),
+        "loading",
+      );
       const models = await resolveModels(config, log);
+      const plan = await checkMemory(models, config, log);
       await gpuWorker.#cancellations.start();
       const publisher = new ReplyPublisher({
         redis,
@@ -69,15 +93,17 @@ export class GpuWorker {
       });
       for (const model of models) {
         const { settings } = model;
+        const planned = plan.models.find((line) => line.name === model.name);
         log.info("loading model", { model: model.name, threads: settings.threads });
         const pool = await ModelPool.start({
           model,
           threads: settings.threads,
           sequences: settings.sequences,
           llamaThreads: settings.llamaThreads,
-          contextSize: settings.contextSize,
+          contextSize: planned?.contextSize ?? settings.contextSize,
           gpu: config.gpu,
           gpuMemoryUtilization: config.gpuMemoryUtilization,
+          vramCapBytes: planned?.threadVramCapBytes,
           log,
         });
         const worker = createModelWorker({
@@ -91,6 +117,7 @@ export class GpuWorker {
           lockMs: config.jobLockMs,
         });
         gpuWorker.#served.push({ pool, worker });
+        await gpuWorker.#registry.announce([model.name], "ready");
         log.info("model ready", {
           model: model.name,
           queue: names.modelQueue(model.name),
@@ -121,6 +148,9 @@ export class GpuWorker {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Out of the registry first: orchestrators stop sending this gpu-worker's models new jobs
+      // (unless another gpu-worker serves them) while its running jobs finish.
+      await this.#registry.close();
       await Promise.allSettled(
         this.#served.map(({ worker, pool }) =>
           closeModelWorker(

@@ -3,12 +3,13 @@ import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
-import { servedModels } from "../shared/models/served-models.js";
+import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
+import { ModelRegistryReader } from "./registry/model-registry-reader.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
 
 /** How long a drained orchestrator still waits for pollers to fetch the chunks of ended jobs. */
@@ -29,6 +30,8 @@ export class Orchestrator {
   readonly id = randomUUID();
   readonly jobs: JobService;
   readonly queues: ModelQueues;
+  /** Which live gpu-workers serve which model. */
+  readonly registry: ModelRegistryReader;
   readonly models: readonly string[];
   readonly #redis: Redis;
   readonly #subscriber: Redis;
@@ -63,6 +66,10 @@ export class Orchestrator {
       log,
       onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
     });
+    this.registry = new ModelRegistryReader({ redis: this.#redis, names, log });
+    const queueLimits = new Map(
+      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model).queueLimit]),
+    );
     this.jobs = new JobService({
       redis: this.#redis,
       names,
@@ -74,6 +81,11 @@ export class Orchestrator {
         models: this.models,
         limits: { maxTokensLimit: config.maxTokensLimit },
         defaultMaxTokens: config.defaultMaxTokens,
+      },
+      capacity: {
+        registry: this.registry,
+        queues: this.queues,
+        queueLimit: (model) => queueLimits.get(model) ?? config.maxQueuedJobs,
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,

@@ -36,6 +36,14 @@ export class RedisNames {
     return `${this.prefix}:cancel:${jobId}`;
   }
 
+  /**
+   * The model registry's hash for one model: field = gpu-worker id, value = its
+   * {@link import("./registry/model-registry.js").RegistryEntry} (state and expiry).
+   */
+  modelRegistry(model: string): string {
+    return `${this.prefix}:registry:${model}`;
+  }
+
   /** Stream entry id of reply `seq` of a job's `attempt`: ids must grow and never be `0-0`. */
   static streamEntryId(attempt: number, seq: number): string {
     return `${attempt}-${seq + 1}`;

@@ -30,6 +30,8 @@ export interface ModelPoolOptions {
   contextSize: number | undefined;
   gpu: GpuChoice;
   gpuMemoryUtilization: number;
+  /** Each thread's VRAM cap from the memory plan (GPU only). */
+  vramCapBytes?: number | undefined;
   log: Logger;
 }
 
@@ -37,6 +39,8 @@ export interface RunHooks {
   /** Aborting cancels generation inside the thread (the thread itself lives on). */
   signal: AbortSignal;
   onText: (text: string) => void;
+  /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
+  onStarted?: (threadId: number, sequencesInUse: number) => void;
 }
 
 /**
@@ -72,6 +76,7 @@ export class ModelPool {
       llamaThreads: options.llamaThreads,
       gpu: options.gpu,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
+      vramCapBytes: options.vramCapBytes,
     };
     const piscina = new Piscina({
       filename: threadEntryPath(),
@@ -121,6 +126,10 @@ export class ModelPool {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
           hooks.onText(message.text);
+          return;
+        }
+        if (message.type === "started") {
+          hooks.onStarted?.(message.threadId, message.sequencesInUse);
           return;
         }
         port1.close();

@@ -52,6 +52,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
           text += piece;
           replies.text(piece);
         },
+        onStarted: (thread, sequencesInUse) =>
+          log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
       const runMs = Math.round(performance.now() - startedAt);
       await replies.end({ kind: "done", ...result, runMs });

@@ -20,6 +20,8 @@ export interface GenerateHooks {
   signal: AbortSignal;
   /** Called with each piece of text as soon as it is safe to show (stop strings held back). */
   onText: (text: string) => void;
+  /** Called once the job holds a sequence, with how many of the context's sequences are taken. */
+  onStarted?: (sequencesInUse: number) => void;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function generate(
 ): Promise<ThreadResult> {
   if (hooks.signal.aborted) return cancelledBeforeStart;
   const sequence = loaded.context.getSequence();
+  hooks.onStarted?.(loaded.context.totalSequences - loaded.context.sequencesLeft);
   try {
     return task.input.kind === "prompt"
       ? await completePrompt(loaded, sequence, task.input.prompt, task, hooks)

@@ -36,7 +36,19 @@ export async function loadModel(options: ModelThreadOptions): Promise<LoadedMode
     },
     vramPadding: (totalVram) => Math.max(totalVram * headroom, 0),
   });
-  const model = await llama.loadModel({ modelPath: options.modelPath });
+  if (options.vramCapBytes !== undefined && llama.gpu !== false) {
+    // The memory plan's share of the GPU for this thread: GPU layers are fitted under it.
+    await llama.setVramCap(options.vramCapBytes);
+  }
+  const model = await llama.loadModel({
+    modelPath: options.modelPath,
+    // Offload as many layers as fit while leaving room for the whole context (all sequences'
+    // KV cache is as large as one sequence of their summed length).
+    gpuLayers:
+      options.contextSize === undefined
+        ? "auto"
+        : { fitContext: { contextSize: options.contextSize * options.sequences } },
+  });
   const context = await model.createContext({
     contextSize: options.contextSize ?? {
       max: Math.min(model.trainContextSize, defaultMaxContextSize),

@@ -56,6 +56,7 @@ async function runJob({ task, port }: ThreadTask): Promise<ThreadResult | undefi
     const result = await generate(loaded, task, {
       signal: controller.signal,
       onText: (text) => send({ type: "delta", text }),
+      onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
     });
     send({ type: "end", result });
     return result;

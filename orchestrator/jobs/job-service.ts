@@ -18,6 +18,7 @@ import {
   sealJson,
 } from "../../shared/protocol/index.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
+import { admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
 import type { JobRecord } from "./job-record.js";
 import type { JobTable } from "./job-table.js";
@@ -30,6 +31,8 @@ export interface JobServiceOptions {
   relay: ReplyRelay;
   table: JobTable;
   admission: AdmissionPolicy;
+  /** Live-worker and queue-limit checks; without it every configured model is taken, unlimited. */
+  capacity?: CapacityPolicy;
   keyRing: KeyRing;
   /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
   jobTimeoutMs: number;
@@ -87,6 +90,8 @@ export class JobService {
     let task: ReturnType<typeof admitRequest>;
     try {
       task = admitRequest(input, admission);
+      const { capacity } = this.#options;
+      if (capacity) await withDeadline(admitCapacity(task.model, capacity), enqueueDeadlineMs);
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });

@@ -8,7 +8,6 @@ import { closeRedis, createRedis } from "../../shared/redis/index.js";
 export interface QueueDepth {
   waiting: number;
   active: number;
-  workers: number;
 }
 
 /**
@@ -76,6 +75,12 @@ export class ModelQueues {
     return (await this.#queue(model).remove(jobId)) === 1;
   }
 
+  /** Jobs waiting in a model's queue (not yet taken by a gpu-worker). */
+  async waitingCount(model: string): Promise<number> {
+    const counts = await this.#queue(model).getJobCounts("waiting", "prioritized");
+    return (counts.waiting ?? 0) + (counts.prioritized ?? 0);
+  }
+
   /** Ids of jobs still waiting, for every model. */
   async waitingJobIds(): Promise<{ model: string; jobId: string }[]> {
     const out: { model: string; jobId: string }[] = [];
@@ -90,14 +95,10 @@ export class ModelQueues {
   async depths(): Promise<Map<string, QueueDepth>> {
     const out = new Map<string, QueueDepth>();
     for (const [model, queue] of this.#queues) {
-      const [counts, workers] = await Promise.all([
-        queue.getJobCounts("waiting", "prioritized", "active"),
-        queue.getWorkersCount(),
-      ]);
+      const counts = await queue.getJobCounts("waiting", "prioritized", "active");
       out.set(model, {
         waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
         active: counts.active ?? 0,
-        workers,
       });
     }
     return out;

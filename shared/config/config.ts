@@ -28,6 +28,18 @@ export interface Config {
   readonly hfQuant: readonly string[];
   /** `GPU_MEMORY_UTILIZATION`: share of GPU memory the models may use, in (0, 1]. */
   readonly gpuMemoryUtilization: number;
+  /**
+   * `MEMORY_BUDGET_MB`: the memory the models may use, in MiB, instead of
+   * `GPU_MEMORY_UTILIZATION` × the GPU's memory (or RAM without a GPU).
+   */
+  readonly memoryBudgetMb: number | undefined;
+  /** `MAX_QUEUED_JOBS`: jobs that may wait in one model's queue; more are refused `QUEUE_FULL`. */
+  readonly maxQueuedJobs: number;
+  /**
+   * `REGISTRY_TTL_MS`: a gpu-worker's entry in the model registry lapses this long after its
+   * last heartbeat (it beats every third of it).
+   */
+  readonly registryTtlMs: number;
   /** `LLAMA_GPU`: llama.cpp backend, `false` for CPU only. */
   readonly gpu: GpuChoice;
   /** `REDIS_URL`; `undefined` lets a local start find or start a Redis server. */

@@ -108,6 +108,9 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
           .pipe(z.number().gt(0).lte(1)),
         "be a number in (0, 1]",
       ) ?? 0.95,
+    memoryBudgetMb: readInt(env, "MEMORY_BUDGET_MB", 1),
+    maxQueuedJobs: readInt(env, "MAX_QUEUED_JOBS", 1) ?? 1000,
+    registryTtlMs: readInt(env, "REGISTRY_TTL_MS", 1000, 3_600_000) ?? 10_000,
     gpu: readGpu(env),
     redisUrl: readVar(
       env,

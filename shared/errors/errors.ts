@@ -75,6 +75,12 @@ export class RequestTooLargeError extends PoolError {
   }
 }
 
+export class InsufficientMemoryError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.INSUFFICIENT_MEMORY, message, options);
+  }
+}
+
 export class InternalError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);

@@ -27,6 +27,8 @@ export const ErrorCode = {
   TOKEN_EXPIRED: "TOKEN_EXPIRED",
   /** The request body or the decrypted request is larger than the configured cap. */
   REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
+  /** The models, as configured, do not fit the memory budget of the machine (the memory plan). */
+  INSUFFICIENT_MEMORY: "INSUFFICIENT_MEMORY",
   /** Anything else: a bug or a lost worker. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;

@@ -13,6 +13,8 @@ export interface ModelSettings {
   readonly threads?: number;
   /** `llama_threads`: llama.cpp CPU threads per worker thread (overrides `LLAMA_THREADS`). */
   readonly llamaThreads?: number;
+  /** `queue_limit`: jobs that may wait in this model's queue (overrides `MAX_QUEUED_JOBS`). */
+  readonly queueLimit?: number;
 }
 
 /** The settings a model actually runs with: its overrides over the global defaults. */
@@ -21,6 +23,7 @@ export interface EffectiveModelSettings {
   readonly sequences: number;
   readonly threads: number;
   readonly llamaThreads: number;
+  readonly queueLimit: number;
 }
 
 interface SettingRule {
@@ -35,6 +38,7 @@ const settingRules: Readonly<Record<string, SettingRule>> = {
   sequences: { field: "sequences", min: 1, max: 256 },
   threads: { field: "threads", min: 1, max: 64 },
   llama_threads: { field: "llamaThreads", min: 1, max: 1024 },
+  queue_limit: { field: "queueLimit", min: 1, max: Number.MAX_SAFE_INTEGER },
 };
 
 /** Parses the text after `?` of a `MODELS` entry; `where` names the entry in messages. */
@@ -69,6 +73,7 @@ export interface ModelSettingDefaults {
   readonly modelSequences: number;
   readonly modelThreads: number;
   readonly llamaThreads: number;
+  readonly maxQueuedJobs: number;
 }
 
 export function effectiveModelSettings(
@@ -80,5 +85,6 @@ export function effectiveModelSettings(
     sequences: settings.sequences ?? defaults.modelSequences,
     threads: settings.threads ?? defaults.modelThreads,
     llamaThreads: settings.llamaThreads ?? defaults.llamaThreads,
+    queueLimit: settings.queueLimit ?? defaults.maxQueuedJobs,
   });
 }

@@ -16,6 +16,11 @@ export interface ModelThreadOptions {
   gpu: GpuChoice;
   /** Share of GPU memory llama.cpp may use, in (0, 1]. */
   gpuMemoryUtilization: number;
+  /**
+   * The memory plan's VRAM cap for this thread (node-llama-cpp `setVramCap`), in bytes; the
+   * thread fits its GPU layers to it. `undefined` on a CPU or without a plan.
+   */
+  vramCapBytes?: number | undefined;
 }
 
 /** A job handed to a model thread. `port` carries the job's messages in both directions. */
@@ -33,6 +38,8 @@ export interface ThreadResult {
 
 /** Thread → main, on the task's port. `end` or `error` is always the last message. */
 export type ThreadToMainMessage =
+  /** The job holds a context sequence; `sequencesInUse` counts the thread's, this one included. */
+  | { type: "started"; threadId: number; sequencesInUse: number }
   | { type: "delta"; text: string }
   | { type: "end"; result: ThreadResult }
   | { type: "error"; error: ErrorInfo };

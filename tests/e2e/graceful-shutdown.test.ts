@@ -1,12 +1,13 @@
 /**
  * SIGTERM while a job runs: the gpu-worker finishes it, the orchestrator keeps serving its stream,
- * and both processes exit 0 once it is done. (Refusing new jobs while draining is tested in the
+ * and both processes exit 0 once it is done, the gpu-worker having withdrawn its registry entry. (Refusing new jobs while draining is tested in the
  * http tier, where the moment of the drain is not a race with signal delivery.)
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { isFinalChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { keysWithPrefix } from "../support/redis.js";
 import { TestStack } from "../support/stack.js";
 
 describe("graceful shutdown", () => {
@@ -43,5 +44,9 @@ describe("graceful shutdown", () => {
     assert.equal(final.usage.completion_tokens, 1500);
     assert.deepEqual(await stack.exited(), [0, 0]);
     assert.ok(stack.logs.some((line) => line.includes("gpu-worker stopped")));
+    const registry = (await keysWithPrefix(stack.redisUrl, stack.prefix)).filter((key) =>
+      key.includes(":registry:"),
+    );
+    assert.deepEqual(registry, [], "no registry entry is left behind");
   });
 });

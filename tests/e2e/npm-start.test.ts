@@ -50,9 +50,9 @@ describe("npm start (the local stack launcher)", () => {
     for (;;) {
       try {
         const health = (await (await fetch(`${url}/health`)).json()) as {
-          models: { workers: number }[];
+          models: { state: string }[];
         };
-        if ((health.models[0]?.workers ?? 0) > 0) break;
+        if (health.models[0]?.state === "ready") break;
       } catch {
         // Not up yet.
       }

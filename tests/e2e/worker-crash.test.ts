@@ -1,7 +1,8 @@
 /**
  * A gpu-worker that dies mid-job (SIGKILL: no goodbye) must not leave its caller waiting until
  * the job timeout: the next gpu-worker's check finds the job's lock lapsed and fails it, the
- * orchestrator reports INTERNAL, and later jobs run on the new gpu-worker.
+ * orchestrator reports INTERNAL, and later jobs run on the new gpu-worker. Meanwhile its registry
+ * entry lapses, so its model is refused `UNKNOWN_MODEL` at once until a gpu-worker serves it again.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -16,7 +17,7 @@ describe("a gpu-worker killed mid-job", () => {
     stack = await TestStack.start({
       models: `tiny=${await tinyModelPath()}`,
       // Short locks so the lapse is found in seconds (production default: 30 s).
-      env: { JOB_LOCK_MS: "1500" },
+      env: { JOB_LOCK_MS: "1500", REGISTRY_TTL_MS: "1500" },
       label: "crash",
     });
   });
@@ -37,6 +38,17 @@ describe("a gpu-worker killed mid-job", () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.ok(killed, "the job streamed before the kill");
     await killed;
+    const killedAt = performance.now();
+    let state = "ready";
+    while (state !== "unavailable" && performance.now() - killedAt < 15_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const health = (await stack.get("/health")) as { models: { state: string }[] };
+      state = health.models[0]?.state ?? "missing";
+    }
+    assert.equal(state, "unavailable", "the dead gpu-worker's registry entry lapsed");
+    const refused = await stack.run({ prompt: "x" });
+    assert.equal(refused.status, "FAILED");
+    assert.equal(JSON.parse(refused.error ?? "{}").code, "UNKNOWN_MODEL");
     const started = performance.now();
     await stack.addGpuWorker();
     const { status, error } = await streamed;

@@ -1,17 +1,22 @@
 /**
  * The local API's own behaviour, with a real orchestrator on real Redis and a real HTTP server,
- * but no gpu-worker: jobs stay queued, which is what cancel, timeout and purge act on.
+ * but no gpu-worker: the model is announced in the registry as `loading` (as a starting
+ * gpu-worker does), so jobs are accepted and stay queued, which is what cancel, timeout and purge
+ * act on.
  */
 import assert from "node:assert/strict";
 import os from "node:os";
 import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
+import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
 import { Orchestrator } from "../../orchestrator/orchestrator.js";
 import { loadConfig } from "../../shared/config/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import { createRedis } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 const apiKey = "test-api-key-123";
@@ -24,6 +29,8 @@ describe("local API contract (no gpu-worker)", () => {
   let base: string;
   let keyRing: KeyRing;
   let queue: Queue;
+  let registry: RegistryPublisher;
+  let registryRedis: ReturnType<typeof createRedis>;
   const logs: string[] = [];
 
   const call = async (route: string, init: RequestInit = {}, key: string | null = apiKey) => {
@@ -67,6 +74,15 @@ describe("local API contract (no gpu-worker)", () => {
       },
     );
     const log = createLogger("orchestrator", { level: "debug", write: (line) => logs.push(line) });
+    registryRedis = createRedis(redisUrl, "test-registry", log);
+    registry = new RegistryPublisher({
+      redis: registryRedis,
+      names: new RedisNames(prefix),
+      workerId: "loading-gpu-worker",
+      ttlMs: 30_000,
+      log,
+    });
+    await registry.announce(["tiny"], "loading");
     orchestrator = await Orchestrator.start({
       config,
       keyRing: config.keyRing as KeyRing,
@@ -85,6 +101,8 @@ describe("local API contract (no gpu-worker)", () => {
     await api?.close();
     await orchestrator?.close();
     await queue?.close();
+    await registry?.close();
+    registryRedis?.disconnect();
     await deleteKeysWithPrefix(redisUrl, prefix);
   });
 

@@ -147,8 +147,8 @@ export class TestStack {
         }
       }
       try {
-        const health = (await this.get("/health")) as { models: { workers: number }[] };
-        const ready = health.models.filter((model) => model.workers > 0).length;
+        const health = (await this.get("/health")) as { models: { state: string }[] };
+        const ready = health.models.filter((model) => model.state === "ready").length;
         if (ready >= modelCount) return;
       } catch {
         // Not listening yet.

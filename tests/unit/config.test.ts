@@ -62,6 +62,9 @@ describe("loadConfig defaults", () => {
     assert.equal(config.resultRetentionMs, 1_800_000);
     assert.equal(config.deltaWindowMs, 20);
     assert.equal(config.shutdownTimeoutMs, 30_000);
+    assert.equal(config.memoryBudgetMb, undefined);
+    assert.equal(config.maxQueuedJobs, 1000);
+    assert.equal(config.registryTtlMs, 10_000);
     assert.equal(config.logLevel, "info");
     assert.equal(config.logFormat, "text");
     assert.deepEqual(config.models, []);
@@ -147,15 +150,29 @@ describe("loadConfig defaults", () => {
   it("lets a MODELS entry override the global model settings", () => {
     const mixed = loadConfig(
       {
-        MODELS: "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3",
+        MODELS:
+          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7",
         MODEL_SEQUENCES: "4",
         CONTEXT_SIZE: "1024",
+        MAX_QUEUED_JOBS: "50",
       },
       host,
     );
     const [a, b] = mixed.models.map((model) => modelSettingsOf(mixed, model));
-    assert.deepEqual(a, { contextSize: 1024, sequences: 4, threads: 1, llamaThreads: 2 });
-    assert.deepEqual(b, { contextSize: 2048, sequences: 8, threads: 2, llamaThreads: 3 });
+    assert.deepEqual(a, {
+      contextSize: 1024,
+      sequences: 4,
+      threads: 1,
+      llamaThreads: 2,
+      queueLimit: 50,
+    });
+    assert.deepEqual(b, {
+      contextSize: 2048,
+      sequences: 8,
+      threads: 2,
+      llamaThreads: 3,
+      queueLimit: 7,
+    });
     assert.equal(servedSlots(mixed), 1 * 4 + 2 * 8);
     assert.equal(servedSlots(loadConfig({ MODEL_SEQUENCES: "3" }, host)), 3);
   });
@@ -198,6 +215,9 @@ describe("loadConfig reads every variable", () => {
         RESULT_RETENTION_MS: "0",
         DELTA_WINDOW_MS: "0",
         SHUTDOWN_TIMEOUT_MS: "10",
+        MEMORY_BUDGET_MB: "2048",
+        MAX_QUEUED_JOBS: "5",
+        REGISTRY_TTL_MS: "3000",
         DATA_DIR: "state",
         LOG_LEVEL: "debug",
         LOG_FORMAT: "json",
@@ -224,6 +244,9 @@ describe("loadConfig reads every variable", () => {
     assert.equal(config.resultRetentionMs, 0);
     assert.equal(config.deltaWindowMs, 0);
     assert.equal(config.shutdownTimeoutMs, 10);
+    assert.equal(config.memoryBudgetMb, 2048);
+    assert.equal(config.maxQueuedJobs, 5);
+    assert.equal(config.registryTtlMs, 3000);
     assert.equal(config.dataDir, "/srv/app/state");
     assert.equal(config.logLevel, "debug");
     assert.equal(config.logFormat, "json");
@@ -301,6 +324,9 @@ describe("loadConfig errors name the variable and the rule", () => {
     { env: { DELTA_WINDOW_MS: "20000" }, expected: ["DELTA_WINDOW_MS", "[0, 10000]", "20000"] },
     { env: { SHUTDOWN_TIMEOUT_MS: "1e3" }, expected: ["SHUTDOWN_TIMEOUT_MS", "1e3"] },
     { env: { MAX_TOKENS_LIMIT: "0" }, expected: ["MAX_TOKENS_LIMIT", "[1, 1000000]"] },
+    { env: { MEMORY_BUDGET_MB: "0" }, expected: ["MEMORY_BUDGET_MB", ">= 1", '"0"'] },
+    { env: { MAX_QUEUED_JOBS: "many" }, expected: ["MAX_QUEUED_JOBS", ">= 1", '"many"'] },
+    { env: { REGISTRY_TTL_MS: "50" }, expected: ["REGISTRY_TTL_MS", "[1000, 3600000]"] },
     { env: { LOG_LEVEL: "loud" }, expected: ["LOG_LEVEL", "debug, info, warn, error", '"loud"'] },
     { env: { LOG_FORMAT: "xml" }, expected: ["LOG_FORMAT", "text, json", '"xml"'] },
     { env: { LLAMA_GPU: "tpu" }, expected: ["LLAMA_GPU", "auto, cuda, vulkan, metal, off", "tpu"] },

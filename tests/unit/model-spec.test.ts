@@ -73,8 +73,8 @@ describe("parseModelsList", () => {
         file("y", "/work/app/y.gguf"),
       ],
     );
-    assert.deepEqual(parseModelsList("/m/z.gguf?sequences=2", cwd), [
-      file("z", "/m/z.gguf", { sequences: 2 }),
+    assert.deepEqual(parseModelsList("/m/z.gguf?sequences=2&queue_limit=100", cwd), [
+      file("z", "/m/z.gguf", { sequences: 2, queueLimit: 100 }),
     ]);
   });
 
@@ -85,6 +85,7 @@ describe("parseModelsList", () => {
     assertRejected("a.gguf?context=32", ['"context"', "[64, 1048576]"]);
     assertRejected("a.gguf?threads=two", ['"threads"', '"two"']);
     assertRejected("a.gguf?llama_threads", ['"llama_threads"', '""']);
+    assertRejected("a.gguf?queue_limit=0", ['"queue_limit"', '"0"']);
   });
 
   it("returns an empty list for an empty text", () => {

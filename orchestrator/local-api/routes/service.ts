@@ -5,16 +5,23 @@ import type { Orchestrator } from "../../orchestrator.js";
 export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   app.get("/health", async () => {
     const { table } = orchestrator.jobs;
-    const depths = await orchestrator.queues.depths();
-    let workers = 0;
+    const [depths, serving] = await Promise.all([
+      orchestrator.queues.depths(),
+      orchestrator.registry.read(orchestrator.models),
+    ]);
+    const liveWorkers = new Set<string>();
     let running = 0;
     const models = [...depths].map(([name, depth]) => {
-      workers += depth.workers;
+      const served = serving.get(name);
+      for (const id of served?.workerIds ?? []) liveWorkers.add(id);
       running += depth.active;
       return {
         name,
+        // From the registry: `ready`, `loading` (jobs wait for it) or `unavailable` (refused).
+        state: served?.state ?? "unavailable",
         queue: { waiting: depth.waiting, active: depth.active },
-        workers: depth.workers,
+        // Live gpu-workers serving the model (loading or ready).
+        workers: served?.workers ?? 0,
       };
     });
     const unfinished = table.unfinished();
@@ -28,8 +35,12 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
         inQueue: unfinished.inQueue,
         retried: 0,
       },
-      // BullMQ workers connected to the model queues (one per model per gpu-worker process).
-      workers: { idle: running === 0 ? workers : 0, running, connected: workers },
+      // Live gpu-worker processes (by the registry) serving any of this orchestrator's models.
+      workers: {
+        idle: running === 0 ? liveWorkers.size : 0,
+        running,
+        connected: liveWorkers.size,
+      },
       models,
     };
   });

@@ -1,0 +1,46 @@
+import type { GpuChoice } from "../../shared/config/index.js";
+
+/** What the estimator thread is asked: the backend to probe and each model's context shape. */
+export interface EstimateRequest {
+  readonly gpu: GpuChoice;
+  readonly models: readonly {
+    readonly name: string;
+    readonly path: string;
+    /** Tokens per sequence; `undefined` = the model's training size, at most 4096. */
+    readonly contextSize: number | undefined;
+    readonly sequences: number;
+  }[];
+}
+
+/** What one thread of a model allocates, by node-llama-cpp's estimate for its backend. */
+export interface ModelEstimate {
+  readonly name: string;
+  /** The context size the threads will create (tokens per sequence). */
+  readonly contextSize: number;
+  /** The model's weights, in bytes of the memory the plan budgets (VRAM on a GPU, else RAM). */
+  readonly weightsBytes: number;
+  /** One context of `contextSize × sequences`: KV cache plus llama.cpp's compute buffers. */
+  readonly contextBytes: number;
+}
+
+/** The estimator thread's answer. */
+export interface EstimateReport {
+  /** `gpu` when llama.cpp runs on a GPU backend (the plan budgets VRAM), else `cpu` (RAM). */
+  readonly device: "gpu" | "cpu";
+  /** The backend's name: `cuda`, `vulkan`, `metal` or `cpu`. */
+  readonly backend: string;
+  /** The device's memory: VRAM on a GPU, RAM otherwise. */
+  readonly totalBytes: number;
+  readonly freeBytes: number;
+  /** Whether weights are memory-mapped (on CPU, a model's threads then share one copy). */
+  readonly mmap: boolean;
+  readonly models: readonly ModelEstimate[];
+}
+
+/** The estimator thread's single message. */
+export type EstimateMessage =
+  | { readonly type: "estimate"; readonly report: EstimateReport }
+  | { readonly type: "estimate-failed"; readonly message: string };
+
+/** Without a configured size, a sequence gets the model's training context, capped here. */
+export const DEFAULT_MAX_CONTEXT_SIZE = 4096;

@@ -1,0 +1,97 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import { type ModelState, registryHeartbeatScript } from "../../shared/registry/model-registry.js";
+
+export interface RegistryPublisherOptions {
+  redis: Redis;
+  names: RedisNames;
+  /** This gpu-worker's id (random, no secrets). */
+  workerId: string;
+  /** Entries lapse this long after the last heartbeat; heartbeats go out every third of it. */
+  ttlMs: number;
+  log: Logger;
+}
+
+/**
+ * A gpu-worker's side of the model registry: announces each model it serves (`loading`, then
+ * `ready`), refreshes the entries on a heartbeat so they lapse if the process dies, and deletes
+ * them when it stops.
+ */
+export class RegistryPublisher {
+  readonly #options: RegistryPublisherOptions;
+  readonly #states = new Map<string, ModelState>();
+  #timer: NodeJS.Timeout | undefined;
+  #beating: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RegistryPublisherOptions) {
+    this.#options = options;
+  }
+
+  get workerId(): string {
+    return this.#options.workerId;
+  }
+
+  /** Sets the state of models and writes it at once; starts the heartbeat on first use. */
+  async announce(models: readonly string[], state: ModelState): Promise<void> {
+    if (this.#closing) return;
+    for (const model of models) this.#states.set(model, state);
+    this.#timer ??= setInterval(
+      () => {
+        this.#beat().catch((error: Error) =>
+          this.#options.log.warn("registry heartbeat failed", { error: error.message }),
+        );
+      },
+      Math.max(100, Math.floor(this.#options.ttlMs / 3)),
+    );
+    this.#timer.unref();
+    await this.#beat();
+  }
+
+  #beat(): Promise<unknown> {
+    if (this.#closing) return Promise.resolve();
+    this.#beating = this.#write();
+    return this.#beating;
+  }
+
+  async #write(): Promise<void> {
+    const { redis, names, workerId, ttlMs } = this.#options;
+    const models = [...this.#states.keys()];
+    await redis.eval(
+      registryHeartbeatScript,
+      models.length,
+      ...models.map((model) => names.modelRegistry(model)),
+      ttlMs,
+      workerId,
+      ...models.map((model) => this.#states.get(model) ?? "loading"),
+    );
+  }
+
+  /** Stops the heartbeat and deletes this gpu-worker's entries. Never throws. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      const { redis, names, workerId, log } = this.#options;
+      const models = [...this.#states.keys()];
+      if (models.length === 0) return;
+      try {
+        // A heartbeat in flight must not write the entries back after they are deleted.
+        await this.#beating.catch(() => {});
+        const pipeline = redis.pipeline();
+        for (const model of models) pipeline.hdel(names.modelRegistry(model), workerId);
+        await Promise.race([
+          pipeline.exec(),
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error("Redis did not answer")), 2000).unref(),
+          ),
+        ]);
+      } catch (error) {
+        log.warn("could not remove this gpu-worker from the registry; its entries will lapse", {
+          error: error instanceof Error ? error.message : "unknown",
+        });
+      }
+    })();
+    return this.#closing;
+  }
+}

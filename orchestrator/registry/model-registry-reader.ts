@@ -1,0 +1,71 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "../../shared/log.js";
+import type { RedisNames } from "../../shared/naming.js";
+import {
+  type ModelState,
+  parseRegistryEntry,
+  redisTimeMs,
+} from "../../shared/registry/model-registry.js";
+
+/** Who serves one model right now, by the registry. */
+export interface ModelServing {
+  /** `ready` if a live gpu-worker has it loaded, `loading` if one is loading it, else `unavailable`. */
+  state: ModelState | "unavailable";
+  /** Live gpu-workers serving it (loading or ready). */
+  workers: number;
+  /** Their ids. */
+  workerIds: string[];
+}
+
+/**
+ * The orchestrator's side of the model registry: reads, in one round trip, which live gpu-workers
+ * serve each model (entries past their expiry, by Redis time, are dead and get deleted).
+ */
+export class ModelRegistryReader {
+  constructor(private readonly options: { redis: Redis; names: RedisNames; log: Logger }) {}
+
+  async read(models: readonly string[]): Promise<Map<string, ModelServing>> {
+    const { redis, names, log } = this.options;
+    const pipeline = redis.pipeline().time();
+    for (const model of models) pipeline.hgetall(names.modelRegistry(model));
+    const results = (await pipeline.exec()) ?? [];
+    const [timeError, time] = results[0] ?? [];
+    if (timeError) throw timeError;
+    const now = redisTimeMs(time as string[]);
+    const out = new Map<string, ModelServing>();
+    const dead: [string, string][] = [];
+    models.forEach((model, index) => {
+      const [error, hash] = results[index + 1] ?? [];
+      if (error) throw error;
+      const serving: ModelServing = { state: "unavailable", workers: 0, workerIds: [] };
+      for (const [workerId, value] of Object.entries((hash ?? {}) as Record<string, string>)) {
+        const entry = parseRegistryEntry(value);
+        if (entry === undefined || entry.expiresAt <= now) {
+          dead.push([names.modelRegistry(model), workerId]);
+          continue;
+        }
+        serving.workers += 1;
+        serving.workerIds.push(workerId);
+        if (entry.state === "ready" || serving.state === "unavailable") serving.state = entry.state;
+      }
+      out.set(model, serving);
+    });
+    if (dead.length > 0) {
+      const cleanup = redis.pipeline();
+      for (const [key, field] of dead) cleanup.hdel(key, field);
+      cleanup
+        .exec()
+        .catch((error: Error) =>
+          log.warn("could not delete lapsed registry entries", { error: error.message }),
+        );
+    }
+    return out;
+  }
+
+  /** One model's serving state. */
+  async serving(model: string): Promise<ModelServing> {
+    return (
+      (await this.read([model])).get(model) ?? { state: "unavailable", workers: 0, workerIds: [] }
+    );
+  }
+}

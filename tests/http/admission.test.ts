@@ -1,0 +1,203 @@
+/**
+ * Admission against the model registry and the queue limit, with a real orchestrator, real Redis
+ * and real HTTP, and registry entries written by the gpu-worker's own publisher (no model
+ * loaded): a model no live gpu-worker serves is refused `UNKNOWN_MODEL` at once — also once its
+ * gpu-worker stopped beating — a loading model takes jobs, `/health` shows the states and queue
+ * depths, and a full queue refuses `QUEUE_FULL`. Nothing is queued for a refused request.
+ */
+import assert from "node:assert/strict";
+import os from "node:os";
+import { after, before, describe, it } from "node:test";
+import { Queue } from "bullmq";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
+import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
+import { Orchestrator } from "../../orchestrator/orchestrator.js";
+import { loadConfig } from "../../shared/config/index.js";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import { createRedis } from "../../shared/redis/index.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+
+interface Health {
+  models: { name: string; state: string; workers: number; queue: { waiting: number } }[];
+  workers: { connected: number };
+}
+
+describe("admission: registry and queue limit", () => {
+  const log = createLogger("test", { level: "error" });
+  let redisUrl: string;
+  let prefix: string;
+  let orchestrator: Orchestrator;
+  let api: FastifyInstance;
+  let base: string;
+  let keyRing: KeyRing;
+  const queues: Queue[] = [];
+  const connections: Redis[] = [];
+  const publishers: RegistryPublisher[] = [];
+
+  const publisher = (workerId: string, ttlMs: number) => {
+    const redis = createRedis(redisUrl, `test-${workerId}`, log);
+    connections.push(redis);
+    const created = new RegistryPublisher({
+      redis,
+      names: new RedisNames(prefix),
+      workerId,
+      ttlMs,
+      log,
+    });
+    publishers.push(created);
+    return { publisher: created, redis };
+  };
+  const submit = async (request: unknown) => {
+    const started = performance.now();
+    const response = await fetch(`${base}/run`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        input: { encrypted_input: keyRing.encrypt(JSON.stringify(request)) },
+      }),
+    });
+    const body = (await response.json()) as { id: string; status: string; error?: string };
+    return { ...body, ms: performance.now() - started };
+  };
+  const code = (view: { error?: string }) =>
+    (JSON.parse(view.error ?? "{}") as { code?: string }).code;
+  const health = async () => (await (await fetch(`${base}/health`)).json()) as Health;
+  const modelHealth = async (name: string) =>
+    (await health()).models.find((model) => model.name === name);
+  const queueOf = (model: string) => {
+    const queue = new Queue(`model-${model}`, {
+      connection: { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port) },
+      prefix,
+    });
+    queues.push(queue);
+    return queue;
+  };
+
+  before(async () => {
+    redisUrl = await testRedisUrl();
+    prefix = uniquePrefix("admission");
+    const key = FernetKey.generate().exportKey();
+    keyRing = KeyRing.parse(key);
+    const config = loadConfig(
+      {
+        REDIS_URL: redisUrl,
+        REDIS_PREFIX: prefix,
+        MODELS:
+          "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
+        ENCRYPTION_KEY: key,
+        MAX_QUEUED_JOBS: "2",
+        // Jobs left queued at the end are cancelled at once on close.
+        SHUTDOWN_TIMEOUT_MS: "0",
+        PORT: "0",
+      },
+      {
+        cwd: os.tmpdir(),
+        homeDir: os.tmpdir(),
+        cpuCount: 2,
+        runpodVolumeExists: false,
+        packageRoot: os.tmpdir(),
+      },
+    );
+    orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
+    api = createLocalApi({ orchestrator, apiKey: undefined, log });
+    base = await api.listen({ host: "127.0.0.1", port: 0 });
+  });
+
+  after(async () => {
+    await api?.close();
+    await orchestrator?.close();
+    await Promise.all(queues.map((queue) => queue.close()));
+    await Promise.all(publishers.map((p) => p.close()));
+    for (const redis of connections) redis.disconnect();
+    await deleteKeysWithPrefix(redisUrl, prefix);
+  });
+
+  it("refuses UNKNOWN_MODEL at once for a configured model no gpu-worker serves", async () => {
+    const queue = queueOf("other");
+    const refused = await submit({ model: "other", prompt: "x" });
+    assert.equal(refused.status, "FAILED");
+    assert.equal(code(refused), "UNKNOWN_MODEL");
+    assert.match(String(refused.error), /no gpu-worker serves/);
+    assert.ok(refused.ms < 2000, `answered in ${Math.round(refused.ms)} ms`);
+    assert.deepEqual(await queue.getJobCounts("waiting", "active"), { waiting: 0, active: 0 });
+    const other = await modelHealth("other");
+    assert.equal(other?.state, "unavailable");
+    assert.equal(other?.workers, 0);
+  });
+
+  it("takes jobs for a loading model, and /health shows loading, then ready", async () => {
+    const { publisher: gpuWorker } = publisher("worker-a", 30_000);
+    await gpuWorker.announce(["other"], "loading");
+    assert.equal((await modelHealth("other"))?.state, "loading");
+    const queue = queueOf("other");
+    const accepted = await submit({ model: "other", prompt: "x" });
+    assert.equal(accepted.status, "IN_QUEUE");
+    assert.equal(await queue.getWaitingCount(), 1);
+    const loading = await modelHealth("other");
+    assert.deepEqual(
+      { state: loading?.state, workers: loading?.workers, waiting: loading?.queue.waiting },
+      { state: "loading", workers: 1, waiting: 1 },
+    );
+    await gpuWorker.announce(["other"], "ready");
+    assert.equal((await modelHealth("other"))?.state, "ready");
+    assert.equal((await health()).workers.connected, 1);
+    await fetch(`${base}/cancel/${accepted.id}`, { method: "POST" });
+    // A graceful stop withdraws the entry: the model is refused again at once.
+    await gpuWorker.close();
+    assert.equal((await modelHealth("other"))?.state, "unavailable");
+    assert.equal(code(await submit({ model: "other", prompt: "x" })), "UNKNOWN_MODEL");
+  });
+
+  it("refuses a model once its gpu-worker stopped beating (the entry lapsed)", async () => {
+    const { publisher: gpuWorker, redis } = publisher("worker-dies", 1000);
+    await gpuWorker.announce(["third"], "ready");
+    assert.equal((await modelHealth("third"))?.state, "ready");
+    // The process "dies": its connection is gone, nothing is withdrawn, the heartbeat fails.
+    redis.disconnect();
+    const died = performance.now();
+    let state = "ready";
+    while (state !== "unavailable" && performance.now() - died < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      state = (await modelHealth("third"))?.state ?? "missing";
+    }
+    assert.equal(state, "unavailable");
+    const lapsedMs = performance.now() - died;
+    assert.ok(lapsedMs >= 500, `the entry lived out its TTL (lapsed after ${lapsedMs} ms)`);
+    const refused = await submit({ model: "third", prompt: "x" });
+    assert.equal(code(refused), "UNKNOWN_MODEL");
+  });
+
+  it("refuses QUEUE_FULL beyond MAX_QUEUED_JOBS waiting jobs, queueing nothing more", async () => {
+    const { publisher: gpuWorker } = publisher("worker-b", 30_000);
+    await gpuWorker.announce(["tiny"], "loading");
+    const queue = queueOf("tiny");
+    const first = await submit({ model: "tiny", prompt: "1" });
+    const second = await submit({ model: "tiny", prompt: "2" });
+    assert.deepEqual([first.status, second.status], ["IN_QUEUE", "IN_QUEUE"]);
+    const third = await submit({ model: "tiny", prompt: "3" });
+    assert.equal(third.status, "FAILED");
+    assert.equal(code(third), "QUEUE_FULL");
+    assert.match(String(third.error), /limit of 2 waiting jobs/);
+    assert.equal(await queue.getWaitingCount(), 2);
+    assert.equal((await modelHealth("tiny"))?.queue.waiting, 2);
+    // Room again once a job leaves the queue.
+    await fetch(`${base}/cancel/${first.id}`, { method: "POST" });
+    const fourth = await submit({ model: "tiny", prompt: "4" });
+    assert.equal(fourth.status, "IN_QUEUE");
+  });
+
+  it("a model's queue_limit setting overrides MAX_QUEUED_JOBS", async () => {
+    const { publisher: gpuWorker } = publisher("worker-c", 30_000);
+    await gpuWorker.announce(["third"], "loading");
+    const first = await submit({ model: "third", prompt: "1" });
+    assert.equal(first.status, "IN_QUEUE");
+    const second = await submit({ model: "third", prompt: "2" });
+    assert.equal(code(second), "QUEUE_FULL");
+    assert.match(String(second.error), /limit of 1 waiting job/);
+    assert.equal(await queueOf("third").getWaitingCount(), 1);
+  });
+});
