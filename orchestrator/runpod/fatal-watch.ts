@@ -1,0 +1,86 @@
+import type { Logger } from "../../shared/log.js";
+import type { ModelQueues } from "../jobs/model-queues.js";
+
+export interface FatalWatchOptions {
+  queues: ModelQueues;
+  /** A fault lasting this long is fatal, in ms (`JOB_LOCK_MS`: how long a lost job is waited for). */
+  graceMs: number;
+  /** How often to look, in ms. */
+  everyMs?: number;
+  /** Called once, with a reason fit for a log line and an error message. */
+  onFatal: (reason: string) => void;
+  log: Logger;
+}
+
+/**
+ * Notices faults this worker cannot survive: Redis not answering, or — once a gpu-worker has been
+ * seen — no gpu-worker serving a model, for longer than the grace period. A RunPod worker then
+ * asks the platform to replace it (`stopPod`) instead of holding jobs that can never run.
+ */
+export class FatalWatch {
+  readonly #options: FatalWatchOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #sawWorkers = false;
+  #faultSince: number | undefined;
+  #fired = false;
+  #checking = false;
+
+  constructor(options: FatalWatchOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    const every = this.#options.everyMs ?? Math.min(5000, Math.max(250, this.#options.graceMs / 4));
+    this.#timer ??= setInterval(() => void this.#check(), every);
+    this.#timer.unref();
+  }
+
+  async #check(): Promise<void> {
+    if (this.#checking || this.#fired) return;
+    this.#checking = true;
+    try {
+      const fault = await this.#fault();
+      const now = performance.now();
+      if (fault === undefined) {
+        this.#faultSince = undefined;
+        return;
+      }
+      this.#faultSince ??= now;
+      if (now - this.#faultSince >= this.#options.graceMs) {
+        this.#fired = true;
+        this.close();
+        this.#options.log.error("fatal: the worker cannot go on", { reason: fault });
+        this.#options.onFatal(fault);
+      }
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  async #fault(): Promise<string | undefined> {
+    let depths: Awaited<ReturnType<ModelQueues["depths"]>>;
+    try {
+      depths = await withTimeout(this.#options.queues.depths(), 5000);
+    } catch {
+      return "Redis does not answer";
+    }
+    const missing = [...depths].filter(([, depth]) => depth.workers === 0).map(([name]) => name);
+    if (missing.length < depths.size) this.#sawWorkers = true;
+    if (!this.#sawWorkers || missing.length === 0) return undefined;
+    return `no gpu-worker serves model(s) ${missing.join(", ")}`;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("timeout")), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

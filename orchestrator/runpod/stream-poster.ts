@@ -1,0 +1,111 @@
+import type { Logger } from "../../shared/log.js";
+import type { PlatformHttp } from "./platform-http.js";
+import { sleep } from "./sleep.js";
+
+/** RunPod's limit on one stream post. */
+export const maxStreamPostBytes = 1_000_000;
+/** `{"output":[]}` around the chunks, and a comma between two. */
+const envelopeBytes = 13;
+
+export interface StreamPosterOptions {
+  http: PlatformHttp;
+  /** The job's stream URL (`isStream=false` already appended). */
+  url: string;
+  jobId: string;
+  /** Chunks arriving within this window after the first waiting one share a post, in ms. */
+  windowMs: number;
+  /** Largest body of one post, in bytes (RunPod's 1 MB by default). */
+  maxBytes?: number;
+  log: Logger;
+}
+
+/**
+ * Posts one job's chunks to the platform's stream URL, in order, without ever holding up the job:
+ * `push` only queues. One post is in flight at a time (so they arrive in order); chunks that
+ * arrive within the window, or while a post is in flight, go out together in the next post as
+ * `{"output": [chunk, ...]}`, up to `maxBytes` per post. A slow platform thus gets fewer, larger
+ * posts instead of a growing backlog.
+ */
+export class StreamPoster {
+  readonly #options: StreamPosterOptions;
+  readonly #maxBytes: number;
+  #pending: { chunk: unknown; bytes: number }[] = [];
+  #firstPendingAt = 0;
+  #running: Promise<void> | undefined;
+  /** Aborted to skip the window (the job ended) or to drop everything (the job was stopped). */
+  #hurry = new AbortController();
+  readonly #abandon = new AbortController();
+  posts = 0;
+
+  constructor(options: StreamPosterOptions) {
+    this.#options = options;
+    this.#maxBytes = options.maxBytes ?? maxStreamPostBytes;
+  }
+
+  push(chunk: unknown): void {
+    if (this.#abandon.signal.aborted) return;
+    const bytes = Buffer.byteLength(JSON.stringify(chunk)) + 1;
+    if (this.#pending.length === 0) this.#firstPendingAt = performance.now();
+    this.#pending.push({ chunk, bytes });
+    this.#running ??= this.#run().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  /** Resolves when every pushed chunk has been posted (or given up on); posts at once. */
+  async flush(): Promise<void> {
+    this.#hurry.abort();
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  /** Drops the chunks not yet posted and stops retrying: the job was stopped. */
+  abandon(): void {
+    this.#pending = [];
+    this.#hurry.abort();
+    this.#abandon.abort();
+  }
+
+  async #run(): Promise<void> {
+    const { http, url, jobId, windowMs, log } = this.#options;
+    while (this.#pending.length > 0 && !this.#abandon.signal.aborted) {
+      const waited = performance.now() - this.#firstPendingAt;
+      if (waited < windowMs) await sleep(windowMs - waited, this.#hurry.signal);
+      const batch = this.#takeBatch();
+      if (batch.length === 0) break;
+      try {
+        this.posts += 1;
+        await http.post(url, { output: batch }, jobId, {
+          signal: this.#abandon.signal,
+          what: "stream",
+        });
+      } catch (error) {
+        if (this.#abandon.signal.aborted) return;
+        // The final output still carries every chunk.
+        log.warn("a stream post was lost", {
+          jobId,
+          chunks: batch.length,
+          error: error instanceof Error ? error.message : "unknown",
+        });
+      }
+    }
+  }
+
+  #takeBatch(): unknown[] {
+    let bytes = envelopeBytes;
+    let count = 0;
+    for (const item of this.#pending) {
+      if (count > 0 && bytes + item.bytes > this.#maxBytes) break;
+      bytes += item.bytes;
+      count += 1;
+    }
+    if (count === 1 && bytes > this.#maxBytes) {
+      this.#options.log.warn("a stream chunk is larger than a stream post may be", {
+        jobId: this.#options.jobId,
+        bytes,
+      });
+    }
+    const batch = this.#pending.splice(0, count).map((item) => item.chunk);
+    this.#firstPendingAt = performance.now() - this.#options.windowMs;
+    return batch;
+  }
+}
