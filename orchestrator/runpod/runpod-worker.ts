@@ -1,5 +1,5 @@
 import type { RunpodConfig } from "../../shared/config/index.js";
-import { InternalError } from "../../shared/errors/index.js";
+import { InternalError, InvalidInputError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { FatalWatch } from "./fatal-watch.js";
@@ -130,7 +130,7 @@ export class RunpodWorker {
   }
 
   async #failMalformed(jobId: string, problem: string): Promise<void> {
-    const error = new InternalError(`the platform sent this job without its input (${problem})`);
+    const error = new InvalidInputError(`the job is malformed: ${problem}`);
     await this.#http
       .post(this.#urls.output(jobId, true), { error: JSON.stringify(error.toInfo()) }, jobId, {
         what: "output",

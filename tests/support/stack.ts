@@ -24,6 +24,11 @@ export interface StackOptions {
   /** Environment for the gpu-worker only, over `env`. */
   gpuWorkerEnv?: Record<string, string>;
   label?: string;
+  /**
+   * RunPod worker mode: the platform's `RUNPOD_*` variables (from the fake platform). The stack
+   * then serves no local API; it is ready when the job loop runs and every model is loaded.
+   */
+  runpod?: Record<string, string>;
 }
 
 export interface JobView {
@@ -82,12 +87,15 @@ export class TestStack {
       DATA_DIR: dataDir,
       LLAMA_THREADS: "1",
       LLAMA_GPU: "off",
+      ...options.runpod,
       ...options.env,
     };
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
     stack.#spawn("orchestrator", env);
-    await stack.#waitUntilServing(options.models.split(",").length);
+    const modelCount = options.models.split(",").length;
+    if (options.runpod === undefined) await stack.#waitUntilServing(modelCount);
+    else await stack.#waitForLogs(modelCount);
     return stack;
   }
 
@@ -134,6 +142,27 @@ export class TestStack {
       if (Date.now() > deadline) throw new Error("the gpu-worker did not start");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  async #waitForLogs(modelCount: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    const count = (text: string) => this.logs.filter((line) => line.includes(text)).length;
+    while (count("RunPod worker started") < 1 || count("model ready") < modelCount) {
+      if (this.#children.some((child) => child.exitCode !== null)) {
+        throw new Error(`a stack process exited:\n${this.logs.join("\n")}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`the RunPod stack did not start:\n${this.logs.join("\n")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** The orchestrator's process. */
+  get orchestrator(): ChildProcess | undefined {
+    return this.#children.find((child) =>
+      child.spawnargs.some((arg) => arg.includes("orchestrator")),
+    );
   }
 
   async #waitUntilServing(modelCount: number): Promise<void> {
