@@ -22,6 +22,8 @@ export interface TakeCall {
   jobInProgress: string | null;
   /** Jobs the platform had handed out and not yet seen finished (output posted or stopped). */
   outstanding: number;
+  /** When it was answered (a long poll is answered later than it arrived). */
+  answeredAt: number;
   /** What the answer held. */
   status: number;
   jobIds: string[];
@@ -209,6 +211,7 @@ export class FakeRunpodPlatform {
       batchSize: batchSizeText === null ? undefined : Number(batchSizeText),
       jobInProgress: url.searchParams.get("job_in_progress"),
       outstanding: this.#outstanding.size,
+      answeredAt: 0,
       status: 0,
       jobIds: [],
     };
@@ -246,6 +249,7 @@ export class FakeRunpodPlatform {
       }
     }
     call.status = 200;
+    call.answeredAt = performance.now();
     response
       .writeHead(200, { "content-type": "application/json" })
       .end(JSON.stringify(batch ? jobs : jobs[0]));
