@@ -4,8 +4,11 @@
  * job-take-batch long polls (`job_in_progress`, `batch_size`), job-done (`isStream`), job-stream,
  * ping (`job_id`, `runpod_version`) and the job-stop long poll. Every call must carry the raw API
  * key as `Authorization`. Tests queue jobs, script error answers, send stop signals, and read
- * back everything the worker sent.
+ * back everything the worker sent. It also answers the hosted API's caller routes (`/run`,
+ * `/runsync`, `/stream/{id}`, `/status/{id}`, `/cancel/{id}`, with `Authorization: Bearer
+ * <userApiKey>`) from what the worker posted, as `https://api.runpod.ai/v2/<endpoint>` does.
  */
+import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -53,7 +56,11 @@ export interface FakePlatformOptions {
   noStopChannel?: boolean;
   /** A `?query` on every template, as production templates have. Default true. */
   templateQuery?: boolean;
+  /** The key callers of the hosted API send as `Bearer`. Default "user-api-key". */
+  userApiKey?: string;
 }
+
+const hostedRoutes = new Set(["run", "runsync", "stream", "status", "cancel"]);
 
 type Waiter = () => void;
 
@@ -79,7 +86,13 @@ export class FakeRunpodPlatform {
   #port = 0;
 
   private constructor(options: FakePlatformOptions) {
-    this.#options = { holdMs: 500, noStopChannel: false, templateQuery: true, ...options };
+    this.#options = {
+      holdMs: 500,
+      noStopChannel: false,
+      templateQuery: true,
+      userApiKey: "user-api-key",
+      ...options,
+    };
     this.#server = http.createServer((request, response) => this.#handle(request, response));
   }
 
@@ -88,6 +101,11 @@ export class FakeRunpodPlatform {
     await new Promise<void>((resolve) => platform.#server.listen(0, "127.0.0.1", resolve));
     platform.#port = (platform.#server.address() as AddressInfo).port;
     return platform;
+  }
+
+  /** The hosted API's base URL, as callers use it (`https://api.runpod.ai/v2/<endpoint>`). */
+  get hostedUrl(): string {
+    return `http://127.0.0.1:${this.#port}/v2/fake-endpoint`;
   }
 
   /** The `RUNPOD_*` variables the platform gives a worker. */
@@ -170,6 +188,11 @@ export class FakeRunpodPlatform {
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
       const url = new URL(request.url ?? "/", "http://platform");
+      const callerRoute = url.pathname.split("/").filter(Boolean)[2] ?? "";
+      if (hostedRoutes.has(callerRoute)) {
+        void this.#hosted(request, response, url, Buffer.concat(chunks).toString("utf8"));
+        return;
+      }
       if (request.headers.authorization !== this.#options.apiKey) {
         this.unauthorized.push(url.pathname);
         response.writeHead(401).end();
@@ -253,6 +276,70 @@ export class FakeRunpodPlatform {
     response
       .writeHead(200, { "content-type": "application/json" })
       .end(JSON.stringify(batch ? jobs : jobs[0]));
+  }
+
+  /** A job's state as the hosted API reports it. */
+  #view(jobId: string): Record<string, unknown> {
+    const done = this.output(jobId);
+    if (done !== undefined) {
+      return done.body.error === undefined
+        ? { id: jobId, status: "COMPLETED", output: done.body.output }
+        : { id: jobId, status: "FAILED", error: done.body.error };
+    }
+    if (this.stopsDelivered.has(jobId)) return { id: jobId, status: "CANCELLED" };
+    const taken = this.takes.some((take) => take.jobIds.includes(jobId));
+    return { id: jobId, status: taken ? "IN_PROGRESS" : "IN_QUEUE" };
+  }
+
+  readonly #streamRead = new Map<string, number>();
+
+  async #hosted(
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+    url: URL,
+    text: string,
+  ): Promise<void> {
+    const reply = (status: number, body: unknown): void => {
+      response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    };
+    if (request.headers.authorization !== `Bearer ${this.#options.userApiKey}`) {
+      return reply(401, { error: "Unauthorized" });
+    }
+    const [, , route, id] = url.pathname.split("/").filter(Boolean);
+    if (route === "run" || route === "runsync") {
+      let input: unknown;
+      try {
+        input = (JSON.parse(text) as { input?: unknown }).input;
+      } catch {
+        return reply(400, { error: "the body is not JSON" });
+      }
+      const jobId = randomUUID();
+      this.enqueue({ id: jobId, input });
+      if (route === "run") return reply(200, { id: jobId, status: "IN_QUEUE" });
+      const terminal = () =>
+        ["COMPLETED", "FAILED", "CANCELLED"].includes(this.#view(jobId).status as string);
+      await this.until(terminal, Number(url.searchParams.get("wait") ?? 90_000)).catch(() => {});
+      return reply(200, this.#view(jobId));
+    }
+    if (id === undefined) return reply(404, { error: "not found" });
+    const known =
+      this.takes.some((take) => take.jobIds.includes(id)) ||
+      this.#queue.some((job) => job.id === id);
+    if (!known) return reply(404, { error: "job not found" });
+    if (route === "status") return reply(200, this.#view(id));
+    if (route === "cancel") {
+      this.stop(id);
+      return reply(200, { id, status: "CANCELLED" });
+    }
+    // /stream: the posts since the previous poll, answered at once (no long poll).
+    const posts = this.streamPosts.filter((post) => post.jobId === id);
+    const from = this.#streamRead.get(id) ?? 0;
+    this.#streamRead.set(id, posts.length);
+    const { status } = this.#view(id);
+    return reply(200, {
+      status,
+      stream: posts.slice(from).map((post) => ({ output: post.body.output })),
+    });
   }
 
   /** Whether the worker hung up on a long poll (then it must get nothing). */
