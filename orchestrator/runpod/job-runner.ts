@@ -117,7 +117,10 @@ export class JobRunner {
       if (left <= 0) return undefined;
       await record.waitForChange(left);
     }
-    return performance.now() - startedAt;
+    const stoppedInMs = performance.now() - startedAt;
+    // Nobody will read the rest: a shutdown need not wait for it to be streamed.
+    record.takeStreamChunks();
+    return stoppedInMs;
   }
 
   /** A fault the worker cannot survive: post the error with `stopPod: true` instead of a result. */
