@@ -83,6 +83,7 @@ export class JobRunner {
       return;
     }
     await poster?.flush();
+    if (this.#stopped) return;
     if (record.status === "COMPLETED") {
       await this.#post({ output: [...record.chunks] });
     } else if (record.status === "CANCELLED") {

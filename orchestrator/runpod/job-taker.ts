@@ -14,6 +14,8 @@ export interface JobTakerOptions {
   held: () => number;
   /** Resolves when a held job is let go (a slot may be free). */
   slotFreed: () => Promise<void>;
+  /** Resolves when jobs can run (the gpu-workers serve every model); no take before. */
+  ready: (signal: AbortSignal) => Promise<void>;
   /** Takes what a job-take answer gave. */
   onTaken: (take: ParsedTake) => void;
   log: Logger;
@@ -52,6 +54,8 @@ export class JobTaker {
     const { http, urls, concurrency, held, slotFreed, onTaken, log } = this.#options;
     const signal = this.#closed.signal;
     const closed = aborted(signal);
+    await this.#options.ready(signal);
+    if (!signal.aborted) log.info("taking jobs", { concurrency });
     while (!signal.aborted) {
       const holding = held();
       const free = concurrency - holding;

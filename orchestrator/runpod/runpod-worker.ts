@@ -7,9 +7,13 @@ import { Heartbeat } from "./heartbeat.js";
 import { JobRunner } from "./job-runner.js";
 import { JobTaker } from "./job-taker.js";
 import { PlatformHttp } from "./platform-http.js";
+import { sleep } from "./sleep.js";
 import { StopChannel } from "./stop-channel.js";
 import type { ParsedTake } from "./taken-jobs.js";
 import { WebhookUrls } from "./webhook-urls.js";
+
+/** How often to look for the gpu-workers while waiting for them. */
+const gpuWorkerPollMs = 250;
 
 export interface RunpodWorkerOptions {
   orchestrator: Orchestrator;
@@ -57,6 +61,7 @@ export class RunpodWorker {
       concurrency: options.concurrency,
       held: () => this.#held.size,
       slotFreed: () => new Promise((resolve) => this.#slotWaiters.push(resolve)),
+      ready: (signal) => this.#gpuWorkersReady(signal),
       onTaken: (take) => this.#onTaken(take),
       log,
     });
@@ -103,6 +108,28 @@ export class RunpodWorker {
       batchTake: this.#urls.canBatch,
       pingIntervalMs: runpod.pingIntervalMs,
     });
+  }
+
+  /**
+   * Waits until a gpu-worker serves every model: jobs taken before could not run, while other
+   * workers of the endpoint could run them.
+   */
+  async #gpuWorkersReady(signal: AbortSignal): Promise<void> {
+    const { orchestrator, log } = this.#options;
+    let logged = false;
+    while (!signal.aborted) {
+      try {
+        const depths = await orchestrator.queues.depths();
+        if ([...depths.values()].every((depth) => depth.workers > 0)) return;
+      } catch (error) {
+        log.warn("could not count the gpu-workers", {
+          error: error instanceof Error ? error.message : "unknown",
+        });
+      }
+      if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
+      logged = true;
+      await sleep(gpuWorkerPollMs, signal);
+    }
   }
 
   #onTaken(take: ParsedTake): void {
