@@ -5,6 +5,7 @@ export * from "./errors/index.js";
 export * from "./log.js";
 export * from "./models/model-spec.js";
 export * from "./models/served-models.js";
+export * from "./models/served-slots.js";
 export * from "./naming.js";
 export * from "./protocol/index.js";
 export * from "./redis/index.js";

@@ -19,10 +19,9 @@ export interface JobTakerOptions {
   /** Takes what a job-take answer gave. */
   onTaken: (take: ParsedTake) => void;
   log: Logger;
+  /** Client-side timeout of one long poll, in ms; re-polled at once when it passes. Default 90000. */
+  takeTimeoutMs?: number;
 }
-
-/** The job-take long poll's client-side timeout: re-polled at once when it passes. */
-const takeTimeoutMs = 90_000;
 /** Least time between two job-take calls that brought nothing (a platform answering 204 at once). */
 const emptyPollSpacingMs = 100;
 /** What the protocol asks after a 429. */
@@ -68,7 +67,8 @@ export class JobTaker {
       let text: string;
       try {
         this.takes += 1;
-        ({ status, text } = await http.get(urls.take(free, holding > 0), takeTimeoutMs, signal));
+        const url = urls.take(free, holding > 0);
+        ({ status, text } = await http.get(url, this.#options.takeTimeoutMs ?? 90_000, signal));
       } catch (error) {
         if (signal.aborted) return;
         if (error instanceof Error && error.name === "TimeoutError") continue;

@@ -3,17 +3,14 @@ import { InternalError, InvalidInputError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { FatalWatch } from "./fatal-watch.js";
+import { waitForGpuWorkers } from "./gpu-workers-ready.js";
 import { Heartbeat } from "./heartbeat.js";
 import { JobRunner } from "./job-runner.js";
 import { JobTaker } from "./job-taker.js";
 import { PlatformHttp } from "./platform-http.js";
-import { sleep } from "./sleep.js";
 import { StopChannel } from "./stop-channel.js";
 import type { ParsedTake } from "./taken-jobs.js";
 import { WebhookUrls } from "./webhook-urls.js";
-
-/** How often to look for the gpu-workers while waiting for them. */
-const gpuWorkerPollMs = 250;
 
 export interface RunpodWorkerOptions {
   orchestrator: Orchestrator;
@@ -61,7 +58,7 @@ export class RunpodWorker {
       concurrency: options.concurrency,
       held: () => this.#held.size,
       slotFreed: () => new Promise((resolve) => this.#slotWaiters.push(resolve)),
-      ready: (signal) => this.#gpuWorkersReady(signal),
+      ready: (signal) => waitForGpuWorkers(options.orchestrator.queues, signal, log),
       onTaken: (take) => this.#onTaken(take),
       log,
     });
@@ -108,28 +105,6 @@ export class RunpodWorker {
       batchTake: this.#urls.canBatch,
       pingIntervalMs: runpod.pingIntervalMs,
     });
-  }
-
-  /**
-   * Waits until a gpu-worker serves every model: jobs taken before could not run, while other
-   * workers of the endpoint could run them.
-   */
-  async #gpuWorkersReady(signal: AbortSignal): Promise<void> {
-    const { orchestrator, log } = this.#options;
-    let logged = false;
-    while (!signal.aborted) {
-      try {
-        const depths = await orchestrator.queues.depths();
-        if ([...depths.values()].every((depth) => depth.workers > 0)) return;
-      } catch (error) {
-        log.warn("could not count the gpu-workers", {
-          error: error instanceof Error ? error.message : "unknown",
-        });
-      }
-      if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
-      logged = true;
-      await sleep(gpuWorkerPollMs, signal);
-    }
   }
 
   #onTaken(take: ParsedTake): void {

@@ -88,6 +88,20 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
     const stoppedInMs = Number(/stoppedInMs=([\d.]+)/.exec(line)?.[1]);
     assert.ok(stoppedInMs <= 100, `generation stopped ${stoppedInMs} ms after the stop signal`);
     assert.ok(stack.logs.some((l) => l.includes("cancelling job") && l.includes("to-stop")));
+    // The gpu-worker's own account: when its generation ended, on the wall clock.
+    const finished = await waitForLog(
+      stack,
+      (l) => l.includes("job finished") && l.includes("jobId=to-stop"),
+    );
+    assert.match(finished, /finishReason=cancelled/);
+    const completion = Number(/completionTokens=(\d+)/.exec(finished)?.[1]);
+    assert.ok(completion > 0 && completion < 3000, "it stopped part way");
+    const endedAt = Date.parse(finished.slice(0, 24));
+    const sentAt = platform.stopsDeliveredAtDate.get("to-stop") ?? Number.NaN;
+    assert.ok(
+      endedAt - sentAt <= 101,
+      `generation ended ${endedAt - sentAt} ms after the platform sent the stop`,
+    );
 
     platform.enqueue(job("after-stop", 20));
     const next = await platform.waitForOutput("after-stop", 30_000);

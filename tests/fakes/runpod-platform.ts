@@ -80,6 +80,8 @@ export class FakeRunpodPlatform {
   readonly #stopsToSend: string[] = [];
   /** When each stop was delivered to the worker, by job id. */
   readonly stopsDelivered = new Map<string, number>();
+  /** The same moments on the wall clock (`Date.now()`), to compare with log timestamps. */
+  readonly stopsDeliveredAtDate = new Map<string, number>();
   readonly #takeScript: number[] = [];
   readonly #outputScript: number[] = [];
   #waiters: Waiter[] = [];
@@ -378,6 +380,7 @@ export class FakeRunpodPlatform {
     const at = performance.now();
     for (const id of ids) {
       this.stopsDelivered.set(id, at);
+      this.stopsDeliveredAtDate.set(id, Date.now());
       this.#outstanding.delete(id);
     }
     response

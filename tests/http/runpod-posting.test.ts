@@ -1,15 +1,18 @@
 /**
  * The RunPod worker's HTTP clients against a real local server: stream posts go out in order,
  * coalesced and size-capped, without ever blocking the producer; result posts retry on 5xx as
- * runpod-python does and not on 4xx; a 404 on the job-stop channel ends its polling quietly.
+ * runpod-python does and not on 4xx; a 404 on the job-stop channel ends its polling quietly; the
+ * job taker reads every kind of job-take answer.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { JobTaker } from "../../orchestrator/runpod/job-taker.js";
 import { PlatformHttp } from "../../orchestrator/runpod/platform-http.js";
 import { StopChannel } from "../../orchestrator/runpod/stop-channel.js";
 import { StreamPoster } from "../../orchestrator/runpod/stream-poster.js";
+import { WebhookUrls } from "../../orchestrator/runpod/webhook-urls.js";
 import { silentLogger } from "../../shared/log.js";
 
 interface Received {
@@ -159,5 +162,82 @@ describe("RunPod posting", () => {
     await channel.close();
     assert.equal(received.filter((r) => r.path === "/job-stop/pod").length, 1);
     assert.deepEqual(stops, []);
+  });
+});
+
+describe("RunPod job taker", () => {
+  it("reads objects and arrays, skips 204/400/garbage, re-polls after a timeout, fails malformed jobs alone", async () => {
+    const answers: (number | string | "hang")[] = [
+      204,
+      400,
+      '{"id":"a","input":{"encrypted_input":"x"},"webhook":"ignored"}',
+      "hang",
+      "<html>oops</html>",
+      '[{"id":"b","input":1},{"id":"c"},{"input":2}]',
+    ];
+    const seen: { url: string; at: number }[] = [];
+    const server = http.createServer((request, response) => {
+      seen.push({ url: request.url ?? "", at: performance.now() });
+      const answer = answers.shift() ?? 204;
+      if (answer === "hang") return;
+      if (typeof answer === "number") {
+        setTimeout(() => response.writeHead(answer).end(), 20);
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json" }).end(answer);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const urls = new WebhookUrls({
+      getJobUrl: `http://127.0.0.1:${port}/v2/e/job-take/$RUNPOD_POD_ID`,
+      postOutputUrl: `http://127.0.0.1:${port}/v2/e/job-done/$RUNPOD_POD_ID/$ID`,
+      postStreamUrl: undefined,
+      pingUrl: undefined,
+      apiKey: "k",
+      podId: "p1",
+      pingIntervalMs: 1000,
+      endpointId: undefined,
+    });
+    const taken: string[] = [];
+    const malformed: (string | undefined)[] = [];
+    let held = 0;
+    const taker = new JobTaker({
+      http: new PlatformHttp("k", silentLogger),
+      urls,
+      concurrency: 3,
+      held: () => held,
+      slotFreed: () => new Promise(() => {}),
+      ready: async () => {},
+      onTaken: (take) => {
+        taken.push(...take.jobs.map((job) => job.id));
+        malformed.push(...take.malformed.map((bad) => bad.id));
+        held += take.jobs.length;
+      },
+      log: silentLogger,
+      takeTimeoutMs: 300,
+    });
+    try {
+      taker.start();
+      const deadline = Date.now() + 10_000;
+      while (taken.length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(taken, ["a", "b"]);
+      assert.deepEqual(malformed, ["c", undefined]);
+      assert.ok(
+        seen[0]?.url.startsWith("/v2/e/job-take-batch/p1?batch_size=3&job_in_progress=0"),
+        seen[0]?.url,
+      );
+      // After "a" was taken: 2 free slots, one held.
+      assert.ok(seen[3]?.url.includes("batch_size=2&job_in_progress=1"), seen[3]?.url);
+      const afterHang = seen[4];
+      const hang = seen[3];
+      assert.ok(hang && afterHang);
+      assert.ok(afterHang.at - hang.at < 1000, "a timed-out long poll is re-polled at once");
+    } finally {
+      await taker.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -1,0 +1,32 @@
+import type { Logger } from "../../shared/log.js";
+import type { ModelQueues } from "../jobs/model-queues.js";
+import { sleep } from "./sleep.js";
+
+/** How often to look for the gpu-workers while waiting for them. */
+const pollMs = 250;
+
+/**
+ * Resolves once a gpu-worker serves every model (or `signal` aborts). A RunPod worker takes no
+ * job before: one taken while its model still loads would wait here while other workers of the
+ * endpoint could run it.
+ */
+export async function waitForGpuWorkers(
+  queues: ModelQueues,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  let logged = false;
+  while (!signal.aborted) {
+    try {
+      const depths = await queues.depths();
+      if ([...depths.values()].every((depth) => depth.workers > 0)) return;
+    } catch (error) {
+      log.warn("could not count the gpu-workers", {
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+    if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
+    logged = true;
+    await sleep(pollMs, signal);
+  }
+}
