@@ -13,14 +13,14 @@ export interface FatalWatchOptions {
 }
 
 /**
- * Notices faults this worker cannot survive: Redis not answering, or — once a gpu-worker has been
- * seen — no gpu-worker serving a model, for longer than the grace period. A RunPod worker then
- * asks the platform to replace it (`stopPod`) instead of holding jobs that can never run.
+ * Notices faults this worker cannot survive: Redis not answering, or no gpu-worker serving a
+ * model, for longer than the grace period. Start it once the gpu-workers serve every model. A
+ * RunPod worker then asks the platform to replace it (`stopPod`) instead of holding jobs that can
+ * never run.
  */
 export class FatalWatch {
   readonly #options: FatalWatchOptions;
   #timer: NodeJS.Timeout | undefined;
-  #sawWorkers = false;
   #faultSince: number | undefined;
   #fired = false;
   #checking = false;
@@ -65,8 +65,7 @@ export class FatalWatch {
       return "Redis does not answer";
     }
     const missing = [...depths].filter(([, depth]) => depth.workers === 0).map(([name]) => name);
-    if (missing.length < depths.size) this.#sawWorkers = true;
-    if (!this.#sawWorkers || missing.length === 0) return undefined;
+    if (missing.length === 0) return undefined;
     return `no gpu-worker serves model(s) ${missing.join(", ")}`;
   }
 

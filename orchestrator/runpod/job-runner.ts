@@ -58,6 +58,11 @@ export class JobRunner {
       return;
     }
     this.#record = record;
+    if (this.#stopped) {
+      // Stopped while it was being queued.
+      await jobs.cancel(this.id);
+      return;
+    }
     const streamUrl = this.#deps.urls.stream(this.id);
     const poster =
       streamUrl === undefined

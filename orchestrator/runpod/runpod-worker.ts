@@ -58,7 +58,11 @@ export class RunpodWorker {
       concurrency: options.concurrency,
       held: () => this.#held.size,
       slotFreed: () => new Promise((resolve) => this.#slotWaiters.push(resolve)),
-      ready: (signal) => waitForGpuWorkers(options.orchestrator.queues, signal, log),
+      ready: async (signal) => {
+        await waitForGpuWorkers(options.orchestrator.queues, signal, log);
+        // From now on a lost gpu-worker is a fault: jobs are taken only from here on.
+        if (!signal.aborted) this.#watch.start();
+      },
       onTaken: (take) => this.#onTaken(take),
       log,
     });
@@ -97,7 +101,6 @@ export class RunpodWorker {
     const { runpod, concurrency, log } = this.#options;
     this.#heartbeat.start();
     this.#stopChannel?.start();
-    this.#watch.start();
     this.#taker.start();
     log.info("RunPod worker started", {
       podId: runpod.podId,

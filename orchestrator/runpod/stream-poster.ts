@@ -12,7 +12,7 @@ export interface StreamPosterOptions {
   /** The job's stream URL (`isStream=false` already appended). */
   url: string;
   jobId: string;
-  /** Chunks arriving within this window after the first waiting one share a post, in ms. */
+  /** Least time between the starts of two posts, in ms: chunks produced meanwhile share one. */
   windowMs: number;
   /** Largest body of one post, in bytes (RunPod's 1 MB by default). */
   maxBytes?: number;
@@ -21,8 +21,9 @@ export interface StreamPosterOptions {
 
 /**
  * Posts one job's chunks to the platform's stream URL, in order, without ever holding up the job:
- * `push` only queues. One post is in flight at a time (so they arrive in order); chunks that
- * arrive within the window, or while a post is in flight, go out together in the next post as
+ * `push` only queues. One post is in flight at a time (so they arrive in order). The first chunk
+ * goes out at once; later ones wait until the window since the previous post's start has passed
+ * (and that post has been answered), then everything waiting goes out together as
  * `{"output": [chunk, ...]}`, up to `maxBytes` per post. A slow platform thus gets fewer, larger
  * posts instead of a growing backlog.
  */
@@ -30,7 +31,7 @@ export class StreamPoster {
   readonly #options: StreamPosterOptions;
   readonly #maxBytes: number;
   #pending: { chunk: unknown; bytes: number }[] = [];
-  #firstPendingAt = 0;
+  #lastPostAt = Number.NEGATIVE_INFINITY;
   #running: Promise<void> | undefined;
   /** Aborted to skip the window (the job ended) or to drop everything (the job was stopped). */
   #hurry = new AbortController();
@@ -45,7 +46,6 @@ export class StreamPoster {
   push(chunk: unknown): void {
     if (this.#abandon.signal.aborted) return;
     const bytes = Buffer.byteLength(JSON.stringify(chunk)) + 1;
-    if (this.#pending.length === 0) this.#firstPendingAt = performance.now();
     this.#pending.push({ chunk, bytes });
     this.#running ??= this.#run().finally(() => {
       this.#running = undefined;
@@ -68,10 +68,11 @@ export class StreamPoster {
   async #run(): Promise<void> {
     const { http, url, jobId, windowMs, log } = this.#options;
     while (this.#pending.length > 0 && !this.#abandon.signal.aborted) {
-      const waited = performance.now() - this.#firstPendingAt;
-      if (waited < windowMs) await sleep(windowMs - waited, this.#hurry.signal);
+      const wait = this.#lastPostAt + windowMs - performance.now();
+      if (wait > 0) await sleep(wait, this.#hurry.signal);
       const batch = this.#takeBatch();
       if (batch.length === 0) break;
+      this.#lastPostAt = performance.now();
       try {
         this.posts += 1;
         await http.post(url, { output: batch }, jobId, {
@@ -104,8 +105,6 @@ export class StreamPoster {
         bytes,
       });
     }
-    const batch = this.#pending.splice(0, count).map((item) => item.chunk);
-    this.#firstPendingAt = performance.now() - this.#options.windowMs;
-    return batch;
+    return this.#pending.splice(0, count).map((item) => item.chunk);
   }
 }

@@ -42,8 +42,8 @@ export interface Config {
    */
   readonly maxConcurrency: number | undefined;
   /**
-   * `STREAM_POST_WINDOW_MS`: in RunPod mode, chunks produced within this window after the first
-   * one waiting are sent in one stream post (default 50; `0` = post as soon as possible).
+   * `STREAM_POST_WINDOW_MS`: in RunPod mode, the least time between two stream posts of a job;
+   * chunks produced meanwhile share one post (default 50; `0` = post as soon as possible).
    */
   readonly streamPostWindowMs: number;
   /** Models from `MODELS`; empty when unset (the built-in demo model is served then). */

@@ -45,7 +45,7 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
 
   it("holds one job at a time by default (1 thread × 1 sequence) and pings with its id while it runs", async () => {
     platform.enqueue(job("long-1", 1500));
-    const post = await platform.waitForOutput("long-1");
+    const post = await stack.explain(platform.waitForOutput("long-1"));
     const output = post.body.output as StreamChunk[];
     const final = output.at(-1);
     assert.ok(final && "done" in final && final.finish_reason === "length");
@@ -104,7 +104,7 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
     );
 
     platform.enqueue(job("after-stop", 20));
-    const next = await platform.waitForOutput("after-stop", 30_000);
+    const next = await stack.explain(platform.waitForOutput("after-stop", 30_000));
     assert.equal(textOf(next.body.output as StreamChunk[]).length > 0, true);
     const deliveredAt = platform.stopsDelivered.get("to-stop");
     assert.ok(deliveredAt !== undefined);
@@ -129,7 +129,7 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
     );
     platform.scriptOutputs(500);
     platform.enqueue(job("after-errors", 30));
-    const post = await platform.waitForOutput("after-errors", 30_000);
+    const post = await stack.explain(platform.waitForOutput("after-errors", 30_000));
     const output = post.body.output as StreamChunk[];
     assert.equal(textOf(output).length > 0, true);
     assert.deepEqual(platform.streamed("after-errors"), output, "every chunk streamed, in order");

@@ -107,7 +107,7 @@ describe("RunPod worker: jobs", () => {
     platform.enqueue(g0, b0, g1, b1, b2, g2, b3, b4, g3);
 
     for (const [index, job] of good.entries()) {
-      const post = await platform.waitForOutput(job.id);
+      const post = await stack.explain(platform.waitForOutput(job.id));
       assert.equal(post.isStream, "true");
       assert.equal(post.requestId, job.id);
       assert.equal(post.contentType, "application/x-www-form-urlencoded");

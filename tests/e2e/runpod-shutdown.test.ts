@@ -50,10 +50,12 @@ describe("RunPod worker: SIGTERM with jobs in flight", () => {
       longJob(stack, "held-2", 1200),
       longJob(stack, "left-on-platform", 10),
     );
-    await platform.until(
-      () => platform.streamed("held-1").length > 0 && platform.streamed("held-2").length > 0,
-      30_000,
-      "both held jobs to stream",
+    await stack.explain(
+      platform.until(
+        () => platform.streamed("held-1").length > 0 && platform.streamed("held-2").length > 0,
+        30_000,
+        "both held jobs to stream",
+      ),
     );
     assert.equal(platform.output("held-1"), undefined, "still running when signalled");
     const signalledAt = performance.now();
@@ -97,9 +99,11 @@ describe("RunPod worker: a fault it cannot survive", () => {
 
   it("posts the held job's error with stopPod when the gpu-worker dies, then exits non-zero", async () => {
     platform.enqueue(longJob(stack, "doomed", 3000));
-    await platform.until(() => platform.streamed("doomed").length > 0, 30_000, "the job to stream");
+    await stack.explain(
+      platform.until(() => platform.streamed("doomed").length > 0, 30_000, "the job to stream"),
+    );
     await stack.killGpuWorkers("SIGKILL");
-    const post = await platform.waitForOutput("doomed", 30_000);
+    const post = await stack.explain(platform.waitForOutput("doomed", 30_000));
     assert.equal(post.body.stopPod, true);
     const error = JSON.parse(post.body.error as string) as { code: string; message: string };
     assert.equal(error.code, "INTERNAL");

@@ -188,6 +188,16 @@ export class TestStack {
     }
   }
 
+  /** `promise`, whose failure is rethrown with every log line so far (for diagnosis). */
+  async explain<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`${message}\n--- stack logs ---\n${this.logs.join("\n")}`);
+    }
+  }
+
   /** Encrypts a request the way a caller does. */
   encrypt(request: unknown): string {
     return this.keyRing.encrypt(JSON.stringify(request));
