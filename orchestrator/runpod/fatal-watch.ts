@@ -24,12 +24,14 @@ export class FatalWatch {
   #faultSince: number | undefined;
   #fired = false;
   #checking = false;
+  #closed = false;
 
   constructor(options: FatalWatchOptions) {
     this.#options = options;
   }
 
   start(): void {
+    if (this.#closed) return;
     const every = this.#options.everyMs ?? Math.min(5000, Math.max(250, this.#options.graceMs / 4));
     this.#timer ??= setInterval(() => void this.#check(), every);
     this.#timer.unref();
@@ -70,6 +72,7 @@ export class FatalWatch {
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
   }
 }

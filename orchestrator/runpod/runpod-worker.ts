@@ -186,13 +186,14 @@ export class RunpodWorker {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const { orchestrator, log } = this.#options;
+      // A gpu-worker that drains and exits alongside is no fault now.
+      this.#watch.close();
       await this.#taker.close();
       log.info("no longer taking jobs", { held: this.#held.size, takes: this.#taker.takes });
       // Waits for the held jobs up to the shutdown timeout, then cancels those still running.
       await orchestrator.drain();
       await Promise.all([...this.#held.values()].map(({ done }) => done));
       await Promise.allSettled([...this.#background]);
-      this.#watch.close();
       await this.#stopChannel?.close();
       this.#heartbeat.close();
       log.info("RunPod worker stopped");
