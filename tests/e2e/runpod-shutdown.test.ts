@@ -1,11 +1,12 @@
 /**
  * How a RunPod worker ends: on SIGTERM it stops taking jobs, finishes and posts the ones it
- * holds, and exits 0; when its gpu-worker is gone for good it posts the held jobs' errors with
- * `stopPod: true` (the platform replaces it) and exits non-zero.
+ * holds, and exits 0; when its gpu-worker or Redis is gone for good it posts the held jobs'
+ * errors with `stopPod: true` (the platform replaces it) and exits non-zero.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
@@ -108,6 +109,59 @@ describe("RunPod worker: a fault it cannot survive", () => {
     const error = JSON.parse(post.body.error as string) as { code: string; message: string };
     assert.equal(error.code, "INTERNAL");
     assert.match(error.message, /no gpu-worker/);
+    const orchestrator = stack.orchestrator;
+    assert.ok(orchestrator);
+    const code = await new Promise<number | null>((resolve) => {
+      if (orchestrator.exitCode !== null) resolve(orchestrator.exitCode);
+      else orchestrator.once("exit", (exitCode) => resolve(exitCode));
+    });
+    assert.equal(code, 1);
+  });
+});
+
+describe("RunPod worker: Redis gone for good", () => {
+  let redis: RedisServerProcess;
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+
+  before(async () => {
+    // A Redis of this test's own, to stop.
+    redis = await startRedisServer();
+    platform = await FakeRunpodPlatform.start({ apiKey, holdMs: 300 });
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      runpod: platform.env(),
+      redisUrl: redis.url,
+      env: {
+        MODEL_SEQUENCES: "1",
+        CONTEXT_SIZE: "4096",
+        JOB_LOCK_MS: "1000",
+        SHUTDOWN_TIMEOUT_MS: "2000",
+      },
+      label: "rp-redis-gone",
+    });
+  });
+
+  after(async () => {
+    // Without Redis the gpu-worker does not finish a SIGTERM shutdown (it would take the 40 s
+    // until the stack's SIGKILL): it is not what this test is about.
+    await stack?.killGpuWorkers("SIGKILL");
+    await stack?.stop();
+    await platform?.close();
+    await redis?.close();
+  });
+
+  it("posts the held job's error with stopPod, then exits non-zero", async () => {
+    platform.enqueue(longJob(stack, "stranded", 3000));
+    await stack.explain(
+      platform.until(() => platform.streamed("stranded").length > 0, 30_000, "the job to stream"),
+    );
+    await redis.close();
+    const post = await stack.explain(platform.waitForOutput("stranded", 60_000));
+    assert.equal(post.body.stopPod, true);
+    const error = JSON.parse(post.body.error as string) as { code: string; message: string };
+    assert.equal(error.code, "INTERNAL");
+    assert.match(error.message, /Redis/);
     const orchestrator = stack.orchestrator;
     assert.ok(orchestrator);
     const code = await new Promise<number | null>((resolve) => {

@@ -29,6 +29,8 @@ export interface StackOptions {
    * then serves no local API; it is ready when the job loop runs and every model is loaded.
    */
   runpod?: Record<string, string>;
+  /** A Redis of the test's own (which it may stop); its keys are then left to the test. */
+  redisUrl?: string;
 }
 
 export interface JobView {
@@ -44,6 +46,8 @@ export class TestStack {
   readonly logs: string[] = [];
   readonly #children: ChildProcess[] = [];
   #gpuWorkerEnv: Record<string, string> = {};
+  /** Whether the stack uses the shared test Redis (and so deletes its keys when it stops). */
+  #ownRedis = true;
 
   private constructor(
     readonly url: string,
@@ -63,7 +67,7 @@ export class TestStack {
     if (!existsSync(entry("orchestrator"))) {
       throw new Error("compiled entry points are missing: run `npm run build` first");
     }
-    const redisUrl = await testRedisUrl();
+    const redisUrl = options.redisUrl ?? (await testRedisUrl());
     const prefix = uniquePrefix(options.label ?? "stack");
     const key = FernetKey.generate();
     const port = await freePort();
@@ -90,6 +94,7 @@ export class TestStack {
       ...options.runpod,
       ...options.env,
     };
+    stack.#ownRedis = options.redisUrl === undefined;
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
     stack.#spawn("orchestrator", env);
@@ -274,7 +279,7 @@ export class TestStack {
           }),
       ),
     );
-    await deleteKeysWithPrefix(this.redisUrl, this.prefix);
+    if (this.#ownRedis) await deleteKeysWithPrefix(this.redisUrl, this.prefix);
     await rm(this.dataDir, { recursive: true, force: true });
   }
 
