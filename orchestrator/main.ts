@@ -1,15 +1,21 @@
 /**
  * The orchestrator process: decrypts and validates requests, queues them on their model's queue
- * and relays the replies. Serves the local RunPod-compatible API on HOST:PORT.
+ * and relays the replies. Serves the local RunPod-compatible API on HOST:PORT, or, when
+ * `RUNPOD_WEBHOOK_GET_JOB` is set, runs the RunPod worker's job loop instead.
  */
+import { readFileSync } from "node:fs";
+import path from "node:path";
 
 import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
 import { ConfigError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
+import { servedSlots } from "../shared/models/served-models.js";
+import { packageRoot } from "../shared/paths.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
 import { createLocalApi } from "./local-api/local-api.js";
 import { Orchestrator } from "./orchestrator.js";
+import { RunpodWorker } from "./runpod/runpod-worker.js";
 
 let config: Config;
 try {
@@ -23,15 +29,26 @@ try {
 const log = createLogger("orchestrator", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, async (closables) => {
-  if (config.mode === "runpod") {
-    throw new ConfigError(
-      "RUNPOD_WEBHOOK_GET_JOB is set, but this version has no RunPod worker mode yet; unset it to serve the local API",
-    );
-  }
   const keyRing = await resolveKeyRing(config, log);
   const redis = await findRedis(config.redisUrl, log, { mayStart: false });
   const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl: redis.url, log });
   closables.push(orchestrator);
+  if (config.runpod !== undefined) {
+    const worker = new RunpodWorker({
+      orchestrator,
+      runpod: config.runpod,
+      concurrency: config.maxConcurrency ?? servedSlots(config),
+      streamWindowMs: config.streamPostWindowMs,
+      faultGraceMs: config.jobLockMs,
+      version: `secure-llm-pool/${packageVersion()}`,
+      // The held jobs' errors are posted with stopPod: the platform replaces this worker.
+      onFatal: () => process.exit(1),
+      log: log.child("runpod"),
+    });
+    closables.push(worker);
+    worker.start();
+    return;
+  }
   const api = createLocalApi({ orchestrator, apiKey: config.apiKey, log });
   closables.push({ close: () => api.close() });
   // Closed first: new jobs are refused while running ones finish and can still be polled.
@@ -49,3 +66,13 @@ await runEntryPoint(log, async (closables) => {
     auth: config.apiKey === undefined ? "none" : "api-key",
   });
 });
+
+function packageVersion(): string {
+  try {
+    const text = readFileSync(path.join(packageRoot(), "package.json"), "utf8");
+    const { version } = JSON.parse(text) as { version?: unknown };
+    return typeof version === "string" ? version : "unknown";
+  } catch {
+    return "unknown";
+  }
+}

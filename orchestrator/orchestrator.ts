@@ -57,7 +57,10 @@ export class Orchestrator {
       keyRing,
       log,
     });
-    this.#table = new JobTable({ retentionMs: config.resultRetentionMs });
+    // A RunPod worker posts results to the platform, which keeps them: nothing to hold here.
+    this.#table = new JobTable({
+      retentionMs: config.mode === "runpod" ? 0 : config.resultRetentionMs,
+    });
     this.queues = new ModelQueues({
       models: this.models,
       connection: this.#redis,

@@ -1,5 +1,5 @@
 /**
- * `npm start`: the whole local stack in one command. Finds Redis (REDIS_URL, else 127.0.0.1:6379,
+ * `npm start`: the whole stack in one command (in RunPod mode the orchestrator runs the job loop). Finds Redis (REDIS_URL, else 127.0.0.1:6379,
  * else a private redis-server), makes sure the local key exists, then runs the gpu-worker and the
  * orchestrator as two processes (a llama.cpp crash must not take the API down with it). Ctrl-C
  * stops both. Each part can also run alone: `npm run start:gpu-worker`, `npm run start:orchestrator`.
@@ -55,12 +55,23 @@ try {
     children.set(name, child);
     child.on("exit", (code, signal) => {
       if (stopping) return;
+      const exitCode = code === 0 ? 1 : (code ?? 1);
+      if (config.mode === "runpod" && name === "gpu-worker") {
+        // The RunPod job loop notices the lost gpu-worker itself, posts the held jobs' errors
+        // with stopPod (the platform replaces this worker) and exits; stop it only if it does not.
+        log.error("the gpu-worker stopped: the RunPod worker will ask to be replaced", {
+          code,
+          signal,
+        });
+        setTimeout(() => void stopAll(exitCode), config.jobLockMs + 30_000).unref();
+        return;
+      }
       log.error("a part of the stack stopped: stopping the rest", {
         part: name,
         code,
         signal,
       });
-      void stopAll(code === 0 ? 1 : (code ?? 1));
+      void stopAll(exitCode);
     });
   }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

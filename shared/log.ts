@@ -32,18 +32,27 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
   const emit = (level: LogLevel, message: string, fields?: LogFields): void => {
     if (levelRank[level] < minRank) return;
     const time = new Date().toISOString();
+    if (format === "runpod") {
+      // RunPod's own line shape (runpod-python's RunPodLogger): the job id as `requestId`, the
+      // rest of the fields folded into the message.
+      const { jobId, ...rest } = fields ?? {};
+      write(
+        JSON.stringify({
+          requestId: typeof jobId === "string" ? jobId : null,
+          message: `[${component}] ${message}${formatFields(rest)}`,
+          level: level.toUpperCase(),
+        }),
+      );
+      return;
+    }
     if (format === "json") {
       // The line's own keys come last: a field cannot overwrite them.
       write(JSON.stringify({ ...fields, time, level, component, message }));
       return;
     }
-    const extra = fields
-      ? Object.entries(fields)
-          .filter(([, value]) => value !== undefined)
-          .map(([key, value]) => ` ${key}=${formatValue(value)}`)
-          .join("")
-      : "";
-    write(`${time} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${extra}`);
+    write(
+      `${time} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${formatFields(fields)}`,
+    );
   };
 
   return {
@@ -53,6 +62,14 @@ export function createLogger(component: string, options: LoggerOptions = {}): Lo
     error: (message, fields) => emit("error", message, fields),
     child: (sub) => createLogger(`${component}/${sub}`, options),
   };
+}
+
+function formatFields(fields: LogFields | undefined): string {
+  if (fields === undefined) return "";
+  return Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => ` ${key}=${formatValue(value)}`)
+    .join("");
 }
 
 function formatValue(value: string | number | boolean | null | undefined): string {

@@ -114,9 +114,13 @@ export class PoolClient {
       const items = response.stream ?? [];
       let sawFinal = false;
       for (const item of items) {
-        const chunk = this.#chunk(item.output, path);
-        sawFinal = isFinalChunk(chunk);
-        yield chunk;
+        // A RunPod worker posts the chunks produced since its previous post as one list.
+        const outputs = Array.isArray(item.output) ? item.output : [item.output];
+        for (const output of outputs) {
+          const chunk = this.#chunk(output, path);
+          sawFinal = isFinalChunk(chunk);
+          yield chunk;
+        }
       }
       // The final chunk is the last by contract: no need for one more (empty) poll.
       if (sawFinal && response.status === "COMPLETED") return;

@@ -3,13 +3,49 @@ import type { ModelEntry } from "../models/model-spec.js";
 
 export type RunMode = "local" | "runpod";
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export type LogFormat = "text" | "json";
+/** `runpod`: RunPod's JSON lines `{"requestId", "message", "level"}` (when `RUNPOD_ENDPOINT_ID` is set). */
+export type LogFormat = "text" | "json" | "runpod";
 export type GpuChoice = "auto" | "cuda" | "vulkan" | "metal" | false;
+
+/**
+ * What the RunPod platform injects into a serverless worker (see `shared/docs/runpod-protocol.md`
+ * §2). URL fields are templates: `$ID` and `$RUNPOD_POD_ID` are filled in per call.
+ */
+export interface RunpodConfig {
+  /** `RUNPOD_WEBHOOK_GET_JOB`: the job-take URL template. */
+  readonly getJobUrl: string;
+  /** `RUNPOD_WEBHOOK_POST_OUTPUT`: the final-result URL template. */
+  readonly postOutputUrl: string;
+  /** `RUNPOD_WEBHOOK_POST_STREAM`: the stream-chunk URL template; `undefined`: no stream posts. */
+  readonly postStreamUrl: string | undefined;
+  /** `RUNPOD_WEBHOOK_PING`: the heartbeat URL template; `undefined`: no heartbeat. */
+  readonly pingUrl: string | undefined;
+  /** `RUNPOD_AI_API_KEY`: sent raw as `Authorization` on every call. */
+  readonly apiKey: string | undefined;
+  /** `RUNPOD_POD_ID`: this worker's id (a random UUID when unset, as runpod-python does). */
+  readonly podId: string;
+  /** `RUNPOD_PING_INTERVAL`: heartbeat period in milliseconds (default 10000). */
+  readonly pingIntervalMs: number;
+  /** `RUNPOD_ENDPOINT_ID`: the endpoint this worker serves, if the platform said. */
+  readonly endpointId: string | undefined;
+}
 
 /** Everything the processes read from the environment, parsed once at startup and frozen. */
 export interface Config {
   /** `runpod` when `RUNPOD_WEBHOOK_GET_JOB` is set, else `local`. */
   readonly mode: RunMode;
+  /** The platform's settings in `runpod` mode, else `undefined`. */
+  readonly runpod: RunpodConfig | undefined;
+  /**
+   * `MAX_CONCURRENCY`: jobs the RunPod job loop holds at once (taken and not yet posted);
+   * `undefined` = what the served models can run at once (see `servedSlots`).
+   */
+  readonly maxConcurrency: number | undefined;
+  /**
+   * `STREAM_POST_WINDOW_MS`: in RunPod mode, the least time between two stream posts of a job;
+   * chunks produced meanwhile share one post (default 50; `0` = post as soon as possible).
+   */
+  readonly streamPostWindowMs: number;
   /** Models from `MODELS`; empty when unset (the built-in demo model is served then). */
   readonly models: readonly ModelEntry[];
   /** Keys from `ENCRYPTION_KEY`; `undefined` when unset (local mode then uses a key file). */

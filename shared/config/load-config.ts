@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -6,7 +7,7 @@ import { KeyRing } from "../crypto/index.js";
 import { ConfigError } from "../errors/index.js";
 import { parseModelsList } from "../models/model-spec.js";
 import { packageRoot } from "../paths.js";
-import type { Config, GpuChoice } from "./config.js";
+import type { Config, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
 import { type Env, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
 
 /** Facts about the machine that defaults depend on; injectable so tests need no real machine. */
@@ -69,6 +70,9 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
 
   const config: Config = {
     mode,
+    runpod: mode === "runpod" ? readRunpod(env) : undefined,
+    maxConcurrency: readInt(env, "MAX_CONCURRENCY", 1, 100_000),
+    streamPostWindowMs: readInt(env, "STREAM_POST_WINDOW_MS", 0, 10_000) ?? 50,
     models: Object.freeze(models),
     keyRing,
     hfToken: readRaw(env, "HF_TOKEN"),
@@ -146,7 +150,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       readRaw(env, "DATA_DIR") ?? path.join(host.packageRoot, ".data"),
     ),
     logLevel: readEnum(env, "LOG_LEVEL", ["debug", "info", "warn", "error"]) ?? "info",
-    logFormat: readEnum(env, "LOG_FORMAT", ["text", "json"]) ?? "text",
+    logFormat: readLogFormat(env),
   };
   return Object.freeze(config);
 }
@@ -168,4 +172,38 @@ function readBoolean(env: Env, name: string): boolean | undefined {
 function readGpu(env: Env): GpuChoice {
   const value = readEnum(env, "LLAMA_GPU", ["auto", "cuda", "vulkan", "metal", "off"]) ?? "auto";
   return value === "off" ? false : value;
+}
+
+function readLogFormat(env: Env): LogFormat {
+  const format = readEnum(env, "LOG_FORMAT", ["text", "json"]) ?? "text";
+  // RunPod's log viewer reads its own JSON lines; the platform sets RUNPOD_ENDPOINT_ID on workers.
+  return readRaw(env, "RUNPOD_ENDPOINT_ID") === undefined ? format : "runpod";
+}
+
+function readRunpod(env: Env): RunpodConfig {
+  const url = (name: string) =>
+    readVar(
+      env,
+      name,
+      z.string().regex(/^https?:\/\/\S+$/),
+      "be an http:// or https:// URL (template) without spaces",
+    );
+  const getJobUrl = url("RUNPOD_WEBHOOK_GET_JOB");
+  const postOutputUrl = url("RUNPOD_WEBHOOK_POST_OUTPUT");
+  if (getJobUrl === undefined) throw new ConfigError("RUNPOD_WEBHOOK_GET_JOB must be set");
+  if (postOutputUrl === undefined) {
+    throw new ConfigError(
+      "RUNPOD_WEBHOOK_POST_OUTPUT must be set when RUNPOD_WEBHOOK_GET_JOB is (RunPod sets both)",
+    );
+  }
+  return Object.freeze({
+    getJobUrl,
+    postOutputUrl,
+    postStreamUrl: url("RUNPOD_WEBHOOK_POST_STREAM"),
+    pingUrl: url("RUNPOD_WEBHOOK_PING"),
+    apiKey: readRaw(env, "RUNPOD_AI_API_KEY"),
+    podId: readRaw(env, "RUNPOD_POD_ID") ?? randomUUID(),
+    pingIntervalMs: readInt(env, "RUNPOD_PING_INTERVAL", 100, 3_600_000) ?? 10_000,
+    endpointId: readRaw(env, "RUNPOD_ENDPOINT_ID"),
+  });
 }

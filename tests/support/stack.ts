@@ -24,6 +24,13 @@ export interface StackOptions {
   /** Environment for the gpu-worker only, over `env`. */
   gpuWorkerEnv?: Record<string, string>;
   label?: string;
+  /**
+   * RunPod worker mode: the platform's `RUNPOD_*` variables (from the fake platform). The stack
+   * then serves no local API; it is ready when the job loop runs and every model is loaded.
+   */
+  runpod?: Record<string, string>;
+  /** A Redis of the test's own (which it may stop); its keys are then left to the test. */
+  redisUrl?: string;
 }
 
 export interface JobView {
@@ -39,6 +46,8 @@ export class TestStack {
   readonly logs: string[] = [];
   readonly #children: ChildProcess[] = [];
   #gpuWorkerEnv: Record<string, string> = {};
+  /** Whether the stack uses the shared test Redis (and so deletes its keys when it stops). */
+  #ownRedis = true;
 
   private constructor(
     readonly url: string,
@@ -58,7 +67,7 @@ export class TestStack {
     if (!existsSync(entry("orchestrator"))) {
       throw new Error("compiled entry points are missing: run `npm run build` first");
     }
-    const redisUrl = await testRedisUrl();
+    const redisUrl = options.redisUrl ?? (await testRedisUrl());
     const prefix = uniquePrefix(options.label ?? "stack");
     const key = FernetKey.generate();
     const port = await freePort();
@@ -82,12 +91,16 @@ export class TestStack {
       DATA_DIR: dataDir,
       LLAMA_THREADS: "1",
       LLAMA_GPU: "off",
+      ...options.runpod,
       ...options.env,
     };
+    stack.#ownRedis = options.redisUrl === undefined;
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
     stack.#spawn("orchestrator", env);
-    await stack.#waitUntilServing(options.models.split(",").length);
+    const modelCount = options.models.split(",").length;
+    if (options.runpod === undefined) await stack.#waitUntilServing(modelCount);
+    else await stack.#waitForLogs(modelCount);
     return stack;
   }
 
@@ -136,6 +149,27 @@ export class TestStack {
     }
   }
 
+  async #waitForLogs(modelCount: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    const count = (text: string) => this.logs.filter((line) => line.includes(text)).length;
+    while (count("RunPod worker started") < 1 || count("model ready") < modelCount) {
+      if (this.#children.some((child) => child.exitCode !== null)) {
+        throw new Error(`a stack process exited:\n${this.logs.join("\n")}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`the RunPod stack did not start:\n${this.logs.join("\n")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** The orchestrator's process. */
+  get orchestrator(): ChildProcess | undefined {
+    return this.#children.find((child) =>
+      child.spawnargs.some((arg) => arg.includes("orchestrator")),
+    );
+  }
+
   async #waitUntilServing(modelCount: number): Promise<void> {
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -156,6 +190,16 @@ export class TestStack {
       if (Date.now() > deadline)
         throw new Error(`the stack did not start:\n${this.logs.join("\n")}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** `promise`, whose failure is rethrown with every log line so far (for diagnosis). */
+  async explain<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`${message}\n--- stack logs ---\n${this.logs.join("\n")}`);
     }
   }
 
@@ -235,7 +279,7 @@ export class TestStack {
           }),
       ),
     );
-    await deleteKeysWithPrefix(this.redisUrl, this.prefix);
+    if (this.#ownRedis) await deleteKeysWithPrefix(this.redisUrl, this.prefix);
     await rm(this.dataDir, { recursive: true, force: true });
   }
 

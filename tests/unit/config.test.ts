@@ -196,6 +196,7 @@ describe("loadConfig reads every variable", () => {
     const config = loadConfig(
       {
         RUNPOD_WEBHOOK_GET_JOB: "https://api.runpod.example/job-take/$ID",
+        RUNPOD_WEBHOOK_POST_OUTPUT: "https://api.runpod.example/job-done/$ID",
         ENCRYPTION_KEY: key,
         HOST: "0.0.0.0",
         PORT: "9001",

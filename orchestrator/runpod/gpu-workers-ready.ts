@@ -1,0 +1,33 @@
+import type { Logger } from "../../shared/log.js";
+import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
+import { sleep } from "./sleep.js";
+
+/** How often to look for the gpu-workers while waiting for them. */
+const pollMs = 250;
+
+/**
+ * Resolves once a gpu-worker has every model loaded (`ready` in the registry), or `signal` aborts. A RunPod worker takes no
+ * job before: one taken while its model still loads would wait here while other workers of the
+ * endpoint could run it.
+ */
+export async function waitForGpuWorkers(
+  registry: ModelRegistryReader,
+  models: readonly string[],
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  let logged = false;
+  while (!signal.aborted) {
+    try {
+      const serving = await registry.read(models);
+      if (models.every((model) => serving.get(model)?.state === "ready")) return;
+    } catch (error) {
+      log.warn("could not count the gpu-workers", {
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+    if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
+    logged = true;
+    await sleep(pollMs, signal);
+  }
+}

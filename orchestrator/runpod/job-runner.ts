@@ -1,0 +1,160 @@
+import { type ErrorInfo, InternalError } from "../../shared/errors/index.js";
+import type { Logger } from "../../shared/log.js";
+import { isFinalChunk } from "../../shared/protocol/index.js";
+import type { JobRecord } from "../jobs/job-record.js";
+import type { JobService } from "../jobs/job-service.js";
+import type { PlatformHttp } from "./platform-http.js";
+import { aborted } from "./sleep.js";
+import { StreamPoster } from "./stream-poster.js";
+import type { TakenJob } from "./taken-jobs.js";
+import type { WebhookUrls } from "./webhook-urls.js";
+
+export interface JobRunnerDeps {
+  jobs: JobService;
+  http: PlatformHttp;
+  urls: WebhookUrls;
+  streamWindowMs: number;
+  log: Logger;
+}
+
+/** How long a stopped job's generation may take to confirm its end before we stop waiting. */
+const stopConfirmMs = 5000;
+
+/**
+ * One RunPod job from take to final post: submitted to the job service (the same path as the
+ * local API's `/run`), its chunks streamed to the platform as they come, then the final result
+ * (`isStream=true`, the aggregated chunk list) or `{"error": "<json {code, message}>"}`. A job the
+ * platform stops posts nothing more.
+ */
+export class JobRunner {
+  readonly id: string;
+  readonly #job: TakenJob;
+  readonly #deps: JobRunnerDeps;
+  readonly #interrupt = new AbortController();
+  #stopped = false;
+  #fatal: ErrorInfo | undefined;
+  #poster: StreamPoster | undefined;
+  #record: JobRecord | undefined;
+
+  constructor(job: TakenJob, deps: JobRunnerDeps) {
+    this.id = job.id;
+    this.#job = job;
+    this.#deps = deps;
+  }
+
+  /** Runs the job to its end; never rejects. */
+  async run(): Promise<void> {
+    const { jobs, log } = this.#deps;
+    let record: JobRecord;
+    try {
+      record = await jobs.submit(this.#job.input, { id: this.id });
+    } catch (error) {
+      // Only a job id this orchestrator still remembers gets here.
+      log.error("could not accept a job", {
+        jobId: this.id,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+      await this.#postError(new InternalError("the worker could not accept this job").toInfo());
+      return;
+    }
+    this.#record = record;
+    if (this.#stopped) {
+      // Stopped while it was being queued.
+      await jobs.cancel(this.id);
+      return;
+    }
+    const streamUrl = this.#deps.urls.stream(this.id);
+    const poster =
+      streamUrl === undefined
+        ? undefined
+        : new StreamPoster({
+            http: this.#deps.http,
+            url: streamUrl,
+            jobId: this.id,
+            windowMs: this.#deps.streamWindowMs,
+            log,
+          });
+    this.#poster = poster;
+    const interrupted = aborted(this.#interrupt.signal);
+    while (!this.#interrupt.signal.aborted) {
+      for (const chunk of record.takeStreamChunks()) poster?.push(chunk);
+      if (record.terminal) break;
+      await Promise.race([record.waitForChange(60_000), interrupted]);
+    }
+    if (this.#stopped) return;
+    if (this.#fatal !== undefined) {
+      poster?.abandon();
+      await this.#postError(this.#fatal, true);
+      return;
+    }
+    await poster?.flush();
+    if (this.#stopped) return;
+    if (record.status === "COMPLETED") {
+      await this.#post({ output: [...record.chunks] });
+    } else if (record.status === "CANCELLED") {
+      // Not a stop from the platform (that posts nothing): the shutdown deadline passed.
+      await this.#postError(
+        new InternalError("the worker shut down before the job finished").toInfo(),
+      );
+    } else {
+      await this.#postError(record.error ?? new InternalError("the job failed").toInfo());
+    }
+  }
+
+  /**
+   * The platform stopped this job: abort its generation, post nothing more. Resolves with how
+   * long the generation took to confirm its end, in ms (`undefined` if it never confirmed).
+   */
+  async stop(): Promise<number | undefined> {
+    if (this.#stopped) return undefined;
+    this.#stopped = true;
+    const startedAt = performance.now();
+    this.#poster?.abandon();
+    this.#interrupt.abort();
+    const record = this.#record;
+    if (record === undefined || record.terminal) return undefined;
+    const ran = record.status === "IN_PROGRESS";
+    await this.#deps.jobs.cancel(this.id);
+    if (!ran) return undefined;
+    // The gpu-worker's last reply for an aborted generation is a `cancelled` final chunk.
+    const deadline = startedAt + stopConfirmMs;
+    while (!record.chunks.some((chunk) => isFinalChunk(chunk))) {
+      const left = deadline - performance.now();
+      if (left <= 0) return undefined;
+      await record.waitForChange(left);
+    }
+    const stoppedInMs = performance.now() - startedAt;
+    // Nobody will read the rest: a shutdown need not wait for it to be streamed.
+    record.takeStreamChunks();
+    return stoppedInMs;
+  }
+
+  /** A fault the worker cannot survive: post the error with `stopPod: true` instead of a result. */
+  failFatal(error: ErrorInfo): void {
+    this.#fatal ??= error;
+    this.#interrupt.abort();
+  }
+
+  #postError(error: ErrorInfo, stopPod = false): Promise<void> {
+    const body: Record<string, unknown> = {
+      error: JSON.stringify({ code: error.code, message: error.message }),
+    };
+    if (stopPod) body.stopPod = true;
+    return this.#post(body);
+  }
+
+  async #post(body: Record<string, unknown>): Promise<void> {
+    const { http, urls, log } = this.#deps;
+    try {
+      const status = await http.post(urls.output(this.id, true), body, this.id, {
+        what: "output",
+      });
+      if (status < 300) log.info("job result posted", { jobId: this.id, status });
+    } catch (error) {
+      log.error("could not post a job's result", {
+        jobId: this.id,
+        error: error instanceof Error ? error.message : "unknown",
+      });
+    }
+  }
+}

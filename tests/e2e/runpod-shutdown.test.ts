@@ -1,0 +1,173 @@
+/**
+ * How a RunPod worker ends: on SIGTERM it stops taking jobs, finishes and posts the ones it
+ * holds, and exits 0; when its gpu-worker or Redis is gone for good it posts the held jobs'
+ * errors with `stopPod: true` (the platform replaces it) and exits non-zero.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
+import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
+import { tinyModelPath } from "../support/models.js";
+import { TestStack } from "../support/stack.js";
+
+const apiKey = "rp-shutdown-key";
+
+function longJob(stack: TestStack, id: string, maxTokens: number) {
+  return {
+    id,
+    input: {
+      encrypted_input: stack.encrypt({
+        prompt: "the dog",
+        sampling_params: { max_tokens: maxTokens, temperature: 0 },
+      }),
+    },
+  };
+}
+
+describe("RunPod worker: SIGTERM with jobs in flight", () => {
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+
+  before(async () => {
+    platform = await FakeRunpodPlatform.start({ apiKey, holdMs: 300 });
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      runpod: platform.env(),
+      // Two slots by default (1 thread × 2 sequences).
+      env: { MODEL_SEQUENCES: "2", CONTEXT_SIZE: "2048", SHUTDOWN_TIMEOUT_MS: "60000" },
+      label: "rp-sigterm",
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await platform?.close();
+  });
+
+  it("posts every held job, takes nothing more, and exits 0", async () => {
+    platform.enqueue(
+      longJob(stack, "held-1", 1200),
+      longJob(stack, "held-2", 1200),
+      longJob(stack, "left-on-platform", 10),
+    );
+    await stack.explain(
+      platform.until(
+        () => platform.streamed("held-1").length > 0 && platform.streamed("held-2").length > 0,
+        30_000,
+        "both held jobs to stream",
+      ),
+    );
+    assert.equal(platform.output("held-1"), undefined, "still running when signalled");
+    const signalledAt = performance.now();
+    stack.signal("SIGTERM");
+    const codes = await stack.exited();
+    assert.deepEqual(codes, [0, 0], "both processes exit 0");
+    for (const id of ["held-1", "held-2"]) {
+      const post = platform.output(id);
+      assert.ok(post, `${id} was posted`);
+      assert.ok(post.at > signalledAt, `${id} finished after the signal`);
+      const output = post.body.output as StreamChunk[];
+      const final = output.at(-1);
+      assert.ok(final && isFinalChunk(final) && final.finish_reason === "length");
+      assert.equal(final.usage.completion_tokens, 1200);
+    }
+    const late = platform.takes.filter((take) => take.at > signalledAt);
+    assert.deepEqual(late, [], "no job take after the signal");
+    assert.equal(platform.output("left-on-platform"), undefined);
+    assert.ok(!platform.takes.some((t) => t.jobIds.includes("left-on-platform")));
+  });
+});
+
+describe("RunPod worker: a fault it cannot survive", () => {
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+
+  before(async () => {
+    platform = await FakeRunpodPlatform.start({ apiKey, holdMs: 300 });
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      runpod: platform.env(),
+      env: { MODEL_SEQUENCES: "1", CONTEXT_SIZE: "4096", JOB_LOCK_MS: "1000" },
+      label: "rp-fatal",
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await platform?.close();
+  });
+
+  it("posts the held job's error with stopPod when the gpu-worker dies, then exits non-zero", async () => {
+    platform.enqueue(longJob(stack, "doomed", 3000));
+    await stack.explain(
+      platform.until(() => platform.streamed("doomed").length > 0, 30_000, "the job to stream"),
+    );
+    await stack.killGpuWorkers("SIGKILL");
+    const post = await stack.explain(platform.waitForOutput("doomed", 30_000));
+    assert.equal(post.body.stopPod, true);
+    const error = JSON.parse(post.body.error as string) as { code: string; message: string };
+    assert.equal(error.code, "INTERNAL");
+    assert.match(error.message, /no gpu-worker/);
+    const orchestrator = stack.orchestrator;
+    assert.ok(orchestrator);
+    const code = await new Promise<number | null>((resolve) => {
+      if (orchestrator.exitCode !== null) resolve(orchestrator.exitCode);
+      else orchestrator.once("exit", (exitCode) => resolve(exitCode));
+    });
+    assert.equal(code, 1);
+  });
+});
+
+describe("RunPod worker: Redis gone for good", () => {
+  let redis: RedisServerProcess;
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+
+  before(async () => {
+    // A Redis of this test's own, to stop.
+    redis = await startRedisServer();
+    platform = await FakeRunpodPlatform.start({ apiKey, holdMs: 300 });
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      runpod: platform.env(),
+      redisUrl: redis.url,
+      env: {
+        MODEL_SEQUENCES: "1",
+        CONTEXT_SIZE: "4096",
+        JOB_LOCK_MS: "1000",
+        SHUTDOWN_TIMEOUT_MS: "2000",
+      },
+      label: "rp-redis-gone",
+    });
+  });
+
+  after(async () => {
+    // Without Redis the gpu-worker does not finish a SIGTERM shutdown (it would take the 40 s
+    // until the stack's SIGKILL): it is not what this test is about.
+    await stack?.killGpuWorkers("SIGKILL");
+    await stack?.stop();
+    await platform?.close();
+    await redis?.close();
+  });
+
+  it("posts the held job's error with stopPod, then exits non-zero", async () => {
+    platform.enqueue(longJob(stack, "stranded", 3000));
+    await stack.explain(
+      platform.until(() => platform.streamed("stranded").length > 0, 30_000, "the job to stream"),
+    );
+    await redis.close();
+    const post = await stack.explain(platform.waitForOutput("stranded", 60_000));
+    assert.equal(post.body.stopPod, true);
+    const error = JSON.parse(post.body.error as string) as { code: string; message: string };
+    assert.equal(error.code, "INTERNAL");
+    assert.match(error.message, /Redis/);
+    const orchestrator = stack.orchestrator;
+    assert.ok(orchestrator);
+    const code = await new Promise<number | null>((resolve) => {
+      if (orchestrator.exitCode !== null) resolve(orchestrator.exitCode);
+      else orchestrator.once("exit", (exitCode) => resolve(exitCode));
+    });
+    assert.equal(code, 1);
+  });
+});
