@@ -30,6 +30,8 @@ export class Orchestrator {
   readonly jobs: JobService;
   readonly queues: ModelQueues;
   readonly models: readonly string[];
+  /** `MAX_REQUEST_BYTES`, for front ends that take bodies. */
+  readonly maxRequestBytes: number;
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #relay: ReplyRelay;
@@ -43,6 +45,7 @@ export class Orchestrator {
     const names = new RedisNames(config.redisPrefix);
     this.#config = config;
     this.#log = log;
+    this.maxRequestBytes = config.maxRequestBytes;
     this.models = servedModels(config).map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
@@ -74,6 +77,9 @@ export class Orchestrator {
         models: this.models,
         limits: { maxTokensLimit: config.maxTokensLimit },
         defaultMaxTokens: config.defaultMaxTokens,
+        maxRequestBytes: config.maxRequestBytes,
+        ttlSeconds: config.fernetTtlSeconds,
+        encryptOutput: config.encryptOutput,
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
