@@ -252,11 +252,12 @@ describe("security end to end", () => {
         sampling_params: { max_tokens: 200, temperature: 0 },
       });
       // Dump as soon as replies flow: the job, its sealed data and its delta stream are present.
-      let first: StreamChunk | undefined;
-      const done = stack.streamAll(job.id, (chunk) => {
-        first ??= chunk;
+      let firstChunk: () => void = () => {};
+      const flowing = new Promise<void>((resolve) => {
+        firstChunk = resolve;
       });
-      while (first === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+      const done = stack.streamAll(job.id, () => firstChunk());
+      await Promise.race([flowing, done]);
       dumps.push(await dumpRedis(redis, stack.prefix, stack.redisUrl));
       const { status, chunks } = await done;
       assert.equal(status, "COMPLETED");
