@@ -33,6 +33,8 @@ export class Orchestrator {
   /** Which live gpu-workers serve which model. */
   readonly registry: ModelRegistryReader;
   readonly models: readonly string[];
+  /** `MAX_REQUEST_BYTES`, for front ends that take bodies. */
+  readonly maxRequestBytes: number;
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #relay: ReplyRelay;
@@ -46,6 +48,7 @@ export class Orchestrator {
     const names = new RedisNames(config.redisPrefix);
     this.#config = config;
     this.#log = log;
+    this.maxRequestBytes = config.maxRequestBytes;
     this.models = servedModels(config).map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
@@ -84,6 +87,9 @@ export class Orchestrator {
         models: this.models,
         limits: { maxTokensLimit: config.maxTokensLimit },
         defaultMaxTokens: config.defaultMaxTokens,
+        maxRequestBytes: config.maxRequestBytes,
+        ttlSeconds: config.fernetTtlSeconds,
+        encryptOutput: config.encryptOutput,
       },
       capacity: {
         registry: this.registry,

@@ -36,6 +36,7 @@ export function buildRequest(
     request.messages = fileMessages;
   }
   if (Object.keys(args.sampling).length > 0) request.sampling_params = args.sampling;
+  if (args.encryptOutput) request.encrypt_output = true;
   const checked = generationRequestSchema(localLimits).safeParse(request);
   if (!checked.success) {
     throw new UsageError(`the request is not valid: ${describeIssues(checked.error.issues)}`);

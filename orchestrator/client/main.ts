@@ -60,7 +60,7 @@ async function main(signal: AbortSignal): Promise<ExitCode> {
   if (apiKey !== undefined && isCleartextRemote(url)) {
     err("warning: the API key is sent unencrypted (http://) to another machine; prefer https://\n");
   }
-  const client = new PoolClient({ baseUrl: url, apiKey });
+  const client = new PoolClient({ baseUrl: url, apiKey, keyRing });
   const printer = new StreamPrinter({ json: args.json, quiet: args.quiet, out, err });
   return runJob(client, encryptRequest(keyRing, request), {
     stream: args.stream,

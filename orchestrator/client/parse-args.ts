@@ -14,6 +14,8 @@ export interface RequestArgs {
   input: RequestInput;
   model: string | undefined;
   sampling: SamplingParams;
+  /** `--encrypt-output`: ask for the output encrypted (`"encrypt_output": true`). */
+  encryptOutput: boolean;
 }
 
 /** The command line, checked. Absent options are `undefined`: defaults come from the environment. */
@@ -49,6 +51,7 @@ const options = {
   url: { type: "string", short: "u" },
   "api-key": { type: "string" },
   "no-stream": { type: "boolean" },
+  "encrypt-output": { type: "boolean" },
   "key-file": { type: "string", short: "k" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
@@ -95,6 +98,7 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
         input: requestInput(values, positionals),
         model: values.model?.trim(),
         sampling: samplingParams(values),
+        encryptOutput: values["encrypt-output"] === true,
       },
       url,
       apiKey: values["api-key"]?.trim(),

@@ -1,4 +1,7 @@
+import type { KeyRing } from "../../shared/crypto/index.js";
 import {
+  decryptChunk,
+  encryptedChunkSchema,
   isFinalChunk,
   type JobInput,
   type StreamChunk,
@@ -34,6 +37,12 @@ export interface PoolClientOptions {
   idlePollMs?: number;
   /** Time allowed for one HTTP call on top of any server-side wait, in ms. Default 30000. */
   requestTimeoutMs?: number;
+  /**
+   * Opens encrypted chunks (`{"seq", "encrypted"}`, for jobs that asked for `encrypt_output` or a
+   * pool with `ENCRYPT_OUTPUT=always`): they are yielded decrypted. Without it such a chunk is an
+   * error.
+   */
+  keyRing?: KeyRing | undefined;
 }
 
 export interface CallOptions {
@@ -72,6 +81,7 @@ export class PoolClient {
   readonly #http: JsonHttp;
   readonly #streamWaitMs: number;
   readonly #idlePollMs: number;
+  readonly #keyRing: KeyRing | undefined;
 
   /** @throws TypeError when `baseUrl` is not a plain http(s) URL (see {@link normalizeBaseUrl}). */
   constructor(options: PoolClientOptions) {
@@ -79,6 +89,7 @@ export class PoolClient {
     this.#http = new JsonHttp(baseUrl, options.apiKey, options.requestTimeoutMs ?? 30_000);
     this.#streamWaitMs = options.streamWaitMs ?? 10_000;
     this.#idlePollMs = options.idlePollMs ?? 250;
+    this.#keyRing = options.keyRing;
   }
 
   /** The base URL, without a trailing slash. */
@@ -198,6 +209,23 @@ export class PoolClient {
   }
 
   #chunk(output: unknown, path: string): StreamChunk {
+    const encrypted = encryptedChunkSchema.safeParse(output);
+    if (encrypted.success) {
+      if (this.#keyRing === undefined) {
+        throw new ConnectionError(
+          this.#http.display(path),
+          200,
+          "the chunks are encrypted, and this client was given no key to open them",
+        );
+      }
+      const opened = decryptChunk(this.#keyRing, encrypted.data);
+      if (opened !== undefined) return opened;
+      throw new ConnectionError(
+        this.#http.display(path),
+        200,
+        `encrypted chunk seq ${encrypted.data.seq} could not be opened with the key (another key, tampered, or moved)`,
+      );
+    }
     const parsed = streamChunkSchema.safeParse(output);
     if (parsed.success) return parsed.data;
     throw new ConnectionError(

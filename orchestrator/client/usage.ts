@@ -32,6 +32,8 @@ Endpoint:
       --api-key KEY           sent as "Authorization: Bearer KEY" (default: $RUNPOD_API_KEY;
                               prefer the variable: arguments show in process lists)
       --no-stream             use /runsync and print the text when the job has ended
+      --encrypt-output        ask for the output encrypted too (the pool may also always do it);
+                              encrypted chunks are decrypted here with the same key
 
 Encryption key (the first found is used; it is never printed):
   -k, --key-file FILE         a file holding the key (or a comma-separated list: the first encrypts)

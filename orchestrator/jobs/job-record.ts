@@ -1,5 +1,5 @@
 import type { ErrorInfo } from "../../shared/errors/index.js";
-import type { StreamChunk } from "../../shared/protocol/index.js";
+import type { OutputChunk } from "../../shared/protocol/index.js";
 
 export type JobStatus =
   | "IN_QUEUE"
@@ -31,7 +31,8 @@ export class JobRecord {
   readonly acceptedAtDate = Date.now();
   model: string | undefined;
   #status: JobStatus = "IN_QUEUE";
-  readonly #chunks: StreamChunk[] = [];
+  readonly #chunks: OutputChunk[] = [];
+  #generationEnded = false;
   #error: ErrorInfo | undefined;
   /** How many chunks `/stream` polls have taken. */
   #streamed = 0;
@@ -52,7 +53,7 @@ export class JobRecord {
     return isTerminalStatus(this.#status);
   }
 
-  get chunks(): readonly StreamChunk[] {
+  get chunks(): readonly OutputChunk[] {
     return this.#chunks;
   }
 
@@ -83,13 +84,22 @@ export class JobRecord {
    * Appends a chunk. A job cancelled or timed out by the caller still takes the chunks already on
    * their way (its final `cancelled` chunk included); a finished job takes none.
    */
-  addChunk(chunk: StreamChunk): void {
+  addChunk(chunk: OutputChunk, final = false): void {
     if (this.#status === "COMPLETED" || this.#status === "FAILED") return;
     const now = performance.now();
     this.markStarted(now);
     this.firstChunkAt ??= now;
     this.#chunks.push(chunk);
+    if (final) this.#generationEnded = true;
     this.#notify();
+  }
+
+  /**
+   * Whether the final chunk arrived: the gpu-worker finished with this job (for a cancelled job,
+   * it confirmed the end). Known here because an encrypted final chunk does not show it.
+   */
+  get generationEnded(): boolean {
+    return this.#generationEnded;
   }
 
   complete(): void {
@@ -110,7 +120,7 @@ export class JobRecord {
   }
 
   /** Chunks no earlier `/stream` poll has taken. */
-  takeStreamChunks(): StreamChunk[] {
+  takeStreamChunks(): OutputChunk[] {
     const fresh = this.#chunks.slice(this.#streamed);
     this.#streamed = this.#chunks.length;
     return fresh;

@@ -12,9 +12,12 @@ import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import {
   type ControlMessage,
+  encryptChunk,
   type FinalChunk,
+  isFinalChunk,
   type JobPayload,
   type ReplyMessage,
+  type StreamChunk,
   sealJson,
 } from "../../shared/protocol/index.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
@@ -50,6 +53,8 @@ interface Active {
   record: JobRecord;
   model: string;
   timer: NodeJS.Timeout;
+  /** Whether the caller gets this job's chunks encrypted (`encrypt_output`, `ENCRYPT_OUTPUT`). */
+  encryptOutput: boolean;
 }
 
 /**
@@ -87,22 +92,25 @@ export class JobService {
       this.#endFailed(record, new InternalError("the orchestrator is shutting down").toInfo());
       return record;
     }
-    let task: ReturnType<typeof admitRequest>;
+    let admitted: ReturnType<typeof admitRequest>;
     try {
-      task = admitRequest(input, admission);
+      admitted = admitRequest(input, admission);
       const { capacity } = this.#options;
-      if (capacity) await withDeadline(admitCapacity(task.model, capacity), enqueueDeadlineMs);
+      if (capacity) {
+        await withDeadline(admitCapacity(admitted.task.model, capacity), enqueueDeadlineMs);
+      }
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });
       this.#endFailed(record, info);
       return record;
     }
+    const { task, encryptOutput } = admitted;
     record.model = task.model;
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
     const timer = setTimeout(() => void this.#timeOut(record.id, timeoutMs), timeoutMs);
     timer.unref();
-    this.#active.set(record.id, { record, model: task.model, timer });
+    this.#active.set(record.id, { record, model: task.model, timer, encryptOutput });
     relay.track(record.id, {
       onStarted: () => record.markStarted(),
       onReply: (message) => this.#onReply(record.id, message),
@@ -161,7 +169,7 @@ export class JobService {
     if (active === undefined) return;
     const { record } = active;
     if (message.kind === "delta") {
-      record.addChunk({ seq: message.seq, delta: message.text });
+      this.#emit(active, { seq: message.seq, delta: message.text });
       return;
     }
     if (message.kind === "error") {
@@ -181,8 +189,20 @@ export class JobService {
         total_ms: totalMs,
       },
     };
-    record.addChunk(final);
+    this.#emit(active, final);
     this.#finish(jobId, (r) => r.complete());
+  }
+
+  /**
+   * The one place a job's chunks are made visible (to `/stream`, `/status`, `/runsync` and any
+   * other front end reading the record): encrypted here when the job's output is to be.
+   */
+  #emit(active: Active, chunk: StreamChunk): void {
+    const { keyRing } = this.#options;
+    active.record.addChunk(
+      active.encryptOutput ? encryptChunk(keyRing, chunk) : chunk,
+      isFinalChunk(chunk),
+    );
   }
 
   async #timeOut(jobId: string, timeoutMs: number): Promise<void> {

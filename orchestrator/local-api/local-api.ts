@@ -19,7 +19,11 @@ export interface LocalApiOptions {
  */
 export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   const { orchestrator, log } = options;
-  const app = Fastify({ logger: false, bodyLimit: 20 * 1024 * 1024, return503OnClosing: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: orchestrator.maxRequestBytes,
+    return503OnClosing: true,
+  });
 
   // An empty body with a JSON content type is no body (clients send the header on `/cancel` too).
   app.removeContentTypeParser("application/json");
@@ -48,7 +52,9 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
     (error: { statusCode?: number; code?: string; name?: string }, _request, reply) => {
       const status = error.statusCode ?? 500;
       if (status >= 500) log.error("local API error", { error: error.name ?? "Error" });
-      return reply.code(status).send({ error: clientMessage(error.code, status) });
+      return reply
+        .code(status)
+        .send({ error: clientMessage(error.code, status, orchestrator.maxRequestBytes) });
     },
   );
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "no such route" }));
@@ -60,12 +66,12 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
 }
 
 /** What a caller is told of a request the server could not take; never an echo of the request. */
-function clientMessage(code: string | undefined, status: number): string {
+function clientMessage(code: string | undefined, status: number, maxBytes: number): string {
   switch (code) {
     case "INVALID_JSON":
       return "the request body is not valid JSON";
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return "the request body is too large (/run takes 10 MB, /runsync 20 MB)";
+      return `the request body is too large: this endpoint takes at most ${maxBytes} bytes (MAX_REQUEST_BYTES)`;
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return "the request body must be JSON (Content-Type: application/json)";
     default:

@@ -1,6 +1,5 @@
 import { type ErrorInfo, InternalError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
-import { isFinalChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { PlatformHttp } from "./platform-http.js";
@@ -118,7 +117,7 @@ export class JobRunner {
     if (!ran) return undefined;
     // The gpu-worker's last reply for an aborted generation is a `cancelled` final chunk.
     const deadline = startedAt + stopConfirmMs;
-    while (!record.chunks.some((chunk) => isFinalChunk(chunk))) {
+    while (!record.generationEnded) {
       const left = deadline - performance.now();
       if (left <= 0) return undefined;
       await record.waitForChange(left);

@@ -6,6 +6,8 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 /** `runpod`: RunPod's JSON lines `{"requestId", "message", "level"}` (when `RUNPOD_ENDPOINT_ID` is set). */
 export type LogFormat = "text" | "json" | "runpod";
 export type GpuChoice = "auto" | "cuda" | "vulkan" | "metal" | false;
+/** When stream chunks are encrypted: for every job, for jobs that ask (`encrypt_output`), never. */
+export type EncryptOutputMode = "always" | "request" | "never";
 
 /**
  * What the RunPod platform injects into a serverless worker (see `shared/docs/runpod-protocol.md`
@@ -101,6 +103,18 @@ export interface Config {
   readonly defaultMaxTokens: number;
   /** `MAX_TOKENS_LIMIT`: the largest `max_tokens` a request may ask for. */
   readonly maxTokensLimit: number;
+  /**
+   * `MAX_REQUEST_BYTES`: the largest HTTP body `/run` and `/runsync` take (larger: HTTP 413), and
+   * the largest `encrypted_input` token admitted (larger: `REQUEST_TOO_LARGE`, before decrypting).
+   */
+  readonly maxRequestBytes: number;
+  /**
+   * `FERNET_TTL_SECONDS`: the replay window. A request token older than this, or more than 60 s
+   * in the future, is refused with `TOKEN_EXPIRED`; `0` turns the check off.
+   */
+  readonly fernetTtlSeconds: number;
+  /** `ENCRYPT_OUTPUT`: which jobs get their stream chunks encrypted with the first key. */
+  readonly encryptOutput: EncryptOutputMode;
   /** `JOB_TIMEOUT_MS`: a job not finished this long after it was accepted ends `TIMED_OUT`. */
   readonly jobTimeoutMs: number;
   /**

@@ -140,6 +140,10 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     contextSize: readInt(env, "CONTEXT_SIZE", 64, 1_048_576),
     defaultMaxTokens,
     maxTokensLimit,
+    maxRequestBytes:
+      readInt(env, "MAX_REQUEST_BYTES", 1024, 1024 * 1024 * 1024) ?? 10 * 1024 * 1024,
+    fernetTtlSeconds: readInt(env, "FERNET_TTL_SECONDS", 0, 365 * 24 * 3600) ?? 3600,
+    encryptOutput: readEnum(env, "ENCRYPT_OUTPUT", ["always", "request", "never"]) ?? "request",
     jobTimeoutMs: readInt(env, "JOB_TIMEOUT_MS", 1000) ?? 600_000,
     jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,

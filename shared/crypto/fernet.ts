@@ -124,6 +124,19 @@ export class FernetKey {
     throw new InvalidTokenError();
   }
 
+  /**
+   * The time a token says it was made, in Unix seconds. The token is NOT verified here: only trust
+   * the answer for a token that decrypted (its MAC covers the timestamp). `undefined` when `token`
+   * is not shaped like a Fernet token.
+   */
+  static issuedAt(token: string): number | undefined {
+    try {
+      return Number(splitToken(token).timestamp);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Encrypts `data` (a string is encoded as UTF-8) into a url-safe base64 token with padding. */
   encrypt(data: Uint8Array | string, options: EncryptOptions = {}): string {
     const plaintext = typeof data === "string" ? Buffer.from(data, "utf8") : data;

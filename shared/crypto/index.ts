@@ -6,3 +6,4 @@ export {
   InvalidTokenError,
 } from "./fernet.js";
 export { KeyRing } from "./key-ring.js";
+export { maxClockSkewSeconds, type TokenAge, tokenAge } from "./replay-window.js";

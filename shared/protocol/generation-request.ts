@@ -88,6 +88,8 @@ function buildRequestSchema(limits: RequestLimits) {
         .max(1024, { error: "must hold at most 1024 messages" })
         .optional(),
       sampling_params: samplingParamsSchema(limits).optional(),
+      /** Ask for every stream chunk as `{"seq", "encrypted": "<Fernet token of the chunk>"}`. */
+      encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
     })
     .superRefine((request, context) => {
       const given = Number(request.prompt !== undefined) + Number(request.messages !== undefined);

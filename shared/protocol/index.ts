@@ -1,4 +1,5 @@
 export * from "./control-message.js";
+export * from "./encrypted-chunk.js";
 export * from "./generation-request.js";
 export * from "./generation-task.js";
 export * from "./job-input.js";

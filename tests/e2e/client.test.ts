@@ -67,7 +67,7 @@ function runClient(args: readonly string[], options: ClientOptions = {}): Promis
  */
 async function startHostedLikeProxy(stackUrl: string, apiKey: string) {
   const base = "/v2/e2e-endpoint";
-  const seen = { streamPolls: 0 };
+  const seen = { streamPolls: 0, answers: [] as string[] };
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -89,7 +89,9 @@ async function startHostedLikeProxy(stackUrl: string, apiKey: string) {
         method: request.method ?? "GET",
         ...(body.length > 0 ? { body, headers: { "content-type": "application/json" } } : {}),
       });
-      reply(answer.status, await answer.text());
+      const text = await answer.text();
+      seen.answers.push(text);
+      reply(answer.status, text);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -318,6 +320,32 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
       const refused = await runClient(["Once upon a time", "--url", proxy.url], { env: keyEnv });
       assert.equal(refused.code, 3, refused.stderr);
       assert.ok(refused.stderr.includes(`${proxy.url}/run: HTTP 401`), refused.stderr);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("--encrypt-output: the endpoint relays only ciphertext, the client prints the same text", async () => {
+    const apiKey = "e2e-api-key";
+    const proxy = await startHostedLikeProxy(stack.url, apiKey);
+    try {
+      const plain = await runClient(withUrl("Once upon a time", ...greedy16), { env: keyEnv });
+      const env = { ...keyEnv, POOL_URL: proxy.url, RUNPOD_API_KEY: apiKey };
+      for (const mode of [[], ["--no-stream"]]) {
+        proxy.seen.answers.length = 0;
+        const run = await runClient(
+          ["Once upon a time", ...greedy16, "--encrypt-output", ...mode],
+          {
+            env,
+          },
+        );
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stdout, plain.stdout);
+        const relayed = proxy.seen.answers.join("\n");
+        assert.match(relayed, /"encrypted":"gAAAAA/);
+        assert.doesNotMatch(relayed, /"delta"|"done"|finish_reason/);
+        assert.ok(!relayed.includes(plain.stdout.trim().slice(0, 20)), "text crossed the proxy");
+      }
     } finally {
       await proxy.close();
     }

@@ -10,7 +10,13 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
-import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import {
+  decryptChunk,
+  isEncryptedChunk,
+  isFinalChunk,
+  type OutputChunk,
+  type StreamChunk,
+} from "../../shared/protocol/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
 
@@ -235,29 +241,43 @@ export class TestStack {
     })) as JobView;
   }
 
-  /** Polls `/stream` until the job is terminal and drained; returns every chunk and the status. */
+  /**
+   * Polls `/stream` until the job is terminal and drained; returns every chunk (encrypted ones
+   * opened with the stack's key; `raw` has them as served) and the status.
+   */
   async streamAll(
     id: string,
     onChunk?: (chunk: StreamChunk) => void,
-  ): Promise<{ status: string; chunks: StreamChunk[]; error?: string }> {
+  ): Promise<{ status: string; chunks: StreamChunk[]; raw: OutputChunk[]; error?: string }> {
     const chunks: StreamChunk[] = [];
+    const raw: OutputChunk[] = [];
     for (;;) {
       const page = (await this.get(`/stream/${id}?wait=10000`)) as {
         status: string;
-        stream: { output: StreamChunk }[];
+        stream: { output: OutputChunk }[];
         error?: string;
       };
       for (const { output } of page.stream) {
-        chunks.push(output);
-        onChunk?.(output);
+        raw.push(output);
+        const chunk = this.open(output);
+        chunks.push(chunk);
+        onChunk?.(chunk);
       }
       const terminal = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status);
       const last = chunks.at(-1);
       const ended = page.status === "COMPLETED" && last !== undefined && isFinalChunk(last);
       if ((terminal && page.stream.length === 0) || ended) {
-        return { status: page.status, chunks, ...(page.error ? { error: page.error } : {}) };
+        return { status: page.status, chunks, raw, ...(page.error ? { error: page.error } : {}) };
       }
     }
+  }
+
+  /** A chunk as served, opened with the stack's key when encrypted. */
+  open(chunk: OutputChunk): StreamChunk {
+    if (!isEncryptedChunk(chunk)) return chunk;
+    const opened = decryptChunk(this.keyRing, chunk);
+    if (opened === undefined) throw new Error(`encrypted chunk seq ${chunk.seq} does not open`);
+    return opened;
   }
 
   /**

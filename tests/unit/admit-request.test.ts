@@ -10,7 +10,15 @@ const keyRing = new KeyRing([FernetKey.generate()]);
 const otherRing = new KeyRing([FernetKey.generate()]);
 
 function policy(models: readonly string[] = ["demo"]): AdmissionPolicy {
-  return { keyRing, models, limits: { maxTokensLimit: 512 }, defaultMaxTokens: 64 };
+  return {
+    keyRing,
+    models,
+    limits: { maxTokensLimit: 512 },
+    defaultMaxTokens: 64,
+    maxRequestBytes: 64 * 1024,
+    ttlSeconds: 3600,
+    encryptOutput: "request",
+  };
 }
 
 function sealed(request: unknown, ring: KeyRing = keyRing): { encrypted_input: string } {
@@ -79,7 +87,7 @@ describe("admitRequest: decryption", () => {
 
   it("accepts a token from any key of the ring", () => {
     const rotated = new KeyRing([FernetKey.generate(), otherRing.primary]);
-    const task = admitRequest(sealed({ prompt: "hi" }, otherRing), {
+    const { task } = admitRequest(sealed({ prompt: "hi" }, otherRing), {
       ...policy(),
       keyRing: rotated,
     });
@@ -142,7 +150,7 @@ describe("admitRequest: the model", () => {
   });
 
   it("uses the only served model when none is named", () => {
-    const task = admitRequest(sealed({ prompt: "hi" }), policy(["solo"]));
+    const { task } = admitRequest(sealed({ prompt: "hi" }), policy(["solo"]));
     assert.equal(task.model, "solo");
   });
 
@@ -156,14 +164,14 @@ describe("admitRequest: the model", () => {
   });
 
   it("picks the named model among several", () => {
-    const task = admitRequest(sealed({ model: "b", prompt: "hi" }), policy(["a", "b"]));
+    const { task } = admitRequest(sealed({ model: "b", prompt: "hi" }), policy(["a", "b"]));
     assert.equal(task.model, "b");
   });
 });
 
 describe("admitRequest: an admitted request", () => {
   it("becomes a task with every default filled", () => {
-    const task = admitRequest(sealed({ prompt: `Tell me ${MARKER}` }), policy());
+    const { task } = admitRequest(sealed({ prompt: `Tell me ${MARKER}` }), policy());
     assert.deepEqual(task, {
       model: "demo",
       input: { kind: "prompt", prompt: `Tell me ${MARKER}` },
@@ -186,7 +194,7 @@ describe("admitRequest: an admitted request", () => {
       { role: "user", content: "Hi" },
       { role: "assistant", content: "Hel" },
     ];
-    const task = admitRequest(
+    const { task } = admitRequest(
       sealed({ model: "demo", messages, sampling_params: { max_tokens: 5, stop: "\n", seed: 3 } }),
       policy(),
     );
@@ -194,5 +202,140 @@ describe("admitRequest: an admitted request", () => {
     assert.equal(task.sampling.maxTokens, 5);
     assert.deepEqual(task.sampling.stop, ["\n"]);
     assert.equal(task.sampling.seed, 3);
+  });
+});
+
+describe("admitRequest: size", () => {
+  it("refuses a token longer than MAX_REQUEST_BYTES before decrypting it", () => {
+    const admission = { ...policy(), maxRequestBytes: 4096 };
+    const big = sealed({ prompt: MARKER.repeat(200) });
+    assert.ok(big.encrypted_input.length > 4096);
+    const message = assertRefused(big, "REQUEST_TOO_LARGE", admission);
+    assert.match(message, /input\.encrypted_input/);
+    assert.match(message, /MAX_REQUEST_BYTES/);
+    // Even a token no key can open is refused for its size, not decrypted.
+    assertRefused({ encrypted_input: "A".repeat(4097) }, "REQUEST_TOO_LARGE", admission);
+  });
+
+  it("admits a request just under the cap", () => {
+    const admission = { ...policy(), maxRequestBytes: 4096 };
+    const input = sealed({ prompt: "x".repeat(2000) });
+    assert.ok(input.encrypted_input.length <= 4096);
+    assert.equal(admitRequest(input, admission).task.model, "demo");
+  });
+});
+
+describe("admitRequest: the replay window", () => {
+  const now = 1_800_000_000;
+  const at = (seconds: number) => ({
+    encrypted_input: keyRing.encrypt(JSON.stringify({ prompt: MARKER }), { now: seconds }),
+  });
+  const windowed = (ttlSeconds: number) => ({ ...policy(), ttlSeconds, now: () => now * 1000 });
+
+  it("admits a token inside the window, and one 60 s in the future", () => {
+    assert.equal(admitRequest(at(now - 60), windowed(60)).task.model, "demo");
+    assert.equal(admitRequest(at(now + 60), windowed(60)).task.model, "demo");
+  });
+
+  it("refuses an older token with TOKEN_EXPIRED", () => {
+    const message = assertRefused(at(now - 61), "TOKEN_EXPIRED", windowed(60));
+    assert.match(message, /FERNET_TTL_SECONDS/);
+  });
+
+  it("refuses a token more than 60 s in the future with TOKEN_EXPIRED", () => {
+    const message = assertRefused(at(now + 61), "TOKEN_EXPIRED", windowed(3600));
+    assert.match(message, /future/);
+  });
+
+  it("checks no time when FERNET_TTL_SECONDS is 0", () => {
+    assert.equal(admitRequest(at(1), windowed(0)).task.model, "demo");
+    assert.equal(admitRequest(at(now + 10 ** 6), windowed(0)).task.model, "demo");
+  });
+
+  it("says DECRYPT_FAILED, not TOKEN_EXPIRED, for an old token of another key", () => {
+    const foreign = {
+      encrypted_input: otherRing.encrypt(JSON.stringify({ prompt: MARKER }), { now: 1 }),
+    };
+    assertRefused(foreign, "DECRYPT_FAILED", windowed(60));
+  });
+
+  it("refuses a tampered timestamp as DECRYPT_FAILED (the MAC covers it)", () => {
+    const token = at(now - 3600).encrypted_input;
+    const bytes = Buffer.from(token, "base64url");
+    bytes.writeBigUInt64BE(BigInt(now), 1);
+    const forged = bytes.toString("base64url");
+    assertRefused({ encrypted_input: forged }, "DECRYPT_FAILED", windowed(60));
+  });
+});
+
+describe("admitRequest: encrypted output", () => {
+  it("encrypts when the request asks and ENCRYPT_OUTPUT=request", () => {
+    assert.equal(admitRequest(sealed({ prompt: "hi" }), policy()).encryptOutput, false);
+    const asked = admitRequest(sealed({ prompt: "hi", encrypt_output: true }), policy());
+    assert.equal(asked.encryptOutput, true);
+    assert.equal("encrypt_output" in asked.task, false, "the gpu-worker never sees it");
+    const declined = admitRequest(sealed({ prompt: "hi", encrypt_output: false }), policy());
+    assert.equal(declined.encryptOutput, false);
+  });
+
+  it("encrypts every job when ENCRYPT_OUTPUT=always", () => {
+    const always = { ...policy(), encryptOutput: "always" as const };
+    assert.equal(admitRequest(sealed({ prompt: "hi" }), always).encryptOutput, true);
+    const declined = sealed({ prompt: "hi", encrypt_output: false });
+    assert.equal(admitRequest(declined, always).encryptOutput, true);
+  });
+
+  it("refuses a request asking for it when ENCRYPT_OUTPUT=never, rather than answer in plaintext", () => {
+    const never = { ...policy(), encryptOutput: "never" as const };
+    const message = assertRefused(
+      sealed({ prompt: MARKER, encrypt_output: true }),
+      "INVALID_REQUEST",
+      never,
+    );
+    assert.match(message, /request\.encrypt_output/);
+    assert.equal(admitRequest(sealed({ prompt: "hi" }), never).encryptOutput, false);
+  });
+
+  it("names a non-boolean encrypt_output by path", () => {
+    const message = assertRefused(
+      sealed({ prompt: "hi", encrypt_output: MARKER }),
+      "INVALID_REQUEST",
+    );
+    assert.match(message, /request\.encrypt_output: must be true or false/);
+  });
+});
+
+describe("admitRequest: hostile shapes", () => {
+  it("refuses deep nesting without a crash", () => {
+    const roomy = { ...policy(), maxRequestBytes: 10 * 1024 * 1024 };
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    assertRefused({ encrypted_input: keyRing.encrypt(deep) }, "INVALID_REQUEST", roomy);
+    const deepPrompt = `{"prompt": ${"[".repeat(50_000)}${"]".repeat(50_000)}}`;
+    const message = assertRefused(
+      { encrypted_input: keyRing.encrypt(deepPrompt) },
+      "INVALID_REQUEST",
+      roomy,
+    );
+    assert.match(message, /request\.prompt/);
+  });
+
+  it("bounds messages and stop lists, naming the field", () => {
+    const messages = Array.from({ length: 1025 }, () => ({ role: "user", content: MARKER }));
+    const roomy = { ...policy(), maxRequestBytes: 1024 * 1024 };
+    assert.match(
+      assertRefused(sealed({ messages }), "INVALID_REQUEST", roomy),
+      /request\.messages/,
+    );
+    const stop = Array.from({ length: 17 }, () => MARKER);
+    const message = assertRefused(
+      sealed({ prompt: "hi", sampling_params: { stop } }),
+      "INVALID_REQUEST",
+    );
+    assert.match(message, /request\.sampling_params\.stop/);
+  });
+
+  it("names fields under keys that are not field names without quoting the key", () => {
+    const message = assertRefused(sealed({ prompt: "hi", [`${MARKER} x`]: 1 }), "INVALID_REQUEST");
+    assert.match(message, /unknown field \(unnamed\)/);
   });
 });

@@ -394,3 +394,30 @@ describe("loadConfig never echoes secrets", () => {
     );
   });
 });
+
+describe("loadConfig: security settings", () => {
+  it("defaults to a 10 MiB request cap, a one-hour replay window and encryption on request", () => {
+    const config = loadConfig({}, host);
+    assert.equal(config.maxRequestBytes, 10 * 1024 * 1024);
+    assert.equal(config.fernetTtlSeconds, 3600);
+    assert.equal(config.encryptOutput, "request");
+  });
+
+  it("reads MAX_REQUEST_BYTES, FERNET_TTL_SECONDS (0 = off) and ENCRYPT_OUTPUT", () => {
+    const config = loadConfig(
+      { MAX_REQUEST_BYTES: "2048", FERNET_TTL_SECONDS: "0", ENCRYPT_OUTPUT: "always" },
+      host,
+    );
+    assert.equal(config.maxRequestBytes, 2048);
+    assert.equal(config.fernetTtlSeconds, 0);
+    assert.equal(config.encryptOutput, "always");
+    assert.equal(loadConfig({ ENCRYPT_OUTPUT: "never" }, host).encryptOutput, "never");
+  });
+
+  it("refuses bad values, naming the variable and the rule", () => {
+    assertRejected({ MAX_REQUEST_BYTES: "10" }, ["MAX_REQUEST_BYTES", "1024"]);
+    assertRejected({ MAX_REQUEST_BYTES: "10MB" }, ["MAX_REQUEST_BYTES", "whole number"]);
+    assertRejected({ FERNET_TTL_SECONDS: "-1" }, ["FERNET_TTL_SECONDS", "whole number"]);
+    assertRejected({ ENCRYPT_OUTPUT: "yes" }, ["ENCRYPT_OUTPUT", "always, request, never"]);
+  });
+});

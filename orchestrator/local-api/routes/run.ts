@@ -25,10 +25,9 @@ const runBodySchema = z.looseObject({
     .optional(),
 });
 
-const runBodyLimit = 10 * 1024 * 1024;
-const runsyncBodyLimit = 20 * 1024 * 1024;
-
 export function registerRunRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
+  // MAX_REQUEST_BYTES: a larger body is refused with 413 before it is read in full.
+  const bodyLimit = orchestrator.maxRequestBytes;
   const submit = async (body: unknown) => {
     const parsed = runBodySchema.safeParse(body);
     if (!parsed.success) {
@@ -45,7 +44,7 @@ export function registerRunRoutes(app: FastifyInstance, orchestrator: Orchestrat
     };
   };
 
-  app.post("/run", { bodyLimit: runBodyLimit }, async (request, reply) => {
+  app.post("/run", { bodyLimit }, async (request, reply) => {
     const submitted = await submit(request.body);
     if (submitted.record === undefined) return reply.code(400).send({ error: submitted.error });
     const { record } = submitted;
@@ -58,7 +57,7 @@ export function registerRunRoutes(app: FastifyInstance, orchestrator: Orchestrat
 
   app.post<{ Querystring: { wait?: string } }>(
     "/runsync",
-    { bodyLimit: runsyncBodyLimit },
+    { bodyLimit },
     async (request, reply) => {
       const waitMs = parseWait(request.query.wait, 90_000, 300_000);
       if (typeof waitMs === "string") return reply.code(400).send({ error: waitMs });

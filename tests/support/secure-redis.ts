@@ -1,0 +1,114 @@
+/**
+ * A private redis-server that requires a password and, when this redis-server and openssl can,
+ * also serves TLS with a self-signed certificate made at test time. For testing `REDIS_URL` with
+ * `redis://:password@` and `rediss://`.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { freePort, redisAnswers } from "../../shared/redis/index.js";
+
+export interface SecureRedis {
+  password: string;
+  /** `redis://:<password>@127.0.0.1:<port>` */
+  url: string;
+  /** `rediss://:<password>@127.0.0.1:<tls port>`, when TLS could be set up. */
+  tlsUrl: string | undefined;
+  /** The certificate to trust (`NODE_EXTRA_CA_CERTS`), when TLS is on. */
+  caFile: string | undefined;
+  /** Why there is no TLS, when there is none. */
+  noTlsReason: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function startSecureRedis(): Promise<SecureRedis> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "secure-redis-"));
+  const password = randomBytes(12).toString("hex");
+  const port = await freePort();
+  const certFile = path.join(dir, "cert.pem");
+  const keyFile = path.join(dir, "key.pem");
+  const openssl = spawnSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+    ],
+    { encoding: "utf8" },
+  );
+  let noTlsReason =
+    openssl.error !== undefined || openssl.status !== 0
+      ? "openssl could not make a certificate"
+      : undefined;
+  const base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const auth = ["--requirepass", password, "--port", String(port)];
+  let tlsPort: number | undefined;
+  let child: ChildProcess | undefined;
+  if (noTlsReason === undefined) {
+    tlsPort = await freePort();
+    const tls = [
+      "--tls-port",
+      String(tlsPort),
+      "--tls-cert-file",
+      certFile,
+      "--tls-key-file",
+      keyFile,
+      "--tls-ca-cert-file",
+      certFile,
+      "--tls-auth-clients",
+      "no",
+    ];
+    child = await start([...base, ...auth, ...tls], `redis://:${password}@127.0.0.1:${port}`);
+    if (child === undefined) noTlsReason = "this redis-server was built without TLS";
+  }
+  if (child === undefined) {
+    tlsPort = undefined;
+    child = await start([...base, ...auth], `redis://:${password}@127.0.0.1:${port}`);
+  }
+  if (child === undefined) throw new Error("redis-server with --requirepass did not start");
+  const server = child;
+  return {
+    password,
+    url: `redis://:${password}@127.0.0.1:${port}`,
+    tlsUrl: tlsPort === undefined ? undefined : `rediss://:${password}@127.0.0.1:${tlsPort}`,
+    caFile: tlsPort === undefined ? undefined : certFile,
+    noTlsReason,
+    async close() {
+      if (server.exitCode === null && server.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          server.once("exit", () => resolve());
+          server.kill("SIGTERM");
+        });
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts redis-server with `args`; the process once `url` answers, `undefined` if it exits. */
+async function start(args: string[], url: string): Promise<ChildProcess | undefined> {
+  const child = spawn("redis-server", args, { stdio: "ignore" });
+  child.on("error", () => {});
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) return undefined;
+    if (await redisAnswers(url, 500)) return child;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill("SIGKILL");
+  return undefined;
+}
