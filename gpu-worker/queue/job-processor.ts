@@ -45,13 +45,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
     try {
       replies.started();
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
-      let text = "";
       const result = await pool.run(jobId, task, {
         signal,
-        onText: (piece) => {
-          text += piece;
-          replies.text(piece);
-        },
+        onText: (piece) => replies.text(piece),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
@@ -65,7 +61,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         completionTokens: result.completionTokens,
         runMs,
       });
-      const jobResult: JobResult = { text, ...result, runMs };
+      const jobResult: JobResult = { ...result, runMs };
       return { result: sealJson(keyRing, jobResult) };
     } catch (error) {
       const info = toErrorInfo(error);

@@ -11,18 +11,21 @@ export const jobPayloadSchema = z.strictObject({
 
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
 
-/** What a finished job keeps as its BullMQ return value: the sealed {@link JobResult}. */
+/**
+ * What a finished job keeps as its BullMQ return value: the sealed {@link JobResult}. BullMQ keeps
+ * it in the queue's events stream long after the job, so it holds no text: the text reaches the
+ * orchestrator through the replies only.
+ */
 export interface JobReturnValue {
   result: string;
 }
 
 export const jobResultSchema = z.strictObject({
-  text: z.string(),
   finishReason: z.enum(["stop", "length", "cancelled"]),
   promptTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
   runMs: z.number().min(0),
 });
 
-/** The whole result of one job: all its text, why it ended, and its token counts. */
+/** How one job ended: why, its token counts and how long it ran (never its text). */
 export type JobResult = z.infer<typeof jobResultSchema>;
