@@ -1,12 +1,14 @@
 /**
  * SIGTERM after Redis is gone: every step of a shutdown that talks to Redis is bounded, so both
  * processes still exit, and exit 0, within SHUTDOWN_TIMEOUT_MS plus a small margin; the running
- * job is cancelled in its model thread rather than waited for.
+ * job is cancelled in its model thread rather than waited for. In RunPod mode the held job's
+ * error is still posted to the platform.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
+import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 
@@ -30,6 +32,42 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
       timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** Sends SIGTERM to both processes; their exit codes and times, or a rejection past the bound. */
+async function terminate(
+  stack: TestStack,
+): Promise<{ gpuWorker: number | null; orchestrator: number | null }> {
+  const [gpuWorker] = stack.gpuWorkers;
+  const { orchestrator } = stack;
+  assert.ok(gpuWorker && orchestrator);
+  const signalledAt = performance.now();
+  stack.signal("SIGTERM");
+  const [worker, orch] = await stack.explain(
+    within(
+      Promise.all([exitOf(gpuWorker, signalledAt), exitOf(orchestrator, signalledAt)]),
+      boundMs,
+      "both processes exiting",
+    ),
+  );
+  process.stdout.write(
+    `# exit after SIGTERM without Redis: gpu-worker ${worker.ms} ms, orchestrator ${orch.ms} ms\n`,
+  );
+  return { gpuWorker: worker.code, orchestrator: orch.code };
+}
+
+/** The gpu-worker's account of how a job's generation ended: it was aborted part way. */
+function assertAborted(stack: TestStack, jobId: string, maxTokens: number): void {
+  const finished = stack.logs.find(
+    (line) => line.includes("job finished") && line.includes(`jobId=${jobId}`),
+  );
+  assert.ok(finished, `the gpu-worker reports how the generation ended\n${stack.logs.join("\n")}`);
+  process.stdout.write(`# ${finished.slice(finished.indexOf("job finished"))}\n`);
+  assert.match(finished, /finishReason=cancelled/);
+  const completion = Number(/completionTokens=(\d+)/.exec(finished)?.[1]);
+  assert.ok(completion > 0 && completion < maxTokens, "it stopped part way");
+  assert.ok(stack.logs.some((line) => line.includes("gpu-worker stopped")));
+  assert.ok(stack.logs.some((line) => line.includes("orchestrator stopped")));
 }
 
 describe("SIGTERM with Redis gone", () => {
@@ -73,36 +111,64 @@ describe("SIGTERM with Redis gone", () => {
       ),
     );
     await redis.close();
-    const [gpuWorker] = stack.gpuWorkers;
-    const { orchestrator } = stack;
-    assert.ok(gpuWorker && orchestrator);
-    const signalledAt = performance.now();
-    stack.signal("SIGTERM");
-    const [worker, orch] = await stack.explain(
-      within(
-        Promise.all([exitOf(gpuWorker, signalledAt), exitOf(orchestrator, signalledAt)]),
-        boundMs,
-        "both processes exiting",
-      ),
+    const codes = await terminate(stack);
+    assert.deepEqual(codes, { gpuWorker: 0, orchestrator: 0 }, stack.logs.join("\n"));
+    assertAborted(stack, job.id, 4000);
+  });
+});
+
+describe("SIGTERM with Redis gone, RunPod mode", () => {
+  const apiKey = "rp-no-redis-key";
+  let redis: RedisServerProcess;
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+
+  before(async () => {
+    redis = await startRedisServer();
+    platform = await FakeRunpodPlatform.start({ apiKey, holdMs: 300 });
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      runpod: platform.env(),
+      redisUrl: redis.url,
+      env: {
+        MODEL_SEQUENCES: "1",
+        CONTEXT_SIZE: "4096",
+        SHUTDOWN_TIMEOUT_MS: String(shutdownTimeoutMs),
+        // The fault watch must not end the worker first: this is about SIGTERM.
+        JOB_LOCK_MS: "60000",
+      },
+      label: "rp-no-redis-stop",
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+    await platform?.close();
+    await redis?.close();
+  });
+
+  it("both processes exit 0, the held job's error posted", async () => {
+    platform.enqueue({
+      id: "held",
+      input: {
+        encrypted_input: stack.encrypt({
+          prompt: "the dog",
+          sampling_params: { max_tokens: 4000, temperature: 0 },
+        }),
+      },
+    });
+    await stack.explain(
+      platform.until(() => platform.streamed("held").length > 0, 30_000, "the job to stream"),
     );
-    process.stdout.write(
-      `# exit after SIGTERM without Redis: gpu-worker ${worker.ms} ms, orchestrator ${orch.ms} ms\n`,
-    );
-    assert.equal(worker.code, 0, `gpu-worker exit code\n${stack.logs.join("\n")}`);
-    assert.equal(orch.code, 0, `orchestrator exit code\n${stack.logs.join("\n")}`);
-    // The generation was aborted in its thread, not left to run to 4,000 tokens.
-    const finished = stack.logs.find(
-      (line) => line.includes("job finished") && line.includes(`jobId=${job.id}`),
-    );
-    assert.ok(
-      finished,
-      `the gpu-worker reports how the generation ended\n${stack.logs.join("\n")}`,
-    );
-    process.stdout.write(`# ${finished.slice(finished.indexOf("job finished"))}\n`);
-    assert.match(finished, /finishReason=cancelled/);
-    const completion = Number(/completionTokens=(\d+)/.exec(finished)?.[1]);
-    assert.ok(completion > 0 && completion < 4000, "it stopped part way");
-    assert.ok(stack.logs.some((line) => line.includes("gpu-worker stopped")));
-    assert.ok(stack.logs.some((line) => line.includes("orchestrator stopped")));
+    await redis.close();
+    const codes = await terminate(stack);
+    assert.deepEqual(codes, { gpuWorker: 0, orchestrator: 0 }, stack.logs.join("\n"));
+    assertAborted(stack, "held", 4000);
+    const post = platform.output("held");
+    assert.ok(post, "the held job was posted");
+    assert.equal(post.body.stopPod, undefined);
+    const error = JSON.parse(post.body.error as string) as { code: string; message: string };
+    assert.equal(error.code, "INTERNAL");
+    assert.match(error.message, /shut down before the job finished/);
   });
 });
