@@ -145,8 +145,8 @@ export class GpuWorker {
   /**
    * Stops taking jobs, lets running ones finish for up to `SHUTDOWN_TIMEOUT_MS` (then cancels
    * them, which ends them within milliseconds), stops the threads and closes Redis. Whatever state
-   * Redis is in, it resolves within about `SHUTDOWN_TIMEOUT_MS` plus `redisCloseGraceMs`: every
-   * step that waits on Redis is bounded, and past its bound is given up on (logged).
+   * Redis is in, it resolves a few seconds after `SHUTDOWN_TIMEOUT_MS` at most: every step that
+   * waits on Redis is bounded (`redisCloseGraceMs`), and past its bound is given up on (logged).
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {

@@ -54,7 +54,8 @@ export interface CloseModelWorkerOptions {
  * to completed or failed, the end of its blocking connection) with no timeout; with Redis gone
  * those never end. So only the generations are awaited without a bound (they need no Redis, and a
  * thread must not be terminated mid-generation); the rest gets `redisGraceMs`, then is given up
- * on: those jobs' locks lapse and the orchestrator fails them.
+ * on: a job whose end could not be recorded is failed when its lock lapses (another gpu-worker's
+ * check) or by its orchestrator's job timeout.
  */
 export async function closeModelWorker(
   worker: Worker,

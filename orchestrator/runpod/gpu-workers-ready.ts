@@ -17,10 +17,11 @@ export async function waitForGpuWorkers(
   log: Logger,
 ): Promise<void> {
   let logged = false;
+  // A read waits out a Redis reconnect: a close must not wait for it.
+  const closed = aborted(signal);
   while (!signal.aborted) {
     try {
-      // A read waits out a Redis reconnect: a close must not wait for it.
-      const serving = await Promise.race([registry.read(models), aborted(signal)]);
+      const serving = await Promise.race([registry.read(models), closed]);
       if (serving === undefined) return;
       if (models.every((model) => serving.get(model)?.state === "ready")) return;
     } catch (error) {
