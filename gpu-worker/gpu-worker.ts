@@ -144,23 +144,26 @@ export class GpuWorker {
 
   /**
    * Stops taking jobs, lets running ones finish for up to `SHUTDOWN_TIMEOUT_MS` (then cancels
-   * them, which ends them within milliseconds), stops the threads and closes Redis.
+   * them, which ends them within milliseconds), stops the threads and closes Redis. Whatever state
+   * Redis is in, it resolves a few seconds after `SHUTDOWN_TIMEOUT_MS` at most: every step that
+   * waits on Redis is bounded (`redisCloseGraceMs`), and past its bound is given up on (logged).
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      // Out of the registry first: orchestrators stop sending this gpu-worker's models new jobs
-      // (unless another gpu-worker serves them) while its running jobs finish.
-      await this.#registry.close();
-      await Promise.allSettled(
+      // Out of the registry first (its delete is the first command sent): orchestrators stop
+      // sending this gpu-worker's models new jobs (unless another gpu-worker serves them) while
+      // its running jobs finish. Not awaited before the drain, so a dead Redis delays neither.
+      const withdrawn = this.#registry.close();
+      const drained = Promise.allSettled(
         this.#served.map(({ worker, pool }) =>
-          closeModelWorker(
-            worker,
-            pool,
-            () => this.#cancellations.cancelAll(),
-            this.#shutdownTimeoutMs,
-          ),
+          closeModelWorker(worker, pool, {
+            abortAll: () => this.#cancellations.cancelAll(),
+            drainMs: this.#shutdownTimeoutMs,
+            log: this.#log,
+          }),
         ),
       );
+      await Promise.all([withdrawn, drained]);
       await this.#cancellations.close();
       await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
       this.#log.info("gpu-worker stopped");

@@ -20,7 +20,7 @@ try {
 }
 const log = createLogger("gpu-worker", { level: config.logLevel, format: config.logFormat });
 
-await runEntryPoint(log, async (closables) => {
+await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
   const redis = await findRedis(config.redisUrl, log, { mayStart: false });
   const worker = await GpuWorker.start({ config, keyRing, redisUrl: redis.url, log });

@@ -13,6 +13,7 @@ import { servedSlots } from "../shared/models/served-models.js";
 import { packageRoot } from "../shared/paths.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
+import { closeApp } from "./http/close-app.js";
 import { createLocalApi } from "./local-api/local-api.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RunpodWorker } from "./runpod/runpod-worker.js";
@@ -28,7 +29,7 @@ try {
 }
 const log = createLogger("orchestrator", { level: config.logLevel, format: config.logFormat });
 
-await runEntryPoint(log, async (closables) => {
+await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
   const redis = await findRedis(config.redisUrl, log, { mayStart: false });
   const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl: redis.url, log });
@@ -50,7 +51,7 @@ await runEntryPoint(log, async (closables) => {
     return;
   }
   const api = createLocalApi({ orchestrator, apiKey: config.apiKey, log });
-  closables.push({ close: () => api.close() });
+  closables.push({ close: () => closeApp(api) });
   // Closed first: new jobs are refused while running ones finish and can still be polled.
   closables.push({ close: () => orchestrator.drain() });
   const address = await api.listen({ host: config.host, port: config.port }).catch((error) => {

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import { controlMessageSchema } from "../../shared/protocol/index.js";
 
 /**
@@ -71,11 +72,16 @@ export class Cancellations {
     for (const jobId of this.#running.keys()) this.cancel(jobId);
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#subscriber
-      .unsubscribe(this.#names.controlChannel)
-      .then(() => undefined)
-      .catch(() => undefined);
+  /** Stops listening for cancels; gives Redis up to `timeoutMs` to confirm. Never throws. */
+  close(timeoutMs = redisCloseGraceMs): Promise<void> {
+    this.#closing ??= (async () => {
+      // Not connected now: there is no subscription to end, and the connection is closed next.
+      if (this.#subscriber.status !== "ready") return;
+      const unsubscribed = this.#subscriber.unsubscribe(this.#names.controlChannel);
+      if (!(await settlesWithin(unsubscribed, timeoutMs))) {
+        this.#log.warn("Redis did not confirm the end of the cancel subscription");
+      }
+    })();
     return this.#closing;
   }
 }

@@ -52,7 +52,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
       const runMs = Math.round(performance.now() - startedAt);
-      await replies.end({ kind: "done", ...result, runMs });
+      // Logged before the terminal reply is written: how the generation ended is known even
+      // when Redis cannot take the reply.
       log.info("job finished", {
         jobId,
         model: pool.name,
@@ -61,6 +62,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         completionTokens: result.completionTokens,
         runMs,
       });
+      await replies.end({ kind: "done", ...result, runMs });
       const jobResult: JobResult = { ...result, runMs };
       return { result: sealJson(keyRing, jobResult) };
     } catch (error) {

@@ -1,6 +1,8 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import type { ModelPool } from "../pool/model-pool.js";
 import { createJobProcessor, type JobProcessorOptions } from "./job-processor.js";
 
@@ -34,19 +36,40 @@ export function createModelWorker(options: ModelWorkerOptions): Worker {
   return worker;
 }
 
-/** Closes a worker: waits for its active jobs up to `timeoutMs`, then aborts them and waits. */
+export interface CloseModelWorkerOptions {
+  /** Aborts every running job (their threads stop generating within milliseconds). */
+  abortAll: () => void;
+  /** How long running jobs may go on before they are aborted (`SHUTDOWN_TIMEOUT_MS`). */
+  drainMs: number;
+  /** How long Redis then gets for the jobs' last writes and BullMQ's own close. */
+  redisGraceMs?: number;
+  log: Logger;
+}
+
+/**
+ * Closes one model's worker and pool: stops taking jobs, lets the running ones finish for up to
+ * `drainMs`, then aborts them; waits for the threads to end their generations and stops them.
+ *
+ * BullMQ's `close()` waits for each job's processor and for its own Redis writes (the job's move
+ * to completed or failed, the end of its blocking connection) with no timeout; with Redis gone
+ * those never end. So only the generations are awaited without a bound (they need no Redis, and a
+ * thread must not be terminated mid-generation); the rest gets `redisGraceMs`, then is given up
+ * on: a job whose end could not be recorded is failed when its lock lapses (another gpu-worker's
+ * check) or by its orchestrator's job timeout.
+ */
 export async function closeModelWorker(
   worker: Worker,
   pool: ModelPool,
-  abortAll: () => void,
-  timeoutMs: number,
+  options: CloseModelWorkerOptions,
 ): Promise<void> {
+  const { abortAll, drainMs, redisGraceMs = redisCloseGraceMs, log } = options;
   const closing = worker.close();
-  const timedOut = await Promise.race([
-    closing.then(() => false),
-    new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs).unref()),
-  ]);
-  if (timedOut) abortAll();
-  await closing;
+  if (!(await settlesWithin(closing, drainMs))) abortAll();
   await pool.close();
+  if (!(await settlesWithin(closing, redisGraceMs))) {
+    log.warn("the queue worker did not close: Redis did not answer; gave up on it", {
+      model: pool.name,
+      waitedMs: redisGraceMs,
+    });
+  }
 }

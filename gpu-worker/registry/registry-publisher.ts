@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import { type ModelState, registryHeartbeatScript } from "../../shared/registry/model-registry.js";
 
 export interface RegistryPublisherOptions {
@@ -68,27 +69,32 @@ export class RegistryPublisher {
     );
   }
 
-  /** Stops the heartbeat and deletes this gpu-worker's entries. Never throws. */
-  close(): Promise<void> {
+  /**
+   * Stops the heartbeat and deletes this gpu-worker's entries, giving Redis up to `timeoutMs` in
+   * all (the heartbeat in flight, then the delete); past that the entries are left to lapse.
+   * Never throws.
+   */
+  close(timeoutMs = redisCloseGraceMs): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
       const { redis, names, workerId, log } = this.#options;
       const models = [...this.#states.keys()];
       if (models.length === 0) return;
-      try {
+      let problem: string | undefined;
+      const withdrawn = (async () => {
         // A heartbeat in flight must not write the entries back after they are deleted.
         await this.#beating.catch(() => {});
         const pipeline = redis.pipeline();
         for (const model of models) pipeline.hdel(names.modelRegistry(model), workerId);
-        await Promise.race([
-          pipeline.exec(),
-          new Promise((_, reject) =>
-            setTimeout(() => reject(new Error("Redis did not answer")), 2000).unref(),
-          ),
-        ]);
-      } catch (error) {
+        const failed = ((await pipeline.exec()) ?? []).find(([error]) => error !== null);
+        if (failed?.[0]) problem = failed[0].message;
+      })().catch((error: unknown) => {
+        problem = error instanceof Error ? error.message : "unknown";
+      });
+      if (!(await settlesWithin(withdrawn, timeoutMs))) problem = "Redis did not answer";
+      if (problem !== undefined) {
         log.warn("could not remove this gpu-worker from the registry; its entries will lapse", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: problem,
         });
       }
     })();

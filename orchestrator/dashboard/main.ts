@@ -23,7 +23,7 @@ try {
 }
 const log = createLogger("dashboard", { level: config.logLevel, format: config.logFormat });
 
-await runEntryPoint(log, async (closables) => {
+await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const found = await findRedis(config.redisUrl, log, { mayStart: false });
   const redis = createRedis(found.url, "dashboard", log);
   closables.push({ close: () => closeRedis(redis) });

@@ -6,6 +6,8 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
+import { closeApp } from "../http/close-app.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
 
 export interface QueueDashboardOptions {
@@ -79,8 +81,12 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     app,
     close() {
       closing ??= (async () => {
-        await app.close();
-        await Promise.all(queues.map((queue) => queue.close()));
+        await closeApp(app);
+        // BullMQ's close waits on Redis with no bound of its own.
+        const closed = Promise.allSettled(queues.map((queue) => queue.close()));
+        if (!(await settlesWithin(closed, redisCloseGraceMs))) {
+          log.warn("the dashboard's queues did not close: Redis did not answer; gave up on them");
+        }
       })();
       return closing;
     },

@@ -10,6 +10,7 @@ import {
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import {
   type ControlMessage,
   encryptChunk,
@@ -230,14 +231,16 @@ export class JobService {
     try {
       const message: ControlMessage = { type: "cancel", jobId };
       // The key first: a gpu-worker that takes the job after the message went by still sees it.
-      await redis
-        .multi()
-        .set(names.cancelKey(jobId), "1", "EX", 3600)
-        .publish(names.controlChannel, JSON.stringify(message))
-        .exec();
-      if (await queues.removeWaiting(active.model, jobId)) {
-        this.#finish(jobId, () => {});
-      }
+      const signalled = async () => {
+        await redis
+          .multi()
+          .set(names.cancelKey(jobId), "1", "EX", 3600)
+          .publish(names.controlChannel, JSON.stringify(message))
+          .exec();
+        return queues.removeWaiting(active.model, jobId);
+      };
+      // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
+      if (await withDeadline(signalled(), stopDeadlineMs)) this.#finish(jobId, () => {});
     } catch (error) {
       log.warn("could not signal a cancellation", {
         jobId,
@@ -290,13 +293,21 @@ export class JobService {
     for (const { record } of [...this.#active.values()]) {
       await record.waitForEnd(Math.max(0, deadline - performance.now()));
     }
-    for (const jobId of [...this.#active.keys()]) await this.cancel(jobId);
+    // Each is CANCELLED at once; telling the gpu-workers needs Redis, which gets a short grace.
+    const cancels = [...this.#active.keys()].map((jobId) => this.cancel(jobId));
+    if (!(await settlesWithin(Promise.all(cancels), redisCloseGraceMs))) {
+      this.#options.log.warn("Redis did not carry the cancels of the jobs left at shutdown", {
+        jobs: cancels.length,
+      });
+    }
     for (const { timer } of this.#active.values()) clearTimeout(timer);
   }
 }
 
 /** How long `/run` waits for Redis to take a job before failing it. */
 const enqueueDeadlineMs = 10_000;
+/** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
+const stopDeadlineMs = 5000;
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -2,6 +2,7 @@ import { Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import type { JobPayload } from "../../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
 
@@ -19,6 +20,7 @@ export class ModelQueues {
   readonly #queues = new Map<string, Queue>();
   readonly #events: QueueEvents[] = [];
   readonly #eventConnections: Redis[] = [];
+  readonly #log: Logger;
   #closing: Promise<void> | undefined;
 
   constructor(options: {
@@ -30,6 +32,7 @@ export class ModelQueues {
     onFailed: (jobId: string, failedReason: string) => void;
   }) {
     const { names, log } = options;
+    this.#log = log;
     for (const model of options.models) {
       const queueName = names.modelQueue(model);
       const queue = new Queue(queueName, {
@@ -110,13 +113,20 @@ export class ModelQueues {
     return queue;
   }
 
-  close(): Promise<void> {
+  /**
+   * Closes the queues and their event listeners, giving BullMQ up to `timeoutMs` (its close waits
+   * on Redis with no bound of its own), then closes the listeners' connections. Never throws.
+   */
+  close(timeoutMs = redisCloseGraceMs): Promise<void> {
     this.#closing ??= (async () => {
-      await Promise.allSettled([
+      const closed = Promise.allSettled([
         ...[...this.#queues.values()].map((queue) => queue.close()),
         ...this.#events.map((events) => events.close()),
       ]);
-      await Promise.all(this.#eventConnections.map(closeRedis));
+      if (!(await settlesWithin(closed, timeoutMs))) {
+        this.#log.warn("the model queues did not close: Redis did not answer; gave up on them");
+      }
+      await Promise.all(this.#eventConnections.map((connection) => closeRedis(connection)));
     })();
     return this.#closing;
   }

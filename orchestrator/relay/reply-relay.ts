@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import {
   decodeEnvelope,
   openReply,
@@ -166,11 +167,16 @@ export class ReplyRelay {
     if (tracked.sequencer.hasGap) void this.backfill(envelope.j);
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#subscriber
-      .unsubscribe(this.channel)
-      .then(() => undefined)
-      .catch(() => undefined);
+  /** Stops listening; gives Redis up to `timeoutMs` to confirm. Never throws. */
+  close(timeoutMs = redisCloseGraceMs): Promise<void> {
+    this.#closing ??= (async () => {
+      // Not connected now: there is no subscription to end, and the connection is closed next.
+      if (this.#subscriber.status !== "ready") return;
+      const unsubscribed = this.#subscriber.unsubscribe(this.channel);
+      if (!(await settlesWithin(unsubscribed, timeoutMs))) {
+        this.#log.warn("Redis did not confirm the end of the reply subscription");
+      }
+    })();
     return this.#closing;
   }
 }

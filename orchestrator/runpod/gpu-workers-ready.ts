@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/log.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
-import { sleep } from "./sleep.js";
+import { aborted, sleep } from "./sleep.js";
 
 /** How often to look for the gpu-workers while waiting for them. */
 const pollMs = 250;
@@ -17,9 +17,12 @@ export async function waitForGpuWorkers(
   log: Logger,
 ): Promise<void> {
   let logged = false;
+  // A read waits out a Redis reconnect: a close must not wait for it.
+  const closed = aborted(signal);
   while (!signal.aborted) {
     try {
-      const serving = await registry.read(models);
+      const serving = await Promise.race([registry.read(models), closed]);
+      if (serving === undefined) return;
       if (models.every((model) => serving.get(model)?.state === "ready")) return;
     } catch (error) {
       log.warn("could not count the gpu-workers", {

@@ -6,18 +6,39 @@ export interface Closable {
   close(): Promise<void>;
 }
 
+export interface EntryPointOptions {
+  /**
+   * `SHUTDOWN_TIMEOUT_MS`. Every close step bounds its own waits (running jobs get this long,
+   * Redis a short grace after), so a shutdown ends a little after it; if one has not ended
+   * {@link shutdownBackstopMarginMs} after it, a close step hangs (a bug) and the process exits 1
+   * rather than never.
+   */
+  shutdownTimeoutMs: number;
+}
+
+/** How long past `SHUTDOWN_TIMEOUT_MS` a shutdown may run before the process exits 1 anyway. */
+export const shutdownBackstopMarginMs = 30_000;
+
 /**
  * Runs an entry point: starts it, closes what it started in reverse order on SIGINT/SIGTERM
- * (exit 0), and on a startup failure prints the coded message and exits non-zero (2 for bad
- * configuration). A second signal exits at once.
+ * (exit 0, also when a close step had to give up waiting for Redis: that is logged), and on a
+ * startup failure prints the coded message and exits non-zero (2 for bad configuration). A second
+ * signal exits at once (130); a shutdown still running {@link shutdownBackstopMarginMs} past
+ * `SHUTDOWN_TIMEOUT_MS` exits 1.
  */
 export async function runEntryPoint(
   log: Logger,
+  options: EntryPointOptions,
   start: (closables: Closable[]) => Promise<void>,
 ): Promise<void> {
   const closables: Closable[] = [];
   let stopping = false;
   const stop = async (exitCode: number) => {
+    const backstopMs = options.shutdownTimeoutMs + shutdownBackstopMarginMs;
+    setTimeout(() => {
+      log.error("shutdown did not finish in time: exiting", { waitedMs: backstopMs });
+      process.exit(1);
+    }, backstopMs).unref();
     for (const closable of closables.reverse()) {
       try {
         await closable.close();

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import type { Logger } from "../log.js";
+import { settlesWithin } from "../process/deadline.js";
 
 /**
  * A Redis connection for this project: `maxRetriesPerRequest: null` (BullMQ workers require it,
@@ -23,13 +24,18 @@ export function createRedis(url: string, name: string, log: Logger): Redis {
   return redis;
 }
 
-/** Quits a connection, falling back to disconnect when it is not connected. Never throws. */
-export async function closeRedis(redis: Redis): Promise<void> {
+/**
+ * Closes a connection: QUIT (the server answers once the commands sent before it are done) for up
+ * to `timeoutMs`, then disconnect. A connection that is not connected now is disconnected at once:
+ * its QUIT would only join the commands queued for a server that is gone. Never throws.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 1000): Promise<void> {
   if (redis.status === "end") return;
-  try {
-    await Promise.race([redis.quit(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-  } catch {
-    // Already closing or closed.
+  if (redis.status === "ready") {
+    const quitting = redis.quit().catch(() => {
+      // Already closing or closed.
+    });
+    await settlesWithin(quitting, timeoutMs);
   }
   redis.disconnect();
 }

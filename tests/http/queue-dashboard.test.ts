@@ -14,7 +14,7 @@ import {
 } from "../../orchestrator/dashboard/queue-dashboard.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
-import { closeRedis, createRedis, freePort } from "../../shared/redis/index.js";
+import { closeRedis, createRedis, freePort, startRedisServer } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 const apiKey = "dashboard-key-456";
@@ -160,5 +160,64 @@ describe("queue dashboard", () => {
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     assert.equal(code, 0, output);
+  });
+});
+
+describe("queue dashboard without Redis", () => {
+  it("still exits 0 soon after SIGTERM, with a request stuck on the stopped Redis", async () => {
+    // A Redis of this test's own, to stop.
+    const redis = await startRedisServer();
+    const port = await freePort();
+    const entry = fileURLToPath(new URL("../../orchestrator/dashboard/main.js", import.meta.url));
+    const child = spawn(process.execPath, [entry], {
+      env: {
+        PATH: process.env.PATH,
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: uniquePrefix("dash-gone"),
+        DASHBOARD_PORT: String(port),
+        SHUTDOWN_TIMEOUT_MS: "1000",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on("data", (data: Buffer) => {
+        output += data.toString();
+      });
+    }
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!output.includes("queue dashboard listening") && Date.now() < deadline) {
+        if (child.exitCode !== null) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(output, /queue dashboard listening/, output);
+      const url = `http://127.0.0.1:${port}/api/queues`;
+      assert.equal((await fetch(url)).status, 200);
+      await redis.close();
+      // Its handler waits on Redis (commands wait out a reconnect): only a bounded close ends it.
+      const stuck = fetch(url).then(
+        (response) => response.status,
+        () => "cut",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const exited = once(child, "exit");
+      const signalledAt = performance.now();
+      child.kill("SIGTERM");
+      const [code] = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`no exit within 15 s\n${output}`)), 15_000),
+        ),
+      ]);
+      process.stdout.write(
+        `# dashboard exit after SIGTERM without Redis: ${Math.round(performance.now() - signalledAt)} ms\n`,
+      );
+      assert.equal(code, 0, output);
+      assert.equal(await stuck, "cut", "the stuck request's connection was cut");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await redis.close();
+    }
   });
 });

@@ -169,6 +169,13 @@ export class TestStack {
     }
   }
 
+  /** The gpu-worker processes, in the order they were started. */
+  get gpuWorkers(): ChildProcess[] {
+    return this.#children.filter((child) =>
+      child.spawnargs.some((arg) => arg.includes("gpu-worker")),
+    );
+  }
+
   /** The orchestrator's process. */
   get orchestrator(): ChildProcess | undefined {
     return this.#children.find((child) =>
