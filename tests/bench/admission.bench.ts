@@ -48,8 +48,8 @@ const kinds: { name: string; expect: string; token: () => string }[] = [
       stack.keyRing.encrypt(JSON.stringify(good), { now: Math.floor(Date.now() / 1000) - 7200 }),
   },
   {
-    name: "invalid request: `INVALID_INPUT`",
-    expect: "INVALID_INPUT",
+    name: "invalid request: `INVALID_REQUEST`",
+    expect: "INVALID_REQUEST",
     token: () => stack.encrypt({ ...good, sampling_params: { max_tokens: -1 } }),
   },
   {

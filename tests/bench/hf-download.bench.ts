@@ -19,7 +19,7 @@ import { benchRuns, print, row, tableHead } from "./bench-stats.js";
 
 const runs = benchRuns();
 const repo = "bench-org/Bench-GGUF";
-const file = "bench-Q8_0.gguf";
+const file = "bench-F16.gguf";
 const log = createLogger("bench", { level: "error", write: () => {} });
 
 const content = await readFile(
@@ -35,7 +35,11 @@ const megabytes = content.length / 1e6;
 const hub = await FakeHfHub.start([{ id: repo, files: [{ path: file, content }] }]);
 const homes: string[] = [];
 const resolveFrom = (home: string, endpoint: string) =>
-  resolveModels(loadConfig({ MODELS: repo, HF_HOME: home, HF_ENDPOINT: endpoint }), log, {});
+  resolveModels(
+    loadConfig({ MODELS: `${repo}:F16`, HF_HOME: home, HF_ENDPOINT: endpoint }),
+    log,
+    {},
+  );
 
 try {
   const downloadMs: number[] = [];

@@ -34,16 +34,16 @@ for (let i = 0; i < runs; i += 1) {
 
 const report = await estimateMemory({ gpu: false, models: shapes });
 const lines = [
-  `\`estimateMemory\` on the CPU backend, generated tiny llama (tests/support/models.ts defaults, f16), ${runs} runs; actual bytes from \`llama.getLlamaMemoryUsage().cpuRam\` after \`loadModel\` + \`createContext\` (threads 1) in a fresh llama per shape.`,
+  `\`estimateMemory\` on the CPU backend, generated tiny llama (tests/support/models.ts defaults, f16), ${runs} runs; actual bytes: llama.cpp's own count of the buffers it allocated (\`llama.getLlamaMemoryUsage().cpuRam\`, which node-llama-cpp fills from the native model's and context's memory breakdown; not process RSS) after \`loadModel\` + \`createContext\` (threads 1) in a fresh llama per shape.`,
   "",
   ...tableHead,
   row("estimate, 1 model", oneMs, "ms", 0),
   row(`estimate, ${shapes.length} context shapes of the model at once`, allMs, "ms", 0),
   "",
-  "| context (size × sequences) | estimated weights + context | llama.cpp reports | estimate / actual |",
+  "| context (size × sequences) | estimated weights + context | llama.cpp reports | estimate / actual (difference) |",
   "|---|---|---|---|",
 ];
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(3)} MiB`;
 for (const [index, shape] of shapes.entries()) {
   const estimate = report.models[index];
   if (estimate === undefined) throw new Error(`no estimate for ${shape.name}`);
@@ -62,7 +62,7 @@ for (const [index, shape] of shapes.entries()) {
     await llama.dispose();
   }
   lines.push(
-    `| ${shape.contextSize} × ${shape.sequences} | ${mib(estimated)} (${mib(estimate.weightsBytes)} + ${mib(estimate.contextBytes)}) | ${mib(actual)} | ${(estimated / actual).toFixed(2)} |`,
+    `| ${shape.contextSize} × ${shape.sequences} | ${mib(estimated)} (${mib(estimate.weightsBytes)} + ${mib(estimate.contextBytes)}) | ${mib(actual)} | ${(estimated / actual).toFixed(4)} (${estimated - actual} bytes) |`,
   );
 }
 print(lines);
