@@ -3,25 +3,20 @@
  * → HTTP) next to node-llama-cpp alone on the same generated model, so the cost of the pool itself
  * is visible. Numbers, not assertions: run it on the machine you care about.
  *
- *   BENCH_RUNS=20 npm run bench
+ *   BENCH_RUNS=20 npm run bench -- local-stack
  */
 import { getLlama, LlamaCompletion, LlamaLogLevel } from "node-llama-cpp";
 import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack, textOf } from "../support/stack.js";
+import { row as benchRow, benchRuns } from "./bench-stats.js";
 
-const runs = Number(process.env.BENCH_RUNS ?? 10);
+const runs = benchRuns();
 const maxTokens = 128;
 const prompt = "Once upon a time the dog";
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 function row(name: string, values: number[], unit: string): string {
-  const fmt = (v: number) => v.toFixed(unit === "tok/s" ? 0 : 1);
-  return `| ${name} | ${fmt(percentile(values, 50))} | ${fmt(percentile(values, 90))} | ${unit} |`;
+  return benchRow(name, values, unit, unit === "tok/s" ? 0 : 1);
 }
 
 async function direct(

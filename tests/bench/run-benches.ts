@@ -1,0 +1,78 @@
+/**
+ * `npm run bench [-- name ...]`: runs every benchmark in this folder (`<name>.bench.js`), each in
+ * its own process, one after the other, and prints their markdown tables under a heading per
+ * benchmark. Names select a subset (`npm run bench -- runpod admission`). Starts one private,
+ * memory-only redis-server for all of them unless REDIS_URL is set. `BENCH_RUNS` sets the runs.
+ */
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { PoolError } from "../../shared/errors/index.js";
+import { startRedisServer } from "../../shared/redis/index.js";
+
+const dir = fileURLToPath(new URL(".", import.meta.url));
+const suffix = ".bench.js";
+const available = readdirSync(dir)
+  .filter((name) => name.endsWith(suffix))
+  .map((name) => name.slice(0, -suffix.length));
+/** The order of the README, then any other benchmark by name. */
+const order = [
+  "local-stack",
+  "encrypted-output",
+  "admission",
+  "runpod",
+  "hf-download",
+  "memory-plan",
+];
+available.sort((a, b) => {
+  const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
+  return rank(a) - rank(b) || a.localeCompare(b);
+});
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((name) => !available.includes(name));
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown benchmark(s): ${unknown.join(", ")}; benchmarks: ${available.join(", ")}\n`,
+  );
+  process.exit(2);
+}
+const selected = available.filter((name) => asked.length === 0 || asked.includes(name));
+
+let redisServer: Awaited<ReturnType<typeof startRedisServer>> | undefined;
+if (!process.env.REDIS_URL) {
+  try {
+    redisServer = await startRedisServer();
+  } catch (error) {
+    process.stderr.write(`${error instanceof PoolError ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
+}
+const env = { ...process.env, REDIS_URL: redisServer?.url ?? process.env.REDIS_URL };
+const runs = process.env.BENCH_RUNS ?? "unset";
+
+let failed: string[] = [];
+for (const name of selected) {
+  process.stdout.write(`\n## ${name}\n\n`);
+  const started = performance.now();
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ["--enable-source-maps", path.join(dir, `${name}${suffix}`)],
+      {
+        env,
+        stdio: "inherit",
+      },
+    );
+    child.on("exit", (exitCode) => resolve(exitCode ?? 1));
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  process.stdout.write(`\n(${name}: ${seconds} s, BENCH_RUNS=${runs})\n`);
+  if (code !== 0) failed = [...failed, name];
+}
+await redisServer?.close();
+if (failed.length > 0) {
+  process.stderr.write(`benchmark(s) failed: ${failed.join(", ")}\n`);
+  process.exit(1);
+}
