@@ -10,7 +10,11 @@ import {
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
+import {
+  redisAnswerWithin,
+  redisCloseGraceMs,
+  settlesWithin,
+} from "../../shared/process/deadline.js";
 import {
   type ControlMessage,
   encryptChunk,
@@ -98,7 +102,7 @@ export class JobService {
       admitted = admitRequest(input, admission);
       const { capacity } = this.#options;
       if (capacity) {
-        await withDeadline(admitCapacity(admitted.task.model, capacity), enqueueDeadlineMs);
+        await redisAnswerWithin(admitCapacity(admitted.task.model, capacity), enqueueDeadlineMs);
       }
     } catch (error) {
       const info = toErrorInfo(error);
@@ -127,7 +131,7 @@ export class JobService {
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever.
-      await withDeadline(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
+      await redisAnswerWithin(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
     } catch (error) {
       log.error("could not queue a job", {
         jobId: record.id,
@@ -240,7 +244,7 @@ export class JobService {
         return queues.removeWaiting(active.model, jobId);
       };
       // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
-      if (await withDeadline(signalled(), stopDeadlineMs)) this.#finish(jobId, () => {});
+      if (await redisAnswerWithin(signalled(), stopDeadlineMs)) this.#finish(jobId, () => {});
     } catch (error) {
       log.warn("could not signal a cancellation", {
         jobId,
@@ -308,14 +312,6 @@ export class JobService {
 const enqueueDeadlineMs = 10_000;
 /** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
 const stopDeadlineMs = 5000;
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 function parseFailedReason(reason: string): ErrorInfo {
   try {

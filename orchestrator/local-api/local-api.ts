@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from "fastify";
+import { ErrorCode } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { createApiKeyCheck } from "./api-key-check.js";
@@ -50,7 +51,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
 
   app.setErrorHandler(
     (error: { statusCode?: number; code?: string; name?: string }, _request, reply) => {
-      const status = error.statusCode ?? 500;
+      const status = error.statusCode ?? (error.code === ErrorCode.REDIS_UNAVAILABLE ? 503 : 500);
       if (status >= 500) log.error("local API error", { error: error.name ?? "Error" });
       return reply
         .code(status)
@@ -74,6 +75,8 @@ function clientMessage(code: string | undefined, status: number, maxBytes: numbe
       return `the request body is too large: this endpoint takes at most ${maxBytes} bytes (MAX_REQUEST_BYTES)`;
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return "the request body must be JSON (Content-Type: application/json)";
+    case ErrorCode.REDIS_UNAVAILABLE:
+      return "Redis does not answer; try again shortly";
     default:
       return status < 500 ? `the request could not be taken (HTTP ${status})` : "internal error";
   }

@@ -1,4 +1,5 @@
 import type { Logger } from "../../shared/log.js";
+import { redisAnswerWithin } from "../../shared/process/deadline.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 
 export interface FatalWatchOptions {
@@ -64,7 +65,7 @@ export class FatalWatch {
   async #fault(): Promise<string | undefined> {
     let serving: Awaited<ReturnType<ModelRegistryReader["read"]>>;
     try {
-      serving = await withTimeout(this.#options.registry.read(this.#options.models), 5000);
+      serving = await redisAnswerWithin(this.#options.registry.read(this.#options.models), 5000);
     } catch {
       return "Redis does not answer";
     }
@@ -79,14 +80,4 @@ export class FatalWatch {
     this.#closed = true;
     clearInterval(this.#timer);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("timeout")), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -1,3 +1,5 @@
+import { RedisUnavailableError } from "../errors/index.js";
+
 /**
  * Bounds for shutdown steps that wait on something outside the process. A closing part never
  * waits on Redis without one: ioredis with `maxRetriesPerRequest: null` keeps a command of a
@@ -30,4 +32,20 @@ export function settlesWithin(promise: Promise<unknown>, ms: number): Promise<bo
     ),
     deadline,
   ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `promise`, or a {@link RedisUnavailableError} once `ms` pass without an answer. For Redis
+ * commands on the request path: ioredis holds a command through a reconnect (for ever, with
+ * `maxRetriesPerRequest: null`), and no caller should wait that long.
+ */
+export function redisAnswerWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RedisUnavailableError(`Redis did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -111,6 +111,10 @@ describe("SIGTERM with Redis gone", () => {
       ),
     );
     await redis.close();
+    // While Redis is gone, /health says so at once instead of hanging.
+    const health = await fetch(`${stack.url}/health`, { signal: AbortSignal.timeout(15_000) });
+    assert.equal(health.status, 503);
+    assert.deepEqual(await health.json(), { error: "Redis does not answer; try again shortly" });
     const codes = await terminate(stack);
     assert.deepEqual(codes, { gpuWorker: 0, orchestrator: 0 }, stack.logs.join("\n"));
     assertAborted(stack, job.id, 4000);

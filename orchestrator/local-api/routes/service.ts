@@ -1,14 +1,19 @@
 import type { FastifyInstance } from "fastify";
+import { redisAnswerWithin } from "../../../shared/process/deadline.js";
 import type { Orchestrator } from "../../orchestrator.js";
+
+/** How long a route waits for Redis before answering 503. */
+const redisAnswerMs = 3000;
 
 /** `/health` and `/purge-queue`. */
 export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   app.get("/health", async () => {
     const { table } = orchestrator.jobs;
-    const [depths, serving] = await Promise.all([
-      orchestrator.queues.depths(),
-      orchestrator.registry.read(orchestrator.models),
-    ]);
+    // A Redis that does not answer makes /health answer 503 at once, not hang.
+    const [depths, serving] = await redisAnswerWithin(
+      Promise.all([orchestrator.queues.depths(), orchestrator.registry.read(orchestrator.models)]),
+      redisAnswerMs,
+    );
     const liveWorkers = new Set<string>();
     let running = 0;
     const models = [...depths].map(([name, depth]) => {
@@ -49,7 +54,8 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
   // other orchestrators sharing the Redis are theirs to purge.
   app.post("/purge-queue", async () => {
     let removed = 0;
-    for (const { jobId } of await orchestrator.queues.waitingJobIds()) {
+    const waiting = await redisAnswerWithin(orchestrator.queues.waitingJobIds(), redisAnswerMs);
+    for (const { jobId } of waiting) {
       const record = orchestrator.jobs.table.get(jobId);
       if (record === undefined || record.terminal) continue;
       await orchestrator.jobs.cancel(jobId);
