@@ -2,22 +2,13 @@
  * The gpu-worker process: loads the models of MODELS (or the demo model) into worker threads and
  * serves their queues. Run one per GPU machine; all share one Redis.
  */
-import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
-import { ConfigError } from "../shared/errors/index.js";
+import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { createLogger } from "../shared/log.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
 import { GpuWorker } from "./gpu-worker.js";
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  process.stderr.write(
-    `gpu-worker: ${error instanceof ConfigError ? error.message : String(error)}\n`,
-  );
-  process.exit(2);
-}
+const config = loadConfigOrExit("gpu-worker");
 const log = createLogger("gpu-worker", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
+import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { ConfigError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { servedSlots } from "../shared/models/served-models.js";
@@ -18,15 +18,7 @@ import { createLocalApi } from "./local-api/local-api.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RunpodWorker } from "./runpod/runpod-worker.js";
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  process.stderr.write(
-    `orchestrator: ${error instanceof ConfigError ? error.message : String(error)}\n`,
-  );
-  process.exit(2);
-}
+const config = loadConfigOrExit("orchestrator");
 const log = createLogger("orchestrator", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {

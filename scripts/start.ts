@@ -6,18 +6,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { type Config, loadConfig, resolveKeyRing } from "../shared/config/index.js";
-import { ConfigError, PoolError } from "../shared/errors/index.js";
+import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
+import { PoolError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { findRedis } from "../shared/redis/index.js";
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  process.stderr.write(`start: ${error instanceof ConfigError ? error.message : String(error)}\n`);
-  process.exit(2);
-}
+const config = loadConfigOrExit("start");
 const log = createLogger("start", { level: config.logLevel, format: config.logFormat });
 
 const entry = (part: string) => fileURLToPath(new URL(`../${part}/main.js`, import.meta.url));

@@ -3,7 +3,7 @@
  * HOST:DASHBOARD_PORT. Protected by API_KEY when it is set.
  */
 
-import { type Config, loadConfig } from "../../shared/config/index.js";
+import { loadConfigOrExit } from "../../shared/config/index.js";
 import { ConfigError } from "../../shared/errors/index.js";
 import { createLogger } from "../../shared/log.js";
 import { servedModels } from "../../shared/models/served-models.js";
@@ -12,15 +12,7 @@ import { runEntryPoint } from "../../shared/process/run-entry-point.js";
 import { closeRedis, createRedis, findRedis } from "../../shared/redis/index.js";
 import { createQueueDashboard } from "./queue-dashboard.js";
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (error) {
-  process.stderr.write(
-    `dashboard: ${error instanceof ConfigError ? error.message : String(error)}\n`,
-  );
-  process.exit(2);
-}
+const config = loadConfigOrExit("dashboard");
 const log = createLogger("dashboard", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
