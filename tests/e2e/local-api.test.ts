@@ -97,10 +97,19 @@ describe("local API end to end", () => {
     assert.equal(view.status, "COMPLETED");
     const redis = new Redis(stack.redisUrl);
     try {
-      const events = await redis.xrange(`${stack.prefix}:model-tiny:events`, "-", "+");
-      const completed = events
-        .map(([, fields]) => Object.fromEntries(pairs(fields)))
-        .find((event) => event.event === "completed" && event.jobId === view.id);
+      // The reply reaches the caller before BullMQ records the job as completed: wait for that.
+      const completedEvent = async () => {
+        const events = await redis.xrange(`${stack.prefix}:model-tiny:events`, "-", "+");
+        return events
+          .map(([, fields]) => Object.fromEntries(pairs(fields)))
+          .find((event) => event.event === "completed" && event.jobId === view.id);
+      };
+      const deadline = Date.now() + 10_000;
+      let completed = await completedEvent();
+      while (completed === undefined && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        completed = await completedEvent();
+      }
       assert.ok(completed?.returnvalue, "BullMQ recorded the return value");
       const { result } = JSON.parse(completed.returnvalue) as { result: string };
       const opened = openJson(stack.keyRing, result, jobResultSchema, "the result");

@@ -74,15 +74,19 @@ describe("several models in one gpu-worker", () => {
         });
         assert.equal(view.status, "COMPLETED", `${model.name}: ${view.error ?? ""}`);
         assert.equal(textOf(view.output ?? []), reference.get(model.name));
-        for (const queueOf of models) {
-          const events = await redis.xrange(
-            `${stack.prefix}:model-${queueOf.name}:events`,
-            "-",
-            "+",
-          );
-          const completedHere = events.some(
+        const completedOn = async (queueName: string) => {
+          const events = await redis.xrange(`${stack.prefix}:model-${queueName}:events`, "-", "+");
+          return events.some(
             ([, fields]) => fields.includes("completed") && fields.includes(view.id),
           );
+        };
+        // The reply reaches the caller before BullMQ records the job as completed: wait for that.
+        const deadline = Date.now() + 10_000;
+        while (!(await completedOn(model.name)) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        for (const queueOf of models) {
+          const completedHere = await completedOn(queueOf.name);
           assert.equal(
             completedHere,
             queueOf.name === model.name,
