@@ -7,8 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PoolError } from "../shared/errors/index.js";
-import { startRedisServer } from "../shared/redis/index.js";
+import { redisForRun } from "./redis-for-run.js";
 
 const tiers = ["unit", "redis", "model", "http", "e2e"] as const;
 /** Files run at once per tier: model-loading tiers one at a time on small machines. */
@@ -29,17 +28,9 @@ if (unknown.length > 0) {
 }
 const selected = tiers.filter((tier) => asked.length === 0 || asked.includes(tier));
 
-let redisServer: Awaited<ReturnType<typeof startRedisServer>> | undefined;
-if (!process.env.REDIS_URL) {
-  try {
-    redisServer = await startRedisServer();
-  } catch (error) {
-    process.stderr.write(`${error instanceof PoolError ? error.message : String(error)}\n`);
-    process.exit(1);
-  }
-  process.stdout.write(`tests: private redis-server at ${redisServer.url}\n`);
-}
-const env = { ...process.env, REDIS_URL: redisServer?.url ?? process.env.REDIS_URL };
+const redis = await redisForRun();
+if (redis.private) process.stdout.write(`tests: private redis-server at ${redis.url}\n`);
+const env = { ...process.env, REDIS_URL: redis.url };
 
 let failed = false;
 for (const tier of selected) {
@@ -72,5 +63,5 @@ for (const tier of selected) {
     process.stdout.write(`=== ${tier} tests FAILED ===\n`);
   }
 }
-await redisServer?.close();
+await redis.close();
 process.exit(failed ? 1 : 0);

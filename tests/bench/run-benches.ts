@@ -8,8 +8,7 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PoolError } from "../../shared/errors/index.js";
-import { startRedisServer } from "../../shared/redis/index.js";
+import { redisForRun } from "../../scripts/redis-for-run.js";
 
 const dir = fileURLToPath(new URL(".", import.meta.url));
 const suffix = ".bench.js";
@@ -40,16 +39,8 @@ if (unknown.length > 0) {
 }
 const selected = available.filter((name) => asked.length === 0 || asked.includes(name));
 
-let redisServer: Awaited<ReturnType<typeof startRedisServer>> | undefined;
-if (!process.env.REDIS_URL) {
-  try {
-    redisServer = await startRedisServer();
-  } catch (error) {
-    process.stderr.write(`${error instanceof PoolError ? error.message : String(error)}\n`);
-    process.exit(1);
-  }
-}
-const env = { ...process.env, REDIS_URL: redisServer?.url ?? process.env.REDIS_URL };
+const redis = await redisForRun();
+const env = { ...process.env, REDIS_URL: redis.url };
 const runs = process.env.BENCH_RUNS ?? "unset";
 
 let failed: string[] = [];
@@ -71,7 +62,7 @@ for (const name of selected) {
   process.stdout.write(`\n(${name}: ${seconds} s, BENCH_RUNS=${runs})\n`);
   if (code !== 0) failed = [...failed, name];
 }
-await redisServer?.close();
+await redis.close();
 if (failed.length > 0) {
   process.stderr.write(`benchmark(s) failed: ${failed.join(", ")}\n`);
   process.exit(1);
