@@ -37,6 +37,8 @@ export interface StackOptions {
   runpod?: Record<string, string>;
   /** A Redis of the test's own (which it may stop); its keys are then left to the test. */
   redisUrl?: string;
+  /** How many models must be ready before `start` resolves (default: all of `models`). */
+  readyModels?: number;
 }
 
 export interface JobView {
@@ -51,6 +53,7 @@ export interface JobView {
 export class TestStack {
   readonly logs: string[] = [];
   readonly #children: ChildProcess[] = [];
+  readonly #logsOf = new Map<ChildProcess, string[]>();
   #gpuWorkerEnv: Record<string, string> = {};
   /** Whether the stack uses the shared test Redis (and so deletes its keys when it stops). */
   #ownRedis = true;
@@ -104,7 +107,7 @@ export class TestStack {
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
     stack.#spawn("orchestrator", env);
-    const modelCount = options.models.split(",").length;
+    const modelCount = options.readyModels ?? options.models.split(",").length;
     if (options.runpod === undefined) await stack.#waitUntilServing(modelCount);
     else await stack.#waitForLogs(modelCount);
     return stack;
@@ -116,10 +119,16 @@ export class TestStack {
       ["--enable-source-maps", path.join(distRoot, part, "main.js")],
       { env, stdio: ["ignore", "pipe", "pipe"] },
     );
+    const own: string[] = [];
     for (const stream of [child.stdout, child.stderr]) {
       stream?.setEncoding("utf8");
-      stream?.on("data", (text: string) => this.logs.push(...text.split("\n").filter(Boolean)));
+      stream?.on("data", (text: string) => {
+        const lines = text.split("\n").filter(Boolean);
+        this.logs.push(...lines);
+        own.push(...lines);
+      });
     }
+    this.#logsOf.set(child, own);
     this.#children.push(child);
     return child;
   }
@@ -141,11 +150,19 @@ export class TestStack {
     );
   }
 
-  /** Starts one more gpu-worker with the stack's settings; resolves when it serves the models. */
-  async addGpuWorker(): Promise<void> {
+  /** The log lines of one of the stack's processes. */
+  logsOf(child: ChildProcess): readonly string[] {
+    return this.#logsOf.get(child) ?? [];
+  }
+
+  /**
+   * Starts one more gpu-worker with the stack's settings (`env` overrides some, e.g. `MODELS` for
+   * a gpu-worker that serves other models); resolves when it serves a model.
+   */
+  async addGpuWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
     const readyLines = () => this.logs.filter((line) => line.includes("model ready")).length;
     const before = readyLines();
-    const child = this.#spawn("gpu-worker", this.#gpuWorkerEnv);
+    const child = this.#spawn("gpu-worker", { ...this.#gpuWorkerEnv, ...env });
     const deadline = Date.now() + 60_000;
     while (readyLines() === before) {
       if (child.exitCode !== null)
@@ -153,6 +170,7 @@ export class TestStack {
       if (Date.now() > deadline) throw new Error("the gpu-worker did not start");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    return child;
   }
 
   async #waitForLogs(modelCount: number): Promise<void> {
