@@ -70,6 +70,7 @@ interface Active {
 export class JobService {
   readonly #options: JobServiceOptions;
   readonly #active = new Map<string, Active>();
+  readonly #admitting = new Set<Promise<JobRecord>>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -90,7 +91,15 @@ export class JobService {
    * Accepts a job. A request that fails admission ends `FAILED` at once, with nothing queued; an
    * admitted one is on its model's queue when this resolves.
    */
-  async submit(input: unknown, options: SubmitOptions = {}): Promise<JobRecord> {
+  submit(input: unknown, options: SubmitOptions = {}): Promise<JobRecord> {
+    // Tracked until queued, so a drain that starts meanwhile waits for it like a running job.
+    const admitting = this.#submit(input, options);
+    this.#admitting.add(admitting);
+    void admitting.finally(() => this.#admitting.delete(admitting));
+    return admitting;
+  }
+
+  async #submit(input: unknown, options: SubmitOptions): Promise<JobRecord> {
     const { table, log, admission, relay, queues, keyRing } = this.#options;
     const record = table.create(options.id ?? randomUUID());
     if (this.#closed) {
@@ -294,6 +303,8 @@ export class JobService {
   async #drain(timeoutMs: number): Promise<void> {
     this.#closed = true;
     const deadline = performance.now() + timeoutMs;
+    // Jobs accepted just before the drain are still on their way to the queue: wait for them too.
+    await settlesWithin(Promise.allSettled([...this.#admitting]), timeoutMs);
     for (const { record } of [...this.#active.values()]) {
       await record.waitForEnd(Math.max(0, deadline - performance.now()));
     }
