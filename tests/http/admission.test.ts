@@ -6,7 +6,6 @@
  * depths, and a full queue refuses `QUEUE_FULL`. Nothing is queued for a refused request.
  */
 import assert from "node:assert/strict";
-import os from "node:os";
 import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
@@ -14,11 +13,11 @@ import type { Redis } from "ioredis";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
 import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { loadConfig } from "../../shared/config/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { createRedis } from "../../shared/redis/index.js";
+import { testConfig } from "../support/config.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 interface Health {
@@ -82,26 +81,17 @@ describe("admission: registry and queue limit", () => {
     prefix = uniquePrefix("admission");
     const key = FernetKey.generate().exportKey();
     keyRing = KeyRing.parse(key);
-    const config = loadConfig(
-      {
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        MODELS:
-          "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
-        ENCRYPTION_KEY: key,
-        MAX_QUEUED_JOBS: "2",
-        // Jobs left queued at the end are cancelled at once on close.
-        SHUTDOWN_TIMEOUT_MS: "0",
-        PORT: "0",
-      },
-      {
-        cwd: os.tmpdir(),
-        homeDir: os.tmpdir(),
-        cpuCount: 2,
-        runpodVolumeExists: false,
-        packageRoot: os.tmpdir(),
-      },
-    );
+    const config = testConfig({
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      MODELS:
+        "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
+      ENCRYPTION_KEY: key,
+      MAX_QUEUED_JOBS: "2",
+      // Jobs left queued at the end are cancelled at once on close.
+      SHUTDOWN_TIMEOUT_MS: "0",
+      PORT: "0",
+    });
     orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
     api = createLocalApi({ orchestrator, apiKey: undefined, log });
     base = await api.listen({ host: "127.0.0.1", port: 0 });

@@ -5,16 +5,15 @@
  * by itself, so the drain must cancel it.
  */
 import assert from "node:assert/strict";
-import os from "node:os";
 import { after, before, describe, it } from "node:test";
 import type { Redis } from "ioredis";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { loadConfig } from "../../shared/config/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { createRedis } from "../../shared/redis/index.js";
+import { testConfig } from "../support/config.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 describe("job service drain", () => {
@@ -30,21 +29,12 @@ describe("job service drain", () => {
     prefix = uniquePrefix("drain");
     const key = FernetKey.generate().exportKey();
     keyRing = KeyRing.parse(key);
-    const config = loadConfig(
-      {
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        MODELS: "tiny=/models/tiny.gguf",
-        ENCRYPTION_KEY: key,
-      },
-      {
-        cwd: os.tmpdir(),
-        homeDir: os.tmpdir(),
-        cpuCount: 2,
-        runpodVolumeExists: false,
-        packageRoot: os.tmpdir(),
-      },
-    );
+    const config = testConfig({
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      MODELS: "tiny=/models/tiny.gguf",
+      ENCRYPTION_KEY: key,
+    });
     const log = createLogger("orchestrator", { level: "error" });
     registryRedis = createRedis(redisUrl, "test-registry", log);
     registry = new RegistryPublisher({

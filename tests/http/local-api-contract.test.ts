@@ -5,18 +5,17 @@
  * act on.
  */
 import assert from "node:assert/strict";
-import os from "node:os";
 import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
 import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { loadConfig } from "../../shared/config/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { createRedis } from "../../shared/redis/index.js";
+import { testConfig } from "../support/config.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 const apiKey = "test-api-key-123";
@@ -56,23 +55,14 @@ describe("local API contract (no gpu-worker)", () => {
     prefix = uniquePrefix("http");
     const key = FernetKey.generate().exportKey();
     keyRing = KeyRing.parse(key);
-    const config = loadConfig(
-      {
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        MODELS: "tiny=/models/tiny.gguf",
-        ENCRYPTION_KEY: key,
-        API_KEY: apiKey,
-        PORT: "0",
-      },
-      {
-        cwd: os.tmpdir(),
-        homeDir: os.tmpdir(),
-        cpuCount: 2,
-        runpodVolumeExists: false,
-        packageRoot: os.tmpdir(),
-      },
-    );
+    const config = testConfig({
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      MODELS: "tiny=/models/tiny.gguf",
+      ENCRYPTION_KEY: key,
+      API_KEY: apiKey,
+      PORT: "0",
+    });
     const log = createLogger("orchestrator", { level: "debug", write: (line) => logs.push(line) });
     registryRedis = createRedis(redisUrl, "test-registry", log);
     registry = new RegistryPublisher({
