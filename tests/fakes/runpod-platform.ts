@@ -248,16 +248,7 @@ export class FakeRunpodPlatform {
       return;
     }
     const gone = this.#watchClose(response);
-    const deadline = performance.now() + this.#options.holdMs;
-    while (this.#queue.length === 0 && performance.now() < deadline && !gone()) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.#hold(() => this.#queue.length > 0, gone);
     // A poll the worker gave up on gets nothing: a job handed to it would be lost.
     if (gone()) return;
     if (this.#queue.length === 0) {
@@ -354,15 +345,10 @@ export class FakeRunpodPlatform {
     return () => closed;
   }
 
-  async #stopPoll(response: http.ServerResponse): Promise<void> {
-    this.stopPolls.push({ at: performance.now() });
-    if (this.#options.noStopChannel) {
-      response.writeHead(404).end();
-      return;
-    }
-    const gone = this.#watchClose(response);
+  /** A long poll's wait: until `ready()`, the worker hangs up, or `holdMs` pass. */
+  async #hold(ready: () => boolean, gone: () => boolean): Promise<void> {
     const deadline = performance.now() + this.#options.holdMs;
-    while (this.#stopsToSend.length === 0 && performance.now() < deadline && !gone()) {
+    while (!ready() && performance.now() < deadline && !gone()) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
         this.#waiters.push(() => {
@@ -371,6 +357,16 @@ export class FakeRunpodPlatform {
         });
       });
     }
+  }
+
+  async #stopPoll(response: http.ServerResponse): Promise<void> {
+    this.stopPolls.push({ at: performance.now() });
+    if (this.#options.noStopChannel) {
+      response.writeHead(404).end();
+      return;
+    }
+    const gone = this.#watchClose(response);
+    await this.#hold(() => this.#stopsToSend.length > 0, gone);
     if (gone()) return;
     if (this.#stopsToSend.length === 0) {
       response.writeHead(204).end();
