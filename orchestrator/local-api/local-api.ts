@@ -26,8 +26,10 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
     return503OnClosing: true,
   });
 
+  // JSON is the only body type: Fastify's built-in text/plain parser would hand a plain-text body
+  // to the routes (a 400 for a missing `input`), where an unsupported type must get 415.
   // An empty body with a JSON content type is no body (clients send the header on `/cancel` too).
-  app.removeContentTypeParser("application/json");
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
     if (typeof body !== "string" || body.trim() === "") return done(null, undefined);
     try {

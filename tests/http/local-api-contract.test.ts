@@ -189,6 +189,37 @@ describe("local API contract (no gpu-worker)", () => {
     assert.ok(!logs.some((line) => line.includes(marker)), "no log line holds request text");
   });
 
+  it("answers 415 for a body that is not JSON (text/plain, a form, none named), queueing nothing", async () => {
+    const marker = "SECRET-MARKER-4410";
+    const before = await queue.getWaitingCount();
+    const body = JSON.stringify({
+      input: { encrypted_input: keyRing.encrypt(`{"prompt":"${marker}"}`) },
+    });
+    for (const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded",
+      "application/octet-stream",
+    ]) {
+      for (const route of ["/run", "/runsync"]) {
+        const response = await call(route, {
+          method: "POST",
+          headers: { "content-type": type },
+          body,
+        });
+        assert.equal(response.status, 415, `${route} with ${type}`);
+        assert.match(
+          String(response.body.error),
+          /must be JSON \(Content-Type: application\/json\)/,
+        );
+        assert.ok(!JSON.stringify(response.body).includes(marker));
+      }
+    }
+    // fetch names a string body text/plain by itself: the commonest way to forget the header.
+    const unnamed = await call("/run", { method: "POST", body });
+    assert.equal(unnamed.status, 415);
+    assert.equal(await queue.getWaitingCount(), before, "nothing was queued");
+  });
+
   it("caps ?wait instead of refusing it, and refuses a wait that is not a number", async () => {
     const { body } = await submit({ prompt: "w" });
     const id = String(body.id);
