@@ -59,6 +59,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         model: pool.name,
         finishReason: result.finishReason,
         promptTokens: result.promptTokens,
+        cachedTokens: result.cachedTokens,
         completionTokens: result.completionTokens,
         runMs,
       });

@@ -22,6 +22,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { packageRoot } from "../../shared/paths.js";
 import { freePort } from "../../shared/redis/index.js";
@@ -101,7 +102,7 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
 
   it("replays the build stage: npm ci, build, prune, the kept binaries", {
     timeout: 900_000,
-  }, (t) => {
+  }, async (t) => {
     const build = stages().get("build");
     assert.ok(build !== undefined, "Dockerfile.gpu has a stage named build");
     mkdirSync(buildDir);
@@ -145,6 +146,19 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
         ),
       ),
     );
+    // The postinstall patched node-llama-cpp in the clean folder as it does in the image.
+    const { patches } = (await import(
+      pathToFileURL(path.join(root, "patches", "patches.mjs")).href
+    )) as {
+      patches: { name: string; package: string; file: string; marker: string }[];
+    };
+    for (const patch of patches) {
+      const patched = readFileSync(
+        path.join(buildDir, "node_modules", patch.package, patch.file),
+        "utf8",
+      );
+      assert.ok(patched.includes(patch.marker), `patch ${patch.name} is not applied`);
+    }
     // Dev-only packages are gone (typescript stays: node-llama-cpp and valibot name it as an
     // optional peer, which npm keeps).
     for (const dev of ["tsx", "@biomejs/biome", "dockerfile-utils"]) {
