@@ -106,7 +106,12 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
     const build = stages().get("build");
     assert.ok(build !== undefined, "Dockerfile.gpu has a stage named build");
     mkdirSync(buildDir);
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: os.homedir() };
+    // npm's cache from this checkout's own install serves the packages (the image build downloads).
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "",
+      HOME: os.homedir(),
+      npm_config_prefer_offline: "true",
+    };
     for (const { keyword, args } of build) {
       if (keyword === "ENV") for (const [name, value] of envPairs(args)) env[name] = value;
       else if (keyword === "COPY") {
