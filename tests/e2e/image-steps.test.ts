@@ -87,6 +87,11 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
   let port: number;
   const runtimeEnv: Record<string, string> = {};
   let launcher: ChildProcess | undefined;
+  let startEnv: Record<string, string> = {};
+  let check: (
+    part: string,
+    more?: Record<string, string>,
+  ) => { status: number | null; stderr: string } = () => ({ status: null, stderr: "" });
   const logs: string[] = [];
 
   before(async () => {
@@ -236,12 +241,13 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
       stream?.setEncoding("utf8");
       stream?.on("data", (text: string) => logs.push(text));
     }
-    const check = (part: string) =>
+    check = (part: string, more: Record<string, string> = {}) =>
       spawnSync(process.execPath, [...healthCmd.slice(1, -1), part], {
         cwd: appDir,
-        env,
+        env: { ...env, ...more },
         encoding: "utf8",
       });
+    startEnv = env;
     const deadline = Date.now() + 90_000;
     while (check("api").status !== 0 || check("gpu-worker").status !== 0) {
       assert.equal(launcher.exitCode, null, `the image's command exited:\n${logs.join("")}`);
@@ -255,6 +261,44 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
     );
     assert.ok(client.trim().length > 0, "the client printed the generated text");
     assert.ok(!logs.join("").includes(key), "the key is never logged");
+  });
+
+  it("its health check fails for a part that is down, and knows the dashboard and RunPod mode", {
+    timeout: 120_000,
+  }, async () => {
+    const down = check("api", { PORT: String(await freePort()) });
+    assert.equal(down.status, 1);
+    assert.match(down.stderr, /^unhealthy: /);
+    const notServed = check("gpu-worker", { MODELS: "other=/models/other.gguf" });
+    assert.equal(notServed.status, 1);
+    assert.match(notServed.stderr, /not ready: other/);
+    // RunPod mode serves no local API: the platform's heartbeat is the health signal.
+    const runpod = check("api", {
+      PORT: String(await freePort()),
+      RUNPOD_WEBHOOK_GET_JOB: "http://127.0.0.1:9/job-take/$RUNPOD_POD_ID",
+      RUNPOD_WEBHOOK_POST_OUTPUT: "http://127.0.0.1:9/job-done/$RUNPOD_POD_ID/$ID",
+    });
+    assert.equal(runpod.status, 0, runpod.stderr);
+
+    const dashboardPort = String(await freePort());
+    const dashboardEnv = { ...startEnv, DASHBOARD_PORT: dashboardPort, ENCRYPTION_KEY: "" };
+    const dashboard = spawn(process.execPath, ["dist/orchestrator/dashboard/main.js"], {
+      cwd: appDir,
+      env: dashboardEnv,
+      stdio: "ignore",
+    });
+    try {
+      const deadline = Date.now() + 60_000;
+      while (check("dashboard", dashboardEnv).status !== 0) {
+        assert.equal(dashboard.exitCode, null, "the dashboard exited");
+        assert.ok(Date.now() < deadline, "the dashboard was not healthy within 60 s");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    } finally {
+      const exited = new Promise((resolve) => dashboard.once("exit", resolve));
+      dashboard.kill("SIGTERM");
+      await exited;
+    }
   });
 
   it("stops on SIGTERM with exit code 0", { timeout: 60_000 }, async () => {
