@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { packageRoot } from "../../shared/paths.js";
 
 const root = packageRoot();
@@ -36,11 +36,24 @@ function composePython(): string | undefined {
 }
 const python = composePython();
 
+const emptyEnvFile = path.join(
+  mkdtempSync(path.join(os.tmpdir(), "llmpool-compose-")),
+  "empty.env",
+);
+writeFileSync(emptyEnvFile, "");
+after(() => rmSync(path.dirname(emptyEnvFile), { recursive: true, force: true }));
+
 /** `docker-compose config` of the given files, as an object (YAML read by compose's own PyYAML). */
 function composeConfig(...files: string[]): { services: Record<string, ComposeService> } {
   const yaml = execFileSync(
     "docker-compose",
-    [...files.flatMap((file) => ["-f", file]), "config"],
+    [
+      // Not the developer's own .env: the files' defaults are what is checked.
+      "--env-file",
+      emptyEnvFile,
+      ...files.flatMap((file) => ["-f", file]),
+      "config",
+    ],
     {
       cwd: root,
       encoding: "utf8",
