@@ -49,6 +49,25 @@ interface Timed {
   tokens: number;
 }
 
+type Complete = (prompt: string, maxTokens: number) => Promise<Timed>;
+
+/** (a) and (b) for one way of completing: one request at a time, then rounds of 8 at once. */
+async function singleAndConcurrent(complete: Complete) {
+  await complete(shortPrompt(999), 16); // warm-up
+  const single: Timed[] = [];
+  for (let i = 0; i < runs; i += 1) single.push(await complete(shortPrompt(i), singleTokens));
+  const aggregate: number[] = [];
+  for (let round = 0; round < concurrentRounds; round += 1) {
+    const start = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => complete(shortPrompt(round * 8 + i), concurrentTokens)),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    aggregate.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
+  }
+  return { single, aggregate };
+}
+
 // --- raw node-llama-cpp -------------------------------------------------------------------------
 
 async function rawComplete(
@@ -83,21 +102,9 @@ async function raw() {
   const model = await llama.loadModel({ modelPath });
   const context = await model.createContext({ contextSize, sequences: 8, threads: 1 });
   try {
-    await rawComplete(context, shortPrompt(999), 16); // warm-up
-    const single: Timed[] = [];
-    for (let i = 0; i < runs; i += 1)
-      single.push(await rawComplete(context, shortPrompt(i), singleTokens));
-    const aggregate: number[] = [];
-    for (let round = 0; round < concurrentRounds; round += 1) {
-      const start = performance.now();
-      const results = await Promise.all(
-        Array.from({ length: 8 }, (_, i) =>
-          rawComplete(context, shortPrompt(round * 8 + i), concurrentTokens),
-        ),
-      );
-      const seconds = (performance.now() - start) / 1000;
-      aggregate.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
-    }
+    const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
+      rawComplete(context, prompt, maxTokens),
+    );
     const cold: number[] = [];
     for (let i = 0; i < 3; i += 1) cold.push((await rawComplete(context, longPrefix(i), 8)).ttftMs);
     return { single, aggregate, longPromptTtftMs: cold };
@@ -125,21 +132,9 @@ async function stackComplete(stack: TestStack, prompt: string, maxTokens: number
 }
 
 async function throughStack(stack: TestStack) {
-  await stackComplete(stack, shortPrompt(999), 16); // warm-up
-  const single: Timed[] = [];
-  for (let i = 0; i < runs; i += 1)
-    single.push(await stackComplete(stack, shortPrompt(i), singleTokens));
-  const aggregate: number[] = [];
-  for (let round = 0; round < concurrentRounds; round += 1) {
-    const start = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
-        stackComplete(stack, shortPrompt(round * 8 + i), concurrentTokens),
-      ),
-    );
-    const seconds = (performance.now() - start) / 1000;
-    aggregate.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
-  }
+  const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
+    stackComplete(stack, prompt, maxTokens),
+  );
 
   // (c) a short job alone, then 0.5 s after two long ones started.
   const shortAlone: number[] = [];
