@@ -30,3 +30,26 @@ export const jobResultSchema = z.strictObject({
 
 /** How one job ended: why, its token counts and how long it ran (never its text). */
 export type JobResult = z.infer<typeof jobResultSchema>;
+
+/**
+ * What a job's data becomes once a gpu-worker takes it: the sealed task is replaced by this, so a
+ * finished job kept for the dashboard (`DASHBOARD_RETENTION`) holds metadata only, never request
+ * data. Token counts and timings are not request data: they are shown in plain.
+ */
+export const jobMetadataSchema = z.strictObject({
+  v: z.literal(1),
+  model: z.string(),
+  status: z.enum(["active", "completed", "failed"]),
+  /** The error code of a failed job. */
+  code: z.string().optional(),
+  finishReason: z.enum(["stop", "length", "cancelled"]).optional(),
+  /** Milliseconds from queueing to the gpu-worker taking the job. */
+  queueMs: z.number().min(0),
+  /** Milliseconds the gpu-worker ran it (once finished). */
+  runMs: z.number().min(0).optional(),
+  promptTokens: z.number().int().min(0).optional(),
+  cachedTokens: z.number().int().min(0).optional(),
+  completionTokens: z.number().int().min(0).optional(),
+});
+
+export type JobMetadata = z.infer<typeof jobMetadataSchema>;
