@@ -9,7 +9,6 @@ import {
   type JobReturnValue,
   jobPayloadSchema,
   openJson,
-  sealJson,
 } from "../../shared/protocol/index.js";
 import type { WorkerMetrics } from "../metrics/worker-metrics.js";
 import type { ModelPool } from "../pool/model-pool.js";
@@ -88,7 +87,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       await stripped;
       stripped = metadata({ status: "completed", ...jobResult });
       await stripped;
-      return { result: sealJson(keyRing, jobResult) };
+      return jobResult;
     } catch (error) {
       release?.();
       const info = toErrorInfo(error);

@@ -12,13 +12,11 @@ export const jobPayloadSchema = z.strictObject({
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
 
 /**
- * What a finished job keeps as its BullMQ return value: the sealed {@link JobResult}. BullMQ keeps
- * it in the queue's events stream long after the job, so it holds no text: the text reaches the
- * orchestrator through the replies only.
+ * What a finished job keeps as its BullMQ return value: its {@link JobResult}, metadata only, in
+ * plain. BullMQ keeps it in the queue's events stream (and the dashboard shows it), so it holds no
+ * text: the text reaches the orchestrator through the replies only.
  */
-export interface JobReturnValue {
-  result: string;
-}
+export type JobReturnValue = JobResult;
 
 export const jobResultSchema = z.strictObject({
   finishReason: z.enum(["stop", "length", "cancelled"]),
