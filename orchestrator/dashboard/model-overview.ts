@@ -88,9 +88,9 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
           )
           .join("");
   return `<section id="llmpool-overview"><style>
-#llmpool-overview{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f4f6f8;color:#1f2933;padding:.75rem 1.25rem;border-bottom:1px solid #d5dbe1}
+#llmpool-overview{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--background,#f3f5f7);color:var(--foreground,#20262c);margin-left:var(--menu-width,0px);padding:calc(var(--header-height,0px) + 1rem) var(--body-padding,1rem) 0}
 #llmpool-overview h2{font-size:1rem;margin:0 0 .5rem}
-#llmpool-overview table{border-collapse:collapse;font-size:.85rem}
+#llmpool-overview table{border-collapse:collapse;font-size:.85rem;background:var(--card,#fff);border:1px solid var(--border,#e2e7ec)}
 #llmpool-overview th,#llmpool-overview td{padding:.25rem .75rem;text-align:right;border-bottom:1px solid #e3e7eb}
 #llmpool-overview th:first-child,#llmpool-overview td:first-child,#llmpool-overview td:nth-child(2){text-align:left}
 #llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-unavailable{color:#c5221f}
