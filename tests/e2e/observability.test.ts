@@ -6,7 +6,7 @@
  * one request to a host other than 127.0.0.1. A screenshot is saved under test-output/.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -29,7 +29,13 @@ const apiKey = "observability-key-789";
 /** In every prompt: must never show up in metrics, job data or the dashboard. */
 const marker = "zebra-quartz-marker";
 const chromiumPath = "/usr/bin/chromium";
-const outputDir = fileURLToPath(new URL("../../../test-output/", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const outputDir = path.join(repoRoot, "test-output");
+
+/** The `llmpool_` metric families a Prometheus text declares (its `# TYPE` lines). */
+function families(text: string): Set<string> {
+  return new Set([...text.matchAll(/^# TYPE (llmpool_\w+) /gm)].map((match) => match[1] ?? ""));
+}
 
 /** Prometheus text: the value of one series (exact labels, in the order prom-client writes them). */
 function sample(text: string, series: string): number | undefined {
@@ -45,6 +51,8 @@ describe("operators' view: readiness, metrics, dashboard", () => {
   let alphaMetricsPort: number;
   let betaMetricsPort: number;
   let redis: Redis;
+  /** Every metric family either process served. */
+  const served = new Set<string>();
   const finals = new Map<string, FinalChunk[]>([
     ["alpha", []],
     ["beta", []],
@@ -157,6 +165,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
     assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
     const text = await response.text();
     assert.doesNotMatch(text, new RegExp(marker), "no label or value from a request");
+    for (const family of families(text)) served.add(family);
 
     for (const [model, jobs] of finals) {
       const m = `model="${model}"`;
@@ -224,6 +233,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       assert.equal(response.status, 200);
       const text = await response.text();
       assert.doesNotMatch(text, new RegExp(marker));
+      for (const family of families(text)) served.add(family);
       const jobs = finals.get(model) ?? [];
       const m = `model="${model}"`;
       assert.equal(sample(text, `llmpool_worker_jobs_total{${m},status="completed"}`), jobs.length);
@@ -237,6 +247,20 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       const other = model === "alpha" ? "beta" : "alpha";
       assert.equal(sample(text, `llmpool_sequences{model="${other}"}`), undefined);
     }
+  });
+
+  it("README documents every metric served, and the Grafana board uses only served ones", async () => {
+    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+    const board = await readFile(path.join(repoRoot, "monitoring/grafana-dashboard.json"), "utf8");
+    assert.ok(served.size >= 15, `the scrapes above ran: ${[...served].join(", ")}`);
+    for (const family of served) assert.ok(readme.includes(`\`${family}`), `README has ${family}`);
+    const used = new Set(
+      [...board.matchAll(/llmpool_\w+/g)].map((match) =>
+        match[0].replace(/_(bucket|sum|count)$/, ""),
+      ),
+    );
+    assert.ok(used.size > 10);
+    for (const family of used) assert.ok(served.has(family), `Grafana's ${family} is served`);
   });
 
   it("finished jobs stay in their queues as metadata only", async () => {
