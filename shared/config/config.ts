@@ -102,7 +102,7 @@ export interface Config {
   readonly dashboardPort: number;
   /**
    * `DASHBOARD_RETENTION`: finished jobs kept for the dashboard, as `count=N,age=SECONDS`
-   * (default `count=1000,age=3600`; `off` = removed at once).
+   * (default `count=1000,age=3600`; `off`, `count=0` or `age=0` = removed at once).
    */
   readonly dashboardRetention: DashboardRetention;
   /**
