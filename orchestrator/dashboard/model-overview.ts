@@ -3,7 +3,7 @@ import { jobMetadataSchema } from "../../shared/protocol/index.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 
 /** The window of "recent tokens/s": generated tokens of jobs finished within it, per second. */
-export const recentWindowMs = 60_000;
+const recentWindowMs = 60_000;
 /** At most this many of the latest completed jobs are read for the recent rate. */
 const recentJobsRead = 200;
 

@@ -13,8 +13,8 @@ export interface QueueDepth {
 }
 
 /** The job states counted for metrics and the dashboard. */
-export const queueJobStates = ["waiting", "active", "delayed", "completed", "failed"] as const;
-export type QueueJobState = (typeof queueJobStates)[number];
+const queueJobStates = ["waiting", "active", "delayed", "completed", "failed"] as const;
+type QueueJobState = (typeof queueJobStates)[number];
 
 /**
  * The orchestrator's side of the model queues: one BullMQ queue per served model, to add jobs,

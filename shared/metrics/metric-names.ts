@@ -22,6 +22,3 @@ export const latencyBuckets = {
 
 /** The `model` label of jobs refused before their model was known to be one we serve. */
 export const noModelLabel = "none";
-
-/** Prometheus' text format content type. */
-export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8";

@@ -137,7 +137,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
     console.log(`# beta's states seen by /ready while its gpu-worker started: ${states}`);
   });
 
-  it("runs known traffic: two jobs on alpha, one on beta, one refused", async () => {
+  it("runs known traffic: two jobs on alpha, one on beta, one failed on alpha, one refused", async () => {
     for (const model of ["alpha", "alpha", "beta"]) {
       const view = (await stack.runsync({
         model,
@@ -149,6 +149,14 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       assert.ok(final, "the job has a final chunk");
       finals.get(model)?.push(final);
     }
+    // Fails on the gpu-worker: the prompt does not fit alpha's 512-token context.
+    const failed = (await stack.runsync({
+      model: "alpha",
+      prompt: `${marker} `.repeat(400),
+      sampling_params: { max_tokens: 4 },
+    })) as JobView;
+    assert.equal(failed.status, "FAILED");
+    assert.match(failed.error ?? "", /PROMPT_TOO_LONG/);
     // A model nobody serves: refused; its name is request content and must not become a label.
     const refused = (await stack.runsync({
       model: `${marker}-model`,
@@ -214,6 +222,13 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       (sample(text, 'llmpool_generation_tokens_total{model="alpha"}') ?? 0) > 0,
       "tokens were generated",
     );
+    assert.equal(sample(text, 'llmpool_requests_total{model="alpha",status="failed"}'), 1);
+    assert.equal(
+      sample(text, 'llmpool_request_errors_total{model="alpha",code="PROMPT_TOO_LONG"}'),
+      1,
+    );
+    assert.equal(sample(text, 'llmpool_queue_jobs{model="alpha",state="failed"}'), 1);
+    assert.equal(sample(text, 'llmpool_queue_jobs{model="beta",state="failed"}'), 0);
     assert.equal(sample(text, 'llmpool_requests_total{model="none",status="failed"}'), 1);
     assert.equal(
       sample(text, 'llmpool_request_errors_total{model="none",code="UNKNOWN_MODEL"}'),
@@ -241,6 +256,10 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       assert.equal(
         sample(text, `llmpool_worker_generation_tokens_total{${m}}`),
         jobs.reduce((total, final) => total + final.usage.completion_tokens, 0),
+      );
+      assert.equal(
+        sample(text, `llmpool_worker_jobs_total{${m},status="failed"}`),
+        model === "alpha" ? 1 : undefined,
       );
       assert.equal(sample(text, `llmpool_sequences_busy{${m}}`), 0);
       assert.equal(sample(text, `llmpool_sequences{${m}}`), 1);
@@ -279,6 +298,18 @@ describe("operators' view: readiness, metrics, dashboard", () => {
           assert.equal(metadata.status, "completed");
           assert.ok((metadata.completionTokens ?? 0) > 0);
           assert.doesNotMatch(JSON.stringify(job.data), /gAAAA/, "no sealed task left");
+        }
+        const failed = await queue.getJobs(["failed"]);
+        assert.equal(failed.length, model === "alpha" ? 1 : 0);
+        for (const job of failed) {
+          const metadata = jobMetadataSchema.parse(job.data);
+          assert.equal(metadata.status, "failed");
+          assert.equal(metadata.code, "PROMPT_TOO_LONG");
+          assert.doesNotMatch(JSON.stringify(job.data), /gAAAA/);
+          assert.doesNotMatch(
+            `${JSON.stringify(job.data)} ${job.failedReason}`,
+            new RegExp(marker),
+          );
         }
         const tokens = completed.map((job) => jobMetadataSchema.parse(job.data).completionTokens);
         assert.deepEqual(tokens.sort(), jobs.map((final) => final.usage.completion_tokens).sort());
@@ -351,7 +382,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
             "0",
             "0",
             String(jobs.length),
-            "0",
+            model === "alpha" ? "1" : "0",
           ]);
         }
         const overviewText = (await page.textContent("body")) ?? "";
