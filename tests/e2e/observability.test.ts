@@ -6,6 +6,7 @@
  * one request to a host other than 127.0.0.1. A screenshot is saved under test-output/.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -333,6 +334,11 @@ describe("operators' view: readiness, metrics, dashboard", () => {
         log: createLogger("dashboard", { level: "error" }),
       });
       base = await dashboard.app.listen({ host: "127.0.0.1", port: 0 });
+      if (!existsSync(chromiumPath)) {
+        throw new Error(
+          `${chromiumPath} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does)`,
+        );
+      }
       userDataDir = await mkdtemp(path.join(os.tmpdir(), "pool-chromium-"));
     });
 
