@@ -72,7 +72,10 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => escapes[char] ?? char);
 }
 
-/** The overview as an HTML section (server-rendered: the page runs no script of ours). */
+/**
+ * The overview as an HTML section, rendered with the page; a script from this server
+ * (`overview.js`) refreshes it every few seconds.
+ */
 export function renderOverview(lines: readonly ModelOverview[] | undefined): string {
   const rows =
     lines === undefined
@@ -94,5 +97,5 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
 #llmpool-overview th,#llmpool-overview td{padding:.25rem .75rem;text-align:right;border-bottom:1px solid #e3e7eb}
 #llmpool-overview th:first-child,#llmpool-overview td:first-child,#llmpool-overview td:nth-child(2){text-align:left}
 #llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-unavailable{color:#c5221f}
-</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table><script src="overview.js" defer></script></section>`;
 }

@@ -15,6 +15,7 @@ import { closeApp } from "../http/close-app.js";
 import { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
 import { readOverview, renderOverview } from "./model-overview.js";
+import { overviewScript } from "./overview-script.js";
 
 /**
  * Everything the page loads comes from this server: bull-board's scripts, styles and icons, and
@@ -115,6 +116,12 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     });
   }
   app.get("/health", async () => ({ ok: true }));
+  app.get("/overview.json", async () =>
+    redisAnswerWithin(readOverview(byModel, registry), overviewRedisMs),
+  );
+  app.get("/overview.js", async (_request, reply) =>
+    reply.header("content-type", "text/javascript; charset=utf-8").send(overviewScript),
+  );
   // bull-board's page, rewritten: no fonts from other hosts, and the overview above its queues.
   app.addHook("onSend", async (_request, reply, payload) => {
     const type = reply.getHeader("content-type");

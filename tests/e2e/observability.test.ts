@@ -365,17 +365,20 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       });
       const requested: string[] = [];
       context.on("request", (request) => requested.push(request.url()));
+      const consoleErrors: string[] = [];
       try {
         const page = await context.newPage();
+        page.on("console", (message) => {
+          if (message.type() === "error") consoleErrors.push(message.text());
+        });
         const response = await page.goto(`${base}/`, { waitUntil: "networkidle" });
         assert.equal(response?.status(), 200);
         const csp = response?.headers()["content-security-policy"] ?? "";
         assert.match(csp, /default-src 'self'/);
-        await page.waitForFunction(
-          "document.body.innerText.includes('model-alpha') && document.body.innerText.includes('model-beta')",
-          undefined,
-          { timeout: 20_000 },
-        );
+        // Locators, not page functions: the page's CSP forbids the eval those need.
+        for (const queue of ["model-alpha", "model-beta"]) {
+          await page.getByText(queue).first().waitFor({ timeout: 20_000 });
+        }
         // Our overview: each model's state, gpu-workers and kept completed jobs.
         for (const [model, jobs] of finals) {
           const cells = await page
@@ -391,6 +394,20 @@ describe("operators' view: readiness, metrics, dashboard", () => {
             model === "alpha" ? "1" : "0",
           ]);
         }
+        // The overview refreshes itself: one more job on beta shows up without a reload.
+        const more = (await stack.runsync({
+          model: "beta",
+          prompt: `Once upon a time ${marker} the`,
+          sampling_params: { max_tokens: 12, temperature: 0 },
+        })) as JobView;
+        assert.equal(more.status, "COMPLETED");
+        const betaCompleted = String((finals.get("beta")?.length ?? 0) + 1);
+        const betaCell = page.locator('#llmpool-overview tr[data-model="beta"] td:nth-child(6)');
+        const refreshDeadline = Date.now() + 15_000;
+        while ((await betaCell.textContent()) !== betaCompleted) {
+          assert.ok(Date.now() < refreshDeadline, "the overview refreshed within 15 s");
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
         const overviewText = (await page.textContent("body")) ?? "";
         await mkdir(outputDir, { recursive: true });
         const screenshot = path.join(outputDir, "dashboard.png");
@@ -399,13 +416,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
 
         // bull-board's own view of alpha's completed jobs: their metadata, no request text.
         await page.goto(`${base}/queue/model-alpha?status=completed`, { waitUntil: "networkidle" });
-        await page.waitForFunction(
-          "document.body.innerText.includes('completionTokens')",
-          undefined,
-          {
-            timeout: 20_000,
-          },
-        );
+        await page.getByText("completionTokens").first().waitFor({ timeout: 20_000 });
         const jobsText = (await page.textContent("body")) ?? "";
         await page.screenshot({ path: path.join(outputDir, "dashboard-jobs.png"), fullPage: true });
         for (const text of [overviewText, jobsText, await page.content()]) {
@@ -416,6 +427,11 @@ describe("operators' view: readiness, metrics, dashboard", () => {
         await context.close();
       }
       assert.ok(requested.length > 3, "the browser loaded the page and its assets");
+      assert.deepEqual(
+        consoleErrors.filter((text) => /Content.Security.Policy/i.test(text)),
+        [],
+        "nothing the page needs is refused by its CSP",
+      );
       const elsewhere = requested.filter((url) => {
         if (url.startsWith("data:")) return false;
         return new URL(url).hostname !== "127.0.0.1";
