@@ -169,10 +169,13 @@ describe("operators' view: readiness, metrics, dashboard", () => {
   it("orchestrator /metrics: counts that match the jobs run; 401 without the key", async () => {
     assert.equal((await raw(`${stack.url}/metrics`)).status, 401);
     assert.equal((await raw(`${stack.url}/metrics`, "Bearer wrong")).status, 401);
+    const startedAt = performance.now();
     const response = await raw(`${stack.url}/metrics`, bearer);
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
     const text = await response.text();
+    const took = (performance.now() - startedAt).toFixed(1);
+    console.log(`# orchestrator /metrics scrape: ${took} ms, ${text.length} bytes`);
     assert.doesNotMatch(text, new RegExp(marker), "no label or value from a request");
     for (const family of families(text)) served.add(family);
 
