@@ -8,6 +8,7 @@ import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { checkMemory } from "./memory/check-memory.js";
+import type { WorkerMetrics } from "./metrics/worker-metrics.js";
 import { resolveModels } from "./models/resolve-models.js";
 import { ModelPool } from "./pool/model-pool.js";
 import { ReplyPublisher } from "./publish/reply-publisher.js";
@@ -19,6 +20,8 @@ export interface GpuWorkerOptions {
   config: Config;
   keyRing: KeyRing;
   redisUrl: string;
+  /** Where its jobs are counted (`METRICS_PORT`); none when unset. */
+  metrics?: WorkerMetrics;
   log: Logger;
 }
 
@@ -112,12 +115,14 @@ export class GpuWorker {
           publisher,
           cancellations: gpuWorker.#cancellations,
           keyRing,
+          metrics: options.metrics,
           log,
           connection: redis,
           names,
           lockMs: config.jobLockMs,
         });
         gpuWorker.#served.push({ pool, worker });
+        options.metrics?.modelLoaded(model.name, pool.capacity);
         await gpuWorker.#registry.announce([model.name], "ready");
         log.info("model ready", {
           model: model.name,

@@ -9,6 +9,7 @@ import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
+import { OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
 import { ModelRegistryReader } from "./registry/model-registry-reader.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
 
@@ -32,6 +33,8 @@ export class Orchestrator {
   readonly queues: ModelQueues;
   /** Which live gpu-workers serve which model. */
   readonly registry: ModelRegistryReader;
+  /** The Prometheus metrics of the jobs this orchestrator accepted. */
+  readonly metrics: OrchestratorMetrics;
   readonly models: readonly string[];
   /** `MAX_REQUEST_BYTES`, for front ends that take bodies. */
   readonly maxRequestBytes: number;
@@ -63,6 +66,7 @@ export class Orchestrator {
     // A RunPod worker posts results to the platform, which keeps them: nothing to hold here.
     this.#table = new JobTable({
       retentionMs: config.mode === "runpod" ? 0 : config.resultRetentionMs,
+      onEnd: (record) => this.metrics.jobEnded(record),
     });
     this.queues = new ModelQueues({
       models: this.models,
@@ -71,8 +75,15 @@ export class Orchestrator {
       names,
       log,
       onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
+      retention: config.dashboardRetention,
     });
     this.registry = new ModelRegistryReader({ redis: this.#redis, names, log });
+    this.metrics = new OrchestratorMetrics({
+      models: this.models,
+      queues: this.queues,
+      registry: this.registry,
+      log,
+    });
     const queueLimits = new Map(
       servedModels(config).map((model) => [model.name, modelSettingsOf(config, model).queueLimit]),
     );
@@ -98,8 +109,20 @@ export class Orchestrator {
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
+      metrics: this.metrics,
       log,
     });
+  }
+
+  /**
+   * Whether every served model has a ready gpu-worker (by the registry), and each model's state.
+   * Rejects when Redis does not answer.
+   */
+  async readiness(): Promise<{ ready: boolean; models: Record<string, string> }> {
+    const serving = await this.registry.read(this.models);
+    const models: Record<string, string> = {};
+    for (const model of this.models) models[model] = serving.get(model)?.state ?? "unavailable";
+    return { ready: Object.values(models).every((state) => state === "ready"), models };
   }
 
   /** Connects and subscribes; resolves when jobs can be accepted. */

@@ -4,12 +4,13 @@ import { InternalError, toErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import {
   generationTaskSchema,
+  type JobMetadata,
   type JobResult,
   type JobReturnValue,
   jobPayloadSchema,
   openJson,
-  sealJson,
 } from "../../shared/protocol/index.js";
+import type { WorkerMetrics } from "../metrics/worker-metrics.js";
 import type { ModelPool } from "../pool/model-pool.js";
 import type { ReplyPublisher } from "../publish/reply-publisher.js";
 import type { Cancellations } from "./cancellations.js";
@@ -19,6 +20,8 @@ export interface JobProcessorOptions {
   publisher: ReplyPublisher;
   cancellations: Cancellations;
   keyRing: KeyRing;
+  /** When set, the jobs' sequences, token counts and run times are counted. */
+  metrics?: WorkerMetrics;
   log: Logger;
 }
 
@@ -29,7 +32,7 @@ export interface JobProcessorOptions {
  * the failed reason is the `{code, message}` JSON the caller will see.
  */
 export function createJobProcessor(options: JobProcessorOptions) {
-  const { pool, publisher, cancellations, keyRing, log } = options;
+  const { pool, publisher, cancellations, keyRing, metrics, log } = options;
   return async (job: Job): Promise<JobReturnValue> => {
     const startedAt = performance.now();
     const jobId = job.id ?? "";
@@ -42,6 +45,20 @@ export function createJobProcessor(options: JobProcessorOptions) {
     }
     const replies = publisher.forJob(jobId, payload.data.replyTo, Math.max(1, job.attemptsStarted));
     const { signal } = cancellations.register(jobId);
+    // The sealed task leaves Redis as soon as the job is taken: a finished job kept for the
+    // dashboard holds metadata only. Written beside the generation, not before it.
+    const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
+    const metadata = (fields: Omit<JobMetadata, "v" | "model" | "queueMs">): Promise<void> =>
+      job
+        .updateData({ v: 1, model: pool.name, queueMs, ...fields } satisfies JobMetadata)
+        .catch((error: Error) =>
+          log.warn("could not replace a job's data by its metadata", {
+            jobId,
+            error: error.message,
+          }),
+        );
+    let stripped = metadata({ status: "active" });
+    const release = metrics?.sequenceTaken(pool.name);
     try {
       replies.started();
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
@@ -63,15 +80,29 @@ export function createJobProcessor(options: JobProcessorOptions) {
         completionTokens: result.completionTokens,
         runMs,
       });
+      release?.();
       await replies.end({ kind: "done", ...result, runMs });
       const jobResult: JobResult = { ...result, runMs };
-      return { result: sealJson(keyRing, jobResult) };
+      metrics?.jobCompleted(pool.name, jobResult);
+      await stripped;
+      stripped = metadata({ status: "completed", ...jobResult });
+      await stripped;
+      return jobResult;
     } catch (error) {
+      release?.();
       const info = toErrorInfo(error);
       log.warn("job failed", { jobId, model: pool.name, code: info.code });
+      metrics?.jobFailed(pool.name);
       await replies.fail(info);
+      await stripped;
+      await metadata({
+        status: "failed",
+        code: info.code,
+        runMs: Math.round(performance.now() - startedAt),
+      });
       throw new UnrecoverableError(JSON.stringify(info));
     } finally {
+      release?.();
       cancellations.unregister(jobId);
     }
   };

@@ -6,9 +6,40 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
+import {
+  redisAnswerWithin,
+  redisCloseGraceMs,
+  settlesWithin,
+} from "../../shared/process/deadline.js";
 import { closeApp } from "../http/close-app.js";
+import { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
+import { readOverview, renderOverview } from "./model-overview.js";
+import { overviewScript } from "./overview-script.js";
+
+/**
+ * Everything the page loads comes from this server: bull-board's scripts, styles and icons, and
+ * our overview (no script of ours). Inline styles are bull-board's (its loading screen, React's
+ * style attributes); its inline `<script type="application/json">` is data, not run.
+ */
+export const dashboardCsp = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** bull-board's page asks Google for its fonts; the page falls back on system fonts without. */
+const externalFontLink = /<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)\.com[^>]*>\s*/g;
+
+/** How long the page waits for Redis for its overview before showing the page without it. */
+const overviewRedisMs = 3000;
 
 export interface QueueDashboardOptions {
   /** The models whose queues are shown. */
@@ -27,8 +58,11 @@ export interface QueueDashboard {
 
 /**
  * The admin queue dashboard: bull-board over the model queues, read-only (no retry, clean, or
- * delete), so it can watch a deployment without being able to change it. Job data and return values
- * are Fernet tokens sealed with the service key, so it never shows a prompt or a reply.
+ * delete), so it can watch a deployment without being able to change it. A waiting job's data is
+ * its sealed task (a Fernet token); once a gpu-worker takes it, its metadata only (model, status,
+ * error code, timings, token counts); so it never shows a prompt or a reply. Finished jobs stay
+ * for `DASHBOARD_RETENTION`. Above bull-board, an overview of each model: its state, live
+ * gpu-workers, queue depth and recent tokens per second.
  */
 export function createQueueDashboard(options: QueueDashboardOptions): QueueDashboard {
   const { names, log } = options;
@@ -60,7 +94,15 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     options: { uiConfig: { boardTitle: "LLM pool queues" } },
   });
 
+  const registry = new ModelRegistryReader({ redis: options.connection, names, log });
+  const byModel = new Map(options.models.map((model, index) => [model, queues[index] as Queue]));
+
   const app = Fastify({ logger: false, return503OnClosing: true });
+  app.addHook("onRequest", async (_request, reply) => {
+    reply.header("content-security-policy", dashboardCsp);
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("referrer-policy", "no-referrer");
+  });
   if (options.apiKey !== undefined) {
     const check = createDashboardAuthCheck(options.apiKey);
     app.addHook("onRequest", async (request, reply) => {
@@ -74,6 +116,28 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     });
   }
   app.get("/health", async () => ({ ok: true }));
+  app.get("/overview.json", async () =>
+    redisAnswerWithin(readOverview(byModel, registry), overviewRedisMs),
+  );
+  app.get("/overview.js", async (_request, reply) =>
+    reply.header("content-type", "text/javascript; charset=utf-8").send(overviewScript),
+  );
+  // bull-board's page, rewritten: no fonts from other hosts, and the overview above its queues.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    const type = reply.getHeader("content-type");
+    if (typeof payload !== "string" || typeof type !== "string" || !type.startsWith("text/html")) {
+      return payload;
+    }
+    const lines = await redisAnswerWithin(readOverview(byModel, registry), overviewRedisMs).catch(
+      (error: Error) => {
+        log.warn("dashboard overview unavailable", { error: error.message });
+        return undefined;
+      },
+    );
+    return payload
+      .replace(externalFontLink, "")
+      .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines)}`);
+  });
   void app.register(serverAdapter.registerPlugin(), { prefix: "/" });
 
   let closing: Promise<void> | undefined;

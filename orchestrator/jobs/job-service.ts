@@ -44,6 +44,8 @@ export interface JobServiceOptions {
   keyRing: KeyRing;
   /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
   jobTimeoutMs: number;
+  /** Told of each completed job's final chunk (latencies, token counts). */
+  metrics?: { jobCompleted(model: string, final: FinalChunk): void };
   log: Logger;
 }
 
@@ -207,6 +209,7 @@ export class JobService {
         total_ms: totalMs,
       },
     };
+    if (!record.terminal) this.#options.metrics?.jobCompleted(active.model, final);
     this.#emit(active, final);
     this.#finish(jobId, (r) => r.complete());
   }

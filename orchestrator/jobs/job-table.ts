@@ -5,6 +5,8 @@ export interface JobTableOptions {
   retentionMs: number;
   /** At most this many finished jobs are kept; the oldest go first. */
   maxFinished?: number;
+  /** Told of each job once, when it ends (for metrics). */
+  onEnd?: (record: JobRecord) => void;
 }
 
 /**
@@ -16,11 +18,13 @@ export class JobTable {
   readonly #retentionMs: number;
   readonly #maxFinished: number;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #onEnd: ((record: JobRecord) => void) | undefined;
   readonly counts = { completed: 0, failed: 0, cancelled: 0, timedOut: 0 };
 
   constructor(options: JobTableOptions) {
     this.#retentionMs = options.retentionMs;
     this.#maxFinished = options.maxFinished ?? 10_000;
+    this.#onEnd = options.onEnd;
     this.#sweeper = setInterval(
       () => this.sweep(),
       Math.min(60_000, Math.max(1000, this.#retentionMs)),
@@ -43,12 +47,13 @@ export class JobTable {
     return this.#jobs.has(id);
   }
 
-  /** Counts a job that just ended, for `/health`. */
+  /** Counts a job that just ended, for `/health` and the metrics. */
   recordEnd(record: JobRecord): void {
     if (record.status === "COMPLETED") this.counts.completed += 1;
     else if (record.status === "FAILED") this.counts.failed += 1;
     else if (record.status === "CANCELLED") this.counts.cancelled += 1;
     else if (record.status === "TIMED_OUT") this.counts.timedOut += 1;
+    this.#onEnd?.(record);
   }
 
   /** Jobs not yet finished, by status. */

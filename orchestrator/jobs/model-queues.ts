@@ -1,5 +1,6 @@
 import { Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
+import type { DashboardRetention } from "../../shared/config/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
@@ -11,6 +12,10 @@ export interface QueueDepth {
   active: number;
 }
 
+/** The job states counted for metrics and the dashboard. */
+const queueJobStates = ["waiting", "active", "delayed", "completed", "failed"] as const;
+type QueueJobState = (typeof queueJobStates)[number];
+
 /**
  * The orchestrator's side of the model queues: one BullMQ queue per served model, to add jobs,
  * take back jobs still waiting, and read depths; plus the queue events of each, which tell of jobs
@@ -21,6 +26,7 @@ export class ModelQueues {
   readonly #events: QueueEvents[] = [];
   readonly #eventConnections: Redis[] = [];
   readonly #log: Logger;
+  readonly #retention: DashboardRetention;
   #closing: Promise<void> | undefined;
 
   constructor(options: {
@@ -30,9 +36,12 @@ export class ModelQueues {
     names: RedisNames;
     log: Logger;
     onFailed: (jobId: string, failedReason: string) => void;
+    /** Finished jobs kept (metadata only) for the dashboard; default: removed at once. */
+    retention?: DashboardRetention;
   }) {
     const { names, log } = options;
     this.#log = log;
+    this.#retention = options.retention ?? { count: 0, ageSeconds: 0 };
     for (const model of options.models) {
       const queueName = names.modelQueue(model);
       const queue = new Queue(queueName, {
@@ -61,15 +70,18 @@ export class ModelQueues {
   }
 
   /**
-   * Adds a job. Finished jobs are removed at once: the result went to the orchestrator already,
-   * and job data must not outlive the job.
+   * Adds a job. Finished jobs are kept for the dashboard within `DASHBOARD_RETENTION` (by count
+   * and age), or removed at once when it is off. What is kept is metadata only: the gpu-worker
+   * replaces the sealed task with its `JobMetadata` when it takes the job.
    */
   async add(model: string, jobId: string, payload: JobPayload): Promise<void> {
+    const { count, ageSeconds } = this.#retention;
+    const keep = count > 0 && ageSeconds > 0 ? { count, age: ageSeconds } : true;
     await this.#queue(model).add("generate", payload, {
       jobId,
       attempts: 1,
-      removeOnComplete: true,
-      removeOnFail: true,
+      removeOnComplete: keep,
+      removeOnFail: keep,
     });
   }
 
@@ -91,6 +103,22 @@ export class ModelQueues {
       for (const job of await queue.getJobs(["waiting", "prioritized", "delayed"])) {
         if (job?.id !== undefined) out.push({ model, jobId: job.id });
       }
+    }
+    return out;
+  }
+
+  /** Jobs of each model's queue by state (`waiting` includes prioritized ones). */
+  async counts(): Promise<Map<string, Record<QueueJobState, number>>> {
+    const out = new Map<string, Record<QueueJobState, number>>();
+    for (const [model, queue] of this.#queues) {
+      const counts = await queue.getJobCounts("prioritized", ...queueJobStates);
+      out.set(model, {
+        waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
+        active: counts.active ?? 0,
+        delayed: counts.delayed ?? 0,
+        completed: counts.completed ?? 0,
+        failed: counts.failed ?? 0,
+      });
     }
     return out;
   }

@@ -4,12 +4,16 @@ import type { Logger } from "../../shared/log.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { createApiKeyCheck } from "./api-key-check.js";
 import { registerJobStateRoutes } from "./routes/job-state.js";
+import { publicRoutes, registerProbeRoutes } from "./routes/probes.js";
 import { registerRunRoutes } from "./routes/run.js";
 import { registerServiceRoutes } from "./routes/service.js";
 
 export interface LocalApiOptions {
   orchestrator: Orchestrator;
-  /** When set, every route but `/health` needs `Authorization: Bearer <apiKey>`. */
+  /**
+   * When set, every route but the probes (`/health`, `/ready`, `/ping`) needs
+   * `Authorization: Bearer <apiKey>`; `/metrics` too.
+   */
   apiKey: string | undefined;
   log: Logger;
 }
@@ -42,7 +46,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   if (options.apiKey !== undefined) {
     const check = createApiKeyCheck(options.apiKey);
     app.addHook("onRequest", async (request, reply) => {
-      if (request.routeOptions.url === "/health") return;
+      if (publicRoutes.has(request.routeOptions.url ?? "")) return;
       if (!check(request.headers.authorization)) {
         return reply
           .code(401)
@@ -65,6 +69,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   registerRunRoutes(app, orchestrator);
   registerJobStateRoutes(app, orchestrator);
   registerServiceRoutes(app, orchestrator);
+  registerProbeRoutes(app, orchestrator);
   return app;
 }
 

@@ -13,6 +13,8 @@ export interface ModelServing {
   state: ModelState | "unavailable";
   /** Live gpu-workers serving it (loading or ready). */
   workers: number;
+  /** Those of them that have it loaded. */
+  ready: number;
   /** Their ids. */
   workerIds: string[];
 }
@@ -37,7 +39,12 @@ export class ModelRegistryReader {
     models.forEach((model, index) => {
       const [error, hash] = results[index + 1] ?? [];
       if (error) throw error;
-      const serving: ModelServing = { state: "unavailable", workers: 0, workerIds: [] };
+      const serving: ModelServing = {
+        state: "unavailable",
+        workers: 0,
+        ready: 0,
+        workerIds: [],
+      };
       for (const [workerId, value] of Object.entries((hash ?? {}) as Record<string, string>)) {
         const entry = parseRegistryEntry(value);
         if (entry === undefined || entry.expiresAt <= now) {
@@ -45,6 +52,7 @@ export class ModelRegistryReader {
           continue;
         }
         serving.workers += 1;
+        if (entry.state === "ready") serving.ready += 1;
         serving.workerIds.push(workerId);
         if (entry.state === "ready" || serving.state === "unavailable") serving.state = entry.state;
       }
@@ -65,7 +73,12 @@ export class ModelRegistryReader {
   /** One model's serving state. */
   async serving(model: string): Promise<ModelServing> {
     return (
-      (await this.read([model])).get(model) ?? { state: "unavailable", workers: 0, workerIds: [] }
+      (await this.read([model])).get(model) ?? {
+        state: "unavailable",
+        workers: 0,
+        ready: 0,
+        workerIds: [],
+      }
     );
   }
 }

@@ -32,6 +32,17 @@ export interface RunpodConfig {
   readonly endpointId: string | undefined;
 }
 
+/**
+ * `DASHBOARD_RETENTION`: how many finished jobs of each model queue stay visible (metadata only),
+ * and for how long. `count: 0` removes finished jobs at once.
+ */
+export interface DashboardRetention {
+  /** Finished jobs kept per queue and per outcome (completed, failed). */
+  readonly count: number;
+  /** Seconds a finished job is kept at most. */
+  readonly ageSeconds: number;
+}
+
 /** Everything the processes read from the environment, parsed once at startup and frozen. */
 export interface Config {
   /** `runpod` when `RUNPOD_WEBHOOK_GET_JOB` is set, else `local`. */
@@ -89,6 +100,16 @@ export interface Config {
   readonly port: number;
   /** `DASHBOARD_PORT`: port of the admin queue dashboard (on `HOST`). */
   readonly dashboardPort: number;
+  /**
+   * `DASHBOARD_RETENTION`: finished jobs kept for the dashboard, as `count=N,age=SECONDS`
+   * (default `count=1000,age=3600`; `off`, `count=0` or `age=0` = removed at once).
+   */
+  readonly dashboardRetention: DashboardRetention;
+  /**
+   * `METRICS_PORT`: the port of the gpu-worker's Prometheus `/metrics` (on `HOST`); `undefined`
+   * (unset) = no metrics server on the gpu-worker. The orchestrator serves `/metrics` on `PORT`.
+   */
+  readonly metricsPort: number | undefined;
   /** `API_KEY`: when set, the local API requires `Authorization: Bearer <API_KEY>`. */
   readonly apiKey: string | undefined;
   /** `MODEL_THREADS`: worker threads per model, each holding the model loaded. */

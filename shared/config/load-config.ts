@@ -7,7 +7,7 @@ import { KeyRing } from "../crypto/index.js";
 import { ConfigError } from "../errors/index.js";
 import { parseModelsList } from "../models/model-spec.js";
 import { packageRoot } from "../paths.js";
-import type { Config, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
+import type { Config, DashboardRetention, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
 import { type Env, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
 
 /** Facts about the machine that defaults depend on; injectable so tests need no real machine. */
@@ -133,6 +133,8 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     host: readRaw(env, "HOST") ?? "127.0.0.1",
     port: readInt(env, "PORT", 0, 65535) ?? 8000,
     dashboardPort: readInt(env, "DASHBOARD_PORT", 0, 65535) ?? 8001,
+    dashboardRetention: readDashboardRetention(env),
+    metricsPort: readInt(env, "METRICS_PORT", 0, 65535),
     apiKey: readRaw(env, "API_KEY"),
     modelThreads,
     modelSequences: readInt(env, "MODEL_SEQUENCES", 1, 256) ?? 4,
@@ -171,6 +173,28 @@ function readBoolean(env: Env, name: string): boolean | undefined {
       .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
       .transform((text) => ["1", "true", "yes", "on"].includes(text)),
     "be 1, true, yes, on or 0, false, no, off",
+  );
+}
+
+function readDashboardRetention(env: Env): DashboardRetention {
+  const fallback = { count: 1000, ageSeconds: 3600 };
+  return (
+    readVar(
+      env,
+      "DASHBOARD_RETENTION",
+      z
+        .string()
+        .regex(/^(off|(count=\d+|age=\d+)(,(count=\d+|age=\d+))?)$/)
+        .transform((text) => {
+          if (text === "off") return { count: 0, ageSeconds: 0 };
+          const parts = Object.fromEntries(text.split(",").map((part) => part.split("=")));
+          return {
+            count: parts.count === undefined ? fallback.count : Number(parts.count),
+            ageSeconds: parts.age === undefined ? fallback.ageSeconds : Number(parts.age),
+          };
+        }),
+      'be "count=N,age=SECONDS" (either part may be left out) or "off", e.g. count=1000,age=3600',
+    ) ?? fallback
   );
 }
 

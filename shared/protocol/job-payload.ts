@@ -12,13 +12,11 @@ export const jobPayloadSchema = z.strictObject({
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
 
 /**
- * What a finished job keeps as its BullMQ return value: the sealed {@link JobResult}. BullMQ keeps
- * it in the queue's events stream long after the job, so it holds no text: the text reaches the
- * orchestrator through the replies only.
+ * What a finished job keeps as its BullMQ return value: its {@link JobResult}, metadata only, in
+ * plain. BullMQ keeps it in the queue's events stream (and the dashboard shows it), so it holds no
+ * text: the text reaches the orchestrator through the replies only.
  */
-export interface JobReturnValue {
-  result: string;
-}
+export type JobReturnValue = JobResult;
 
 export const jobResultSchema = z.strictObject({
   finishReason: z.enum(["stop", "length", "cancelled"]),
@@ -30,3 +28,26 @@ export const jobResultSchema = z.strictObject({
 
 /** How one job ended: why, its token counts and how long it ran (never its text). */
 export type JobResult = z.infer<typeof jobResultSchema>;
+
+/**
+ * What a job's data becomes once a gpu-worker takes it: the sealed task is replaced by this, so a
+ * finished job kept for the dashboard (`DASHBOARD_RETENTION`) holds metadata only, never request
+ * data. Token counts and timings are not request data: they are shown in plain.
+ */
+export const jobMetadataSchema = z.strictObject({
+  v: z.literal(1),
+  model: z.string(),
+  status: z.enum(["active", "completed", "failed"]),
+  /** The error code of a failed job. */
+  code: z.string().optional(),
+  finishReason: z.enum(["stop", "length", "cancelled"]).optional(),
+  /** Milliseconds from queueing to the gpu-worker taking the job. */
+  queueMs: z.number().min(0),
+  /** Milliseconds the gpu-worker ran it (once finished). */
+  runMs: z.number().min(0).optional(),
+  promptTokens: z.number().int().min(0).optional(),
+  cachedTokens: z.number().int().min(0).optional(),
+  completionTokens: z.number().int().min(0).optional(),
+});
+
+export type JobMetadata = z.infer<typeof jobMetadataSchema>;

@@ -102,6 +102,32 @@ describe("queue dashboard", () => {
     assert.match(await page.text(), /<html/i);
   });
 
+  it("serves a page with each model's overview, nothing from other hosts, and a CSP saying so", async () => {
+    const page = await get("/", basic(apiKey));
+    assert.equal(page.status, 200);
+    const csp = page.headers.get("content-security-policy") ?? "";
+    for (const directive of ["default-src 'self'", "script-src 'self'", "font-src 'self'"]) {
+      assert.ok(csp.includes(directive), `${directive} in ${csp}`);
+    }
+    const html = await page.text();
+    assert.doesNotMatch(html, /fonts\.googleapis|fonts\.gstatic/);
+    assert.deepEqual(
+      [...html.matchAll(/(?:href|src)="(https?:)?\/\/[^"]*"/g)].map((match) => match[0]),
+      [],
+      "no absolute URL is loaded",
+    );
+    // No gpu-worker in this test: both models unavailable; tiny has its one waiting job.
+    const row = (model: string) =>
+      [
+        ...(new RegExp(`<tr data-model="${model}">(.*?)</tr>`).exec(html)?.[1] ?? "").matchAll(
+          /<td[^>]*>([^<]*)<\/td>/g,
+        ),
+      ].map((match) => match[1]);
+    assert.deepEqual(row("tiny"), ["tiny", "unavailable", "0", "1", "0", "0", "0", "0.0"]);
+    assert.deepEqual(row("other"), ["other", "unavailable", "0", "0", "0", "0", "0", "0.0"]);
+    assert.match(html, /<div id="root">/, "bull-board's app still mounts");
+  });
+
   it("refuses to change a queue", async () => {
     const attempts: [string, string, unknown?][] = [
       ["PUT", "/api/queues/model-tiny/clean/waiting"],

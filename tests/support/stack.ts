@@ -39,6 +39,8 @@ export interface StackOptions {
   redisUrl?: string;
   /** How many models must be ready before `start` resolves (default: all of `models`). */
   readyModels?: number;
+  /** `API_KEY` for both processes; `get` and `post` then send it as a Bearer token. */
+  apiKey?: string;
 }
 
 export interface JobView {
@@ -55,6 +57,8 @@ export class TestStack {
   readonly #children: ChildProcess[] = [];
   readonly #logsOf = new Map<ChildProcess, string[]>();
   #gpuWorkerEnv: Record<string, string> = {};
+  /** Sent with every request when the stack has an API key. */
+  #authorization: Record<string, string> = {};
   /** Whether the stack uses the shared test Redis (and so deletes its keys when it stops). */
   #ownRedis = true;
 
@@ -100,9 +104,13 @@ export class TestStack {
       DATA_DIR: dataDir,
       LLAMA_THREADS: "1",
       LLAMA_GPU: "off",
+      ...(options.apiKey === undefined ? {} : { API_KEY: options.apiKey }),
       ...options.runpod,
       ...options.env,
     };
+    if (options.apiKey !== undefined) {
+      stack.#authorization = { authorization: `Bearer ${options.apiKey}` };
+    }
     stack.#ownRedis = options.redisUrl === undefined;
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
@@ -242,14 +250,14 @@ export class TestStack {
   async post(route: string, body: unknown): Promise<unknown> {
     const response = await fetch(`${this.url}${route}`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...this.#authorization },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
     return response.json();
   }
 
   async get(route: string): Promise<unknown> {
-    return (await fetch(`${this.url}${route}`)).json();
+    return (await fetch(`${this.url}${route}`, { headers: this.#authorization })).json();
   }
 
   /** `/run` with an encrypted request. */

@@ -421,3 +421,32 @@ describe("loadConfig: security settings", () => {
     assertRejected({ ENCRYPT_OUTPUT: "yes" }, ["ENCRYPT_OUTPUT", "always, request, never"]);
   });
 });
+
+describe("loadConfig: operator settings", () => {
+  it("keeps 1000 finished jobs for an hour and serves no gpu-worker metrics by default", () => {
+    const config = loadConfig({}, host);
+    assert.deepEqual(config.dashboardRetention, { count: 1000, ageSeconds: 3600 });
+    assert.equal(config.metricsPort, undefined);
+  });
+
+  it("reads DASHBOARD_RETENTION by count and age (either may be left out; off = none)", () => {
+    const retention = (value: string) =>
+      loadConfig({ DASHBOARD_RETENTION: value }, host).dashboardRetention;
+    assert.deepEqual(retention("count=50,age=600"), { count: 50, ageSeconds: 600 });
+    assert.deepEqual(retention("age=60,count=5"), { count: 5, ageSeconds: 60 });
+    assert.deepEqual(retention("count=20"), { count: 20, ageSeconds: 3600 });
+    assert.deepEqual(retention("age=86400"), { count: 1000, ageSeconds: 86400 });
+    assert.deepEqual(retention("off"), { count: 0, ageSeconds: 0 });
+    assert.equal(loadConfig({ METRICS_PORT: "9464" }, host).metricsPort, 9464);
+  });
+
+  it("refuses bad values, naming the variable and the rule", () => {
+    for (const value of ["1000", "count=-1", "count=10,age=1h", "size=3", "count=1;age=2"]) {
+      assertRejected({ DASHBOARD_RETENTION: value }, [
+        "DASHBOARD_RETENTION",
+        "count=N,age=SECONDS",
+      ]);
+    }
+    assertRejected({ METRICS_PORT: "70000" }, ["METRICS_PORT", "whole number"]);
+  });
+});

@@ -1,0 +1,95 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { latencyBuckets, metricPrefix } from "../../shared/metrics/metric-names.js";
+import type { JobResult } from "../../shared/protocol/index.js";
+
+/**
+ * The gpu-worker's Prometheus metrics (on `METRICS_PORT`): what its model pools are doing right
+ * now (sequences busy of those loaded) and what its jobs did. Request latencies as callers see
+ * them are the orchestrator's; these are the gpu-worker's own view, under their own names so a
+ * sum over both processes never counts a job twice.
+ */
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly #busy: Gauge<"model">;
+  readonly #sequences: Gauge<"model">;
+  readonly #jobs: Counter<"model" | "status">;
+  readonly #run: Histogram<"model">;
+  readonly #promptTokens: Counter<"model">;
+  readonly #generationTokens: Counter<"model">;
+  readonly #cachedTokens: Counter<"model">;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const gauge = (name: string, help: string) =>
+      new Gauge({ name: `${metricPrefix}${name}`, help, labelNames: ["model"], registers });
+    const counter = (name: string, help: string) =>
+      new Counter({ name: `${metricPrefix}${name}`, help, labelNames: ["model"], registers });
+    this.#busy = gauge(
+      "sequences_busy",
+      "Context sequences of the model generating a job now, on this gpu-worker.",
+    );
+    this.#sequences = gauge(
+      "sequences",
+      "Context sequences of the model loaded on this gpu-worker (threads x sequences): jobs it can run at once.",
+    );
+    this.#jobs = new Counter({
+      name: `${metricPrefix}worker_jobs_total`,
+      help: "Jobs this gpu-worker ran to their end, by model and status (completed, failed).",
+      labelNames: ["model", "status"],
+      registers,
+    });
+    this.#run = new Histogram({
+      name: `${metricPrefix}worker_job_run_seconds`,
+      help: "Seconds this gpu-worker spent on a completed job, from taking it to its last token.",
+      labelNames: ["model"],
+      buckets: [...latencyBuckets.e2eLatency],
+      registers,
+    });
+    this.#promptTokens = counter(
+      "worker_prompt_tokens_total",
+      "Prompt tokens of jobs this gpu-worker completed.",
+    );
+    this.#generationTokens = counter(
+      "worker_generation_tokens_total",
+      "Tokens this gpu-worker generated for jobs it completed.",
+    );
+    this.#cachedTokens = counter(
+      "worker_prompt_cached_tokens_total",
+      "Prompt tokens of completed jobs taken from this gpu-worker's prompt cache.",
+    );
+  }
+
+  /** A model's pool is loaded and takes jobs. */
+  modelLoaded(model: string, sequences: number): void {
+    this.#sequences.set({ model }, sequences);
+    this.#busy.set({ model }, 0);
+    this.#jobs.inc({ model, status: "completed" }, 0);
+    for (const counter of [this.#promptTokens, this.#generationTokens, this.#cachedTokens]) {
+      counter.inc({ model }, 0);
+    }
+  }
+
+  /** A job took a sequence; call the returned function once when it gives it back. */
+  sequenceTaken(model: string): () => void {
+    this.#busy.inc({ model });
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#busy.dec({ model });
+    };
+  }
+
+  jobCompleted(model: string, result: JobResult): void {
+    this.#jobs.inc({ model, status: "completed" });
+    this.#run.observe({ model }, result.runMs / 1000);
+    this.#promptTokens.inc({ model }, result.promptTokens);
+    this.#generationTokens.inc({ model }, result.completionTokens);
+    this.#cachedTokens.inc({ model }, result.cachedTokens);
+  }
+
+  jobFailed(model: string): void {
+    this.#jobs.inc({ model, status: "failed" });
+  }
+}

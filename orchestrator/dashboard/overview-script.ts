@@ -1,0 +1,34 @@
+/**
+ * The overview's refresher, served from the dashboard itself (`script-src 'self'`): every 5 s it
+ * reads `overview.json` and rewrites the table's cells with `textContent` (never HTML).
+ */
+export const overviewScript = `"use strict";
+(() => {
+  const cells = (line) => [line.model, line.state, line.workers, line.waiting, line.active,
+    line.completed, line.failed, line.tokensPerSecond.toFixed(1)];
+  async function refresh() {
+    try {
+      const response = await fetch("overview.json", { credentials: "same-origin" });
+      if (!response.ok) return;
+      const lines = await response.json();
+      const body = document.querySelector("#llmpool-overview tbody");
+      if (body === null) return;
+      const rows = lines.map((line) => {
+        const row = document.createElement("tr");
+        row.dataset.model = line.model;
+        cells(line).forEach((value, index) => {
+          const cell = document.createElement("td");
+          cell.textContent = String(value);
+          if (index === 1) cell.className = "state-" + line.state;
+          row.append(cell);
+        });
+        return row;
+      });
+      body.replaceChildren(...rows);
+    } catch {
+      // The next round tries again.
+    }
+  }
+  setInterval(refresh, 5000);
+})();
+`;

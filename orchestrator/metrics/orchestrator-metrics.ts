@@ -1,0 +1,174 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "../../shared/log.js";
+import { latencyBuckets, metricPrefix, noModelLabel } from "../../shared/metrics/metric-names.js";
+import { redisAnswerWithin } from "../../shared/process/deadline.js";
+import type { FinalChunk } from "../../shared/protocol/index.js";
+import type { JobRecord } from "../jobs/job-record.js";
+import type { ModelQueues } from "../jobs/model-queues.js";
+import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
+
+/** How long a scrape waits for Redis (queue counts, the registry) before leaving those gauges out. */
+const scrapeRedisMs = 3000;
+
+export interface OrchestratorMetricsOptions {
+  /** The configured models: the only values the `model` label takes (besides `none`). */
+  models: readonly string[];
+  queues: ModelQueues;
+  registry: ModelRegistryReader;
+  log: Logger;
+}
+
+/**
+ * The orchestrator's Prometheus metrics: per-model request latencies (vLLM's names, our prefix),
+ * request and error counts, token totals, and, read from Redis at scrape time, queue depths and
+ * the live gpu-workers of each model. Each orchestrator exports the jobs it accepted.
+ */
+export class OrchestratorMetrics {
+  readonly registry = new Registry();
+  readonly #models: ReadonlySet<string>;
+  readonly #ttft: Histogram<"model">;
+  readonly #queueTime: Histogram<"model">;
+  readonly #e2e: Histogram<"model">;
+  readonly #interToken: Histogram<"model">;
+  readonly #requests: Counter<"model" | "status">;
+  readonly #errors: Counter<"model" | "code">;
+  readonly #promptTokens: Counter<"model">;
+  readonly #generationTokens: Counter<"model">;
+  readonly #cachedTokens: Counter<"model">;
+
+  constructor(options: OrchestratorMetricsOptions) {
+    const { queues, registry, log } = options;
+    const registers = [this.registry];
+    const models = [...options.models];
+    this.#models = new Set(models);
+    collectDefaultMetrics({ register: this.registry });
+    const histogram = (name: string, help: string, buckets: readonly number[]) =>
+      new Histogram({
+        name: `${metricPrefix}${name}`,
+        help,
+        labelNames: ["model"],
+        buckets: [...buckets],
+        registers,
+      });
+    this.#ttft = histogram(
+      "time_to_first_token_seconds",
+      "Seconds from acceptance of a completed request to its first text delta.",
+      latencyBuckets.timeToFirstToken,
+    );
+    this.#queueTime = histogram(
+      "request_queue_time_seconds",
+      "Seconds a completed request spent before a gpu-worker started it (acceptance to start).",
+      latencyBuckets.queueTime,
+    );
+    this.#e2e = histogram(
+      "e2e_request_latency_seconds",
+      "Seconds from acceptance of a completed request to its final chunk.",
+      latencyBuckets.e2eLatency,
+    );
+    this.#interToken = histogram(
+      "inter_token_latency_seconds",
+      "Mean seconds per generated token after the first, one observation per completed request " +
+        "with at least 2 generated tokens: (e2e - ttft) / (generation tokens - 1).",
+      latencyBuckets.interToken,
+    );
+    this.#requests = new Counter({
+      name: `${metricPrefix}requests_total`,
+      help: "Requests ended, by model and final status (completed, failed, cancelled, timed_out).",
+      labelNames: ["model", "status"],
+      registers,
+    });
+    this.#errors = new Counter({
+      name: `${metricPrefix}request_errors_total`,
+      help: "Requests that ended with an error, by model and error code.",
+      labelNames: ["model", "code"],
+      registers,
+    });
+    const tokens = (name: string, help: string) =>
+      new Counter({ name: `${metricPrefix}${name}`, help, labelNames: ["model"], registers });
+    this.#promptTokens = tokens("prompt_tokens_total", "Prompt tokens of completed requests.");
+    this.#generationTokens = tokens(
+      "generation_tokens_total",
+      "Generated tokens of completed requests.",
+    );
+    this.#cachedTokens = tokens(
+      "prompt_cached_tokens_total",
+      "Prompt tokens of completed requests taken from the prompt cache (not evaluated again).",
+    );
+    new Gauge({
+      name: `${metricPrefix}queue_jobs`,
+      help:
+        "Jobs in each model's queue by state (waiting, active, delayed; completed and failed: " +
+        "finished jobs kept for the dashboard, DASHBOARD_RETENTION).",
+      labelNames: ["model", "state"],
+      registers,
+      async collect() {
+        this.reset();
+        try {
+          const counts = await redisAnswerWithin(queues.counts(), scrapeRedisMs);
+          for (const [model, byState] of counts) {
+            for (const [state, count] of Object.entries(byState)) this.set({ model, state }, count);
+          }
+        } catch (error) {
+          log.warn("metrics: queue counts unavailable", { error: messageOf(error) });
+        }
+      },
+    });
+    new Gauge({
+      name: `${metricPrefix}gpu_workers`,
+      help: "Live gpu-workers serving each model, by state (loading, ready), from the registry.",
+      labelNames: ["model", "state"],
+      registers,
+      async collect() {
+        this.reset();
+        try {
+          const serving = await redisAnswerWithin(registry.read(models), scrapeRedisMs);
+          for (const [model, served] of serving) {
+            this.set({ model, state: "ready" }, served.ready);
+            this.set({ model, state: "loading" }, served.workers - served.ready);
+          }
+        } catch (error) {
+          log.warn("metrics: the model registry is unavailable", { error: messageOf(error) });
+        }
+      },
+    });
+    for (const model of models) {
+      // Zero series from the start, so rates and absent() work before the first job.
+      this.#requests.inc({ model, status: "completed" }, 0);
+      for (const counter of [this.#promptTokens, this.#generationTokens, this.#cachedTokens]) {
+        counter.inc({ model }, 0);
+      }
+    }
+  }
+
+  /** A job ended (once per job, whatever its end). */
+  jobEnded(record: JobRecord): void {
+    const model = this.#label(record.model);
+    this.#requests.inc({ model, status: record.status.toLowerCase() });
+    if (record.error !== undefined) this.#errors.inc({ model, code: record.error.code });
+  }
+
+  /** A job completed with this final chunk: its latencies and token counts. */
+  jobCompleted(model: string, final: FinalChunk): void {
+    const labels = { model: this.#label(model) };
+    const { timings, usage } = final;
+    this.#ttft.observe(labels, timings.ttft_ms / 1000);
+    this.#queueTime.observe(labels, timings.queue_ms / 1000);
+    this.#e2e.observe(labels, timings.total_ms / 1000);
+    if (usage.completion_tokens >= 2) {
+      const perToken = (timings.total_ms - timings.ttft_ms) / (usage.completion_tokens - 1);
+      this.#interToken.observe(labels, Math.max(0, perToken) / 1000);
+    }
+    this.#promptTokens.inc(labels, usage.prompt_tokens);
+    this.#generationTokens.inc(labels, usage.completion_tokens);
+    this.#cachedTokens.inc(labels, usage.prompt_tokens_details?.cached_tokens ?? 0);
+  }
+
+  /** Only configured model names become labels; anything else (never seen in practice) is `none`. */
+  #label(model: string | undefined): string {
+    return model !== undefined && this.#models.has(model) ? model : noModelLabel;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : "unknown";
+}
