@@ -13,7 +13,10 @@ const log = createLogger("gpu-worker", { level: config.logLevel, format: config.
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, { mayStart: false });
+  const redis = await findRedis(config.redisUrl, log, {
+    mayStart: false,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   const worker = await GpuWorker.start({ config, keyRing, redisUrl: redis.url, log });
   closables.push(worker);
 });
