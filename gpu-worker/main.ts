@@ -17,7 +17,10 @@ const log = createLogger("gpu-worker", { level: config.logLevel, format: config.
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, { mayStart: false });
+  const redis = await findRedis(config.redisUrl, log, {
+    mayStart: false,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   let metrics: WorkerMetrics | undefined;
   if (config.metricsPort !== undefined) {
     metrics = new WorkerMetrics();

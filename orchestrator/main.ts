@@ -23,7 +23,10 @@ const log = createLogger("orchestrator", { level: config.logLevel, format: confi
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, { mayStart: false });
+  const redis = await findRedis(config.redisUrl, log, {
+    mayStart: false,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl: redis.url, log });
   closables.push(orchestrator);
   if (config.runpod !== undefined) {

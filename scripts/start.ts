@@ -18,7 +18,10 @@ const entry = (part: string) => fileURLToPath(new URL(`../${part}/main.js`, impo
 
 try {
   await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, { mayStart: true });
+  const redis = await findRedis(config.redisUrl, log, {
+    mayStart: true,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   const env = { ...process.env, REDIS_URL: redis.url };
   const children = new Map<string, ChildProcess>();
   let stopping = false;

@@ -16,7 +16,10 @@ const config = loadConfigOrExit("dashboard");
 const log = createLogger("dashboard", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
-  const found = await findRedis(config.redisUrl, log, { mayStart: false });
+  const found = await findRedis(config.redisUrl, log, {
+    mayStart: false,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   const redis = createRedis(found.url, "dashboard", log);
   closables.push({ close: () => closeRedis(redis) });
   const models = servedModels(config).map((model) => model.name);

@@ -126,6 +126,11 @@ export class JobRecord {
     return fresh;
   }
 
+  /** Makes every chunk unstreamed again, for a caller that must be sent the stream anew. */
+  rewindStream(): void {
+    this.#streamed = 0;
+  }
+
   get hasUnstreamedChunks(): boolean {
     return this.#streamed < this.#chunks.length;
   }

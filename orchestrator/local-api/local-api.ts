@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { ErrorCode } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
+import { maxJsonDepth, registerJsonBody } from "../http/json-body.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { createApiKeyCheck } from "./api-key-check.js";
 import { registerJobStateRoutes } from "./routes/job-state.js";
@@ -32,16 +33,8 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
 
   // JSON is the only body type: Fastify's built-in text/plain parser would hand a plain-text body
   // to the routes (a 400 for a missing `input`), where an unsupported type must get 415.
-  // An empty body with a JSON content type is no body (clients send the header on `/cancel` too).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
-    if (typeof body !== "string" || body.trim() === "") return done(null, undefined);
-    try {
-      done(null, JSON.parse(body));
-    } catch {
-      done(Object.assign(new Error("invalid JSON"), { statusCode: 400, code: "INVALID_JSON" }));
-    }
-  });
+  registerJsonBody(app, { largeBodies: 2 });
 
   if (options.apiKey !== undefined) {
     const check = createApiKeyCheck(options.apiKey);
@@ -78,6 +71,8 @@ function clientMessage(code: string | undefined, status: number, maxBytes: numbe
   switch (code) {
     case "INVALID_JSON":
       return "the request body is not valid JSON";
+    case "JSON_TOO_DEEP":
+      return `the request body nests arrays and objects deeper than ${maxJsonDepth} levels`;
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return `the request body is too large: this endpoint takes at most ${maxBytes} bytes (MAX_REQUEST_BYTES)`;
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":

@@ -45,8 +45,18 @@ export class JobRunner {
   async run(): Promise<void> {
     const { jobs, log } = this.#deps;
     let record: JobRecord;
+    const known = jobs.table.get(this.id);
     try {
-      record = await jobs.submit(this.#job.input, { id: this.id });
+      if (known !== undefined) {
+        // The platform delivered a job this worker already ran (a lost output post, a retried
+        // take): it runs once; the platform gets the result it has, streamed and posted again.
+        log.warn("the platform delivered a job again: answering from its record", {
+          jobId: this.id,
+          status: known.status,
+        });
+        known.rewindStream();
+      }
+      record = known ?? (await jobs.submit(this.#job.input, { id: this.id }));
     } catch (error) {
       // Only a job id this orchestrator still remembers gets here.
       log.error("could not accept a job", {

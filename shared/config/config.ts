@@ -93,6 +93,11 @@ export interface Config {
   readonly gpu: GpuChoice;
   /** `REDIS_URL`; `undefined` lets a local start find or start a Redis server. */
   readonly redisUrl: string | undefined;
+  /**
+   * `REDIS_CONNECT_TIMEOUT_MS`: at start, how long a process waits for the Redis of `REDIS_URL` to
+   * answer before it gives up (exit 1). Outages after the start are waited out.
+   */
+  readonly redisConnectTimeoutMs: number;
   /** `REDIS_PREFIX`: the prefix of every Redis key and channel this deployment uses. */
   readonly redisPrefix: string;
   /** `HOST` and `PORT` of the local API. */

@@ -1,6 +1,12 @@
 import { RedisUnavailableError } from "../errors/index.js";
 import type { Logger } from "../log.js";
-import { type RedisServerProcess, redisAnswers, startRedisServer } from "./redis-server-process.js";
+import {
+  probeRedis,
+  type RedisServerProcess,
+  redactRedisUrl,
+  redisAnswers,
+  startRedisServer,
+} from "./redis-server-process.js";
 
 export const defaultLocalRedisUrl = "redis://127.0.0.1:6379";
 
@@ -17,9 +23,12 @@ export interface FoundRedis {
 export async function findRedis(
   redisUrl: string | undefined,
   log: Logger,
-  options: { mayStart: boolean; localUrl?: string },
+  options: { mayStart: boolean; localUrl?: string; connectTimeoutMs?: number },
 ): Promise<FoundRedis> {
-  if (redisUrl !== undefined) return { url: redisUrl };
+  if (redisUrl !== undefined) {
+    await waitForRedis(redisUrl, options.connectTimeoutMs ?? 30_000, log);
+    return { url: redisUrl };
+  }
   const localUrl = options.localUrl ?? defaultLocalRedisUrl;
   if (await redisAnswers(localUrl)) {
     log.info("REDIS_URL is unset: using the local Redis server", { url: localUrl });
@@ -39,4 +48,32 @@ export async function findRedis(
     },
   );
   return { url: server.url, server };
+}
+
+/**
+ * Waits until the configured Redis answers, trying every second, for at most `timeoutMs`; then
+ * gives up with a {@link RedisUnavailableError} that names `REDIS_URL` (its password hidden), why
+ * it failed and what to check. A process that starts against a Redis that never comes up thus
+ * exits instead of retrying for ever; once started, it survives outages.
+ */
+export async function waitForRedis(url: string, timeoutMs: number, log: Logger): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let reported = false;
+  for (;;) {
+    const left = deadline - performance.now();
+    const failure = await probeRedis(url, Math.max(100, Math.min(1000, left)));
+    if (failure === undefined) return;
+    if (performance.now() + 1000 > deadline) {
+      throw new RedisUnavailableError(
+        `could not reach Redis at REDIS_URL=${redactRedisUrl(url)} within ${Math.round(timeoutMs / 1000)} s: ${failure}. ` +
+          "Check that Redis runs and is reachable from here, the host and port, the password, and " +
+          "redis:// vs rediss:// (TLS); REDIS_CONNECT_TIMEOUT_MS sets how long to wait",
+      );
+    }
+    if (!reported) {
+      reported = true;
+      log.warn("waiting for Redis", { url: redactRedisUrl(url), reason: failure });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }

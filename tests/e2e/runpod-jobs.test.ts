@@ -158,6 +158,27 @@ describe("RunPod worker: jobs", () => {
     }
   });
 
+  it("runs a job delivered twice once: again while held is ignored, again after its post re-answers", async () => {
+    const request = {
+      prompt: "the sun and the moon",
+      sampling_params: { max_tokens: 12, temperature: 0 },
+    };
+    const job = { id: "job-twice", input: { encrypted_input: stack.encrypt(request) } };
+    platform.enqueue(job, job);
+    const first = await stack.explain(platform.waitForOutput(job.id));
+    platform.enqueue(job);
+    await stack.explain(
+      platform.until(() => platform.outputPosts.filter((p) => p.jobId === job.id).length === 2),
+    );
+    const posts = platform.outputPosts.filter((p) => p.jobId === job.id);
+    assert.deepEqual(posts[1]?.body, first.body, "the same result, posted again");
+    assert.equal(first.body.error, undefined);
+    const runs = stack.logs.filter(
+      (line) => line.includes("job finished") && line.includes("job-twice"),
+    );
+    assert.equal(runs.length, 1, `generated once:\n${runs.join("\n")}`);
+  });
+
   it("reports job_in_progress as the platform sees it", () => {
     assert.ok(platform.takes.length > 3);
     const inProgress = platform.takes.filter((take) => take.jobInProgress === "1");
