@@ -11,9 +11,21 @@ import { testRedisUrl } from "../support/redis.js";
 const log = createLogger("test", { level: "error" });
 
 describe("findRedis", () => {
-  it("takes REDIS_URL as given, without probing", async () => {
-    const found = await findRedis("redis://example.invalid:1", log, { mayStart: false });
-    assert.deepEqual(found, { url: "redis://example.invalid:1" });
+  it("takes REDIS_URL once it answers", async () => {
+    const url = await testRedisUrl();
+    const found = await findRedis(url, log, { mayStart: false, connectTimeoutMs: 5000 });
+    assert.deepEqual(found, { url });
+  });
+
+  it("gives up on a REDIS_URL that does not answer, naming it without its password", async () => {
+    const url = `redis://:hidden-pass@127.0.0.1:${await freePort()}`;
+    await assert.rejects(
+      findRedis(url, log, { mayStart: false, connectTimeoutMs: 1500 }),
+      (error: { code?: string; message: string }) =>
+        error.code === "REDIS_UNAVAILABLE" &&
+        error.message.includes("REDIS_URL=redis://:***@127.0.0.1:") &&
+        !error.message.includes("hidden-pass"),
+    );
   });
 
   it("uses the local server when it answers", async () => {
