@@ -69,7 +69,8 @@ describe("RunPod posting", () => {
     });
     const startedAt = performance.now();
     for (let seq = 0; seq < 200; seq += 1) poster.push({ seq, delta: `piece ${seq} ` });
-    assert.ok(performance.now() - startedAt < 50, "push never waits for the platform");
+    // Waiting for the platform would take 200 × 60 ms; the bound only allows for a loaded machine.
+    assert.ok(performance.now() - startedAt < 2000, "push never waits for the platform");
     await poster.flush();
     delayMs = 0;
     const posts = received.filter((r) => r.path === "/stream-a");
