@@ -40,7 +40,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   if (options.apiKey !== undefined) {
     const check = createApiKeyCheck(options.apiKey);
     app.addHook("onRequest", async (request, reply) => {
-      if (request.routeOptions.url === "/health") return;
+      if (isHealthRoute(request.routeOptions.url)) return;
       if (!check(request.headers.authorization)) {
         return reply
           .code(401)
@@ -60,10 +60,23 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   );
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "no such route" }));
 
-  registerRunRoutes(app, orchestrator);
-  registerJobStateRoutes(app, orchestrator);
-  registerServiceRoutes(app, orchestrator);
+  const routes = async (scope: FastifyInstance) => {
+    registerRunRoutes(scope, orchestrator);
+    registerJobStateRoutes(scope, orchestrator);
+    registerServiceRoutes(scope, orchestrator);
+  };
+  void app.register(routes);
+  // RunPod's SDKs build `${baseUrl}/${endpointId}/run` with `baseUrl` `https://api.runpod.ai/v2`:
+  // the same routes under `/v2/{any endpoint id}/` let them work unchanged against a local stack.
+  void app.register(routes, { prefix: endpointPrefix });
   return app;
+}
+
+/** The prefix of the routes as RunPod's hosted API spells them; any endpoint id is taken. */
+export const endpointPrefix = "/v2/:endpointId";
+
+function isHealthRoute(url: string | undefined): boolean {
+  return url === "/health" || url === `${endpointPrefix}/health`;
 }
 
 /** What a caller is told of a request the server could not take; never an echo of the request. */
