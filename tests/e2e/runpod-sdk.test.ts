@@ -63,13 +63,19 @@ describe("runpod-sdk against the local API", () => {
   });
 
   it("health: the job counts and workers", async () => {
-    const health = (await endpoint.health()) as unknown as { jobs: { completed: number }; workers: unknown };
+    const health = (await endpoint.health()) as unknown as {
+      jobs: { completed: number };
+      workers: unknown;
+    };
     assert.equal(typeof health.jobs.completed, "number");
     assert.ok(health.workers);
   });
 
   it("run, stream, status and statusSync: one job seen through each", async () => {
-    const submitted = (await endpoint.run(input(request))) as unknown as { id: string; status: string };
+    const submitted = (await endpoint.run(input(request))) as unknown as {
+      id: string;
+      status: string;
+    };
     assert.equal(submitted.status, "IN_QUEUE");
     const outputs: OutputChunk[] = [];
     for await (const item of endpoint.stream(submitted.id))
@@ -116,12 +122,18 @@ describe("runpod-sdk against the local API", () => {
     assert.equal(result.status, "IN_QUEUE", "status-sync answered with the job's state");
     assert.equal(result.completed, false);
     assert.ok(Date.now() - started >= 2500);
-    const cancelled = (await endpoint.cancel(result.id)) as unknown as { id: string; status: string };
+    const cancelled = (await endpoint.cancel(result.id)) as unknown as {
+      id: string;
+      status: string;
+    };
     assert.deepEqual(cancelled, { id: result.id, status: "CANCELLED" });
   });
 
   it("cancel and purgeQueue act on queued jobs", async () => {
-    const queued = (await endpoint.run(input(ghostRequest))) as unknown as { id: string; status: string };
+    const queued = (await endpoint.run(input(ghostRequest))) as unknown as {
+      id: string;
+      status: string;
+    };
     assert.equal(queued.status, "IN_QUEUE");
     const purged = (await endpoint.purgeQueue()) as unknown as { removed: number; status: string };
     assert.deepEqual(purged, { removed: 1, status: "completed" });
