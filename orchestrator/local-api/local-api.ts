@@ -4,6 +4,7 @@ import type { Logger } from "../../shared/log.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { createApiKeyCheck } from "./api-key-check.js";
 import { registerJobStateRoutes } from "./routes/job-state.js";
+import { registerOpenAiRoutes } from "./routes/openai.js";
 import { registerRunRoutes } from "./routes/run.js";
 import { registerServiceRoutes } from "./routes/service.js";
 
@@ -64,6 +65,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
     registerRunRoutes(scope, orchestrator);
     registerJobStateRoutes(scope, orchestrator);
     registerServiceRoutes(scope, orchestrator);
+    registerOpenAiRoutes(scope, orchestrator);
   };
   void app.register(routes);
   // RunPod's SDKs build `${baseUrl}/${endpointId}/run` with `baseUrl` `https://api.runpod.ai/v2`:

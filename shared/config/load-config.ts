@@ -146,6 +146,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     encryptOutput: readEnum(env, "ENCRYPT_OUTPUT", ["always", "request", "never"]) ?? "request",
     jobTimeoutMs: readInt(env, "JOB_TIMEOUT_MS", 1000) ?? 600_000,
     jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
+    allowPlaintextOpenai: readBoolean(env, "ALLOW_PLAINTEXT_OPENAI") ?? false,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
     shutdownTimeoutMs: readInt(env, "SHUTDOWN_TIMEOUT_MS", 0) ?? 30_000,
@@ -156,6 +157,11 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     logLevel: readEnum(env, "LOG_LEVEL", ["debug", "info", "warn", "error"]) ?? "info",
     logFormat: readLogFormat(env),
   };
+  if (config.allowPlaintextOpenai && config.encryptOutput === "always") {
+    throw new ConfigError(
+      "ALLOW_PLAINTEXT_OPENAI=true contradicts ENCRYPT_OUTPUT=always: a plaintext OpenAI request gets a plaintext answer (leave one of them unset)",
+    );
+  }
   return Object.freeze(config);
 }
 
