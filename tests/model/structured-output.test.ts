@@ -9,6 +9,7 @@ import { ModelPool } from "../../gpu-worker/pool/model-pool.js";
 import { createLogger } from "../../shared/log.js";
 import type { GenerationTask, GrammarSpec } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { assertPerson, personSchema } from "../support/person-schema.js";
 
 const logs: string[] = [];
 const log = createLogger("test", { level: "debug", write: (line) => logs.push(line) });
@@ -32,31 +33,6 @@ function task(grammar: GrammarSpec | undefined, chat = false): GenerationTask {
       ...(grammar === undefined ? {} : { grammar }),
     },
   };
-}
-
-export const personSchema = {
-  type: "object",
-  properties: {
-    name: { type: "string", maxLength: 16 },
-    age: { type: "integer" },
-    pet: { enum: ["cat", "dog", "none"] },
-    tags: { type: "array", items: { type: "boolean" }, maxItems: 3 },
-  },
-  required: ["name", "age", "pet", "tags"],
-  additionalProperties: false,
-};
-
-/** Checks `value` against `personSchema` by hand (no schema library among the dependencies). */
-export function assertPerson(value: unknown): void {
-  assert.ok(typeof value === "object" && value !== null && !Array.isArray(value));
-  const person = value as Record<string, unknown>;
-  assert.deepEqual(Object.keys(person).sort(), ["age", "name", "pet", "tags"]);
-  assert.equal(typeof person.name, "string");
-  assert.ok((person.name as string).length <= 16);
-  assert.ok(Number.isInteger(person.age));
-  assert.ok(["cat", "dog", "none"].includes(person.pet as string));
-  assert.ok(Array.isArray(person.tags) && person.tags.length <= 3);
-  for (const tag of person.tags as unknown[]) assert.equal(typeof tag, "boolean");
 }
 
 describe("structured output in the model thread", () => {
