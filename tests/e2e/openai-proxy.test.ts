@@ -2,7 +2,8 @@
  * The official `openai` client, unchanged, through the encrypting proxy, against the real local
  * stack: a recording relay between the proxy and the pool shows that only ciphertext crosses.
  * Also: an OpenAI body as the encrypted request of `/run`, and the plaintext `/openai/v1` routes
- * refused while `ALLOW_PLAINTEXT_OPENAI` is off.
+ * (this stack opts in with `ALLOW_PLAINTEXT_OPENAI=true`; `tests/http/local-api-contract.test.ts`
+ * shows them refused by default).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -38,7 +39,13 @@ describe("openai client through the encrypting proxy (local stack)", () => {
     ]);
     stack = await TestStack.start({
       models: `tiny=${modelPath}`,
-      env: { MODEL_SEQUENCES: "2", CONTEXT_SIZE: "1024", DELTA_WINDOW_MS: "0" },
+      env: {
+        MODEL_SEQUENCES: "2",
+        CONTEXT_SIZE: "1024",
+        DELTA_WINDOW_MS: "0",
+        // Only for the plaintext route test: the proxy's traffic stays encrypted regardless.
+        ALLOW_PLAINTEXT_OPENAI: "true",
+      },
       label: "openai",
     });
     relay = await RecordingRelay.start(stack.url);
@@ -216,25 +223,44 @@ describe("openai client through the encrypting proxy (local stack)", () => {
     assert.equal(textOf(view.output ?? []), reference[0]);
   });
 
-  it("refuses the plaintext /openai/v1 routes while ALLOW_PLAINTEXT_OPENAI is off", async () => {
-    const plain = new OpenAI({ baseURL: `${stack.url}/openai/v1`, apiKey: "x", maxRetries: 0 });
-    for (const call of [
-      () => plain.chat.completions.create({ model: "tiny", messages }),
-      () => plain.models.list(),
-    ]) {
-      await assert.rejects(call(), (error: unknown) => {
-        assert.ok(error instanceof OpenAI.PermissionDeniedError);
-        assert.match(error.message, /ALLOW_PLAINTEXT_OPENAI=true/);
-        assert.match(error.message, /npm run proxy/);
-        return true;
-      });
+  it("serves the plaintext /openai/v1 routes when ALLOW_PLAINTEXT_OPENAI is on", async () => {
+    const plain = new OpenAI({
+      baseURL: `${stack.url}/v2/any-id/openai/v1`,
+      apiKey: "x",
+      maxRetries: 0,
+    });
+    assert.deepEqual(
+      (await plain.models.list()).data.map((model) => model.id),
+      ["tiny"],
+    );
+    const completion = await plain.completions.create({
+      model: "tiny",
+      prompt,
+      max_tokens: 32,
+      temperature: 0,
+    });
+    assert.equal(completion.choices[0]?.text, reference[0]);
+    const stream = await plain.chat.completions.create({
+      model: "tiny",
+      messages,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      usage ??= chunk.usage;
     }
-    const sdkPath = (await fetch(`${stack.url}/v2/any-id/openai/v1/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny", prompt }),
-    })) as Response;
-    assert.equal(sdkPath.status, 403);
+    assert.equal(text, reference[1]);
+    assert.ok(usage && usage.prompt_tokens > 0);
+    await assert.rejects(
+      plain.chat.completions.create({ model: "tiny", messages, temperature: 7 }),
+      (error: unknown) =>
+        error instanceof OpenAI.BadRequestError && /temperature/.test(error.message),
+    );
     assert.ok(!stack.logs.join("\n").includes(marker), "no prompt text in the logs");
   });
 });
