@@ -1,6 +1,6 @@
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
 import { InvalidRequestError } from "../../shared/errors/index.js";
-import type { GrammarSpec } from "../../shared/protocol/index.js";
+import { type GrammarSpec, gbnfProblem } from "../../shared/protocol/index.js";
 
 /** Grammars a thread keeps compiled, by their text: clients tend to send the same schema again. */
 const cacheSize = 32;
@@ -42,8 +42,16 @@ async function compile(llama: Llama, spec: GrammarSpec): Promise<LlamaGrammar> {
       // biome-ignore lint/suspicious/noExplicitAny: node-llama-cpp types schemas by their literal shape.
       return await llama.createGrammarForJsonSchema(anyOfAsOneOf(spec.schema) as any);
     }
+    // Checked at admission too; llama.cpp prints a grammar it cannot parse to stderr, whole.
+    const problem = gbnfProblem(spec.text);
+    if (problem !== undefined) {
+      throw new InvalidRequestError(
+        `request.sampling_params.grammar: not a GBNF grammar llama.cpp can parse: ${problem}`,
+      );
+    }
     return await llama.createGrammar({ grammar: spec.text });
-  } catch {
+  } catch (error) {
+    if (error instanceof InvalidRequestError) throw error;
     // llama.cpp reports the reason through the log callback, which may run a moment later.
     await new Promise((resolve) => setTimeout(resolve, 20));
     const reason = lastParseError === undefined ? "" : ` (${lastParseError})`;
@@ -62,10 +70,7 @@ async function compile(llama: Llama, spec: GrammarSpec): Promise<LlamaGrammar> {
  */
 export function takeGrammarLogLine(message: string): boolean {
   if (!/grammar/i.test(message)) return false;
-  const reason = /error parsing grammar:\s*([^'"\n:]*)/.exec(message)?.[1];
-  if (reason !== undefined) {
-    lastParseError = reason.replace(/\s+at\s*$/, "").trim() || undefined;
-  }
+  if (/left recursion/i.test(message)) lastParseError = "left recursion is not supported";
   return true;
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { gbnfProblem } from "./gbnf-check.js";
 import { jsonSchemaIssues } from "./json-schema.js";
 
 /** Bounds that come from configuration rather than from the contract itself. */

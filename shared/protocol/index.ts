@@ -1,5 +1,6 @@
 export * from "./control-message.js";
 export * from "./encrypted-chunk.js";
+export * from "./gbnf-check.js";
 export * from "./generation-request.js";
 export * from "./generation-task.js";
 export * from "./job-input.js";
