@@ -155,15 +155,15 @@ class GbnfChecker {
       this.#pos += code > 0xffff ? 2 : 1;
       return;
     }
-    const escape = this.#src[this.#pos + 1];
-    const hex = escape === "x" ? 2 : escape === "u" ? 4 : escape === "U" ? 8 : 0;
+    const escaped = this.#src[this.#pos + 1];
+    const hex = escaped === "x" ? 2 : escaped === "u" ? 4 : escaped === "U" ? 8 : 0;
     if (hex > 0) {
       const digits = this.#src.slice(this.#pos + 2, this.#pos + 2 + hex);
       if (!new RegExp(`^[0-9a-fA-F]{${hex}}$`).test(digits)) {
-        this.#fail(`expecting ${hex} hex digits after \\${escape}`);
+        this.#fail(`expecting ${hex} hex digits after \\${escaped}`);
       }
       this.#pos += 2 + hex;
-    } else if (escape !== undefined && 'trn\\"[]'.includes(escape)) {
+    } else if (escaped !== undefined && 'trn\\"[]'.includes(escaped)) {
       this.#pos += 2;
     } else {
       this.#fail("unknown escape");

@@ -58,6 +58,16 @@ function samplingParamsSchema(limits: RequestLimits) {
         .string({ error: "must be a string holding a GBNF grammar" })
         .min(1, { error: "must not be empty" })
         .max(100_000, { error: "must be at most 100000 characters" })
+        .superRefine((grammar, context) => {
+          // llama.cpp would print a grammar it cannot parse to stderr: checked here first.
+          const problem = gbnfProblem(grammar);
+          if (problem !== undefined) {
+            context.addIssue({
+              code: "custom",
+              message: `not a GBNF grammar llama.cpp can parse: ${problem}`,
+            });
+          }
+        })
         .nullish(),
     })
     .refine((params) => params.json_schema == null || params.grammar == null, {

@@ -85,11 +85,12 @@ describe("structured output in the model thread", () => {
   });
 
   it("fails a grammar llama.cpp cannot parse with INVALID_REQUEST, without quoting it", async () => {
-    const secret = "zebra_rule_7731";
+    const secret = "zebra-rule-7731";
     await assert.rejects(run({ kind: "gbnf", text: `root ::= ${secret}` }), (error: unknown) => {
       const { code, message } = error as { code: string; message: string };
       assert.equal(code, "INVALID_REQUEST");
       assert.match(message, /request\.sampling_params\.grammar: not a GBNF grammar/);
+      assert.match(message, /line 1, column 10: a rule is used but never defined/);
       assert.ok(!message.includes(secret));
       return true;
     });
