@@ -11,6 +11,7 @@ import { PoolClient } from "../../orchestrator/client/index.js";
 import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
+import { assertPerson, personSchema } from "../support/person-schema.js";
 import { referenceTexts } from "../support/reference.js";
 import { TestStack } from "../support/stack.js";
 
@@ -101,6 +102,21 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
       const body = JSON.stringify(post.body);
       assert.ok(!body.includes("Tell me about") && !body.includes(text.slice(0, 16)));
     }
+  });
+
+  it("holds the answer to a JSON Schema through the proxy", async () => {
+    const completion = await openai.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "A person please" }],
+      max_tokens: 200,
+      temperature: 0,
+      response_format: {
+        type: "json_schema",
+        json_schema: { name: "person", schema: personSchema },
+      },
+    });
+    assert.equal(completion.choices[0]?.finish_reason, "stop");
+    assertPerson(JSON.parse(completion.choices[0]?.message.content ?? ""));
   });
 
   it("cancels the RunPod job when the caller goes away", async () => {
