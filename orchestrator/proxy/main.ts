@@ -61,27 +61,26 @@ function listenAddress(text: string): { host: string; port: number } {
   return { host: (match[1] as string).replace(/^\[|\]$/g, ""), port };
 }
 
-async function main(): Promise<OpenAiProxy | undefined> {
-  let values: ReturnType<typeof parse>["values"];
-  const parse = (args: string[]) =>
-    parseArgs({
-      args,
-      options: {
-        listen: { type: "string" },
-        url: { type: "string", short: "u" },
-        "api-key": { type: "string" },
-        "key-file": { type: "string", short: "k" },
-        models: { type: "string" },
-        quiet: { type: "boolean", short: "q" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    });
+const options = {
+  listen: { type: "string" },
+  url: { type: "string", short: "u" },
+  "api-key": { type: "string" },
+  "key-file": { type: "string", short: "k" },
+  models: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function parseFlags(args: string[]) {
   try {
-    values = parse(process.argv.slice(2)).values;
+    return parseArgs({ args, options, strict: true }).values;
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+}
+
+async function main(): Promise<OpenAiProxy | undefined> {
+  const values = parseFlags(process.argv.slice(2));
   if (values.help) {
     process.stdout.write(usage);
     return undefined;
