@@ -166,6 +166,19 @@ describe("openai client through the encrypting proxy (local stack)", () => {
     );
   });
 
+  it("answers a prompt the context cannot hold with 400 context_length_exceeded", async () => {
+    await assert.rejects(
+      openai.completions.create({
+        model: "tiny",
+        prompt: "the ".repeat(1100),
+        max_tokens: 5,
+        stream: true,
+      }),
+      (error: unknown) =>
+        error instanceof OpenAI.BadRequestError && error.code === "context_length_exceeded",
+    );
+  });
+
   it("cancels the job when the caller goes away", async () => {
     const controller = new AbortController();
     const stream = await openai.completions.create(
