@@ -104,6 +104,7 @@ export class GpuWorker {
           gpu: config.gpu,
           gpuMemoryUtilization: config.gpuMemoryUtilization,
           vramCapBytes: planned?.threadVramCapBytes,
+          promptCache: config.promptCache,
           log,
         });
         const worker = createModelWorker({

@@ -17,6 +17,7 @@ import type {
   ThreadTask,
   ThreadToMainMessage,
 } from "../../shared/protocol/index.js";
+import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
 import { threadEntryPath } from "./thread-entry-path.js";
 
 export interface ModelPoolOptions {
@@ -32,6 +33,8 @@ export interface ModelPoolOptions {
   gpuMemoryUtilization: number;
   /** Each thread's VRAM cap from the memory plan (GPU only). */
   vramCapBytes?: number | undefined;
+  /** `PROMPT_CACHE`: sequences keep their tokens between jobs (default true). */
+  promptCache?: boolean;
   log: Logger;
 }
 
@@ -43,9 +46,24 @@ export interface RunHooks {
   onStarted?: (threadId: number, sequencesInUse: number) => void;
 }
 
+/** One thread of a model: a piscina pool of its own, so that the pool chooses the thread. */
+interface Lane {
+  readonly piscina: Piscina;
+  /** Jobs it runs now (at most `sequences`). */
+  running: number;
+  /** What its sequences hold, as prefix digests, most recently used last. */
+  readonly held: PrefixDigests[];
+  /** When it last took a job, on the pool's counter. */
+  lastUsed: number;
+}
+
 /**
- * One model's piscina pool: `threads` threads that each load the model once and keep it
- * (`idleTimeout: Infinity`, `minThreads = maxThreads`), each running up to `sequences` jobs at once.
+ * One model's threads: `threads` threads that each load the model once and keep it
+ * (`idleTimeout: Infinity`), each running up to `sequences` jobs at once on its context's
+ * sequences, which keep their tokens between jobs (the prompt cache). Each thread is a one-thread
+ * piscina pool of its own, so the pool decides where a job runs: on the thread whose sequences
+ * already hold the longest prefix of its input (a chat's next turn goes back to the thread that
+ * holds the conversation), else on the least busy one. The thread then picks the sequence.
  * Atomics are disabled: piscina's default parks an idle thread's event loop, which would stall the
  * message ports that carry text and cancellations.
  */
@@ -53,16 +71,21 @@ export class ModelPool {
   readonly name: string;
   /** Jobs the pool runs at once: threads × sequences. */
   readonly capacity: number;
-  readonly #piscina: Piscina;
+  readonly #lanes: Lane[];
+  readonly #sequences: number;
+  readonly #promptCache: boolean;
   readonly #log: Logger;
   readonly #running = new Set<Promise<unknown>>();
+  #clock = 0;
   #contextSize = 0;
   #closing: Promise<void> | undefined;
 
-  private constructor(piscina: Piscina, options: ModelPoolOptions) {
-    this.#piscina = piscina;
+  private constructor(lanes: Piscina[], options: ModelPoolOptions) {
+    this.#lanes = lanes.map((piscina) => ({ piscina, running: 0, held: [], lastUsed: 0 }));
     this.name = options.model.name;
+    this.#sequences = options.sequences;
     this.capacity = options.threads * options.sequences;
+    this.#promptCache = options.promptCache ?? true;
     this.#log = options.log;
   }
 
@@ -77,32 +100,40 @@ export class ModelPool {
       gpu: options.gpu,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       vramCapBytes: options.vramCapBytes,
+      promptCache: options.promptCache ?? true,
     };
-    const piscina = new Piscina({
-      filename: threadEntryPath(),
-      minThreads: options.threads,
-      maxThreads: options.threads,
-      concurrentTasksPerWorker: options.sequences,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      atomics: "disabled",
-      workerData,
-    });
-    const pool = new ModelPool(piscina, options);
-    try {
-      pool.#contextSize = await waitForThreads(piscina, options);
-    } catch (error) {
-      await piscina.destroy();
-      throw error;
+    const lanes = Array.from(
+      { length: options.threads },
+      () =>
+        new Piscina({
+          filename: threadEntryPath(),
+          minThreads: 1,
+          maxThreads: 1,
+          concurrentTasksPerWorker: options.sequences,
+          idleTimeout: Number.POSITIVE_INFINITY,
+          atomics: "disabled",
+          workerData,
+        }),
+    );
+    const pool = new ModelPool(lanes, options);
+    const loads = await Promise.allSettled(lanes.map((lane) => waitForThread(lane, options)));
+    const failed = loads.find((load) => load.status === "rejected");
+    if (failed !== undefined) {
+      await Promise.all(lanes.map((lane) => lane.destroy()));
+      throw failed.reason;
     }
-    piscina.on("message", (message: ThreadLoadReport) => {
-      // A thread that died is replaced by piscina; its replacement reports here.
-      if (message.type === "model-load-failed") {
-        pool.#log.error("a replacement model thread failed to load", { model: pool.name });
-      }
-    });
-    piscina.on("error", (error: Error) => {
-      pool.#log.error("model thread error", { model: pool.name, error: error.name });
-    });
+    pool.#contextSize = loads[0]?.status === "fulfilled" ? loads[0].value : 0;
+    for (const lane of lanes) {
+      lane.on("message", (message: ThreadLoadReport) => {
+        // A thread that died is replaced by piscina; its replacement reports here.
+        if (message.type === "model-load-failed") {
+          pool.#log.error("a replacement model thread failed to load", { model: pool.name });
+        }
+      });
+      lane.on("error", (error: Error) => {
+        pool.#log.error("model thread error", { model: pool.name, error: error.name });
+      });
+    }
     return pool;
   }
 
@@ -120,11 +151,21 @@ export class ModelPool {
   run(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     if (this.#closing) return Promise.reject(new InternalError("the model pool is closing"));
     if (hooks.signal.aborted) return Promise.resolve(cancelledBeforeStart);
+    // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
+    // digests of what they hold (never the text itself).
+    const routing = this.#promptCache && this.#lanes.length > 1;
+    const digests = routing ? inputDigests(task) : [];
+    const { lane, matched } = this.#chooseLane(digests);
+    lane.running += 1;
+    this.#clock += 1;
+    lane.lastUsed = this.#clock;
+    let output = "";
     const { port1, port2 } = new MessageChannel();
     let threadRun: Promise<unknown> = Promise.resolve();
     const result = new Promise<ThreadResult>((resolve, reject) => {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
+          if (routing) output += message.text;
           hooks.onText(message.text);
           return;
         }
@@ -139,7 +180,7 @@ export class ModelPool {
       const abort = () => port1.postMessage({ type: "abort" } satisfies MainToThreadMessage);
       hooks.signal.addEventListener("abort", abort, { once: true });
       const threadTask: ThreadTask = { jobId, task, port: port2 };
-      threadRun = this.#piscina
+      threadRun = lane.piscina
         .run(threadTask, { transferList: [port2] })
         .catch((error: unknown) => {
           port1.close();
@@ -154,8 +195,51 @@ export class ModelPool {
     // A job is over for the pool when its port said so *and* piscina saw the task return.
     const tracked = Promise.allSettled([result, threadRun]);
     this.#running.add(tracked);
-    void tracked.then(() => this.#running.delete(tracked));
+    void tracked.then(([ended]) => {
+      this.#running.delete(tracked);
+      lane.running -= 1;
+      if (routing) {
+        this.#remember(
+          lane,
+          matched,
+          ended.status === "fulfilled" ? heldDigests(task, output) : [],
+        );
+      }
+    });
     return result;
+  }
+
+  /**
+   * The thread for a job: among those with a free sequence, the one holding the longest prefix of
+   * its input, then the least busy, then the least recently used.
+   */
+  #chooseLane(digests: PrefixDigests): { lane: Lane; matched: number } {
+    let best: LaneChoice | undefined;
+    for (const lane of this.#lanes) {
+      const choice: LaneChoice = {
+        lane,
+        free: lane.running < this.#sequences,
+        shared: 0,
+        matched: -1,
+      };
+      lane.held.forEach((held, index) => {
+        const blocks = sharedBlocks(digests, held);
+        if (blocks > choice.shared) {
+          choice.shared = blocks;
+          choice.matched = index;
+        }
+      });
+      if (best === undefined || isBetter(choice, best)) best = choice;
+    }
+    if (best === undefined) throw new InternalError("the model pool has no threads");
+    return best;
+  }
+
+  /** Records what a lane's sequence holds after a job: it replaced what the job matched, if any. */
+  #remember(lane: Lane, matched: number, held: PrefixDigests): void {
+    if (matched >= 0) lane.held.splice(matched, 1);
+    else if (lane.held.length >= this.#sequences) lane.held.shift();
+    if (held.length > 0) lane.held.push(held);
   }
 
   /**
@@ -165,7 +249,7 @@ export class ModelPool {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#running]);
-      await this.#piscina.destroy();
+      await Promise.all(this.#lanes.map((lane) => lane.piscina.destroy()));
     })();
     return this.#closing;
   }
@@ -175,9 +259,26 @@ export class ModelPool {
   }
 }
 
+interface LaneChoice {
+  lane: Lane;
+  free: boolean;
+  /** Blocks of the job's input that the lane's best sequence holds. */
+  shared: number;
+  /** Which of the lane's `held` entries that is; -1 for none. */
+  matched: number;
+}
+
+function isBetter(a: LaneChoice, b: LaneChoice): boolean {
+  if (a.free !== b.free) return a.free;
+  if (a.shared !== b.shared) return a.shared > b.shared;
+  if (a.lane.running !== b.lane.running) return a.lane.running < b.lane.running;
+  return a.lane.lastUsed < b.lane.lastUsed;
+}
+
 const cancelledBeforeStart: ThreadResult = Object.freeze({
   finishReason: "cancelled",
   promptTokens: 0,
+  cachedTokens: 0,
   completionTokens: 0,
 });
 
@@ -185,13 +286,13 @@ function fromErrorInfo(info: ErrorInfo): PoolError {
   return new PoolError(info.code, info.message);
 }
 
-function waitForThreads(piscina: Piscina, options: ModelPoolOptions): Promise<number> {
+/** Resolves with the context size once the lane's one thread has loaded the model. */
+function waitForThread(piscina: Piscina, options: ModelPoolOptions): Promise<number> {
   return new Promise((resolve, reject) => {
-    let loaded = 0;
     const onMessage = (message: ThreadLoadReport) => {
       if (message?.modelName !== options.model.name) return;
+      cleanup();
       if (message.type === "model-load-failed") {
-        cleanup();
         reject(
           new ModelLoadError(
             `model "${options.model.name}" could not be loaded from ${options.model.path}: ${message.message}`,
@@ -199,16 +300,12 @@ function waitForThreads(piscina: Piscina, options: ModelPoolOptions): Promise<nu
         );
         return;
       }
-      loaded += 1;
       options.log.info("model thread ready", {
         model: options.model.name,
         thread: message.threadId,
         contextSize: message.contextSize,
       });
-      if (loaded === options.threads) {
-        cleanup();
-        resolve(message.contextSize);
-      }
+      resolve(message.contextSize);
     };
     const onError = (error: Error) => {
       cleanup();

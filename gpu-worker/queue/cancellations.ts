@@ -39,19 +39,26 @@ export class Cancellations {
     await this.#subscriber.subscribe(this.#names.controlChannel);
   }
 
-  /** Records a starting job; its signal is already aborted if it was cancelled while queued. */
-  async register(jobId: string): Promise<AbortSignal> {
+  /**
+   * Records a starting job and returns its signal at once, so generation need not wait for Redis;
+   * the cancel key is checked meanwhile, and the signal aborts (before `checked` resolves) if the
+   * job was cancelled while queued.
+   */
+  register(jobId: string): { signal: AbortSignal; checked: Promise<void> } {
     const controller = new AbortController();
     this.#running.set(jobId, controller);
-    try {
-      if ((await this.#redis.exists(this.#names.cancelKey(jobId))) === 1) controller.abort();
-    } catch (error) {
-      this.#log.warn("could not check the cancel key", {
-        jobId,
-        error: error instanceof Error ? error.message : "unknown",
-      });
-    }
-    return controller.signal;
+    const checked = this.#redis.exists(this.#names.cancelKey(jobId)).then(
+      (exists) => {
+        if (exists === 1) controller.abort();
+      },
+      (error: unknown) => {
+        this.#log.warn("could not check the cancel key", {
+          jobId,
+          error: error instanceof Error ? error.message : "unknown",
+        });
+      },
+    );
+    return { signal: controller.signal, checked };
   }
 
   unregister(jobId: string): void {

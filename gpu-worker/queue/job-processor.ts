@@ -41,7 +41,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       );
     }
     const replies = publisher.forJob(jobId, payload.data.replyTo, Math.max(1, job.attemptsStarted));
-    const signal = await cancellations.register(jobId);
+    const { signal } = cancellations.register(jobId);
     try {
       replies.started();
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
@@ -59,6 +59,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         model: pool.name,
         finishReason: result.finishReason,
         promptTokens: result.promptTokens,
+        cachedTokens: result.cachedTokens,
         completionTokens: result.completionTokens,
         runMs,
       });

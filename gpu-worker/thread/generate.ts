@@ -29,9 +29,11 @@ export interface GenerateHooks {
 }
 
 /**
- * Runs one job on a sequence of its own, which is freed when the job ends (however it ends), so the
- * next job can use it. The prompt must fit the sequence without truncation: a prompt that leaves
- * no room for one token fails with `PROMPT_TOO_LONG`, and `max_tokens` is capped by the room left.
+ * Runs one job on a sequence of the thread's prompt cache: the free sequence that already holds
+ * the longest prefix of the prompt, of which only the rest is evaluated. The sequence goes back to
+ * the cache when the job ends (however it ends), so the next job can use it. The prompt must fit
+ * the sequence without truncation: a prompt that leaves no room for one token fails with
+ * `PROMPT_TOO_LONG`, and `max_tokens` is capped by the room left.
  */
 export async function generate(
   loaded: LoadedModel,
@@ -40,55 +42,88 @@ export async function generate(
 ): Promise<ThreadResult> {
   if (hooks.signal.aborted) return cancelledBeforeStart;
   hooks = { ...hooks, grammar: await grammarFor(loaded.llama, task.sampling.grammar) };
-  const sequence = loaded.context.getSequence();
-  hooks.onStarted?.(loaded.context.totalSequences - loaded.context.sequencesLeft);
+  const prompt =
+    task.input.kind === "prompt"
+      ? promptTokens(loaded, task.input.prompt)
+      : chatTokens(loaded, task.input.messages);
+  const maxTokens = roomFor(
+    prompt.tokens.length,
+    loaded.context.contextSize,
+    task.sampling.maxTokens,
+  );
+  const lease = loaded.slots.acquire(prompt.tokens);
+  hooks.onStarted?.(loaded.slots.inUse);
+  let failed = false;
   try {
-    return task.input.kind === "prompt"
-      ? await completePrompt(loaded, sequence, task.input.prompt, task, hooks)
-      : await completeChat(loaded, sequence, task.input.messages, task, hooks);
+    const counted = { completionTokens: 0 };
+    const options = generationOptions(task, hooks, maxTokens, counted);
+    const stopReason =
+      prompt.kind === "prompt"
+        ? await completePrompt(lease.sequence, prompt.input, options)
+        : await completeChat(loaded, lease.sequence, prompt.history, options);
+    return {
+      finishReason: toFinishReason(stopReason),
+      promptTokens: prompt.tokens.length,
+      cachedTokens: lease.cachedTokens,
+      ...counted,
+    };
   } catch (error) {
+    failed = true;
     // node-llama-cpp throws (instead of stopping) when the signal fired just before it started.
-    if (hooks.signal.aborted && !(error instanceof PromptTooLongError)) return cancelledBeforeStart;
+    if (hooks.signal.aborted) return cancelledBeforeStart;
     throw error;
   } finally {
-    // Disposal returns the sequence to the context asynchronously: the job (and its slot in the
-    // pool) must not end before the sequence is free for the next one.
-    await sequence.dispose();
+    // The sequence must be back in the cache before the job (and its slot in the pool) ends. After
+    // a failure nothing is known of its state, so it is emptied.
+    await lease.release({ keep: !failed });
   }
 }
 
 const cancelledBeforeStart: ThreadResult = Object.freeze({
   finishReason: "cancelled",
   promptTokens: 0,
+  cachedTokens: 0,
   completionTokens: 0,
 });
 
-async function completePrompt(
-  loaded: LoadedModel,
-  sequence: LlamaContextSequence,
-  prompt: string,
-  task: GenerationTask,
-  hooks: GenerateHooks,
-): Promise<ThreadResult> {
+type PromptTokens =
+  | { kind: "prompt"; input: Token[]; tokens: Token[] }
+  | { kind: "chat"; history: ChatHistoryItem[]; tokens: Token[] };
+
+/**
+ * A completion prompt's tokens as node-llama-cpp will evaluate them: `input` is what it is given,
+ * `tokens` adds the BOS token it prepends.
+ */
+function promptTokens(loaded: LoadedModel, prompt: string): PromptTokens {
   const { model } = loaded;
-  const prependsBos = model.tokens.bos != null && model.tokens.shouldPrependBosToken;
-  const tokens: Token[] = model.tokenize(
-    prompt,
-    false,
-    prependsBos ? "trimLeadingSpace" : undefined,
-  );
-  const promptTokens = tokens.length + (prependsBos ? 1 : 0);
-  const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
-  const counted = { completionTokens: 0 };
+  const bos = model.tokens.shouldPrependBosToken ? model.tokens.bos : null;
+  const input = model.tokenize(prompt, false, bos != null ? "trimLeadingSpace" : undefined);
+  return { kind: "prompt", input, tokens: bos != null ? [bos, ...input] : input };
+}
+
+/** A chat's tokens: the messages rendered with the model's template, as LlamaChat will. */
+function chatTokens(loaded: LoadedModel, messages: readonly ChatMessage[]): PromptTokens {
+  const history = toChatHistory(messages);
+  const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
+  return { kind: "chat", history, tokens: contextText.tokenize(loaded.model.tokenizer) };
+}
+
+type GenerationOptions = ReturnType<typeof generationOptions>;
+
+async function completePrompt(
+  sequence: LlamaContextSequence,
+  input: Token[],
+  options: GenerationOptions,
+): Promise<string> {
   const completion = new LlamaCompletion({ contextSequence: sequence });
   try {
-    const { metadata } = await completion.generateCompletionWithMeta(tokens, {
-      ...generationOptions(task, hooks, maxTokens, counted),
+    const { metadata } = await completion.generateCompletionWithMeta(input, {
+      ...options,
       // The prompt was checked to fit: never let the library drop its beginning silently.
       contextShiftSize: 1,
       disableContextShift: true,
     });
-    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, ...counted };
+    return metadata.stopReason;
   } finally {
     completion.dispose({ disposeSequence: false });
   }
@@ -97,22 +132,17 @@ async function completePrompt(
 async function completeChat(
   loaded: LoadedModel,
   sequence: LlamaContextSequence,
-  messages: readonly ChatMessage[],
-  task: GenerationTask,
-  hooks: GenerateHooks,
-): Promise<ThreadResult> {
-  const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+  history: ChatHistoryItem[],
+  options: GenerationOptions,
+): Promise<string> {
+  const chat = new LlamaChat({
+    contextSequence: sequence,
+    chatWrapper: loaded.chatWrapper,
+    autoDisposeSequence: false,
+  });
   try {
-    const history = toChatHistory(messages);
-    const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: history });
-    const promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
-    const maxTokens = roomFor(promptTokens, loaded.context.contextSize, task.sampling.maxTokens);
-    const counted = { completionTokens: 0 };
-    const { metadata } = await chat.generateResponse(
-      history,
-      generationOptions(task, hooks, maxTokens, counted),
-    );
-    return { finishReason: toFinishReason(metadata.stopReason), promptTokens, ...counted };
+    const { metadata } = await chat.generateResponse(history, options);
+    return metadata.stopReason;
   } finally {
     chat.dispose({ disposeSequence: false });
   }

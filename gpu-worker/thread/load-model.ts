@@ -1,18 +1,25 @@
 import {
+  type ChatWrapper,
   getLlama,
   type Llama,
   type LlamaContext,
   LlamaLogLevel,
   type LlamaModel,
+  resolveChatWrapper,
 } from "node-llama-cpp";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
 import { takeGrammarLogLine } from "./grammar.js";
+import { SequenceSlots } from "./sequence-slots.js";
 
 /** The native resources one model thread holds for its whole life. */
 export interface LoadedModel {
   readonly llama: Llama;
   readonly model: LlamaModel;
   readonly context: LlamaContext;
+  /** The context's sequences, kept between jobs (the prompt cache). */
+  readonly slots: SequenceSlots;
+  /** How chats are rendered for this model: resolved once, so every job renders alike. */
+  readonly chatWrapper: ChatWrapper;
 }
 
 /** Without a configured size, a sequence gets the model's training context, capped here. */
@@ -59,5 +66,6 @@ export async function loadModel(options: ModelThreadOptions): Promise<LoadedMode
     sequences: options.sequences,
     threads: options.llamaThreads,
   });
-  return { llama, model, context };
+  const slots = new SequenceSlots(context, { reuse: options.promptCache });
+  return { llama, model, context, slots, chatWrapper: resolveChatWrapper(model) };
 }

@@ -61,7 +61,9 @@ export class StreamPrinter {
     const { usage, timings } = final;
     this.#summary(
       `status=COMPLETED finish_reason=${final.finish_reason} ` +
-        `prompt_tokens=${usage.prompt_tokens} completion_tokens=${usage.completion_tokens} ` +
+        `prompt_tokens=${usage.prompt_tokens} ` +
+        `cached_tokens=${usage.prompt_tokens_details?.cached_tokens ?? 0} ` +
+        `completion_tokens=${usage.completion_tokens} ` +
         `queue_ms=${timings.queue_ms} ttft_ms=${timings.ttft_ms} total_ms=${timings.total_ms} ` +
         `job=${jobId}`,
     );

@@ -12,18 +12,21 @@ export interface CapacityPolicy {
 /**
  * The second half of admission, after the request itself was found valid: the model must be
  * served by a live gpu-worker (loading counts: its jobs wait until it is ready), and its queue
- * must have room. Throws `UNKNOWN_MODEL` or `QUEUE_FULL`; nothing is queued then. Two Redis round
- * trips. The limit is checked, not reserved: requests admitted at the same instant may overshoot
+ * must have room. Throws `UNKNOWN_MODEL` or `QUEUE_FULL`; nothing is queued then. One Redis round
+ * trip (two commands sent together). The limit is checked, not reserved: requests admitted at the same instant may overshoot
  * it by their number.
  */
 export async function admitCapacity(model: string, policy: CapacityPolicy): Promise<void> {
-  const serving = await policy.registry.serving(model);
+  // Both questions at once: one round trip on the wire instead of two.
+  const [serving, waiting] = await Promise.all([
+    policy.registry.serving(model),
+    policy.queues.waitingCount(model),
+  ]);
   if (serving.state === "unavailable") {
     throw new UnknownModelError(
       `no gpu-worker serves the model "${model}" at the moment (none is loading or running it)`,
     );
   }
-  const waiting = await policy.queues.waitingCount(model);
   const limit = policy.queueLimit(model);
   if (waiting >= limit) {
     throw new QueueFullError(

@@ -209,7 +209,11 @@ export class JobService {
       seq: message.seq,
       done: true,
       finish_reason: message.finishReason,
-      usage: { prompt_tokens: message.promptTokens, completion_tokens: message.completionTokens },
+      usage: {
+        prompt_tokens: message.promptTokens,
+        completion_tokens: message.completionTokens,
+        prompt_tokens_details: { cached_tokens: message.cachedTokens ?? 0 },
+      },
       timings: {
         queue_ms: Math.max(0, totalMs - Math.round(message.runMs)),
         ttft_ms: Math.round((record.firstChunkAt ?? now) - record.acceptedAt),

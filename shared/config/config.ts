@@ -129,6 +129,12 @@ export interface Config {
   readonly allowPlaintextOpenai: boolean;
   /** `RESULT_RETENTION_MS`: how long the local API keeps finished jobs for `/status`. */
   readonly resultRetentionMs: number;
+  /**
+   * `PROMPT_CACHE`: keep each sequence's tokens between jobs and give a job the free sequence that
+   * shares the longest prefix with its prompt, so only the rest is evaluated (default on; `off`:
+   * every job starts on an empty sequence).
+   */
+  readonly promptCache: boolean;
   /** `DELTA_WINDOW_MS`: tokens produced within this window are sent as one delta. */
   readonly deltaWindowMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: on SIGTERM, running jobs get this long to finish before being aborted. */

@@ -148,6 +148,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
     allowPlaintextOpenai: readBoolean(env, "ALLOW_PLAINTEXT_OPENAI") ?? false,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,
+    promptCache: (readEnum(env, "PROMPT_CACHE", ["on", "off"]) ?? "on") === "on",
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
     shutdownTimeoutMs: readInt(env, "SHUTDOWN_TIMEOUT_MS", 0) ?? 30_000,
     dataDir: path.resolve(

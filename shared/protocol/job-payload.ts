@@ -23,6 +23,7 @@ export interface JobReturnValue {
 export const jobResultSchema = z.strictObject({
   finishReason: z.enum(["stop", "length", "cancelled"]),
   promptTokens: z.number().int().min(0),
+  cachedTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
   runMs: z.number().min(0),
 });

@@ -12,6 +12,8 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     seq: z.number().int().min(0),
     finishReason: z.enum(["stop", "length", "cancelled"]),
     promptTokens: z.number().int().min(0),
+    /** Prompt tokens the prompt cache held (absent from gpu-workers before the cache: 0). */
+    cachedTokens: z.number().int().min(0).optional(),
     completionTokens: z.number().int().min(0),
     /** Milliseconds from the start of processing to the end, on the gpu-worker's clock. */
     runMs: z.number().min(0),

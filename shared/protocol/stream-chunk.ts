@@ -6,6 +6,11 @@ export type FinishReason = "stop" | "length" | "cancelled";
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
+  /**
+   * As OpenAI reports it: `cached_tokens` of the prompt were held by the prompt cache and not
+   * evaluated again. Always sent; optional for clients of servers older than the cache.
+   */
+  prompt_tokens_details?: { cached_tokens: number };
 }
 
 /**
@@ -52,7 +57,11 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
     seq: count,
     done: z.literal(true),
     finish_reason: z.enum(["stop", "length", "cancelled"]),
-    usage: z.looseObject({ prompt_tokens: count, completion_tokens: count }),
+    usage: z.looseObject({
+      prompt_tokens: count,
+      completion_tokens: count,
+      prompt_tokens_details: z.looseObject({ cached_tokens: count }).optional(),
+    }),
     timings: z.looseObject({ queue_ms: ms, ttft_ms: ms, total_ms: ms }),
   }),
 ]);

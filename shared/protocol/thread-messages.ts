@@ -21,6 +21,8 @@ export interface ModelThreadOptions {
    * thread fits its GPU layers to it. `undefined` on a CPU or without a plan.
    */
   vramCapBytes?: number | undefined;
+  /** `PROMPT_CACHE`: keep sequences' tokens between jobs and reuse shared prefixes. */
+  promptCache: boolean;
 }
 
 /** A job handed to a model thread. `port` carries the job's messages in both directions. */
@@ -33,6 +35,8 @@ export interface ThreadTask {
 export interface ThreadResult {
   finishReason: "stop" | "length" | "cancelled";
   promptTokens: number;
+  /** Prompt tokens the job's sequence already held (the prompt cache), not evaluated again. */
+  cachedTokens: number;
   completionTokens: number;
 }
 

@@ -17,6 +17,7 @@ const available = readdirSync(dir)
   .map((name) => name.slice(0, -suffix.length));
 /** The order of the README, then any other benchmark by name. */
 const order = [
+  "serving",
   "local-stack",
   "encrypted-output",
   "admission",

@@ -7,29 +7,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ModelPool } from "../../gpu-worker/pool/model-pool.js";
 import { createLogger } from "../../shared/log.js";
-import type { GenerationTask } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { referenceTexts } from "../support/reference.js";
+import { greedyTask } from "../support/tasks.js";
 
 const log = createLogger("test", { level: "error" });
 
-function task(prompt: string, maxTokens: number): GenerationTask {
-  return {
-    model: "tiny",
-    input: { kind: "prompt", prompt },
-    sampling: {
-      maxTokens,
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      minP: 0,
-      stop: [],
-      repeatPenalty: 1,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-    },
-  };
-}
+const task = greedyTask;
 
 describe("ModelPool", () => {
   let pool: ModelPool;

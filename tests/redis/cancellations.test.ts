@@ -68,13 +68,20 @@ after(async () => {
   await deleteKeysWithPrefix(url, prefix);
 });
 
+/** Registers a job and waits until its cancel key was checked. */
+async function registered(cancellations: Cancellations, jobId: string): Promise<AbortSignal> {
+  const { signal, checked } = cancellations.register(jobId);
+  await checked;
+  return signal;
+}
+
 describe("Cancellations", () => {
   it("aborts a registered job when its cancel is published, and only that job", async () => {
     const cancellations = await startCancellations("publish");
     const target = randomUUID();
     const bystander = randomUUID();
-    const signal = await cancellations.register(target);
-    const other = await cancellations.register(bystander);
+    const signal = await registered(cancellations, target);
+    const other = await registered(cancellations, bystander);
     assert.equal(signal.aborted, false);
     const receivers = await publisher.publish(names.controlChannel, cancelMessage(target));
     assert.ok(receivers >= 1, "nobody listens on the control channel");
@@ -86,21 +93,21 @@ describe("Cancellations", () => {
     const cancellations = await startCancellations("key");
     const jobId = randomUUID();
     await publisher.set(names.cancelKey(jobId), "1", "EX", 60);
-    const signal = await cancellations.register(jobId);
+    const signal = await registered(cancellations, jobId);
     assert.equal(signal.aborted, true);
-    const unrelated = await cancellations.register(randomUUID());
+    const unrelated = await registered(cancellations, randomUUID());
     assert.equal(unrelated.aborted, false, "another job's cancel key must not abort this one");
   });
 
   it("ignores cancels of jobs it does not run", async () => {
     const cancellations = await startCancellations("unknown");
     const running = randomUUID();
-    const signal = await cancellations.register(running);
+    const signal = await registered(cancellations, running);
     assert.equal(cancellations.cancel(randomUUID()), false);
     await publisher.publish(names.controlChannel, cancelMessage(randomUUID()));
     // Pub/sub keeps order: once this later cancel lands, the unknown one has been handled.
     const barrier = randomUUID();
-    const barrierSignal = await cancellations.register(barrier);
+    const barrierSignal = await registered(cancellations, barrier);
     await publisher.publish(names.controlChannel, cancelMessage(barrier));
     await aborted(barrierSignal);
     assert.equal(signal.aborted, false);
@@ -109,7 +116,7 @@ describe("Cancellations", () => {
   it("ignores malformed control messages without throwing", async () => {
     const cancellations = await startCancellations("malformed");
     const spared = randomUUID();
-    const sparedSignal = await cancellations.register(spared);
+    const sparedSignal = await registered(cancellations, spared);
     const malformed = [
       "not json",
       "",
@@ -127,7 +134,7 @@ describe("Cancellations", () => {
     ];
     for (const text of malformed) await publisher.publish(names.controlChannel, text);
     const barrier = randomUUID();
-    const barrierSignal = await cancellations.register(barrier);
+    const barrierSignal = await registered(cancellations, barrier);
     await publisher.publish(names.controlChannel, cancelMessage(barrier));
     await aborted(barrierSignal);
     assert.equal(sparedSignal.aborted, false, "a malformed message cancelled a job");
@@ -136,7 +143,7 @@ describe("Cancellations", () => {
   it("forgets unregistered jobs", async () => {
     const cancellations = await startCancellations("unregister");
     const jobId = randomUUID();
-    const signal = await cancellations.register(jobId);
+    const signal = await registered(cancellations, jobId);
     cancellations.unregister(jobId);
     assert.equal(cancellations.cancel(jobId), false);
     assert.equal(signal.aborted, false);
@@ -144,7 +151,7 @@ describe("Cancellations", () => {
 
   it("cancelAll aborts every running job", async () => {
     const cancellations = await startCancellations("all");
-    const signals = await Promise.all([1, 2, 3].map(() => cancellations.register(randomUUID())));
+    const signals = await Promise.all([1, 2, 3].map(() => registered(cancellations, randomUUID())));
     cancellations.cancelAll();
     assert.deepEqual(
       signals.map((signal) => signal.aborted),
@@ -155,13 +162,13 @@ describe("Cancellations", () => {
   it("stops listening once closed, and close is idempotent", async () => {
     const cancellations = await startCancellations("close");
     const jobId = randomUUID();
-    const signal = await cancellations.register(jobId);
+    const signal = await registered(cancellations, jobId);
     const closing = cancellations.close();
     assert.equal(cancellations.close(), closing);
     await closing;
     // A second listener proves the message went out while the closed one stayed deaf.
     const listener = await startCancellations("close-witness");
-    const witness = await listener.register(jobId);
+    const witness = await registered(listener, jobId);
     await publisher.publish(names.controlChannel, cancelMessage(jobId));
     await aborted(witness);
     await sleep(20);

@@ -16,11 +16,20 @@ describe("deployment files", () => {
   it("Dockerfile.gpu copies every folder the build compiles", () => {
     const tsconfig = JSON.parse(read("tsconfig.json")) as { include: string[] };
     const dockerfile = read("Dockerfile.gpu");
-    const copied = [...dockerfile.matchAll(/^COPY (\S+) \.\/\1$/gm)].map((match) => match[1]);
+    const copied = [...dockerfile.matchAll(/^COPY (\S+) \.\/\1$/gm)]
+      .map((match) => match[1])
+      .filter((folder) => folder !== "patches");
     assert.deepEqual([...copied].sort(), [...tsconfig.include].sort());
     for (const file of ["package.json", "package-lock.json", "tsconfig.json"]) {
       assert.match(dockerfile, new RegExp(`^COPY .*\\b${file.replace(".", "\\.")}\\b`, "m"));
     }
+  });
+
+  it("Dockerfile.gpu has the dependency patches in place before npm ci runs its postinstall", () => {
+    const dockerfile = read("Dockerfile.gpu");
+    const patches = dockerfile.indexOf("COPY patches ./patches");
+    assert.ok(patches >= 0, "patches/ is not copied");
+    assert.ok(patches < dockerfile.indexOf("RUN npm ci"), "patches/ is copied after npm ci");
   });
 
   it("every command of the image and the compose file runs an entry point that is built", () => {

@@ -1,0 +1,268 @@
+/**
+ * `npm run bench -- serving`: the serving core against raw node-llama-cpp, in one run, on the same
+ * model and prompts, greedy:
+ *   (a) 1 request at a time: time to first token and tokens/s (p50, p99 over ≥ 50 requests);
+ *   (b) 8 concurrent: aggregate tokens/s, raw with 8 sequences on one context vs the stack with
+ *       MODEL_SEQUENCES=8;
+ *   (c) a short job next to two long ones, vs the same job alone (through the stack);
+ *   (d) a follow-up sharing a ~1,200-token prefix vs the same prompt cold (time to first token).
+ * Prints a table and writes the figures, the machine and the versions to
+ * `bench/results/serving-<time>.json`. `BENCH_MODEL=/path/model.gguf` benchmarks another model
+ * (default: the generated tiny model); `BENCH_RUNS` sets the runs of (a) (default 50).
+ *
+ *   npm run bench -- serving
+ */
+import { readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {
+  getLlama,
+  LlamaCompletion,
+  type LlamaContext,
+  LlamaLogLevel,
+  type Token,
+} from "node-llama-cpp";
+import { packageRoot } from "../../shared/paths.js";
+import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import { tinyModelPath } from "../support/models.js";
+import { TestStack } from "../support/stack.js";
+import { benchRuns, percentile } from "./bench-stats.js";
+
+const runs = Math.max(benchRuns(50), 1);
+const singleTokens = 128;
+const concurrentTokens = 256;
+const concurrentRounds = Math.max(3, Math.round(runs / 10));
+const contextSize = 2048;
+const modelPath = process.env.BENCH_MODEL ?? (await tinyModelPath());
+
+/** A short prompt that differs from the previous one from its first word (no prefix to reuse). */
+const shortPrompt = (index: number) =>
+  `${["Once", "The", "A", "My"][index % 4]} ${index} upon a time`;
+/** About 1,200 tokens of the tiny model (≈ as many words); each variant starts differently. */
+const longPrefix = (variant: number) =>
+  `${variant} ${Array.from({ length: 150 }, (_, i) => `the dog ran to the sun ${i}`).join(" ")}`;
+
+interface Timed {
+  ttftMs: number;
+  totalMs: number;
+  tokens: number;
+}
+
+type Complete = (prompt: string, maxTokens: number) => Promise<Timed>;
+
+/** (a) and (b) for one way of completing: one request at a time, then rounds of 8 at once. */
+async function singleAndConcurrent(complete: Complete) {
+  await complete(shortPrompt(999), 16); // warm-up
+  const single: Timed[] = [];
+  for (let i = 0; i < runs; i += 1) single.push(await complete(shortPrompt(i), singleTokens));
+  const aggregate: number[] = [];
+  for (let round = 0; round < concurrentRounds; round += 1) {
+    const start = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => complete(shortPrompt(round * 8 + i), concurrentTokens)),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    aggregate.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
+  }
+  return { single, aggregate };
+}
+
+// --- raw node-llama-cpp -------------------------------------------------------------------------
+
+async function rawComplete(
+  context: LlamaContext,
+  prompt: string,
+  maxTokens: number,
+): Promise<Timed> {
+  const sequence = context.getSequence();
+  const completion = new LlamaCompletion({ contextSequence: sequence });
+  let tokens = 0;
+  let first = 0;
+  const start = performance.now();
+  await completion.generateCompletion(prompt, {
+    maxTokens,
+    temperature: 0,
+    repeatPenalty: false,
+    onToken: (generated: Token[]) => {
+      tokens += generated.length;
+    },
+    onTextChunk: () => {
+      first ||= performance.now();
+    },
+  });
+  const end = performance.now();
+  completion.dispose({ disposeSequence: false });
+  await sequence.dispose();
+  return { ttftMs: first - start, totalMs: end - start, tokens };
+}
+
+async function raw() {
+  const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath });
+  const context = await model.createContext({ contextSize, sequences: 8, threads: 1 });
+  try {
+    const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
+      rawComplete(context, prompt, maxTokens),
+    );
+    const cold: number[] = [];
+    for (let i = 0; i < 3; i += 1) cold.push((await rawComplete(context, longPrefix(i), 8)).ttftMs);
+    return { single, aggregate, longPromptTtftMs: cold };
+  } finally {
+    await llama.dispose();
+  }
+}
+
+// --- through the stack --------------------------------------------------------------------------
+
+async function stackComplete(stack: TestStack, prompt: string, maxTokens: number): Promise<Timed> {
+  const start = performance.now();
+  const job = await stack.run({
+    prompt,
+    sampling_params: { max_tokens: maxTokens, temperature: 0 },
+  });
+  let first = 0;
+  let tokens = 0;
+  const { status } = await stack.streamAll(job.id, (chunk: StreamChunk) => {
+    if (isFinalChunk(chunk)) tokens = chunk.usage.completion_tokens;
+    else first ||= performance.now();
+  });
+  if (status !== "COMPLETED") throw new Error(`a benchmark job ended ${status}`);
+  return { ttftMs: first - start, totalMs: performance.now() - start, tokens };
+}
+
+async function throughStack(stack: TestStack) {
+  const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
+    stackComplete(stack, prompt, maxTokens),
+  );
+
+  // (c) a short job alone, then 0.5 s after two long ones started.
+  const shortAlone: number[] = [];
+  const shortBeside: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    shortAlone.push((await stackComplete(stack, shortPrompt(100 + i), 8)).totalMs);
+    const long = [1, 2].map((n) => stackComplete(stack, `${n} ${i} a long story`, 1500));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    shortBeside.push((await stackComplete(stack, shortPrompt(200 + i), 8)).totalMs);
+    await Promise.all(long);
+  }
+
+  // (d) a follow-up sharing a ~1,200-token prefix vs that prefix cold.
+  const cold: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const prefix = longPrefix(10 + i);
+    const first = await stackComplete(stack, prefix, 8);
+    cold.push(first.ttftMs);
+    warm.push((await stackComplete(stack, `${prefix} and then the cat`, 8)).ttftMs);
+  }
+  return { single, aggregate, shortAlone, shortBeside, cold, warm };
+}
+
+// --- the run ------------------------------------------------------------------------------------
+
+const median = (values: readonly number[]) => percentile(values, 50);
+const p99 = (values: readonly number[]) => percentile(values, 99);
+const speed = (t: Timed) => (t.tokens * 1000) / t.totalMs;
+
+const rawResult = await raw();
+const stack = await TestStack.start({
+  models: `bench=${modelPath}`,
+  env: { MODEL_SEQUENCES: "8", CONTEXT_SIZE: String(contextSize), LLAMA_THREADS: "1" },
+  label: "bench-serving",
+});
+let stackResult: Awaited<ReturnType<typeof throughStack>>;
+try {
+  stackResult = await throughStack(stack);
+} finally {
+  await stack.stop();
+}
+
+const rawTtft = rawResult.single.map((t) => t.ttftMs);
+const stackTtft = stackResult.single.map((t) => t.ttftMs);
+const figures = {
+  single: {
+    raw: {
+      ttftMsP50: median(rawTtft),
+      ttftMsP99: p99(rawTtft),
+      tokPerSP50: median(rawResult.single.map(speed)),
+    },
+    stack: {
+      ttftMsP50: median(stackTtft),
+      ttftMsP99: p99(stackTtft),
+      tokPerSP50: median(stackResult.single.map(speed)),
+    },
+    ttftOverheadMsP50: median(stackTtft) - median(rawTtft),
+    ttftOverheadMsP99: p99(stackTtft) - p99(rawTtft),
+  },
+  concurrent8: {
+    rawTokPerSP50: median(rawResult.aggregate),
+    stackTokPerSP50: median(stackResult.aggregate),
+    ratio: median(stackResult.aggregate) / median(rawResult.aggregate),
+  },
+  shortBesideLong: {
+    aloneMsP50: median(stackResult.shortAlone),
+    besideTwoLongMsP50: median(stackResult.shortBeside),
+    targetMs: 2 * median(stackResult.shortAlone) + 10,
+  },
+  sharedPrefix: {
+    coldTtftMsP50: median(stackResult.cold),
+    followUpTtftMsP50: median(stackResult.warm),
+    ratio: median(stackResult.warm) / median(stackResult.cold),
+    rawColdTtftMsP50: median(rawResult.longPromptTtftMs),
+  },
+};
+
+const f = (n: number, digits = 1) => n.toFixed(digits);
+const lines = [
+  `Model: ${process.env.BENCH_MODEL ? path.basename(modelPath) : "generated tiny llama"}; greedy; LLAMA_THREADS=1, MODEL_THREADS=1, MODEL_SEQUENCES=8, context ${contextSize}; ${runs} single requests, ${concurrentRounds} rounds of 8.`,
+  "",
+  "| measure | raw node-llama-cpp | stack | target |",
+  "|---|---|---|---|",
+  `| (a) 1 request, ${singleTokens} tokens: time to first token p50 / p99 (ms) | ${f(figures.single.raw.ttftMsP50)} / ${f(figures.single.raw.ttftMsP99)} | ${f(figures.single.stack.ttftMsP50)} / ${f(figures.single.stack.ttftMsP99)} | overhead ≤ 3 / ≤ 15 |`,
+  `| (a) TTFT overhead of the stack p50 / p99 (ms) | | ${f(figures.single.ttftOverheadMsP50)} / ${f(figures.single.ttftOverheadMsP99)} | ≤ 3 / ≤ 15 |`,
+  `| (a) 1 request: tokens/s p50 | ${f(figures.single.raw.tokPerSP50, 0)} | ${f(figures.single.stack.tokPerSP50, 0)} | |`,
+  `| (b) 8 concurrent × ${concurrentTokens} tokens: aggregate tokens/s p50 | ${f(figures.concurrent8.rawTokPerSP50, 0)} | ${f(figures.concurrent8.stackTokPerSP50, 0)} (${f(figures.concurrent8.ratio, 2)}×) | ≥ 0.95× |`,
+  `| (c) 8-token job: alone / next to two 1,500-token jobs (ms, p50) | | ${f(figures.shortBesideLong.aloneMsP50)} / ${f(figures.shortBesideLong.besideTwoLongMsP50)} | ≤ ${f(figures.shortBesideLong.targetMs)} |`,
+  `| (d) ~1,200-token prompt: TTFT cold / follow-up sharing it (ms, p50) | ${f(figures.sharedPrefix.rawColdTtftMsP50)} cold | ${f(figures.sharedPrefix.coldTtftMsP50)} / ${f(figures.sharedPrefix.followUpTtftMsP50)} (${f(figures.sharedPrefix.ratio, 3)}×) | ≤ 0.1× |`,
+];
+process.stdout.write(`${lines.join("\n")}\n`);
+
+function versionOf(name: string): string {
+  const file = path.join(packageRoot(), "node_modules", name, "package.json");
+  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
+}
+
+const cpus = os.cpus();
+const record = {
+  benchmark: "serving",
+  date: new Date().toISOString(),
+  machine: {
+    cpu: cpus[0]?.model ?? "unknown",
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverage: os.loadavg(),
+    platform: `${os.platform()} ${os.release()}`,
+  },
+  versions: {
+    node: process.version,
+    "node-llama-cpp": versionOf("node-llama-cpp"),
+    bullmq: versionOf("bullmq"),
+    ioredis: versionOf("ioredis"),
+    piscina: versionOf("piscina"),
+  },
+  settings: {
+    model: path.basename(modelPath),
+    runs,
+    concurrentRounds,
+    singleTokens,
+    concurrentTokens,
+    contextSize,
+  },
+  figures,
+};
+const dir = path.join(packageRoot(), "bench", "results");
+await mkdir(dir, { recursive: true });
+const file = path.join(dir, `serving-${record.date.replace(/[:.]/g, "-")}.json`);
+await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
+process.stdout.write(`\nwritten: ${path.relative(packageRoot(), file)}\n`);
