@@ -116,6 +116,8 @@ describe("openai client through the encrypting proxy (local stack)", () => {
     assert.ok(finish === "length" || finish === "stop");
     assert.ok(usage && usage.prompt_tokens > 0 && usage.completion_tokens > 0);
     assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    // The prompt cache's count, in OpenAI's place for it.
+    assert.equal(typeof usage.prompt_tokens_details?.cached_tokens, "number");
     generated.push(text);
   });
 
