@@ -86,6 +86,11 @@ async function main(): Promise<OpenAiProxy | undefined> {
     return undefined;
   }
   const { host, port } = listenAddress(values.listen ?? "127.0.0.1:8080");
+  if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    process.stderr.write(
+      `warning: listening on ${host}: whatever reaches it can use the endpoint with your keys, unauthenticated\n`,
+    );
+  }
   const baseUrl = url(values.url);
   const keyRing = await resolveClientKey({
     keyFile: values["key-file"],
