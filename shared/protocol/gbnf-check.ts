@@ -20,6 +20,12 @@ export function gbnfProblem(text: string): string | undefined {
 
 class GbnfError extends Error {}
 
+/**
+ * A symbol of a rule, as far as left recursion is concerned: a terminal, or a reference to a rule
+ * (named, a group, or one of the rules llama.cpp writes for a repetition).
+ */
+type GbnfSymbol = { ref: number } | { ref?: undefined };
+
 /** llama.cpp's limit on `{m,n}` repetitions. */
 const maxRepetitions = 2000;
 
@@ -29,6 +35,10 @@ class GbnfChecker {
   readonly #defined = new Set<string>();
   /** Each rule referenced, with where (for the message). */
   readonly #referenced = new Map<string, number>();
+  /** Rule ids by name, and each rule's alternatives, as llama.cpp builds them. */
+  readonly #ids = new Map<string, number>();
+  readonly #rules = new Map<number, GbnfSymbol[][]>();
+  #nextId = 0;
 
   constructor(src: string) {
     this.#src = src;
@@ -44,6 +54,50 @@ class GbnfChecker {
       if (!this.#defined.has(name)) this.#fail("a rule is used but never defined", at);
     }
     if (!this.#defined.has("root")) this.#fail('there is no "root" rule', this.#src.length);
+    if (this.#leftRecursive()) {
+      this.#fail("left recursion is not supported (llama.cpp refuses it)", this.#src.length);
+    }
+  }
+
+  #idOf(name: string): number {
+    let id = this.#ids.get(name);
+    if (id === undefined) {
+      id = this.#nextId++;
+      this.#ids.set(name, id);
+    }
+    return id;
+  }
+
+  #newRule(alternatives: GbnfSymbol[][]): number {
+    const id = this.#nextId++;
+    this.#rules.set(id, alternatives);
+    return id;
+  }
+
+  /**
+   * llama.cpp's `llama_grammar_detect_left_recursion`: from each rule, follow the leftmost
+   * references (past those whose rule has an empty alternative); reaching a rule in progress is
+   * left recursion.
+   */
+  #leftRecursive(): boolean {
+    const mayBeEmpty = new Set<number>();
+    const inProgress = new Set<number>();
+    const visit = (id: number): boolean => {
+      if (inProgress.has(id)) return true;
+      inProgress.add(id);
+      const alternatives = this.#rules.get(id) ?? [];
+      if (alternatives.some((alternative) => alternative.length === 0)) mayBeEmpty.add(id);
+      for (const alternative of alternatives) {
+        for (const symbol of alternative) {
+          if (symbol.ref === undefined) break;
+          if (visit(symbol.ref)) return true;
+          if (!mayBeEmpty.has(symbol.ref)) break;
+        }
+      }
+      inProgress.delete(id);
+      return false;
+    };
+    return [...this.#rules.keys()].some((id) => visit(id));
   }
 
   #rule(): void {
@@ -52,7 +106,8 @@ class GbnfChecker {
     if (!this.#src.startsWith("::=", this.#pos)) this.#fail('expecting "::="');
     this.#pos += 3;
     this.#space(true);
-    this.#alternates(false);
+    const id = this.#idOf(name);
+    this.#rules.set(id, this.#alternates(false));
     if (this.#peek() === "\r") this.#pos += this.#src[this.#pos + 1] === "\n" ? 2 : 1;
     else if (this.#peek() === "\n") this.#pos += 1;
     else if (this.#more()) this.#fail("expecting a newline or the end");
@@ -60,38 +115,43 @@ class GbnfChecker {
     this.#space(true);
   }
 
-  #alternates(nested: boolean): void {
-    this.#sequence(nested);
+  #alternates(nested: boolean): GbnfSymbol[][] {
+    const alternatives = [this.#sequence(nested)];
     while (this.#peek() === "|") {
       this.#pos += 1;
       this.#space(true);
-      this.#sequence(nested);
+      alternatives.push(this.#sequence(nested));
     }
+    return alternatives;
   }
 
-  #sequence(nested: boolean): void {
-    // Whether the last item added symbols: a repetition needs one (llama.cpp's `last_sym_start`);
-    // an empty string or class adds none.
-    let repeatable = false;
+  #sequence(nested: boolean): GbnfSymbol[] {
+    const symbols: GbnfSymbol[] = [];
+    // Where the last item's symbols start (llama.cpp's `last_sym_start`): what a repetition
+    // repeats. An empty string or class adds none, and cannot be repeated.
+    let lastStart = 0;
     while (this.#more()) {
       const c = this.#peek();
       if (c === '"') {
         this.#pos += 1;
-        repeatable = false;
+        lastStart = symbols.length;
+        let empty = true;
         while (this.#peek() !== '"') {
           if (!this.#more()) this.#fail("unexpected end of input in a string");
           this.#char();
-          repeatable = true;
+          empty = false;
         }
         this.#pos += 1;
+        if (!empty) symbols.push({});
       } else if (c === "[") {
         this.#pos += 1;
         if (this.#peek() === "^") this.#pos += 1;
-        repeatable = false;
+        lastStart = symbols.length;
+        let empty = true;
         while (this.#peek() !== "]") {
           if (!this.#more()) this.#fail("unexpected end of input in a character class");
           this.#char();
-          repeatable = true;
+          empty = false;
           if (this.#peek() === "-" && this.#src[this.#pos + 1] !== "]") {
             if (this.#pos + 1 >= this.#src.length) this.#fail("unexpected end of input");
             this.#pos += 1;
@@ -99,28 +159,33 @@ class GbnfChecker {
           }
         }
         this.#pos += 1;
+        if (!empty) symbols.push({});
       } else if (isWordChar(c)) {
         const at = this.#pos;
         const name = this.#name();
         if (!this.#referenced.has(name)) this.#referenced.set(name, at);
-        repeatable = true;
+        lastStart = symbols.length;
+        symbols.push({ ref: this.#idOf(name) });
       } else if (c === "(") {
         this.#pos += 1;
         this.#space(true);
-        this.#alternates(true);
+        const group = this.#newRule(this.#alternates(true));
         if (this.#peek() !== ")") this.#fail('expecting ")"');
         this.#pos += 1;
-        repeatable = true;
+        lastStart = symbols.length;
+        symbols.push({ ref: group });
       } else if (c === ".") {
         this.#pos += 1;
-        repeatable = true;
+        lastStart = symbols.length;
+        symbols.push({});
       } else if (c === "*" || c === "+" || c === "?") {
-        if (!repeatable) this.#fail(`expecting a non-empty item before "${c}"`);
+        if (symbols.length === lastStart) this.#fail(`expecting a non-empty item before "${c}"`);
         this.#pos += 1;
         this.#space(nested);
+        this.#repeat(symbols, lastStart, c === "+" ? 1 : 0, c === "?" ? 1 : -1);
         continue;
       } else if (c === "{") {
-        if (!repeatable) this.#fail('expecting a non-empty item before "{"');
+        if (symbols.length === lastStart) this.#fail('expecting a non-empty item before "{"');
         this.#pos += 1;
         this.#space(nested);
         const min = this.#int();
@@ -129,15 +194,16 @@ class GbnfChecker {
         if (this.#peek() === ",") {
           this.#pos += 1;
           this.#space(nested);
-          max = isDigit(this.#peek()) ? this.#int() : Number.POSITIVE_INFINITY;
+          max = isDigit(this.#peek()) ? this.#int() : -1;
           this.#space(nested);
         }
         if (this.#peek() !== "}") this.#fail('expecting "}"');
         this.#pos += 1;
-        if (min > maxRepetitions || (Number.isFinite(max) && max > maxRepetitions)) {
+        if (min > maxRepetitions || max > maxRepetitions) {
           this.#fail(`a repetition is limited to ${maxRepetitions}`);
         }
         this.#space(nested);
+        this.#repeat(symbols, lastStart, min, max);
         continue;
       } else if (c === "<" || c === "!") {
         this.#fail("token references (<...>) are not supported");
@@ -146,6 +212,27 @@ class GbnfChecker {
       }
       this.#space(nested);
     }
+    return symbols;
+  }
+
+  /**
+   * llama.cpp's rewrite of `S{min,max}` (`max` -1: unbounded): S repeated `min` times, then
+   * rules `S' ::= S S'' |` for the optional rest.
+   */
+  #repeat(symbols: GbnfSymbol[], lastStart: number, min: number, max: number): void {
+    const item = symbols.slice(lastStart);
+    if (min === 0) symbols.length = lastStart;
+    else for (let i = 1; i < min; i += 1) symbols.push(...item);
+    const optional = max < 0 ? 1 : max - min;
+    let last = -1;
+    for (let i = 0; i < optional; i += 1) {
+      const id = this.#nextId++;
+      const first = [...item];
+      if (i > 0 || max < 0) first.push({ ref: max < 0 ? id : last });
+      this.#rules.set(id, [first, []]);
+      last = id;
+    }
+    if (optional > 0) symbols.push({ ref: last });
   }
 
   /** One character of a string or class: a UTF-8 character or one of llama.cpp's escapes. */

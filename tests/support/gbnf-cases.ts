@@ -9,6 +9,7 @@ export const validGrammars = [
   'root ::= "a"\r\nb ::= "\\u00e9" | "\\U0001F600" | .',
   'root ::=\n  "x" |\n  ( "y"\n    "z" )',
   'root ::= "x"{2} "y"{0,} "z"{ 1 , 4 }',
+  'root ::= ("a"?)* x\nx ::= "b" | "c" root',
   jsonObjectGrammar,
 ];
 
@@ -27,6 +28,8 @@ export const invalidGrammars: [string, RegExp][] = [
   ['root ::= "a"{x}', /expecting a whole number/],
   ["root ::= [a-", /unexpected end of input/],
   ["root ::= <think>", /token references/],
+  ['root ::= x\nx ::= "a" ws*\nws ::= | " "', /left recursion/],
+  ['root ::= root "a" | "b"', /left recursion/],
   ['root ::= "a"\0 "b"', /NUL/],
   ['root ::= "a" "b"\n  "c"', /line 2, column 3: expecting a rule name/],
 ];
