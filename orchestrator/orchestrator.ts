@@ -38,6 +38,8 @@ export class Orchestrator {
   readonly models: readonly string[];
   /** `MAX_REQUEST_BYTES`, for front ends that take bodies. */
   readonly maxRequestBytes: number;
+  /** `ALLOW_PLAINTEXT_OPENAI`, for the front ends that serve OpenAI's routes. */
+  readonly allowPlaintextOpenai: boolean;
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #relay: ReplyRelay;
@@ -52,6 +54,7 @@ export class Orchestrator {
     this.#config = config;
     this.#log = log;
     this.maxRequestBytes = config.maxRequestBytes;
+    this.allowPlaintextOpenai = config.allowPlaintextOpenai;
     this.models = servedModels(config).map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
@@ -101,6 +104,7 @@ export class Orchestrator {
         maxRequestBytes: config.maxRequestBytes,
         ttlSeconds: config.fernetTtlSeconds,
         encryptOutput: config.encryptOutput,
+        allowPlaintextOpenai: config.allowPlaintextOpenai,
       },
       capacity: {
         registry: this.registry,

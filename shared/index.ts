@@ -6,5 +6,6 @@ export * from "./log.js";
 export * from "./models/model-spec.js";
 export * from "./models/served-models.js";
 export * from "./naming.js";
+export * from "./openai/index.js";
 export * from "./protocol/index.js";
 export * from "./redis/index.js";

@@ -3,6 +3,7 @@ import {
   LlamaChat,
   LlamaCompletion,
   type LlamaContextSequence,
+  type LlamaGrammar,
   type Token,
 } from "node-llama-cpp";
 import { PromptTooLongError } from "../../shared/errors/index.js";
@@ -12,6 +13,7 @@ import type {
   GenerationTask,
   ThreadResult,
 } from "../../shared/protocol/index.js";
+import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
 
@@ -22,6 +24,8 @@ export interface GenerateHooks {
   onText: (text: string) => void;
   /** Called once the job holds a sequence, with how many of the context's sequences are taken. */
   onStarted?: (sequencesInUse: number) => void;
+  /** Structured output: the grammar the text is held to (compiled from the task's). */
+  grammar?: LlamaGrammar | undefined;
 }
 
 /**
@@ -37,6 +41,7 @@ export async function generate(
   hooks: GenerateHooks,
 ): Promise<ThreadResult> {
   if (hooks.signal.aborted) return cancelledBeforeStart;
+  hooks = { ...hooks, grammar: await grammarFor(loaded.llama, task.sampling.grammar) };
   const prompt =
     task.input.kind === "prompt"
       ? promptTokens(loaded, task.input.prompt)
@@ -173,6 +178,7 @@ function generationOptions(
       counted.completionTokens += generated.length;
     },
     onTextChunk: hooks.onText,
+    ...(hooks.grammar === undefined ? {} : { grammar: hooks.grammar }),
   };
 }
 

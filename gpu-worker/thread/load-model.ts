@@ -8,6 +8,7 @@ import {
   resolveChatWrapper,
 } from "node-llama-cpp";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
+import { takeGrammarLogLine } from "./grammar.js";
 import { SequenceSlots } from "./sequence-slots.js";
 
 /** The native resources one model thread holds for its whole life. */
@@ -37,6 +38,8 @@ export async function loadModel(options: ModelThreadOptions): Promise<LoadedMode
     logLevel: LlamaLogLevel.warn,
     // llama.cpp's own messages describe the model and the hardware, not requests.
     logger: (level, message) => {
+      // Grammar parse errors quote the request's grammar: kept out of the log.
+      if (takeGrammarLogLine(message)) return;
       if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
         process.stderr.write(`[llama.cpp ${options.modelName}] ${message.trimEnd()}\n`);
       }

@@ -38,6 +38,11 @@ export const statusResponseSchema = z.looseObject({
   error: z.unknown().optional(),
 });
 
+/** `GET /health`: the local API lists its models; the hosted API does not. */
+export const healthResponseSchema = z.looseObject({
+  models: z.array(z.looseObject({ name: z.string().min(1) })).optional(),
+});
+
 export type RunResponse = z.infer<typeof runResponseSchema>;
 export type StreamResponse = z.infer<typeof streamResponseSchema>;
 export type StatusResponse = z.infer<typeof statusResponseSchema>;

@@ -8,6 +8,7 @@ import {
   streamChunkSchema,
 } from "../../shared/protocol/index.js";
 import {
+  healthResponseSchema,
   runResponseSchema,
   type StatusResponse,
   statusResponseSchema,
@@ -192,6 +193,18 @@ export class PoolClient {
       },
     );
     return response.status;
+  }
+
+  /**
+   * The names of the models the pool serves, from `GET /health` (the local API lists them);
+   * `undefined` when it does not say (RunPod's hosted `/health` does not).
+   */
+  async servedModels(options: CallOptions = {}): Promise<string[] | undefined> {
+    const health = await this.#http.call("GET", "/health", healthResponseSchema, {
+      retry: true,
+      signal: options.signal,
+    });
+    return health.models?.map((model) => model.name);
   }
 
   #finished(state: StatusResponse): FinishedJob {

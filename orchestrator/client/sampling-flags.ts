@@ -4,7 +4,7 @@ import { UsageError } from "./client-errors.js";
 /** `sampling_params` of a request, with vLLM's names. */
 export type SamplingParams = NonNullable<GenerationRequest["sampling_params"]>;
 
-type NumericParam = Exclude<keyof SamplingParams, "stop">;
+type NumericParam = Exclude<keyof SamplingParams, "stop" | "json_schema" | "grammar">;
 
 interface NumericFlag {
   flag: string;

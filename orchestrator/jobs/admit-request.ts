@@ -4,10 +4,17 @@ import {
   DecryptFailedError,
   InvalidInputError,
   InvalidRequestError,
+  OpenAiPlaintextDisabledError,
   RequestTooLargeError,
   TokenExpiredError,
   UnknownModelError,
 } from "../../shared/errors/index.js";
+import {
+  looksLikeOpenAiBody,
+  type OpenAiAnswerShape,
+  openAiJobSchema,
+  readOpenAiBody,
+} from "../../shared/openai/index.js";
 import {
   describeIssues,
   type GenerationTask,
@@ -29,6 +36,8 @@ export interface AdmissionPolicy {
   ttlSeconds: number;
   /** `ENCRYPT_OUTPUT`. */
   encryptOutput: EncryptOutputMode;
+  /** `ALLOW_PLAINTEXT_OPENAI`: take plaintext `{"openai_route", "openai_input"}` jobs. */
+  allowPlaintextOpenai?: boolean;
   /** The clock the replay window is checked against, in ms (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -37,6 +46,8 @@ export interface AdmissionPolicy {
 export interface Admitted {
   task: GenerationTask;
   encryptOutput: boolean;
+  /** A plaintext OpenAI job (`openai_route`): its answer is OpenAI's, not the pool's chunks. */
+  openai?: OpenAiAnswerShape;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -46,6 +57,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * see. Nothing is queued for a request that fails here. Messages name fields, never their values.
  */
 export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted {
+  if (typeof input === "object" && input !== null && "openai_route" in input) {
+    return admitOpenAiJob(input, policy);
+  }
   const parsedInput = jobInputSchema.safeParse(input);
   if (!parsedInput.success) {
     throw new InvalidInputError(
@@ -72,6 +86,29 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
   } catch {
     throw new InvalidRequestError("the decrypted request is not UTF-8 JSON");
   }
+  // An OpenAI body (what the encrypting proxy's callers write) means the same request.
+  if (looksLikeOpenAiBody(json))
+    json = readOpenAiBody("messages" in json ? "chat" : "completion", json).request;
+  return admitValidated(json, policy, false);
+}
+
+/**
+ * RunPod's hosted `/openai/v1/...` path (and the local API's): the OpenAI body travels in
+ * plaintext, so it is taken only where the operator opted in (`ALLOW_PLAINTEXT_OPENAI`).
+ */
+function admitOpenAiJob(input: object, policy: AdmissionPolicy): Admitted {
+  if (policy.allowPlaintextOpenai !== true) throw new OpenAiPlaintextDisabledError();
+  const job = openAiJobSchema.safeParse(input);
+  if (!job.success) {
+    throw new InvalidInputError(
+      `an OpenAI job's input is {"openai_route": "/v1/chat/completions" | "/v1/completions", "openai_input": {...}} (${describeIssues(job.error.issues, "input")})`,
+    );
+  }
+  const { request, shape } = readOpenAiBody(job.data.route, job.data.body);
+  return { ...admitValidated(request, policy, true), openai: shape };
+}
+
+function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boolean): Admitted {
   const request = generationRequestSchema(policy.limits).safeParse(json);
   if (!request.success) {
     throw new InvalidRequestError(describeIssues(request.error.issues));
@@ -82,7 +119,7 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
       `this endpoint does not serve the requested model; it serves: ${policy.models.join(", ")}`,
     );
   }
-  const asked = request.data.encrypt_output === true;
+  const asked = request.data.encrypt_output === true && !plaintext;
   if (asked && policy.encryptOutput === "never") {
     throw new InvalidRequestError(
       "request.encrypt_output: this endpoint does not encrypt outputs (ENCRYPT_OUTPUT=never)",
@@ -90,7 +127,8 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
   }
   return {
     task: toGenerationTask(request.data, model, { maxTokens: policy.defaultMaxTokens }),
-    encryptOutput: policy.encryptOutput === "always" || asked,
+    // A plaintext OpenAI answer is plaintext (config refuses ENCRYPT_OUTPUT=always with it).
+    encryptOutput: !plaintext && (policy.encryptOutput === "always" || asked),
   };
 }
 

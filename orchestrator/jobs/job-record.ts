@@ -1,4 +1,5 @@
 import type { ErrorInfo } from "../../shared/errors/index.js";
+import type { OpenAiAnswerShape } from "../../shared/openai/index.js";
 import type { OutputChunk } from "../../shared/protocol/index.js";
 
 export type JobStatus =
@@ -30,6 +31,8 @@ export class JobRecord {
   readonly acceptedAt = performance.now();
   readonly acceptedAtDate = Date.now();
   model: string | undefined;
+  /** A plaintext OpenAI job (`openai_route`): how its answer is to be shaped. */
+  openai: OpenAiAnswerShape | undefined;
   #status: JobStatus = "IN_QUEUE";
   readonly #chunks: OutputChunk[] = [];
   #generationEnded = false;

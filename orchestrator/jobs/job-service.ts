@@ -5,11 +5,13 @@ import {
   type ErrorInfo,
   InternalError,
   isErrorCode,
+  OpenAiPlaintextDisabledError,
   TimedOutError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { openAiModelList } from "../../shared/openai/index.js";
 import {
   redisAnswerWithin,
   redisCloseGraceMs,
@@ -123,6 +125,7 @@ export class JobService {
     }
     const { task, encryptOutput } = admitted;
     record.model = task.model;
+    record.openai = admitted.openai;
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
     const timer = setTimeout(() => void this.#timeOut(record.id, timeoutMs), timeoutMs);
     timer.unref();
@@ -155,6 +158,16 @@ export class JobService {
     }
     log.info("job queued", { jobId: record.id, model: task.model });
     return record;
+  }
+
+  /**
+   * RunPod's `openai_route` `/v1/models` (no job to queue): the models served, as OpenAI lists
+   * them. Throws `OPENAI_PLAINTEXT_DISABLED` unless `ALLOW_PLAINTEXT_OPENAI` is on.
+   */
+  openAiModels(): object {
+    const { admission } = this.#options;
+    if (admission.allowPlaintextOpenai !== true) throw new OpenAiPlaintextDisabledError();
+    return openAiModelList(admission.models);
   }
 
   /**

@@ -5,6 +5,7 @@ import { maxJsonDepth, registerJsonBody } from "../http/json-body.js";
 import type { Orchestrator } from "../orchestrator.js";
 import { createApiKeyCheck } from "./api-key-check.js";
 import { registerJobStateRoutes } from "./routes/job-state.js";
+import { registerOpenAiRoutes } from "./routes/openai.js";
 import { publicRoutes, registerProbeRoutes } from "./routes/probes.js";
 import { registerRunRoutes } from "./routes/run.js";
 import { registerServiceRoutes } from "./routes/service.js";
@@ -39,7 +40,7 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   if (options.apiKey !== undefined) {
     const check = createApiKeyCheck(options.apiKey);
     app.addHook("onRequest", async (request, reply) => {
-      if (publicRoutes.has(request.routeOptions.url ?? "")) return;
+      if (isPublicRoute(request.routeOptions.url)) return;
       if (!check(request.headers.authorization)) {
         return reply
           .code(401)
@@ -59,11 +60,27 @@ export function createLocalApi(options: LocalApiOptions): FastifyInstance {
   );
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: "no such route" }));
 
-  registerRunRoutes(app, orchestrator);
-  registerJobStateRoutes(app, orchestrator);
-  registerServiceRoutes(app, orchestrator);
-  registerProbeRoutes(app, orchestrator);
+  const routes = async (scope: FastifyInstance) => {
+    registerRunRoutes(scope, orchestrator);
+    registerJobStateRoutes(scope, orchestrator);
+    registerServiceRoutes(scope, orchestrator);
+    registerOpenAiRoutes(scope, orchestrator);
+    registerProbeRoutes(scope, orchestrator);
+  };
+  void app.register(routes);
+  // RunPod's SDKs build `${baseUrl}/${endpointId}/run` with `baseUrl` `https://api.runpod.ai/v2`:
+  // the same routes under `/v2/{any endpoint id}/` let them work unchanged against a local stack.
+  void app.register(routes, { prefix: endpointPrefix });
   return app;
+}
+
+/** The prefix of the routes as RunPod's hosted API spells them; any endpoint id is taken. */
+export const endpointPrefix = "/v2/:endpointId";
+
+/** Probes need no API key, under `/v2/{endpoint id}/` too. */
+function isPublicRoute(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  return publicRoutes.has(url.startsWith(endpointPrefix) ? url.slice(endpointPrefix.length) : url);
 }
 
 /** What a caller is told of a request the server could not take; never an echo of the request. */

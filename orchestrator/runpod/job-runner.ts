@@ -1,5 +1,7 @@
-import { type ErrorInfo, InternalError } from "../../shared/errors/index.js";
+import { type ErrorInfo, InternalError, toErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
+import { OpenAiAnswer, openAiRoutePaths, sseEvent } from "../../shared/openai/index.js";
+import type { StreamChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { PlatformHttp } from "./platform-http.js";
@@ -44,6 +46,14 @@ export class JobRunner {
   /** Runs the job to its end; never rejects. */
   async run(): Promise<void> {
     const { jobs, log } = this.#deps;
+    if (isOpenAiModelsJob(this.#job.input)) {
+      try {
+        await this.#post({ output: [jobs.openAiModels()] });
+      } catch (error) {
+        await this.#postError(toErrorInfo(error));
+      }
+      return;
+    }
     let record: JobRecord;
     const known = jobs.table.get(this.id);
     try {
@@ -81,12 +91,33 @@ export class JobRunner {
             url: streamUrl,
             jobId: this.id,
             windowMs: this.#deps.streamWindowMs,
+            // An OpenAI streamed answer is server-sent event text, posted as RunPod's vLLM
+            // worker does: each post's output is a string of `data: {...}` events.
+            joinText: record.openai !== undefined,
             log,
           });
     this.#poster = poster;
     const interrupted = aborted(this.#interrupt.signal);
+    // OpenAI jobs: each chunk becomes OpenAI's events (streamed), or one object at the end.
+    const openai =
+      record.openai === undefined
+        ? undefined
+        : {
+            answer: new OpenAiAnswer(record.openai, this.id, record.model ?? ""),
+            events: [] as string[],
+          };
     while (!this.#interrupt.signal.aborted) {
-      for (const chunk of record.takeStreamChunks()) poster?.push(chunk);
+      for (const chunk of record.takeStreamChunks()) {
+        if (openai === undefined) {
+          poster?.push(chunk);
+        } else if (record.openai?.stream === true) {
+          for (const event of openai.answer.events(chunk as StreamChunk)) {
+            const text = sseEvent(event);
+            openai.events.push(text);
+            poster?.push(text);
+          }
+        }
+      }
       if (record.terminal) break;
       await Promise.race([record.waitForChange(60_000), interrupted]);
     }
@@ -98,7 +129,17 @@ export class JobRunner {
     }
     await poster?.flush();
     if (this.#stopped) return;
-    if (record.status === "COMPLETED") {
+    if (record.status === "COMPLETED" && openai !== undefined) {
+      // As RunPod's vLLM worker (aggregated stream): the list of what it yielded.
+      if (record.openai?.stream === true) {
+        const done = sseEvent("[DONE]");
+        poster?.push(done);
+        await poster?.flush();
+        await this.#post({ output: [...openai.events, done] });
+      } else {
+        await this.#post({ output: [openai.answer.complete(record.chunks as StreamChunk[])] });
+      }
+    } else if (record.status === "COMPLETED") {
       await this.#post({ output: [...record.chunks] });
     } else if (record.status === "CANCELLED") {
       // Not a stop from the platform (that posts nothing): the shutdown deadline passed.
@@ -166,4 +207,13 @@ export class JobRunner {
       });
     }
   }
+}
+
+/** RunPod's `openai_route` for the model list, which no model needs to answer. */
+function isOpenAiModelsJob(input: unknown): boolean {
+  return (
+    typeof input === "object" &&
+    input !== null &&
+    (input as Record<string, unknown>).openai_route === openAiRoutePaths.models
+  );
 }

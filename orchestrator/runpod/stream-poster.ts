@@ -14,6 +14,11 @@ export interface StreamPosterOptions {
   jobId: string;
   /** Least time between the starts of two posts, in ms: chunks produced meanwhile share one. */
   windowMs: number;
+  /**
+   * Post the chunks of one post as one string, joined (`{"output": "..."}`), instead of a list:
+   * for text chunks such as OpenAI server-sent events. Default false.
+   */
+  joinText?: boolean;
   /** Largest body of one post, in bytes (RunPod's 1 MB by default). */
   maxBytes?: number;
   log: Logger;
@@ -75,7 +80,8 @@ export class StreamPoster {
       this.#lastPostAt = performance.now();
       try {
         this.posts += 1;
-        await http.post(url, { output: batch }, jobId, {
+        const output = this.#options.joinText === true ? batch.join("") : batch;
+        await http.post(url, { output }, jobId, {
           signal: this.#abandon.signal,
           what: "stream",
         });

@@ -148,6 +148,11 @@ export interface Config {
    * long (its gpu-worker died) is failed by the next gpu-worker's check, which runs as often.
    */
   readonly jobLockMs: number;
+  /**
+   * `ALLOW_PLAINTEXT_OPENAI`: serve plaintext OpenAI requests (RunPod's `openai_route` jobs, the
+   * local `/openai/v1/...` routes). Off by default: they are refused with `OPENAI_PLAINTEXT_DISABLED`.
+   */
+  readonly allowPlaintextOpenai: boolean;
   /** `RESULT_RETENTION_MS`: how long the local API keeps finished jobs for `/status`. */
   readonly resultRetentionMs: number;
   /**

@@ -149,6 +149,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     encryptOutput: readEnum(env, "ENCRYPT_OUTPUT", ["always", "request", "never"]) ?? "request",
     jobTimeoutMs: readInt(env, "JOB_TIMEOUT_MS", 1000) ?? 600_000,
     jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
+    allowPlaintextOpenai: readBoolean(env, "ALLOW_PLAINTEXT_OPENAI") ?? false,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,
     promptCache: (readEnum(env, "PROMPT_CACHE", ["on", "off"]) ?? "on") === "on",
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
@@ -160,6 +161,11 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     logLevel: readEnum(env, "LOG_LEVEL", ["debug", "info", "warn", "error"]) ?? "info",
     logFormat: readLogFormat(env),
   };
+  if (config.allowPlaintextOpenai && config.encryptOutput === "always") {
+    throw new ConfigError(
+      "ALLOW_PLAINTEXT_OPENAI=true contradicts ENCRYPT_OUTPUT=always: a plaintext OpenAI request gets a plaintext answer (leave one of them unset)",
+    );
+  }
   return Object.freeze(config);
 }
 

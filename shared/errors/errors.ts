@@ -81,6 +81,17 @@ export class InsufficientMemoryError extends PoolError {
   }
 }
 
+export class OpenAiPlaintextDisabledError extends PoolError {
+  constructor(
+    message = "plaintext OpenAI requests are off on this endpoint: they would travel and be stored unencrypted. " +
+      "Run the encrypting proxy on your machine instead (npm run proxy -- --url <endpoint URL>; any OpenAI client then works through it, end-to-end encrypted), " +
+      "or, as the operator, accept plaintext with ALLOW_PLAINTEXT_OPENAI=true",
+    options?: PoolErrorOptions,
+  ) {
+    super(ErrorCode.OPENAI_PLAINTEXT_DISABLED, message, options);
+  }
+}
+
 export class InternalError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);

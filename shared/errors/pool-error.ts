@@ -29,6 +29,11 @@ export const ErrorCode = {
   REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** The models, as configured, do not fit the memory budget of the machine (the memory plan). */
   INSUFFICIENT_MEMORY: "INSUFFICIENT_MEMORY",
+  /**
+   * A plaintext OpenAI request (RunPod's `openai_route`, the local `/openai/v1/...` routes) on an
+   * endpoint that has not opted in with `ALLOW_PLAINTEXT_OPENAI=true`.
+   */
+  OPENAI_PLAINTEXT_DISABLED: "OPENAI_PLAINTEXT_DISABLED",
   /** Anything else: a bug or a lost worker. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;

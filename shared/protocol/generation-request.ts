@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { gbnfProblem } from "./gbnf-check.js";
+import { jsonSchemaIssues } from "./json-schema.js";
 
 /** Bounds that come from configuration rather than from the contract itself. */
 export interface RequestLimits {
@@ -15,38 +17,71 @@ const stopString = z
 
 /** Sampling parameters, with vLLM's names. `null` means "use the default", like an absent field. */
 function samplingParamsSchema(limits: RequestLimits) {
-  return z.strictObject({
-    max_tokens: z
-      .number({ error: `must be a whole number in [1, ${limits.maxTokensLimit}]` })
-      .int({ error: "must be a whole number" })
-      .min(1, { error: "must be at least 1" })
-      .max(limits.maxTokensLimit, { error: `must be at most ${limits.maxTokensLimit}` })
-      .nullish(),
-    temperature: finite("in [0, 2]").min(0).max(2).nullish(),
-    top_p: finite("in (0, 1]").gt(0).max(1).nullish(),
-    top_k: z
-      .number({ error: "must be a whole number >= -1 (-1 or 0 disable it)" })
-      .int({ error: "must be a whole number" })
-      .min(-1)
-      .max(100_000)
-      .nullish(),
-    min_p: finite("in [0, 1]").min(0).max(1).nullish(),
-    seed: z
-      .number({ error: "must be a whole number in [0, 4294967295]" })
-      .int({ error: "must be a whole number" })
-      .min(0)
-      .max(4_294_967_295)
-      .nullish(),
-    stop: z
-      .union([stopString, z.array(stopString).max(16, { error: "must hold at most 16 strings" })], {
-        error: "must be a string or an array of strings",
-      })
-      .nullish(),
-    repeat_penalty: finite("in (0, 10]").gt(0).max(10).nullish(),
-    presence_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
-    frequency_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
-  });
+  return z
+    .strictObject({
+      max_tokens: z
+        .number({ error: `must be a whole number in [1, ${limits.maxTokensLimit}]` })
+        .int({ error: "must be a whole number" })
+        .min(1, { error: "must be at least 1" })
+        .max(limits.maxTokensLimit, { error: `must be at most ${limits.maxTokensLimit}` })
+        .nullish(),
+      temperature: finite("in [0, 2]").min(0).max(2).nullish(),
+      top_p: finite("in (0, 1]").gt(0).max(1).nullish(),
+      top_k: z
+        .number({ error: "must be a whole number >= -1 (-1 or 0 disable it)" })
+        .int({ error: "must be a whole number" })
+        .min(-1)
+        .max(100_000)
+        .nullish(),
+      min_p: finite("in [0, 1]").min(0).max(1).nullish(),
+      seed: z
+        .number({ error: "must be a whole number in [0, 4294967295]" })
+        .int({ error: "must be a whole number" })
+        .min(0)
+        .max(4_294_967_295)
+        .nullish(),
+      stop: z
+        .union(
+          [stopString, z.array(stopString).max(16, { error: "must hold at most 16 strings" })],
+          {
+            error: "must be a string or an array of strings",
+          },
+        )
+        .nullish(),
+      repeat_penalty: finite("in (0, 10]").gt(0).max(10).nullish(),
+      presence_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
+      frequency_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
+      /** Structured output: the text is held to this JSON Schema (see `json-schema.ts`). */
+      json_schema: jsonSchemaField.nullish(),
+      /** Structured output: the text is held to this GBNF grammar (llama.cpp's grammar format). */
+      grammar: z
+        .string({ error: "must be a string holding a GBNF grammar" })
+        .min(1, { error: "must not be empty" })
+        .max(100_000, { error: "must be at most 100000 characters" })
+        .superRefine((grammar, context) => {
+          // llama.cpp would print a grammar it cannot parse to stderr: checked here first.
+          const problem = gbnfProblem(grammar);
+          if (problem !== undefined) {
+            context.addIssue({
+              code: "custom",
+              message: `not a GBNF grammar llama.cpp can parse: ${problem}`,
+            });
+          }
+        })
+        .nullish(),
+    })
+    .refine((params) => params.json_schema == null || params.grammar == null, {
+      error: 'may have "json_schema" or "grammar", not both',
+    });
 }
+
+const jsonSchemaField = z
+  .record(z.string(), z.unknown(), { error: "must be a JSON Schema object" })
+  .superRefine((schema, context) => {
+    for (const issue of jsonSchemaIssues(schema)) {
+      context.addIssue({ code: "custom", path: issue.path, message: issue.message });
+    }
+  });
 
 const chatMessageSchema = z.strictObject({
   role: z.enum(["system", "user", "assistant"], {

@@ -27,11 +27,22 @@ export const generationTaskSchema = z.strictObject({
     repeatPenalty: z.number(),
     presencePenalty: z.number(),
     frequencyPenalty: z.number(),
+    /** Structured output: a JSON Schema (checked at admission) or a GBNF grammar text. */
+    grammar: z
+      .discriminatedUnion("kind", [
+        z.strictObject({
+          kind: z.literal("json_schema"),
+          schema: z.record(z.string(), z.unknown()),
+        }),
+        z.strictObject({ kind: z.literal("gbnf"), text: z.string() }),
+      ])
+      .optional(),
   }),
 });
 
 export type GenerationTask = z.infer<typeof generationTaskSchema>;
 export type SamplingSettings = GenerationTask["sampling"];
+export type GrammarSpec = NonNullable<SamplingSettings["grammar"]>;
 
 /**
  * Defaults follow vLLM's `SamplingParams` (temperature 1, top_p 1, top_k off, no penalties), so a
@@ -61,6 +72,11 @@ export function toGenerationTask(
       repeatPenalty: params.repeat_penalty ?? 1,
       presencePenalty: params.presence_penalty ?? 0,
       frequencyPenalty: params.frequency_penalty ?? 0,
+      ...(params.json_schema != null
+        ? { grammar: { kind: "json_schema" as const, schema: params.json_schema } }
+        : params.grammar != null
+          ? { grammar: { kind: "gbnf" as const, text: params.grammar } }
+          : {}),
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 
-const safeKey = /^[A-Za-z0-9_]{1,40}$/;
+const safeKey = /^[A-Za-z0-9_$]{1,40}$/;
 
 /**
  * Turns schema issues into one message that names each bad field by its path and the rule it

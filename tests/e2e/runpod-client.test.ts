@@ -93,4 +93,25 @@ describe("reference client against a RunPod-hosted endpoint", () => {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /HTTP 401/);
   });
+
+  it("refuses RunPod's plaintext openai_route jobs while ALLOW_PLAINTEXT_OPENAI is off", async () => {
+    platform.enqueue(
+      {
+        id: "openai-refused",
+        input: {
+          openai_route: "/v1/chat/completions",
+          openai_input: { model: "tiny", messages: [{ role: "user", content: "Hi" }] },
+        },
+      },
+      { id: "openai-models-refused", input: { openai_route: "/v1/models", openai_input: {} } },
+    );
+    for (const id of ["openai-refused", "openai-models-refused"]) {
+      const { body } = await platform.waitForOutput(id);
+      assert.equal(body.output, undefined);
+      const error = JSON.parse(body.error as string) as { code: string; message: string };
+      assert.equal(error.code, "OPENAI_PLAINTEXT_DISABLED");
+      assert.match(error.message, /ALLOW_PLAINTEXT_OPENAI=true/);
+      assert.match(error.message, /npm run proxy/);
+    }
+  });
 });

@@ -108,6 +108,27 @@ describe("local API contract (no gpu-worker)", () => {
     assert.equal((await call("/health?verbose=1", {}, null)).status, 200);
   });
 
+  it("refuses the plaintext /openai/v1 routes unless ALLOW_PLAINTEXT_OPENAI is on", async () => {
+    const waitingBefore = await queue.getWaitingCount();
+    for (const prefix of ["", "/v2/any-endpoint"]) {
+      const chat = await postJson(`${prefix}/openai/v1/chat/completions`, {
+        model: "tiny",
+        messages: [{ role: "user", content: "plaintext-marker-5521" }],
+      });
+      const models = await call(`${prefix}/openai/v1/models`);
+      for (const { status, body } of [chat, models]) {
+        assert.equal(status, 403);
+        const error = body.error as { code: string; type: string; message: string };
+        assert.equal(error.code, "openai_plaintext_disabled");
+        assert.equal(error.type, "permission_error");
+        assert.match(error.message, /ALLOW_PLAINTEXT_OPENAI=true/);
+        assert.match(error.message, /npm run proxy/);
+      }
+    }
+    assert.equal(await queue.getWaitingCount(), waitingBefore, "nothing was queued");
+    assert.ok(!logs.join("\n").includes("plaintext-marker-5521"));
+  });
+
   it("queues an accepted job and reports the model's queue on /health", async () => {
     const { body } = await submit({ prompt: "hello" });
     assert.equal(body.status, "IN_QUEUE");

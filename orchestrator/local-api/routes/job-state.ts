@@ -7,7 +7,7 @@ const notFound = {
   error: "no such job (unknown id, or finished longer ago than RESULT_RETENTION_MS)",
 };
 
-/** `/status/{id}`, `/stream/{id}` and `/cancel/{id}`. */
+/** `/status/{id}`, `/status-sync/{id}`, `/stream/{id}` and `/cancel/{id}`. */
 export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   const table = orchestrator.jobs.table;
 
@@ -16,6 +16,20 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
     if (record === undefined) return reply.code(404).send(notFound);
     return statusView(record);
   });
+
+  // RunPod's `/status-sync/{id}?wait=ms` (runpod-sdk's `statusSync`, and `runSync` once its
+  // `/runsync` wait ran out): `/status` once the job is terminal or the wait (default 90 s) is over.
+  app.get<{ Params: { id: string }; Querystring: { wait?: string } }>(
+    "/status-sync/:id",
+    async (request, reply) => {
+      const waitMs = parseWait(request.query.wait, 90_000, 300_000);
+      if (typeof waitMs === "string") return reply.code(400).send({ error: waitMs });
+      const record = table.get(request.params.id);
+      if (record === undefined) return reply.code(404).send(notFound);
+      await record.waitForEnd(waitMs);
+      return statusView(record);
+    },
+  );
 
   // Returns the chunks produced since the previous poll. When there are none yet it waits (up to
   // `?wait=`, default 5 s) for the next chunk or the end, so polling loops do not spin.

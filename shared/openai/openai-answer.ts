@@ -1,0 +1,124 @@
+import { type FinalChunk, isFinalChunk, type StreamChunk } from "../protocol/index.js";
+import type { OpenAiAnswerShape } from "./openai-request.js";
+
+/** OpenAI's usage object, from a final chunk's (extra fields such as token details kept). */
+function usageOf(final: FinalChunk) {
+  const { prompt_tokens, completion_tokens, ...details } = final.usage as FinalChunk["usage"] &
+    Record<string, unknown>;
+  return {
+    prompt_tokens,
+    completion_tokens,
+    total_tokens: prompt_tokens + completion_tokens,
+    ...details,
+  };
+}
+
+/** OpenAI knows `stop` and `length`; a job stopped by its caller ended, as far as it can tell, early. */
+function finishReasonOf(final: FinalChunk): "stop" | "length" {
+  return final.finish_reason === "length" ? "length" : "stop";
+}
+
+/**
+ * Turns one job's stream chunks into OpenAI's answer: `chat.completion.chunk` or `text_completion`
+ * events for a streamed request (then `[DONE]`), or one `chat.completion` / `text_completion`
+ * object. Used by the encrypting proxy (on the caller's machine) and by the plaintext OpenAI routes.
+ */
+export class OpenAiAnswer {
+  readonly id: string;
+  readonly created = Math.floor(Date.now() / 1000);
+  #started = false;
+
+  constructor(
+    readonly shape: OpenAiAnswerShape,
+    jobId: string,
+    readonly model: string,
+  ) {
+    this.id = `${shape.route === "chat" ? "chatcmpl" : "cmpl"}-${jobId}`;
+  }
+
+  /** The streamed events one chunk gives (in order); the final chunk gives the last ones. */
+  events(chunk: StreamChunk): object[] {
+    const events: object[] = [];
+    const chat = this.shape.route === "chat";
+    if (chat && !this.#started) {
+      events.push(
+        this.#chunk({ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }),
+      );
+    }
+    this.#started = true;
+    if (!isFinalChunk(chunk)) {
+      if (chunk.delta === "") return events;
+      events.push(
+        this.#chunk(
+          chat
+            ? { index: 0, delta: { content: chunk.delta }, finish_reason: null }
+            : { index: 0, text: chunk.delta, logprobs: null, finish_reason: null },
+        ),
+      );
+      return events;
+    }
+    const finishReason = finishReasonOf(chunk);
+    events.push(
+      this.#chunk(
+        chat
+          ? { index: 0, delta: {}, finish_reason: finishReason }
+          : { index: 0, text: "", logprobs: null, finish_reason: finishReason },
+      ),
+    );
+    if (this.shape.includeUsage) events.push({ ...this.#chunk(undefined), usage: usageOf(chunk) });
+    return events;
+  }
+
+  /** The whole answer of a finished job, from all its chunks. */
+  complete(chunks: readonly StreamChunk[]): object {
+    const text = chunks.map((chunk) => ("delta" in chunk ? chunk.delta : "")).join("");
+    const final = chunks.find(isFinalChunk);
+    const finishReason = final === undefined ? "stop" : finishReasonOf(final);
+    const usage = final === undefined ? undefined : usageOf(final);
+    const base = { id: this.id, created: this.created, model: this.model };
+    if (this.shape.route === "chat") {
+      return {
+        ...base,
+        object: "chat.completion",
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: text },
+            logprobs: null,
+            finish_reason: finishReason,
+          },
+        ],
+        ...(usage === undefined ? {} : { usage }),
+      };
+    }
+    return {
+      ...base,
+      object: "text_completion",
+      choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }],
+      ...(usage === undefined ? {} : { usage }),
+    };
+  }
+
+  #chunk(choice: object | undefined): object {
+    return {
+      id: this.id,
+      object: this.shape.route === "chat" ? "chat.completion.chunk" : "text_completion",
+      created: this.created,
+      model: this.model,
+      choices: choice === undefined ? [] : [choice],
+    };
+  }
+}
+
+/** One server-sent event's text, as OpenAI (and RunPod's vLLM worker) write them. */
+export function sseEvent(data: object | "[DONE]"): string {
+  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+}
+
+/** OpenAI's list of models, for `/v1/models`. */
+export function openAiModelList(models: readonly string[], created = 0) {
+  return {
+    object: "list",
+    data: models.map((id) => ({ id, object: "model", created, owned_by: "secure-llm-pool" })),
+  };
+}

@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { InvalidRequestError } from "../errors/index.js";
+import { describeIssues, type GenerationRequest } from "../protocol/index.js";
+import {
+  fromOpenAiBody,
+  type OpenAiAnswerShape,
+  type OpenAiRoute,
+  openAiChatSchema,
+  openAiCompletionSchema,
+  openAiRoutePaths,
+} from "./openai-request.js";
+
+/** A RunPod `openai_route` job's input, as the hosted `/openai/v1/...` path hands it over. */
+export const openAiJobSchema = z
+  .strictObject({
+    openai_route: z.enum([openAiRoutePaths.chat, openAiRoutePaths.completion], {
+      error: `must be "${openAiRoutePaths.chat}" or "${openAiRoutePaths.completion}"`,
+    }),
+    openai_input: z.record(z.string(), z.unknown(), { error: "must be an OpenAI request body" }),
+  })
+  .transform((job) => ({
+    route: (job.openai_route === openAiRoutePaths.chat ? "chat" : "completion") as OpenAiRoute,
+    body: job.openai_input,
+  }));
+
+/**
+ * Checks an OpenAI body for `route` and gives the pool's request for it (checked again, with the
+ * pool's bounds, by the request schema) and the shape of the answer. Throws `INVALID_REQUEST`
+ * naming the bad fields, with OpenAI's names.
+ */
+export function readOpenAiBody(
+  route: OpenAiRoute,
+  body: unknown,
+): { request: GenerationRequest; shape: OpenAiAnswerShape } {
+  const parsed = (route === "chat" ? openAiChatSchema : openAiCompletionSchema).safeParse(body);
+  if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues));
+  return fromOpenAiBody(route, parsed.data);
+}
