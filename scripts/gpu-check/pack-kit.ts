@@ -6,7 +6,7 @@
  * the libraries it links, and the entry script. Everything that travels with a device run (the
  * kit and the repository's own files) must stay under 64 MiB: the packer fails when it does not.
  *
- *   npm run gpu-check:pack [-- --out DIR]
+ *   npm run gpu-check:pack [-- --out DIR] [-- --parts node,app,llama.cpp,redis]
  */
 import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -25,7 +25,15 @@ import {
 } from "./kit-layout.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const { values } = parseArgs({ options: { out: { type: "string", default: KIT_DIR } } });
+const { values } = parseArgs({
+  options: { out: { type: "string", default: KIT_DIR }, parts: { type: "string" } },
+});
+const allParts = ["node", "app", "llama.cpp", "redis"];
+/** `--parts app,redis` repacks those parts of an existing kit (after a code change, say). */
+const parts = values.parts?.split(",") ?? allParts;
+const unknownPart = parts.find((part) => !allParts.includes(part));
+if (unknownPart !== undefined)
+  throw new Error(`--parts: no part "${unknownPart}" (${allParts.join(", ")})`);
 const kit = path.resolve(root, values.out);
 const sources = path.join(root, "scripts", "gpu-check");
 const MiB = 2 ** 20;
@@ -71,9 +79,10 @@ async function packLlamaCpp(temp: string): Promise<void> {
   );
 }
 
-/** The C library's own files stay behind: the GPU machine's is newer, and they go together. */
-const systemLibrary = /^(libc|libm|libdl|libpthread|librt|ld-linux[^.]*|linux-vdso)\.so/;
-
+/**
+ * redis-server with every library it links, the C library and its loader included: the entry
+ * script starts it through that loader, so it runs whatever C library the GPU machine has.
+ */
 async function packRedis(temp: string): Promise<void> {
   const server = output("bash", ["-c", "command -v redis-server"]).trim();
   if (server === "") throw new Error("no redis-server here to pack (apt-get install redis-server)");
@@ -81,9 +90,10 @@ async function packRedis(temp: string): Promise<void> {
   await mkdir(path.join(folder, "lib"), { recursive: true });
   await copyFile(server, path.join(folder, "redis-server"));
   for (const line of output("ldd", [server]).split("\n")) {
-    const match = /^\s*(\S+) => (\/\S+)/.exec(line);
-    if (match === null || systemLibrary.test(match[1] ?? "")) continue;
-    await copyFile(match[2] ?? "", path.join(folder, "lib", match[1] ?? ""));
+    // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+    const library = /=> (\/\S+)/.exec(line)?.[1] ?? /^\s*(\/\S+) \(/.exec(line)?.[1];
+    if (library === undefined) continue;
+    await copyFile(library, path.join(folder, "lib", path.basename(library)));
   }
   sh(`tar -cf - . | xz -T0 -6 > ${quote(path.join(kit, "redis.tar.xz"))}`, folder);
 }
@@ -101,7 +111,7 @@ async function travellingTreeBytes(): Promise<number> {
 
 async function main(): Promise<void> {
   const start = performance.now();
-  await rm(kit, { recursive: true, force: true });
+  if (values.parts === undefined) await rm(kit, { recursive: true, force: true });
   await mkdir(kit, { recursive: true });
   const temp = await mkdtemp(path.join(os.tmpdir(), "gpu-check-pack-"));
   try {
@@ -111,6 +121,7 @@ async function main(): Promise<void> {
       ["llama.cpp", () => packLlamaCpp(temp)],
       ["redis", () => packRedis(temp)],
     ] as const) {
+      if (!parts.includes(name)) continue;
       const begun = performance.now();
       await pack();
       process.stdout.write(

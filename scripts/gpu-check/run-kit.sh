@@ -100,9 +100,10 @@ llama_src="$app/node_modules/node-llama-cpp/llama/llama.cpp"
 mkdir -p "$llama_src/.git" # node-llama-cpp counts the source as cloned when .git exists
 tar -xJf "$kit/llama.cpp.tar.xz" -C "$llama_src"
 tar -xJf "$kit/redis.tar.xz" -C "$work/redis"
-# redis-server runs with the libraries it was packed with (not the C library: the host's is newer).
-printf '#!/bin/sh\nLD_LIBRARY_PATH="%s/lib" exec "%s/redis-server" "$@"\n' "$work/redis" "$work/redis" \
-  > "$work/bin/redis-server"
+# redis-server runs through the loader and libraries it was packed with, whatever the host has.
+redis="$work/redis"
+printf '#!/bin/sh\nexec "%s/lib/ld-linux-x86-64.so.2" --library-path "%s/lib" "%s/redis-server" "$@"\n' \
+  "$redis" "$redis" "$redis" > "$work/bin/redis-server"
 install -m 755 "$kit/npm-shim.sh" "$work/bin/npm"
 chmod +x "$work/bin/redis-server"
 export PATH="$work/bin:$PATH"
