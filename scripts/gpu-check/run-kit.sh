@@ -11,7 +11,9 @@
 #
 # Options: --gpu cuda|off, --big 1b|small, --work DIR (default /tmp/gpu-check), --jobs N (build
 # jobs, default all cores), --runs N, --llama-threads N, --time-limit SECONDS (default 560: the
-# whole run, which the device tool stops at 600). Fails at the first step that breaks, naming it.
+# whole run, which the device tool stops at 600), --cmake KEY=VALUE (repeatable: an extra cmake
+# option for llama.cpp, e.g. GGML_CUDA_FA=OFF to build quicker without FlashAttention kernels).
+# Fails at the first step that breaks, naming it.
 set -euo pipefail
 
 kit="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +24,7 @@ jobs="$(nproc)"
 runs=3
 llama_threads=""
 time_limit=560
+cmake_options=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpu) gpu="$2"; shift 2 ;;
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --llama-threads) llama_threads="$2"; shift 2 ;;
     --time-limit) time_limit="$2"; shift 2 ;;
+    --cmake) cmake_options="$cmake_options $2"; shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -119,7 +123,7 @@ end
 begin "build backend ($gpu, $jobs jobs)"
 unset CI # node-llama-cpp reads CI as a boolean and throws on any other value
 build_gpu=$([ "$gpu" = cuda ] && echo cuda || echo false)
-if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" \
+if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" GPU_CHECK_CMAKE_OPTIONS="$cmake_options" \
   timeout "$(left)" node node_modules/node-llama-cpp/dist/cli/cli.js source build \
   --gpu "$build_gpu" --noUsageExample) > "$out/build.log" 2>&1; then
   tail -n 40 "$out/build.log"
