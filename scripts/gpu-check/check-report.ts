@@ -68,6 +68,7 @@ export function formatReport(report: CheckReport): string {
     lines.push(`## ${step.name} (${(step.ms / 1000).toFixed(1)} s)`, "");
     if (step.name === "memory plan") lines.push(...memorySection(step.result));
     else if (step.name === "node-llama-cpp vs stack") lines.push(...throughputSection(step.result));
+    else if (step.name === "cancellation") lines.push(...cancellationSection(step.result));
     else lines.push("```json", JSON.stringify(step.result, null, 2), "```", "");
   }
   if (report.error !== undefined) lines.push("## Error", "", "```", report.error, "```", "");
@@ -134,4 +135,27 @@ function throughputSection(result: Record<string, unknown>): string[] {
   }
   lines.push("");
   return lines;
+}
+
+interface Cancelled {
+  latencyMs: number;
+  chunksAfter: number;
+}
+
+function cancellationSection(result: Record<string, unknown>): string[] {
+  const alone = (result.alone as Cancelled[] | undefined) ?? [];
+  const busy = result.amongSeven as Cancelled | undefined;
+  const line = (label: string, cancelled: Cancelled) =>
+    `| ${label} | ${cancelled.latencyMs.toFixed(1)} | ${cancelled.chunksAfter} |`;
+  return [
+    "A 1,500-token job on the big model, cancelled (`POST /cancel`) when its first chunk arrived; latency from the cancel request to the end of its stream, as the caller sees it:",
+    "",
+    "| job | latency (ms) | chunks after the cancel |",
+    "|---|---|---|",
+    ...alone.map((cancelled, index) => line(`alone, run ${index + 1}`, cancelled)),
+    ...(busy === undefined ? [] : [line("among 7 other jobs", busy)]),
+    "",
+    result.nextJobCompleted === true ? "The next job completed on the freed sequence." : "",
+    "",
+  ];
 }

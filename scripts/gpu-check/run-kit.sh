@@ -9,10 +9,17 @@
 #   bash .gpu-check-kit/run.sh                         # on the GPU machine: CUDA, the ~1B model
 #   bash .gpu-check-kit/run.sh --gpu off --big small   # dry run on a CPU: every step but the GPU
 #
-# Options: --gpu cuda|off, --big 1b|small, --work DIR (default /tmp/gpu-check), --jobs N (build
-# jobs, default all cores), --runs N, --llama-threads N, --time-limit SECONDS (default 560: the
-# whole run, which the device tool stops at 600), --cmake KEY=VALUE (repeatable: an extra cmake
-# option for llama.cpp, e.g. GGML_CUDA_FA=OFF to build quicker without FlashAttention kernels).
+# Options:
+#   --gpu cuda|off        the backend to build and use (default cuda)
+#   --big 1b|small        the big model: ~1.1B parameters, or ~57M for dry runs on a CPU (default 1b)
+#   --work DIR            a folder under /tmp, emptied first (default /tmp/gpu-check)
+#   --jobs N              build jobs (default: every core)
+#   --runs N              rounds of each measure (default 3)
+#   --llama-threads N     llama.cpp CPU threads per model (default 4 with cuda, 1 without)
+#   --time-limit SECONDS  the whole run's limit (default 560; the device tool stops a run at 600)
+#   --cmake KEY=VALUE     an extra cmake option for llama.cpp (repeatable), e.g. GGML_CUDA_FA=OFF
+#                         to build quicker without the FlashAttention kernels
+#   --reuse-build         keep the backend an earlier run built in --work (to iterate on the check)
 # Fails at the first step that breaks, naming it.
 set -euo pipefail
 
@@ -25,6 +32,7 @@ runs=3
 llama_threads=""
 time_limit=560
 cmake_options=""
+reuse_build=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpu) gpu="$2"; shift 2 ;;
@@ -35,11 +43,13 @@ while [ $# -gt 0 ]; do
     --llama-threads) llama_threads="$2"; shift 2 ;;
     --time-limit) time_limit="$2"; shift 2 ;;
     --cmake) cmake_options="$cmake_options $2"; shift 2 ;;
+    --reuse-build) reuse_build=1; shift ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$gpu" in cuda|off) ;; *) echo "run.sh: --gpu must be cuda or off" >&2; exit 2 ;; esac
 case "$big" in 1b|small) ;; *) echo "run.sh: --big must be 1b or small" >&2; exit 2 ;; esac
+case "$work" in /tmp/?*|/var/tmp/?*) ;; *) echo "run.sh: --work must be a folder under /tmp" >&2; exit 2 ;; esac
 [ -n "$llama_threads" ] || llama_threads=$([ "$gpu" = cuda ] && echo 4 || echo 1)
 
 out="${OUT:-$kit/out}"
@@ -91,18 +101,25 @@ if [ "$gpu" = cuda ]; then
   cuda_lib="$(dirname "$(dirname "$(command -v nvcc)")")/lib64"
   [ -d "$cuda_lib" ] && export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-rm -rf "$work"
-mkdir -p "$work/bin" "$work/app" "$work/redis" "$work/models"
+app="$work/app"
+built=$(ls -d "$app"/node_modules/node-llama-cpp/llama/localBuilds/*/buildDone.status 2>/dev/null | head -1 || true)
+if [ "$reuse_build" = 1 ] && [ -n "$built" ]; then
+  echo "reusing the backend built earlier: $(dirname "$built")"
+  rm -rf "$work/models" "$work/redis" "$work/bin" "$steps"
+else
+  reuse_build=0
+  rm -rf "$work"
+fi
+mkdir -p "$work/bin" "$app" "$work/redis" "$work/models"
 end
 
 begin "unpack"
-app="$work/app"
 xz -dc "$kit/node.xz" > "$work/bin/node"
 chmod +x "$work/bin/node"
 tar -xJf "$kit/app.tar.xz" -C "$app"
 llama_src="$app/node_modules/node-llama-cpp/llama/llama.cpp"
 mkdir -p "$llama_src/.git" # node-llama-cpp counts the source as cloned when .git exists
-tar -xJf "$kit/llama.cpp.tar.xz" -C "$llama_src"
+[ "$reuse_build" = 1 ] || tar -xJf "$kit/llama.cpp.tar.xz" -C "$llama_src"
 tar -xJf "$kit/redis.tar.xz" -C "$work/redis"
 # redis-server runs through the loader and libraries it was packed with, whatever the host has.
 redis="$work/redis"
@@ -120,14 +137,19 @@ begin "models (in the background)"
 models_pid=$!
 end
 
-begin "build backend ($gpu, $jobs jobs)"
-unset CI # node-llama-cpp reads CI as a boolean and throws on any other value
-build_gpu=$([ "$gpu" = cuda ] && echo cuda || echo false)
-if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" GPU_CHECK_CMAKE_OPTIONS="$cmake_options" \
-  timeout "$(left)" node node_modules/node-llama-cpp/dist/cli/cli.js source build \
-  --gpu "$build_gpu" --noUsageExample) > "$out/build.log" 2>&1; then
-  tail -n 40 "$out/build.log"
-  die "building node-llama-cpp's backend failed (whole log: build.log)"
+if [ "$reuse_build" = 1 ]; then
+  begin "build backend (reused)"
+else
+  begin "build backend ($gpu, $jobs jobs)"
+  unset CI # node-llama-cpp reads CI as a boolean and throws on any other value
+  build_gpu=$([ "$gpu" = cuda ] && echo cuda || echo false)
+  if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" \
+    GPU_CHECK_CMAKE_OPTIONS="$cmake_options" timeout "$(left)" \
+    node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu "$build_gpu" \
+    --noUsageExample) > "$out/build.log" 2>&1; then
+    tail -n 40 "$out/build.log"
+    die "building node-llama-cpp's backend failed (whole log: build.log)"
+  fi
 fi
 ls "$app/node_modules/node-llama-cpp/llama/localBuilds"
 end
