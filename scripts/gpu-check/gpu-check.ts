@@ -98,7 +98,18 @@ const report: CheckReport = {
   models,
   steps: [],
 };
+/**
+ * The stack's processes get a clean environment (tests/support/stack.ts), so what the GPU machine
+ * needs to find its driver and CUDA libraries is passed on by name.
+ */
+const gpuRuntimeEnv = Object.fromEntries(
+  Object.entries(process.env).filter(
+    (entry): entry is [string, string] =>
+      entry[1] !== undefined && /^(LD_LIBRARY_PATH|CUDA_.+|NVIDIA_.+)$/.test(entry[0]),
+  ),
+);
 const stackEnv = {
+  ...gpuRuntimeEnv,
   MODELS: `tiny=${tiny.path},big=${big.path}`,
   LLAMA_GPU: gpuEnv,
   GPU_MEMORY_UTILIZATION: utilization,
