@@ -23,6 +23,10 @@
 # Fails at the first step that breaks, naming it.
 set -euo pipefail
 
+# The whole script is one function, read before any of it runs: a kit repacked while this runs
+# (which rewrites this file) cannot change the commands under its feet.
+main() {
+
 kit="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 gpu=cuda
 big=1b
@@ -166,3 +170,7 @@ begin "check"
   --llama-threads "$llama_threads" --shell-steps "$steps") || die "see the lines above and gpu-check.md"
 end
 echo "[run.sh] GPU check passed in $(( $(date +%s) - started )) s; reports in $out"
+}
+
+main "$@"
+exit
