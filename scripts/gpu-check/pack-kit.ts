@@ -9,7 +9,7 @@
  *   npm run gpu-check:pack [-- --out DIR] [-- --parts node,app,llama.cpp,redis]
  */
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,7 +53,7 @@ async function packNode(): Promise<void> {
   sh(`xz -T0 -6 -c ${quote(process.execPath)} > ${quote(path.join(kit, "node.xz"))}`);
 }
 
-/** The built output and the production dependencies, as `npm ls` lists them. */
+/** The built output, the sources and the production dependencies, as `npm ls` lists them. */
 async function packApp(): Promise<void> {
   await stat(path.join(root, "dist", "scripts", "gpu-check", "gpu-check.js")).catch(() => {
     throw new Error("dist/ lacks the GPU check: run `npm run build` first");
@@ -64,7 +64,14 @@ async function packApp(): Promise<void> {
     .filter((line) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(line))
     .filter((line) => !LEFT_BEHIND_PACKAGES.some((pattern) => pattern.test(line)));
   const excludes = LEFT_BEHIND_FILES.map((pattern) => `--exclude=${quote(pattern)}`).join(" ");
-  const paths = ["package.json", "dist", ...new Set(packages)].map(quote).join(" ");
+  // The sources too, as in the image: the package root is found by its `shared/` folder, and
+  // stack traces point into them through the source maps.
+  const tsconfig = JSON.parse(await readFile(path.join(root, "tsconfig.json"), "utf8")) as {
+    include: string[];
+  };
+  const paths = ["package.json", "tsconfig.json", ...tsconfig.include, "dist", ...new Set(packages)]
+    .map(quote)
+    .join(" ");
   sh(`tar -cf - ${excludes} ${paths} | xz -T0 -6 > ${quote(path.join(kit, "app.tar.xz"))}`);
 }
 
