@@ -106,7 +106,7 @@ function throughputSection(result: Record<string, unknown>): string[] {
   const row = (measure: string, alone: string, stack: string, unit: string) =>
     `| ${measure} | ${alone} | ${stack} | ${unit} |`;
   const lines = [
-    `The big model; the stack serves both models and was ready ${((result.stackStartMs as number) / 1000).toFixed(1)} s after its start` +
+    `The big model, after one unmeasured round each; the stack serves both models and was ready ${((result.stackStartMs as number) / 1000).toFixed(1)} s after its start` +
       (result.gpuWorkerMiB === undefined
         ? "."
         : `; nvidia-smi: the gpu-worker holds ${result.gpuWorkerMiB} MiB.`),

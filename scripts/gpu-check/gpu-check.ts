@@ -253,7 +253,7 @@ async function loadInChild(options: ModelThreadOptions) {
 
 /** Step 2: the big model, node-llama-cpp alone and through the stack, 1 and 8 at once. */
 async function throughput(): Promise<Record<string, unknown>> {
-  const shape = { prompt, maxTokens, runs };
+  const shape = { prompt, maxTokens, runs, warmupRuns: 1 };
   const direct = {
     modelPath: big?.path ?? "",
     gpu: gpuEnv === "off" ? (false as const) : ("cuda" as const),

@@ -24,6 +24,8 @@ export interface GenerationShape {
   concurrent: number;
   /** Rounds. */
   runs: number;
+  /** Unmeasured rounds first (page faults, first-use allocations, kernel loading). Default 0. */
+  warmupRuns?: number;
 }
 
 export interface DirectOptions extends GenerationShape {
@@ -53,7 +55,8 @@ export async function measureDirect(options: DirectOptions): Promise<GenerationS
       threads: options.llamaThreads,
     });
     const out = emptySamples();
-    for (let run = 0; run < options.runs; run += 1) {
+    const warmup = options.warmupRuns ?? 0;
+    for (let run = -warmup; run < options.runs; run += 1) {
       const start = performance.now();
       const results = await Promise.all(
         Array.from({ length: options.concurrent }, async () => {
@@ -76,6 +79,7 @@ export async function measureDirect(options: DirectOptions): Promise<GenerationS
           return { first, end, tokens };
         }),
       );
+      if (run < 0) continue;
       const end = Math.max(...results.map((result) => result.end));
       for (const result of results) {
         out.ttftMs.push(result.first - start);
@@ -106,7 +110,8 @@ export async function measureStack(
   options: StackRunOptions,
 ): Promise<GenerationSamples> {
   const out = emptySamples();
-  for (let run = 0; run < options.runs; run += 1) {
+  const warmup = options.warmupRuns ?? 0;
+  for (let run = -warmup; run < options.runs; run += 1) {
     const start = performance.now();
     const results = await Promise.all(
       Array.from({ length: options.concurrent }, async () => {
@@ -125,6 +130,7 @@ export async function measureStack(
         return { first, end: performance.now(), chunks };
       }),
     );
+    if (run < 0) continue;
     const end = Math.max(...results.map((result) => result.end));
     let tokens = 0;
     for (const result of results) {
