@@ -66,8 +66,10 @@ export function formatReport(report: CheckReport): string {
   );
   for (const step of report.steps) {
     lines.push(`## ${step.name} (${(step.ms / 1000).toFixed(1)} s)`, "");
-    if (step.name === "memory plan") lines.push(...memorySection(step.result));
-    else if (step.name === "node-llama-cpp vs stack") lines.push(...throughputSection(step.result));
+    if (step.name === "memory plan") {
+      lines.push(...memorySection(step.result, report.settings.utilization));
+    } else if (step.name === "node-llama-cpp vs stack")
+      lines.push(...throughputSection(step.result));
     else if (step.name === "cancellation") lines.push(...cancellationSection(step.result));
     else lines.push("```json", JSON.stringify(step.result, null, 2), "```", "");
   }
@@ -75,13 +77,13 @@ export function formatReport(report: CheckReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-function memorySection(result: Record<string, unknown>): string[] {
+function memorySection(result: Record<string, unknown>, utilization: string): string[] {
   const table = (result.planTable as string[] | undefined) ?? [];
   const loaded = (result.loaded as LoadedLine[] | undefined) ?? [];
   const mib = (bytes: number | undefined) =>
     bytes === undefined ? "–" : `${(bytes / MiB).toFixed(0)}`;
   return [
-    `The gpu-worker's plan at GPU_MEMORY_UTILIZATION ${"0.5"}:`,
+    `The gpu-worker's plan at GPU_MEMORY_UTILIZATION ${utilization}:`,
     "",
     "```",
     ...table,
