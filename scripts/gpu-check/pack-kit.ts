@@ -169,8 +169,8 @@ async function main(): Promise<void> {
       "Run it on the GPU machine with the device tool's `run` (from the checkout this kit is in):",
       JSON.stringify(call, null, 2),
       "",
-      "Dry run here, on the CPU (every step but the GPU):",
-      `  OUT=/tmp/gpu-check-out bash ${path.relative(root, kit)}/run.sh --gpu off --big small`,
+      "Dry run here, on the CPU (every step but the GPU; a CPU build takes far longer than 560 s):",
+      `  OUT=/tmp/gpu-check-out bash ${path.relative(root, kit)}/run.sh --gpu off --big small --runs 1 --time-limit 5400`,
       "",
     ].join("\n"),
   );
