@@ -201,6 +201,7 @@ async function memoryPlan(): Promise<Record<string, unknown>> {
       gpu: config.gpu,
       gpuMemoryUtilization: config.gpuMemoryUtilization,
       vramCapBytes: planned?.threadVramCapBytes,
+      promptCache: config.promptCache,
     };
     const before = await readGpu();
     const { report: child, gpu } = await loadInChild(options);
