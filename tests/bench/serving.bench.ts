@@ -6,6 +6,8 @@
  *       MODEL_SEQUENCES=8;
  *   (c) a short job next to two long ones, vs the same job alone (through the stack);
  *   (d) a follow-up sharing a ~1,200-token prefix vs the same prompt cold (time to first token).
+ * Raw and stack alternate request by request (and round by round), so both meet the same machine.
+ * The stack's client is node:http with keep-alive (`lean-http.ts`): `/run`, then `/stream` long polls.
  * Prints a table and writes the figures, the machine and the versions to
  * `bench/results/serving-<time>.json`. `BENCH_MODEL=/path/model.gguf` benchmarks another model
  * (default: the generated tiny model); `BENCH_RUNS` sets the runs of (a) (default 50).
@@ -28,6 +30,7 @@ import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 import { benchRuns, percentile } from "./bench-stats.js";
+import { closeLeanHttp, requestJson } from "./lean-http.js";
 
 const runs = Math.max(benchRuns(50), 1);
 const singleTokens = 128;
@@ -51,19 +54,30 @@ interface Timed {
 
 type Complete = (prompt: string, maxTokens: number) => Promise<Timed>;
 
-/** (a) and (b) for one way of completing: one request at a time, then rounds of 8 at once. */
-async function singleAndConcurrent(complete: Complete) {
-  await complete(shortPrompt(999), 16); // warm-up
-  const single: Timed[] = [];
-  for (let i = 0; i < runs; i += 1) single.push(await complete(shortPrompt(i), singleTokens));
-  const aggregate: number[] = [];
+/**
+ * (a) and (b), raw and stack interleaved (a raw request, then the same through the stack; a raw
+ * round of 8, then a stack round), so that both meet the same machine, whatever else it does.
+ */
+async function singleAndConcurrent(raw: Complete, stack: Complete) {
+  for (const complete of [raw, stack]) await complete(shortPrompt(999), 16); // warm-up
+  const single = { raw: [] as Timed[], stack: [] as Timed[] };
+  for (let i = 0; i < runs; i += 1) {
+    single.raw.push(await raw(shortPrompt(i), singleTokens));
+    single.stack.push(await stack(shortPrompt(i), singleTokens));
+  }
+  const aggregate = { raw: [] as number[], stack: [] as number[] };
   for (let round = 0; round < concurrentRounds; round += 1) {
-    const start = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => complete(shortPrompt(round * 8 + i), concurrentTokens)),
-    );
-    const seconds = (performance.now() - start) / 1000;
-    aggregate.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
+    for (const [complete, into] of [
+      [raw, aggregate.raw],
+      [stack, aggregate.stack],
+    ] as const) {
+      const start = performance.now();
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => complete(shortPrompt(round * 8 + i), concurrentTokens)),
+      );
+      const seconds = (performance.now() - start) / 1000;
+      into.push(results.reduce((sum, r) => sum + r.tokens, 0) / seconds);
+    }
   }
   return { single, aggregate };
 }
@@ -97,45 +111,44 @@ async function rawComplete(
   return { ttftMs: first - start, totalMs: end - start, tokens };
 }
 
-async function raw() {
-  const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
-  const model = await llama.loadModel({ modelPath });
-  const context = await model.createContext({ contextSize, sequences: 8, threads: 1 });
-  try {
-    const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
-      rawComplete(context, prompt, maxTokens),
-    );
-    const cold: number[] = [];
-    for (let i = 0; i < 3; i += 1) cold.push((await rawComplete(context, longPrefix(i), 8)).ttftMs);
-    return { single, aggregate, longPromptTtftMs: cold };
-  } finally {
-    await llama.dispose();
-  }
-}
-
 // --- through the stack --------------------------------------------------------------------------
 
 async function stackComplete(stack: TestStack, prompt: string, maxTokens: number): Promise<Timed> {
   const start = performance.now();
-  const job = await stack.run({
-    prompt,
-    sampling_params: { max_tokens: maxTokens, temperature: 0 },
-  });
+  const job = (await requestJson(`${stack.url}/run`, {
+    input: {
+      encrypted_input: stack.encrypt({
+        prompt,
+        sampling_params: { max_tokens: maxTokens, temperature: 0 },
+      }),
+    },
+  })) as { id: string };
   let first = 0;
-  let tokens = 0;
-  const { status } = await stack.streamAll(job.id, (chunk: StreamChunk) => {
-    if (isFinalChunk(chunk)) tokens = chunk.usage.completion_tokens;
-    else first ||= performance.now();
-  });
-  if (status !== "COMPLETED") throw new Error(`a benchmark job ended ${status}`);
-  return { ttftMs: first - start, totalMs: performance.now() - start, tokens };
+  for (;;) {
+    const page = (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as {
+      status: string;
+      stream: { output: StreamChunk }[];
+    };
+    for (const { output } of page.stream) {
+      if (!isFinalChunk(output)) {
+        first ||= performance.now();
+        continue;
+      }
+      const end = performance.now();
+      return {
+        ttftMs: first - start,
+        totalMs: end - start,
+        tokens: output.usage.completion_tokens,
+      };
+    }
+    if (["FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status)) {
+      throw new Error(`a benchmark job ended ${page.status}`);
+    }
+  }
 }
 
-async function throughStack(stack: TestStack) {
-  const { single, aggregate } = await singleAndConcurrent((prompt, maxTokens) =>
-    stackComplete(stack, prompt, maxTokens),
-  );
-
+/** (c) and (d), through the stack alone. */
+async function mixedLoadAndCache(stack: TestStack) {
   // (c) a short job alone, then 0.5 s after two long ones started.
   const shortAlone: number[] = [];
   const shortBeside: number[] = [];
@@ -156,7 +169,7 @@ async function throughStack(stack: TestStack) {
     cold.push(first.ttftMs);
     warm.push((await stackComplete(stack, `${prefix} and then the cat`, 8)).ttftMs);
   }
-  return { single, aggregate, shortAlone, shortBeside, cold, warm };
+  return { shortAlone, shortBeside, cold, warm };
 }
 
 // --- the run ------------------------------------------------------------------------------------
@@ -165,40 +178,56 @@ const median = (values: readonly number[]) => percentile(values, 50);
 const p99 = (values: readonly number[]) => percentile(values, 99);
 const speed = (t: Timed) => (t.tokens * 1000) / t.totalMs;
 
-const rawResult = await raw();
+const llama = await getLlama({ build: "never", gpu: false, logLevel: LlamaLogLevel.error });
+const context = await (await llama.loadModel({ modelPath })).createContext({
+  contextSize,
+  sequences: 8,
+  threads: 1,
+});
 const stack = await TestStack.start({
   models: `bench=${modelPath}`,
   env: { MODEL_SEQUENCES: "8", CONTEXT_SIZE: String(contextSize), LLAMA_THREADS: "1" },
   label: "bench-serving",
 });
-let stackResult: Awaited<ReturnType<typeof throughStack>>;
+let measured: Awaited<ReturnType<typeof singleAndConcurrent>>;
+let stackResult: Awaited<ReturnType<typeof mixedLoadAndCache>>;
+const rawLongPromptTtftMs: number[] = [];
 try {
-  stackResult = await throughStack(stack);
+  measured = await singleAndConcurrent(
+    (prompt, maxTokens) => rawComplete(context, prompt, maxTokens),
+    (prompt, maxTokens) => stackComplete(stack, prompt, maxTokens),
+  );
+  for (let i = 0; i < 3; i += 1) {
+    rawLongPromptTtftMs.push((await rawComplete(context, longPrefix(i), 8)).ttftMs);
+  }
+  stackResult = await mixedLoadAndCache(stack);
 } finally {
+  closeLeanHttp();
   await stack.stop();
+  await llama.dispose();
 }
 
-const rawTtft = rawResult.single.map((t) => t.ttftMs);
-const stackTtft = stackResult.single.map((t) => t.ttftMs);
+const rawTtft = measured.single.raw.map((t) => t.ttftMs);
+const stackTtft = measured.single.stack.map((t) => t.ttftMs);
 const figures = {
   single: {
     raw: {
       ttftMsP50: median(rawTtft),
       ttftMsP99: p99(rawTtft),
-      tokPerSP50: median(rawResult.single.map(speed)),
+      tokPerSP50: median(measured.single.raw.map(speed)),
     },
     stack: {
       ttftMsP50: median(stackTtft),
       ttftMsP99: p99(stackTtft),
-      tokPerSP50: median(stackResult.single.map(speed)),
+      tokPerSP50: median(measured.single.stack.map(speed)),
     },
     ttftOverheadMsP50: median(stackTtft) - median(rawTtft),
     ttftOverheadMsP99: p99(stackTtft) - p99(rawTtft),
   },
   concurrent8: {
-    rawTokPerSP50: median(rawResult.aggregate),
-    stackTokPerSP50: median(stackResult.aggregate),
-    ratio: median(stackResult.aggregate) / median(rawResult.aggregate),
+    rawTokPerSP50: median(measured.aggregate.raw),
+    stackTokPerSP50: median(measured.aggregate.stack),
+    ratio: median(measured.aggregate.stack) / median(measured.aggregate.raw),
   },
   shortBesideLong: {
     aloneMsP50: median(stackResult.shortAlone),
@@ -209,7 +238,7 @@ const figures = {
     coldTtftMsP50: median(stackResult.cold),
     followUpTtftMsP50: median(stackResult.warm),
     ratio: median(stackResult.warm) / median(stackResult.cold),
-    rawColdTtftMsP50: median(rawResult.longPromptTtftMs),
+    rawColdTtftMsP50: median(rawLongPromptTtftMs),
   },
 };
 
