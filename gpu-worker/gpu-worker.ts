@@ -90,7 +90,6 @@ export class GpuWorker {
         redis,
         names,
         keyRing,
-        windowMs: config.deltaWindowMs,
         streamTtlSeconds: Math.ceil(config.jobTimeoutMs / 1000) + 300,
         log,
       });
@@ -108,6 +107,7 @@ export class GpuWorker {
           gpuMemoryUtilization: config.gpuMemoryUtilization,
           vramCapBytes: planned?.threadVramCapBytes,
           promptCache: config.promptCache,
+          deltaWindowMs: config.deltaWindowMs,
           log,
         });
         const worker = createModelWorker({

@@ -35,6 +35,8 @@ export interface ModelPoolOptions {
   vramCapBytes?: number | undefined;
   /** `PROMPT_CACHE`: sequences keep their tokens between jobs (default true). */
   promptCache?: boolean;
+  /** `DELTA_WINDOW_MS`: the threads coalesce text within this window (default 0: every piece). */
+  deltaWindowMs?: number;
   log: Logger;
 }
 
@@ -101,6 +103,7 @@ export class ModelPool {
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       vramCapBytes: options.vramCapBytes,
       promptCache: options.promptCache ?? true,
+      deltaWindowMs: options.deltaWindowMs ?? 0,
     };
     const lanes = Array.from(
       { length: options.threads },

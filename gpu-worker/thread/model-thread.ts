@@ -5,6 +5,7 @@
  * always the last message, since piscina may resolve the task before the port's last message
  * arrives. The thread is never terminated to cancel a job: that aborts the whole process.
  */
+
 import { parentPort, threadId, workerData } from "node:worker_threads";
 import { ModelLoadError, toErrorInfo } from "../../shared/errors/index.js";
 import type {
@@ -17,8 +18,10 @@ import type {
 } from "../../shared/protocol/index.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel } from "./load-model.js";
+import { TextWindows } from "./text-windows.js";
 
 const options = workerData as ModelThreadOptions;
+const windows = new TextWindows(options.deltaWindowMs);
 
 async function start(): Promise<LoadedModel | Error> {
   try {
@@ -49,18 +52,21 @@ async function runJob({ task, port }: ThreadTask): Promise<ThreadResult | undefi
   port.on("message", (message: MainToThreadMessage) => {
     if (message.type === "abort") controller.abort();
   });
+  const text = windows.open((piece) => send({ type: "delta", text: piece }));
   try {
     if (loaded instanceof Error) {
       throw new ModelLoadError(`model "${options.modelName}" failed to load`, { cause: loaded });
     }
     const result = await generate(loaded, task, {
       signal: controller.signal,
-      onText: (text) => send({ type: "delta", text }),
+      onText: (piece) => text.push(piece),
       onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
     });
+    text.flush();
     send({ type: "end", result });
     return result;
   } catch (error) {
+    text.flush();
     send({ type: "error", error: toErrorInfo(error) });
     return undefined;
   } finally {

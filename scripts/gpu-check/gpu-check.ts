@@ -202,6 +202,7 @@ async function memoryPlan(): Promise<Record<string, unknown>> {
       gpuMemoryUtilization: config.gpuMemoryUtilization,
       vramCapBytes: planned?.threadVramCapBytes,
       promptCache: config.promptCache,
+      deltaWindowMs: config.deltaWindowMs,
     };
     const before = await readGpu();
     const { report: child, gpu } = await loadInChild(options);

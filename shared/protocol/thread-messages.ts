@@ -23,6 +23,8 @@ export interface ModelThreadOptions {
   vramCapBytes?: number | undefined;
   /** `PROMPT_CACHE`: keep sequences' tokens between jobs and reuse shared prefixes. */
   promptCache: boolean;
+  /** `DELTA_WINDOW_MS`: text generated within this window goes to the main thread as one piece. */
+  deltaWindowMs: number;
 }
 
 /** A job handed to a model thread. `port` carries the job's messages in both directions. */

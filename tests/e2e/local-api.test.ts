@@ -16,6 +16,7 @@ import { tinyModelPath } from "../support/models.js";
 import { keysWithPrefix } from "../support/redis.js";
 import { referenceTexts } from "../support/reference.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const prompt = "Once upon a time the dog";
 const messages = [
@@ -198,8 +199,11 @@ describe("local API end to end", () => {
     const status2 = (await stack.get(`/status/${job.id}`)) as JobView;
     assert.equal(status2.status, "CANCELLED");
     // The thread stopped long before 1,500 tokens: its final chunk says so (it may arrive late).
-    await waitFor(() =>
-      stack.logs.some((line) => line.includes(job.id) && line.includes("finishReason=cancelled")),
+    await waitFor(
+      () =>
+        stack.logs.some((line) => line.includes(job.id) && line.includes("finishReason=cancelled")),
+      10_000,
+      "the gpu-worker's cancelled end",
     );
     const finished = stack.logs.find(
       (line) => line.includes(job.id) && line.includes("finishReason="),
@@ -334,12 +338,4 @@ function commonPrefix(a: string, b: string): number {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i += 1;
   return i;
-}
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

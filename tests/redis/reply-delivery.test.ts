@@ -21,6 +21,7 @@ import {
   testRedisUrl,
   uniquePrefix,
 } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 const log = createLogger("test", { level: "error" });
 const keyRing = new KeyRing([FernetKey.generate()]);
@@ -64,8 +65,8 @@ async function startRelay(label: string) {
 }
 
 /** A gpu-worker's side. */
-function publisher(windowMs: number, redis: Redis): ReplyPublisher {
-  return new ReplyPublisher({ redis, names, keyRing, windowMs, streamTtlSeconds, log });
+function publisher(redis: Redis): ReplyPublisher {
+  return new ReplyPublisher({ redis, names, keyRing, streamTtlSeconds, log });
 }
 
 /** Tracks a job on the relay and records what it hands over, and when. */
@@ -116,19 +117,6 @@ function collect(relay: ReplyRelay, jobId: string) {
   };
 }
 
-/** Waits until `condition` holds, failing after `timeoutMs`. */
-async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
-
 /** Asserts replies numbered 0..n-1 without gaps or repeats: deltas then one `done`. */
 function assertWholeReply(messages: readonly ReplyMessage[], expectedText: string): void {
   assert.deepEqual(
@@ -173,7 +161,7 @@ describe("reply delivery", () => {
     const { relay } = await startRelay("order");
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(0, connect("order-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("order-pub")).forJob(jobId, relay.channel, 1);
     replies.started();
     let sent = "";
     for (let i = 0; i < 200; i += 1) {
@@ -183,55 +171,15 @@ describe("reply delivery", () => {
     }
     await replies.end(doneFields);
     await received.ended();
-    assert.equal(received.messages.length, 201, "a window of 0 sends every piece on its own");
+    assert.equal(received.messages.length, 201, "every piece is a delta of its own");
     assertWholeReply(received.messages, sent);
     assert.equal(received.started, 1);
-  });
-
-  it("coalesces pieces within the window, sending the first at once", async () => {
-    const { relay } = await startRelay("window");
-    const jobId = randomUUID();
-    const received = collect(relay, jobId);
-    const windowMs = 50;
-    const replies = publisher(windowMs, connect("window-pub")).forJob(jobId, relay.channel, 1);
-    const pieces = Array.from({ length: 100 }, (_, i) => `w${i};`);
-    const sentAt = performance.now();
-    for (const piece of pieces) replies.text(piece);
-    // The window's timer, not end(), must send the rest.
-    await waitFor(() => received.messages.length >= 2, 2000, "the coalesced delta");
-    const [first, second] = received.messages;
-    assert.deepEqual(first, { kind: "delta", seq: 0, text: pieces[0] });
-    const firstAfterMs = (received.arrivals[0] ?? Number.POSITIVE_INFINITY) - sentAt;
-    assert.ok(firstAfterMs < windowMs, `the first piece took ${firstAfterMs} ms`);
-    const secondAfterMs = (received.arrivals[1] ?? 0) - sentAt;
-    assert.ok(secondAfterMs >= windowMs - 10, `the window was not kept: ${secondAfterMs} ms`);
-    assert.deepEqual(second, { kind: "delta", seq: 1, text: pieces.slice(1).join("") });
-    await replies.end(doneFields);
-    await received.ended();
-    assert.ok(received.messages.length < 10, `${received.messages.length} messages for 100 pieces`);
-    assertWholeReply(received.messages, pieces.join(""));
-  });
-
-  it("sends pending text before the terminal reply when ended inside the window", async () => {
-    const { relay } = await startRelay("flush");
-    const jobId = randomUUID();
-    const received = collect(relay, jobId);
-    const replies = publisher(10_000, connect("flush-pub")).forJob(jobId, relay.channel, 1);
-    replies.text("a");
-    replies.text("b");
-    replies.text("c");
-    const started = performance.now();
-    await replies.end(doneFields);
-    await received.ended();
-    assert.ok(performance.now() - started < 2000, "end() must not wait for the window");
-    assertWholeReply(received.messages, "abc");
-    assert.equal(received.messages.length, 3);
   });
 
   it("repairs replies the relay missed from the stream (job tracked late)", async () => {
     const { relay } = await startRelay("late");
     const jobId = randomUUID();
-    const replies = publisher(0, connect("late-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("late-pub")).forJob(jobId, relay.channel, 1);
     const redis = connect("late-raw");
     let sent = "";
     for (let i = 0; i < 20; i += 1) {
@@ -298,7 +246,7 @@ describe("reply delivery", () => {
     await redis.publish(relay.channel, JSON.stringify([1, 2]));
     const stranger = encodeReply(keyRing, randomUUID(), { kind: "delta", seq: 0, text: "no" });
     await redis.publish(relay.channel, stranger);
-    const replies = publisher(0, connect("junk-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("junk-pub")).forJob(jobId, relay.channel, 1);
     replies.text("fine");
     await replies.end(doneFields);
     await received.ended();
@@ -332,7 +280,7 @@ describe("reply delivery", () => {
     });
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(0, connect("reconnect-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("reconnect-pub")).forJob(jobId, relay.channel, 1);
     let sent = "";
     let killedAt = -1;
     for (let i = 0; i < 150; i += 1) {
@@ -371,7 +319,7 @@ describe("reply delivery", () => {
     });
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(0, connect("away-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("away-pub")).forJob(jobId, relay.channel, 1);
     replies.text("seen ");
     await waitFor(() => received.messages.length === 1, 2000, "the first reply");
     await killConnection(admin, subscriberName);
@@ -395,7 +343,7 @@ describe("reply delivery", () => {
     await pub.ping();
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(0, pub).forJob(jobId, relay.channel, 1);
+    const replies = publisher(pub).forJob(jobId, relay.channel, 1);
     replies.text("before ");
     await waitFor(() => received.messages.length === 1, 2000, "the first reply");
     let endCalled = false;
@@ -423,7 +371,7 @@ describe("what Redis holds", () => {
     const marker = "PLAINTEXT-MARKER-3e8b41";
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(0, connect("secret-pub")).forJob(jobId, relay.channel, 1);
+    const replies = publisher(connect("secret-pub")).forJob(jobId, relay.channel, 1);
     replies.text(`The answer is ${marker}.`);
     replies.text(` Again: ${marker}`);
     await replies.end(doneFields);
@@ -456,7 +404,7 @@ describe("what Redis holds", () => {
     const redis = connect("ttl-raw");
     const jobId = randomUUID();
     const stream = names.deltaStream(jobId);
-    const replies = publisher(0, connect("ttl-pub")).forJob(jobId, "unused-channel", 1);
+    const replies = publisher(connect("ttl-pub")).forJob(jobId, "unused-channel", 1);
     assert.equal(await redis.ttl(stream), -2, "no stream before the first reply");
     replies.text("x");
     await waitFor(async () => (await redis.ttl(stream)) !== -2, 2000, "the first reply");
