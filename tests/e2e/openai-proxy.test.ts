@@ -11,6 +11,7 @@ import OpenAI from "openai";
 import { PoolClient } from "../../orchestrator/client/index.js";
 import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { tinyModelPath } from "../support/models.js";
+import { readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
 import { RecordingRelay } from "../support/recording-relay.js";
 import { referenceTexts } from "../support/reference.js";
@@ -263,12 +264,7 @@ describe("openai client through the encrypting proxy (local stack)", () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    let text = "";
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      usage ??= chunk.usage;
-    }
+    const { text, usage } = await readChatStream(stream);
     assert.equal(text, reference[1]);
     assert.ok(usage && usage.prompt_tokens > 0);
     await assert.rejects(

@@ -11,6 +11,7 @@ import { PoolClient } from "../../orchestrator/client/index.js";
 import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
+import { readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
 import { referenceTexts } from "../support/reference.js";
 import { TestStack } from "../support/stack.js";
@@ -90,12 +91,7 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    let text = "";
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      usage ??= chunk.usage;
-    }
+    const { text, usage } = await readChatStream(stream);
     assert.equal(text, reference[1]);
     assert.ok(usage && usage.completion_tokens > 0);
     for (const post of [...platform.streamPosts, ...platform.outputPosts]) {

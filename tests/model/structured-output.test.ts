@@ -10,29 +10,16 @@ import { createLogger } from "../../shared/log.js";
 import type { GenerationTask, GrammarSpec } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
+import { greedyTask } from "../support/tasks.js";
 
 const logs: string[] = [];
 const log = createLogger("test", { level: "debug", write: (line) => logs.push(line) });
 
 function task(grammar: GrammarSpec | undefined, chat = false): GenerationTask {
-  return {
-    model: "tiny",
-    input: chat
-      ? { kind: "chat", messages: [{ role: "user", content: "Give me a person" }] }
-      : { kind: "prompt", prompt: "Once upon a time" },
-    sampling: {
-      maxTokens: 200,
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      minP: 0,
-      stop: [],
-      repeatPenalty: 1,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-      ...(grammar === undefined ? {} : { grammar }),
-    },
-  };
+  const input = chat
+    ? [{ role: "user" as const, content: "Give me a person" }]
+    : "Once upon a time";
+  return greedyTask(input, 200, grammar === undefined ? {} : { grammar });
 }
 
 describe("structured output in the model thread", () => {

@@ -4,7 +4,12 @@
  */
 import type { ChatMessage, GenerationTask } from "../../shared/protocol/index.js";
 
-export function greedyTask(input: string | ChatMessage[], maxTokens: number): GenerationTask {
+/** A greedy task; `sampling` adds or overrides settings (a grammar, say). */
+export function greedyTask(
+  input: string | ChatMessage[],
+  maxTokens: number,
+  sampling: Partial<GenerationTask["sampling"]> = {},
+): GenerationTask {
   return {
     model: "tiny",
     input:
@@ -21,6 +26,7 @@ export function greedyTask(input: string | ChatMessage[], maxTokens: number): Ge
       repeatPenalty: 1,
       presencePenalty: 0,
       frequencyPenalty: 0,
+      ...sampling,
     },
   };
 }
