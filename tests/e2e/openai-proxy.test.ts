@@ -11,11 +11,12 @@ import OpenAI from "openai";
 import { PoolClient } from "../../orchestrator/client/index.js";
 import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { tinyModelPath } from "../support/models.js";
-import { readChatStream } from "../support/openai-stream.js";
+import { abortAtFirstText, readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
 import { RecordingRelay } from "../support/recording-relay.js";
 import { referenceTexts } from "../support/reference.js";
 import { TestStack, textOf } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const marker = "quokkamarker";
 const prompt = `Once upon a time ${marker}`;
@@ -183,28 +184,16 @@ describe("openai client through the encrypting proxy (local stack)", () => {
   });
 
   it("cancels the job when the caller goes away", async () => {
-    const controller = new AbortController();
-    const stream = await openai.completions.create(
-      { model: "tiny", prompt: "a cat", max_tokens: 900, temperature: 0, stream: true },
-      { signal: controller.signal },
-    );
-    let jobId: string | undefined;
-    try {
-      for await (const chunk of stream) {
-        jobId = chunk.id.replace(/^cmpl-/, "");
-        if (chunk.choices[0]?.text) controller.abort();
-      }
-    } catch {
-      // The client may end the iteration with an abort error, or quietly.
-    }
-    assert.ok(jobId);
-    const deadline = Date.now() + 15_000;
+    const jobId = await abortAtFirstText(openai);
     let status = "";
-    while (Date.now() < deadline) {
-      status = ((await stack.get(`/status/${jobId}`)) as { status: string }).status;
-      if (status !== "IN_PROGRESS" && status !== "IN_QUEUE") break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor(
+      async () => {
+        status = ((await stack.get(`/status/${jobId}`)) as { status: string }).status;
+        return status !== "IN_PROGRESS" && status !== "IN_QUEUE";
+      },
+      15_000,
+      "the job to end",
+    );
     assert.equal(status, "CANCELLED");
   });
 

@@ -11,7 +11,7 @@ import { PoolClient } from "../../orchestrator/client/index.js";
 import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
-import { readChatStream } from "../support/openai-stream.js";
+import { abortAtFirstText, readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
 import { referenceTexts } from "../support/reference.js";
 import { TestStack } from "../support/stack.js";
@@ -116,22 +116,7 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
   });
 
   it("cancels the RunPod job when the caller goes away", async () => {
-    const controller = new AbortController();
-    const stream = await openai.completions.create(
-      { model: "tiny", prompt: "a cat", max_tokens: 900, temperature: 0, stream: true },
-      { signal: controller.signal },
-    );
-    let jobId: string | undefined;
-    try {
-      for await (const chunk of stream) {
-        jobId = chunk.id.replace(/^cmpl-/, "");
-        if (chunk.choices[0]?.text) controller.abort();
-      }
-    } catch {
-      // Ended by the abort.
-    }
-    assert.ok(jobId);
-    const id = jobId;
+    const id = await abortAtFirstText(openai);
     await platform.until(
       () =>
         stack.logs.some((line) => line.includes(id) && line.includes("the platform stopped a job")),

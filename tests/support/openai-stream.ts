@@ -13,3 +13,26 @@ export async function readChatStream(
   }
   return { text, usage };
 }
+
+/**
+ * Streams a long completion, aborts the request at the first text (a caller going away) and
+ * returns the job id the proxy gave the stream.
+ */
+export async function abortAtFirstText(openai: OpenAI): Promise<string> {
+  const controller = new AbortController();
+  const stream = await openai.completions.create(
+    { model: "tiny", prompt: "a cat", max_tokens: 900, temperature: 0, stream: true },
+    { signal: controller.signal },
+  );
+  let jobId: string | undefined;
+  try {
+    for await (const chunk of stream) {
+      jobId = chunk.id.replace(/^cmpl-/, "");
+      if (chunk.choices[0]?.text) controller.abort();
+    }
+  } catch {
+    // The client may end the iteration with an abort error, or quietly.
+  }
+  if (jobId === undefined) throw new Error("the stream carried no chunk before it ended");
+  return jobId;
+}
