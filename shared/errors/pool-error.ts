@@ -34,6 +34,8 @@ export const ErrorCode = {
    * endpoint that has not opted in with `ALLOW_PLAINTEXT_OPENAI=true`.
    */
   OPENAI_PLAINTEXT_DISABLED: "OPENAI_PLAINTEXT_DISABLED",
+  /** Redis lost the job (it restarted empty, or was flushed) before it ended. */
+  JOB_LOST: "JOB_LOST",
   /** Anything else: a bug or a lost worker. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;
