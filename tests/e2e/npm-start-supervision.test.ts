@@ -217,13 +217,72 @@ describe("npm start supervises its gpu-worker", () => {
     assert.equal((await waitForEnd(again.id, 60_000)).status, "COMPLETED");
   });
 
+  it("restarts a killed orchestrator while the gpu-worker runs on", async () => {
+    const gpuWorker = gpuWorkerPid();
+    const orchestrator = partPid("orchestrator");
+    assert.ok(orchestrator);
+    process.kill(orchestrator, "SIGKILL");
+    const crashLine = () =>
+      linesSaying("the orchestrator stopped: restarting it").find((line) => line.restart === 1);
+    await waitFor(() => crashLine() !== undefined, 30_000, "the orchestrator's restart line");
+    assert.equal(crashLine()?.signal, "SIGKILL");
+    assert.equal(crashLine()?.restartInMs, 1000);
+    await waitFor(
+      () => linesSaying("local API listening").length === 2,
+      60_000,
+      "the orchestrator's restart",
+    );
+    assert.equal(gpuWorkerPid(), gpuWorker, "the same gpu-worker serves on");
+    const job = await submit(12);
+    assert.equal((await waitForEnd(job.id, 60_000)).status, "COMPLETED");
+  });
+
   it("still stops both parts on SIGTERM and exits 0", async () => {
     launcher.kill("SIGTERM");
     assert.equal(await exited, 0, output.join(""));
+    // Each part was killed before (no goodbye), and stopped cleanly once now.
     assert.equal(linesSaying("orchestrator stopped").length, 1);
-    // The gpu-worker stopped twice by SIGKILL, once cleanly now.
     assert.equal(linesSaying("gpu-worker stopped").length, 1);
     await assert.rejects(fetch(`${url}/health`));
     assert.ok(!output.join("").includes("cancelled by the caller"));
+  });
+});
+
+describe("npm start with a part that cannot start", () => {
+  it("does not restart it: it stops the stack with the part's exit code", async () => {
+    const redisUrl = await testRedisUrl();
+    const prefix = uniquePrefix("supervise-fail");
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-supervise-fail-"));
+    try {
+      const run = spawnSync(process.execPath, [startEntry], {
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: os.homedir(),
+          REDIS_URL: redisUrl,
+          REDIS_PREFIX: prefix,
+          DATA_DIR: dataDir,
+          PORT: String(await freePort()),
+          MODELS: `tiny=${path.join(dataDir, "missing.gguf")}`,
+          LOG_FORMAT: "json",
+          LLAMA_GPU: "off",
+        },
+        encoding: "utf8",
+        timeout: 90_000,
+      });
+      const lines = run.stdout
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line) as LogLine);
+      assert.equal(run.status, 1, run.stdout + run.stderr);
+      const stop = lines.find(
+        (line) => line.message === "a part of the stack could not start: stopping the rest",
+      );
+      assert.equal(stop?.part, "gpu-worker", run.stdout);
+      assert.equal(stop?.code, 1);
+      assert.ok(!lines.some((line) => String(line.message).includes("restarting")));
+    } finally {
+      await deleteKeysWithPrefix(redisUrl, prefix);
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
