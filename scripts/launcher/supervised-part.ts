@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Logger } from "../../shared/log.js";
 import { readyMessage } from "../../shared/process/ready-signal.js";
-import { restartBackoff, restartDelayMs } from "./restart-backoff.js";
+import { type RestartBackoff, restartBackoff, restartDelayMs } from "./restart-backoff.js";
 
 /** How a part's process ended. */
 export interface PartExit {
@@ -20,6 +20,8 @@ export interface SupervisedPartOptions {
    * grows with each restart in a row (see {@link restartBackoff}).
    */
   restart: boolean;
+  /** The waits between restarts; default {@link restartBackoff}. */
+  backoff?: RestartBackoff;
   log: Logger;
   /**
    * Called when the part stopped by itself and will not be started again: `restart` is off, or
@@ -82,17 +84,15 @@ export class SupervisedPart {
   #onExit(run: Run, exit: PartExit): void {
     if (this.#run !== run || this.#closing !== undefined) return;
     this.#run = undefined;
-    const { log, name, restart, onGiveUp } = this.#options;
+    const { log, name, restart, onGiveUp, backoff = restartBackoff } = this.#options;
     if (!restart || !this.#everStarted) {
       onGiveUp(exit, this.#everStarted);
       return;
     }
     const now = performance.now();
-    if (run.readyAt !== undefined && now - run.readyAt >= restartBackoff.stableMs) {
-      this.#restarts = 0;
-    }
+    if (run.readyAt !== undefined && now - run.readyAt >= backoff.stableMs) this.#restarts = 0;
     this.#restarts += 1;
-    const restartInMs = restartDelayMs(this.#restarts);
+    const restartInMs = restartDelayMs(this.#restarts, backoff);
     log.error(`the ${name} stopped: restarting it`, {
       part: name,
       code: exit.code,

@@ -6,7 +6,7 @@ import { restartBackoff, restartDelayMs } from "../../scripts/launcher/restart-b
 describe("restart backoff", () => {
   it("doubles from 1 s with each restart in a row, up to 30 s", () => {
     assert.deepEqual(
-      [1, 2, 3, 4, 5, 6, 7, 50].map(restartDelayMs),
+      [1, 2, 3, 4, 5, 6, 7, 50].map((restart) => restartDelayMs(restart)),
       [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000],
     );
   });
