@@ -3,13 +3,17 @@
  * else a private redis-server), makes sure the local key exists, then runs the gpu-worker and the
  * orchestrator as two processes (a llama.cpp crash must not take the API down with it). Ctrl-C
  * stops both. Each part can also run alone: `npm run start:gpu-worker`, `npm run start:orchestrator`.
+ *
+ * Locally, a part that stops by itself after it started is restarted with backoff (see
+ * `launcher/restart-backoff.ts`) while the other runs on; a part whose first start fails stops
+ * the stack. On RunPod nothing is restarted: the platform replaces the whole worker.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { PoolError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { findRedis } from "../shared/redis/index.js";
+import { SupervisedPart } from "./launcher/supervised-part.js";
 
 const config = loadConfigOrExit("start");
 const log = createLogger("start", { level: config.logLevel, format: config.logFormat });
@@ -23,53 +27,50 @@ try {
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
   const env = { ...process.env, REDIS_URL: redis.url };
-  const children = new Map<string, ChildProcess>();
+  const runpod = config.mode === "runpod";
+  const parts = new Map<string, SupervisedPart>();
   let stopping = false;
 
   const stopAll = async (exitCode: number) => {
     if (stopping) return;
     stopping = true;
     // The orchestrator first, so it stops accepting while the gpu-worker finishes running jobs.
-    for (const name of ["orchestrator", "gpu-worker"]) {
-      const child = children.get(name);
-      if (child === undefined || child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    for (const name of ["orchestrator", "gpu-worker"]) await parts.get(name)?.close();
     await redis.server?.close();
     process.exit(exitCode);
   };
 
   for (const name of ["gpu-worker", "orchestrator"]) {
-    const child = spawn(process.execPath, ["--enable-source-maps", entry(name)], {
+    const part = new SupervisedPart({
+      name,
+      entry: entry(name),
       env,
-      stdio: "inherit",
-      // Its own process group: a terminal's Ctrl-C reaches only this launcher, which then stops
-      // the parts in order (a second signal would make a part exit without draining).
-      detached: true,
+      restart: !runpod,
+      log,
+      onGiveUp: ({ code, signal }, started) => {
+        if (stopping) return;
+        const exitCode = code === 0 ? 1 : (code ?? 1);
+        if (runpod && name === "gpu-worker") {
+          // The RunPod job loop notices the lost gpu-worker itself, posts the held jobs' errors
+          // with stopPod (the platform replaces this worker) and exits; stop it only if it does not.
+          log.error("the gpu-worker stopped: the RunPod worker will ask to be replaced", {
+            code,
+            signal,
+          });
+          setTimeout(() => void stopAll(exitCode), config.jobLockMs + 30_000).unref();
+          return;
+        }
+        log.error(
+          started
+            ? "a part of the stack stopped: stopping the rest"
+            : "a part of the stack could not start: stopping the rest",
+          { part: name, code, signal },
+        );
+        void stopAll(exitCode);
+      },
     });
-    children.set(name, child);
-    child.on("exit", (code, signal) => {
-      if (stopping) return;
-      const exitCode = code === 0 ? 1 : (code ?? 1);
-      if (config.mode === "runpod" && name === "gpu-worker") {
-        // The RunPod job loop notices the lost gpu-worker itself, posts the held jobs' errors
-        // with stopPod (the platform replaces this worker) and exits; stop it only if it does not.
-        log.error("the gpu-worker stopped: the RunPod worker will ask to be replaced", {
-          code,
-          signal,
-        });
-        setTimeout(() => void stopAll(exitCode), config.jobLockMs + 30_000).unref();
-        return;
-      }
-      log.error("a part of the stack stopped: stopping the rest", {
-        part: name,
-        code,
-        signal,
-      });
-      void stopAll(exitCode);
-    });
+    parts.set(name, part);
+    part.start();
   }
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {

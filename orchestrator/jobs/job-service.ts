@@ -298,9 +298,10 @@ export class JobService {
   /**
    * Cancels a job: it ends `CANCELLED` now; if it is still queued it is taken off the queue, if it
    * runs its generation is aborted in the model thread (its final `cancelled` chunk, if it comes,
-   * is kept). Returns `undefined` for an unknown job, and a finished job unchanged.
+   * is kept). Returns `undefined` for an unknown job, and a finished job unchanged. `by`: who
+   * stops it; a job ended by a shutdown carries the reason as its error, for its caller to see.
    */
-  async cancel(id: string): Promise<JobRecord | undefined> {
+  async cancel(id: string, by: "caller" | "shutdown" = "caller"): Promise<JobRecord | undefined> {
     const record = await this.find(id);
     if (record === undefined || record.terminal) return record;
     const active = this.#active.get(id);
@@ -309,8 +310,13 @@ export class JobService {
       if (record.model !== undefined) await this.#signals.stop(id, record.model, false);
       return record;
     }
-    record.stop("CANCELLED");
-    this.#options.log.info("job cancelled by the caller", { jobId: id });
+    if (by === "shutdown") {
+      record.stop("CANCELLED", shutdownCancelError.toInfo());
+      this.#options.log.warn("job cancelled: the orchestrator is shutting down", { jobId: id });
+    } else {
+      record.stop("CANCELLED");
+      this.#options.log.info("job cancelled by the caller", { jobId: id });
+    }
     await this.#stopJob(id);
     return record;
   }
@@ -453,7 +459,7 @@ export class JobService {
       await record.waitForEnd(Math.max(0, deadline - performance.now()));
     }
     // Each is CANCELLED at once; telling the gpu-workers needs Redis, which gets a short grace.
-    const cancels = [...this.#active.keys()].map((jobId) => this.cancel(jobId));
+    const cancels = [...this.#active.keys()].map((jobId) => this.cancel(jobId, "shutdown"));
     if (!(await settlesWithin(Promise.all(cancels), redisCloseGraceMs))) {
       this.#options.log.warn("Redis did not carry the cancels of the jobs left at shutdown", {
         jobs: cancels.length,
@@ -463,6 +469,8 @@ export class JobService {
   }
 }
 
+/** What the caller of a job still running when the orchestrator stops sees (status `CANCELLED`). */
+const shutdownCancelError = new InternalError("the orchestrator shut down before the job finished");
 /** How long `/run` waits for Redis to take a job before failing it. */
 const enqueueDeadlineMs = 10_000;
 /** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */

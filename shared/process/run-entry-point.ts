@@ -1,5 +1,6 @@
 import { PoolError } from "../errors/index.js";
 import type { Logger } from "../log.js";
+import { announceReady } from "./ready-signal.js";
 
 /** Something an entry point started and must close on the way out. */
 export interface Closable {
@@ -63,6 +64,7 @@ export async function runEntryPoint(
   }
   try {
     await start(closables);
+    announceReady();
   } catch (error) {
     if (error instanceof PoolError) log.error(error.message, { code: error.code });
     else
