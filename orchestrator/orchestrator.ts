@@ -9,6 +9,8 @@ import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
+import { QueueReservations } from "./jobs/queue-reservations.js";
+import { clampRetryAfter, ServiceTimes } from "./jobs/service-times.js";
 import { OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
 import { ModelRegistryReader } from "./registry/model-registry-reader.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
@@ -87,8 +89,8 @@ export class Orchestrator {
       registry: this.registry,
       log,
     });
-    const queueLimits = new Map(
-      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model).queueLimit]),
+    const settings = new Map(
+      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model)]),
     );
     this.jobs = new JobService({
       redis: this.#redis,
@@ -108,8 +110,19 @@ export class Orchestrator {
       },
       capacity: {
         registry: this.registry,
-        queues: this.queues,
-        queueLimit: (model) => queueLimits.get(model) ?? config.maxQueuedJobs,
+        reservations: new QueueReservations({
+          redis: this.#redis,
+          names,
+          queues: this.queues,
+          log,
+        }),
+        queueLimit: (model) => settings.get(model)?.queueLimit ?? config.maxQueuedJobs,
+        slotsPerWorker: (model) => {
+          const served = settings.get(model);
+          return served === undefined ? 1 : served.threads * served.sequences;
+        },
+        serviceTimes: new ServiceTimes(),
+        unavailableRetryAfterSeconds: clampRetryAfter(config.registryTtlMs / 1000),
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,

@@ -6,6 +6,8 @@ import {
   InternalError,
   isErrorCode,
   OpenAiPlaintextDisabledError,
+  PoolError,
+  RedisUnavailableError,
   TimedOutError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
@@ -28,7 +30,7 @@ import {
   sealJson,
 } from "../../shared/protocol/index.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
-import { admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
+import { type AdmittedCapacity, admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
 import type { JobRecord } from "./job-record.js";
 import type { JobTable } from "./job-table.js";
@@ -111,15 +113,22 @@ export class JobService {
       return record;
     }
     let admitted: ReturnType<typeof admitRequest>;
+    let place: AdmittedCapacity | undefined;
+    const redisDeadline = performance.now() + enqueueDeadlineMs;
     try {
       admitted = admitRequest(input, admission);
+      this.#checkRedisConnected();
       const { capacity } = this.#options;
       if (capacity) {
-        await redisAnswerWithin(admitCapacity(admitted.task.model, capacity), enqueueDeadlineMs);
+        place = await redisAnswerWithin(
+          admitCapacity(admitted.task.model, record.id, capacity),
+          enqueueDeadlineMs,
+        );
       }
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });
+      record.retryAfterSeconds = retryAfterOf(error);
       this.#endFailed(record, info);
       return record;
     }
@@ -145,15 +154,23 @@ export class JobService {
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever.
-      await redisAnswerWithin(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
+      const adding = queues.add(task.model, record.id, payload);
+      // Queued (it counts on the queue now) or failed: the reservation has done its work.
+      if (place !== undefined) adding.then(place.release, place.release);
+      await redisAnswerWithin(adding, Math.max(0, redisDeadline - performance.now()));
     } catch (error) {
       log.error("could not queue a job", {
         jobId: record.id,
         error: error instanceof Error ? error.message : "unknown",
       });
-      this.#finish(record.id, (r) =>
-        r.fail(new InternalError("the job could not be queued").toInfo()),
-      );
+      // If Redis takes the job after all, once it answers again, take it back off the queue.
+      void queues.removeWaiting(task.model, record.id).catch(() => {});
+      record.retryAfterSeconds = retryAfterOf(error);
+      const info =
+        error instanceof RedisUnavailableError
+          ? error.toInfo()
+          : new InternalError("the job could not be queued").toInfo();
+      this.#finish(record.id, (r) => r.fail(info));
       return record;
     }
     log.info("job queued", { jobId: record.id, model: task.model });
@@ -222,7 +239,10 @@ export class JobService {
         total_ms: totalMs,
       },
     };
-    if (!record.terminal) this.#options.metrics?.jobCompleted(active.model, final);
+    if (!record.terminal) {
+      this.#options.metrics?.jobCompleted(active.model, final);
+      this.#options.capacity?.serviceTimes.observe(active.model, message.runMs);
+    }
     this.#emit(active, final);
     this.#finish(jobId, (r) => r.complete());
   }
@@ -306,6 +326,15 @@ export class JobService {
     });
   }
 
+  /**
+   * Fails fast while the Redis connection is known to be down: a command would wait for the
+   * reconnect (up to the deadline) with the caller on hold.
+   */
+  #checkRedisConnected(): void {
+    if (this.#options.redis.status === "ready") return;
+    throw new RedisUnavailableError("Redis is not connected; try again shortly");
+  }
+
   #endFailed(record: JobRecord, error: ErrorInfo): void {
     record.fail(error);
     this.#options.table.recordEnd(record);
@@ -339,8 +368,21 @@ export class JobService {
   }
 }
 
-/** How long `/run` waits for Redis to take a job before failing it. */
-const enqueueDeadlineMs = 10_000;
+/**
+ * How long `/run` waits for Redis to admit and take a job (both together) before refusing it
+ * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
+ */
+const enqueueDeadlineMs = 3000;
+/** `Retry-After` of `REDIS_UNAVAILABLE`: about one reconnect attempt of the connection. */
+const redisRetryAfterSeconds = 2;
+
+/** When a refused caller should try again, in seconds; `undefined` if trying again won't help. */
+function retryAfterOf(error: unknown): number | undefined {
+  if (!(error instanceof PoolError)) return undefined;
+  if (error instanceof RedisUnavailableError)
+    return error.retryAfterSeconds ?? redisRetryAfterSeconds;
+  return error.retryAfterSeconds;
+}
 /** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
 const stopDeadlineMs = 5000;
 
