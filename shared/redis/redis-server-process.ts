@@ -5,6 +5,8 @@ import { RedisUnavailableError } from "../errors/index.js";
 
 export interface RedisServerProcess {
   readonly url: string;
+  /** The server's process id (tests pause it to play a Redis that does not answer). */
+  readonly pid: number | undefined;
   close(): Promise<void>;
 }
 
@@ -82,10 +84,13 @@ export function redactRedisUrl(url: string): string {
 /**
  * Starts a private, memory-only `redis-server` from PATH on a free loopback port, and waits until
  * it answers. Used when no Redis is configured or running. Throws a {@link RedisUnavailableError}
- * saying how to install Redis when there is no `redis-server` to start.
+ * saying how to install Redis when there is no `redis-server` to start. `port`: listen there
+ * instead (a test that restarts "the same" Redis).
  */
-export async function startRedisServer(): Promise<RedisServerProcess> {
-  const port = await freePort();
+export async function startRedisServer(
+  options: { port?: number } = {},
+): Promise<RedisServerProcess> {
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -120,6 +125,7 @@ export async function startRedisServer(): Promise<RedisServerProcess> {
   let closing: Promise<void> | undefined;
   return {
     url,
+    pid: child.pid,
     close() {
       closing ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
