@@ -27,7 +27,7 @@ export interface BusyWait {
 /** Default retries of a refused job (`--retries`). */
 export const defaultBusyRetries = 3;
 /** The longest wait the client takes from one `Retry-After`, in seconds (the pool's own cap). */
-export const maxRetryAfterSeconds = 300;
+const maxRetryAfterSeconds = 300;
 
 /** Whether an HTTP status means "refused for overload; nothing was done". */
 export function isBusyStatus(status: number): boolean {

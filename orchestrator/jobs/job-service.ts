@@ -327,11 +327,11 @@ export class JobService {
   }
 
   /**
-   * Fails fast while the Redis connection is known to be down: a command would wait for the
-   * reconnect (up to the deadline) with the caller on hold.
+   * Fails fast while the Redis connection is known to be down (lost, reconnecting): a command
+   * would wait for the reconnect, up to the deadline, with the caller on hold.
    */
   #checkRedisConnected(): void {
-    if (this.#options.redis.status === "ready") return;
+    if (!redisDownStates.has(this.#options.redis.status)) return;
     throw new RedisUnavailableError("Redis is not connected; try again shortly");
   }
 
@@ -373,6 +373,8 @@ export class JobService {
  * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
  */
 const enqueueDeadlineMs = 3000;
+/** ioredis connection states in which the server is known to be gone. */
+const redisDownStates: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
 /** `Retry-After` of `REDIS_UNAVAILABLE`: about one reconnect attempt of the connection. */
 const redisRetryAfterSeconds = 2;
 

@@ -1,9 +1,9 @@
 /** Weight of the newest run in the mean: about the last ten jobs count. */
 const alpha = 0.2;
 /** Assumed for a model until one of its jobs completed here. */
-export const defaultServiceMs = 1000;
+const defaultServiceMs = 1000;
 /** Bounds of `Retry-After`, in seconds. */
-export const retryAfterRange = { min: 1, max: 300 } as const;
+const retryAfterRange = { min: 1, max: 300 } as const;
 
 /**
  * Each model's recent service time, as this orchestrator saw it: an exponentially weighted mean
