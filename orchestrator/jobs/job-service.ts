@@ -120,10 +120,17 @@ export class JobService {
       this.#checkRedisConnected();
       const { capacity } = this.#options;
       if (capacity) {
-        place = await redisAnswerWithin(
-          admitCapacity(admitted.task.model, record.id, capacity),
-          enqueueDeadlineMs,
-        );
+        const admitting = admitCapacity(admitted.task.model, record.id, capacity);
+        try {
+          place = await redisAnswerWithin(admitting, enqueueDeadlineMs);
+        } catch (error) {
+          // Past the deadline: a place that Redis reserves once it answers again is given back.
+          admitting.then(
+            (late) => late.release(),
+            () => {},
+          );
+          throw error;
+        }
       }
     } catch (error) {
       const info = toErrorInfo(error);

@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { RedisNames } from "../../shared/naming.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
@@ -78,8 +80,9 @@ describe("Redis lost under a running stack", { timeout: 300_000 }, () => {
     stack = await TestStack.start({
       models: `tiny=${await tinyModelPath()}`,
       redisUrl: redis.url,
-      // The gpu-worker re-announces its model within a third of this on the new Redis.
-      env: { REGISTRY_TTL_MS: "1500" },
+      // The gpu-worker re-announces its model within a third of this on the new Redis; its entry
+      // outlives the 3 s pause below (the admission behind the pause then reserves a place).
+      env: { REGISTRY_TTL_MS: "6000" },
       label: "outage",
     });
     const { status } = await stack.streamAll((await run()).body.id ?? "");
@@ -117,5 +120,14 @@ describe("Redis lost under a running stack", { timeout: 300_000 }, () => {
     assertRefused(refused);
     assert.ok(refused.ms >= 2000, "it waited for Redis before giving up");
     await servesAgain();
+    // The place the refused request reserved once Redis answered again was given back, not held
+    // for the reservation's 60 s expiry.
+    const client = new Redis(redis.url);
+    try {
+      const reserved = new RedisNames(stack.prefix).queueReservations("tiny");
+      await waitFor(async () => (await client.zcard(reserved)) === 0, 10_000, "no place held");
+    } finally {
+      client.disconnect();
+    }
   });
 });
