@@ -1,7 +1,7 @@
 /**
  * Overload is signalled, on the real stack: a full queue answers HTTP 429 `QUEUE_FULL` with a
  * `Retry-After` on every route that takes a job (`/run`, `/runsync`, the `/v2/{id}/` spellings,
- * the OpenAI-shaped routes), a flood of 300 requests at 32 in flight never takes the queue past
+ * the OpenAI-shaped routes, and through the encrypting proxy), a flood of 300 requests at 32 in flight never takes the queue past
  * its limit (read from Redis all along) and every job it got accepted completes; a configured
  * model with no live gpu-worker answers 503 `MODEL_UNAVAILABLE` with a `Retry-After` — also while
  * its only gpu-worker is stopped (SIGSTOP) past `REGISTRY_TTL_MS` — and is served again once the
@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
+import { PoolClient } from "../../orchestrator/client/index.js";
+import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
@@ -139,6 +141,32 @@ describe("overload is signalled", { timeout: 600_000 }, () => {
     assert.equal(openai.http, 429);
     assert.equal(code(openai), "queue_full");
     assertRetryAfter(openai, "/openai/v1/chat/completions");
+    // The encrypting proxy (set up as `npm run proxy` sets it up) hands the 429 to its caller.
+    const proxy = await OpenAiProxy.start(
+      {
+        client: new PoolClient({ baseUrl: stack.url, keyRing: stack.keyRing, busyRetries: 0 }),
+        keyRing: stack.keyRing,
+      },
+      "127.0.0.1",
+      0,
+    );
+    try {
+      const response = await fetch(`${proxy.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hi" }] }),
+      });
+      const proxied: Answer = {
+        http: response.status,
+        retryAfter: response.headers.get("retry-after"),
+        body: (await response.json()) as Answer["body"],
+      };
+      assert.equal(proxied.http, 429, JSON.stringify(proxied.body));
+      assert.equal(code(proxied), "queue_full");
+      assertRetryAfter(proxied, "the proxy");
+    } finally {
+      await proxy.close();
+    }
     assert.equal(await waiting(), queueLimit, "nothing was queued for a refusal");
     await cancelAll([...queued, ...holders]);
   });
