@@ -1,8 +1,9 @@
 /**
  * Overload is signalled, on the real stack: a full queue answers HTTP 429 `QUEUE_FULL` with a
  * `Retry-After` on every route that takes a job (`/run`, `/runsync`, the `/v2/{id}/` spellings,
- * the OpenAI-shaped routes, and through the encrypting proxy), a flood of 300 requests at 32 in flight never takes the queue past
- * its limit (read from Redis all along) and every job it got accepted completes; a configured
+ * the OpenAI-shaped routes, and through the encrypting proxy); a flood of 300 requests at 32 in
+ * flight never takes the queue past its limit (read from Redis all along), and every job it got
+ * accepted completes; a configured
  * model with no live gpu-worker answers 503 `MODEL_UNAVAILABLE` with a `Retry-After` — also while
  * its only gpu-worker is stopped (SIGSTOP) past `REGISTRY_TTL_MS` — and is served again once the
  * gpu-worker runs on (SIGCONT).
