@@ -11,6 +11,8 @@ import { JobService } from "./jobs/job-service.js";
 import { JobStore } from "./jobs/job-store.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
+import { QueueReservations } from "./jobs/queue-reservations.js";
+import { clampRetryAfter, ServiceTimes } from "./jobs/service-times.js";
 import { OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
 import { ModelRegistryReader } from "./registry/model-registry-reader.js";
 import { ReplyRelay } from "./relay/reply-relay.js";
@@ -110,8 +112,8 @@ export class Orchestrator {
       registry: this.registry,
       log,
     });
-    const queueLimits = new Map(
-      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model).queueLimit]),
+    const settings = new Map(
+      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model)]),
     );
     this.jobs = new JobService({
       redis: this.#redis,
@@ -131,8 +133,19 @@ export class Orchestrator {
       },
       capacity: {
         registry: this.registry,
-        queues: this.queues,
-        queueLimit: (model) => queueLimits.get(model) ?? config.maxQueuedJobs,
+        reservations: new QueueReservations({
+          redis: this.#redis,
+          names,
+          queues: this.queues,
+          log,
+        }),
+        queueLimit: (model) => settings.get(model)?.queueLimit ?? config.maxQueuedJobs,
+        slotsPerWorker: (model) => {
+          const served = settings.get(model);
+          return served === undefined ? 1 : served.threads * served.sequences;
+        },
+        serviceTimes: new ServiceTimes(),
+        unavailableRetryAfterSeconds: clampRetryAfter(config.registryTtlMs / 1000),
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,

@@ -69,6 +69,14 @@ export class RedisNames {
     return `${this.bullPrefix}:${this.modelQueue(model)}:${jobId}`;
   }
 
+  /**
+   * Admission's reservations on one model's queue (a sorted set: job id → expiry, Redis time):
+   * jobs admitted and on their way to the queue, counted against its limit until they are in it.
+   */
+  queueReservations(model: string): string {
+    return `${this.prefix}:reserved:${model}`;
+  }
+
   /** Stream entry id of reply `seq` of a job's `attempt`: ids must grow and never be `0-0`. */
   static streamEntryId(attempt: number, seq: number): string {
     return `${attempt}-${seq + 1}`;

@@ -70,6 +70,8 @@ export class JobFailedError extends ClientError {
     readonly status: string,
     readonly code: string,
     readonly detail: string,
+    /** For a job refused for overload: the pool's `Retry-After`, in seconds. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(`${code}: ${detail}`);
   }

@@ -6,10 +6,17 @@ import { serverText } from "./server-text.js";
  * `{"code", "message"}` in `error`; anything else (another worker, RunPod's own errors) is shown
  * as it is, under the status as its code.
  */
-export function jobFailure(jobId: string, status: string, error: unknown): JobFailedError {
+export function jobFailure(
+  jobId: string,
+  status: string,
+  error: unknown,
+  retryAfterSeconds?: number,
+): JobFailedError {
   const text = typeof error === "string" ? error : error == null ? "" : JSON.stringify(error);
   const coded = parseCoded(text);
-  if (coded !== undefined) return new JobFailedError(jobId, status, coded.code, coded.message);
+  if (coded !== undefined) {
+    return new JobFailedError(jobId, status, coded.code, coded.message, retryAfterSeconds);
+  }
   const detail = text === "" ? defaultDetail(status) : serverText(text);
   return new JobFailedError(jobId, status, status, detail);
 }

@@ -1,4 +1,10 @@
 import type { z } from "zod";
+import {
+  type BusyRetryPolicy,
+  fallbackWaitSeconds,
+  isBusyStatus,
+  parseRetryAfter,
+} from "./busy-retry.js";
 import { ConnectionError } from "./client-errors.js";
 import { serverText } from "./server-text.js";
 import { sleep } from "./sleep.js";
@@ -11,7 +17,18 @@ export interface JsonCallOptions {
   extraTimeoutMs?: number;
   /** Whether to retry on a network error, 429 or 5xx (for reads only). */
   retry?: boolean;
+  /**
+   * For a submit: send it again on 429/503 after the answer's `Retry-After`, this many times;
+   * once they are spent, a refusal whose body is `schema`'s (RunPod's FAILED job) is returned.
+   */
+  busy?: BusyRetryPolicy;
   signal: AbortSignal | undefined;
+}
+
+/** An answer, with the `Retry-After` (seconds) of a refusal returned under {@link JsonCallOptions.busy}. */
+export interface JsonAnswer<T> {
+  data: T;
+  retryAfterSeconds?: number;
 }
 
 /** Delays between attempts of a call that may be retried. */
@@ -48,6 +65,16 @@ export class JsonHttp {
     schema: z.ZodType<T>,
     options: JsonCallOptions,
   ): Promise<T> {
+    return (await this.answer(method, path, schema, options)).data;
+  }
+
+  /** {@link call}, also returning the `Retry-After` of a refusal taken under `options.busy`. */
+  async answer<T>(
+    method: "GET" | "POST",
+    path: string,
+    schema: z.ZodType<T>,
+    options: JsonCallOptions,
+  ): Promise<JsonAnswer<T>> {
     const url = new URL(this.baseUrl + path);
     for (const [name, value] of Object.entries(options.query ?? {})) {
       url.searchParams.set(name, value);
@@ -59,6 +86,7 @@ export class JsonHttp {
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const timeoutMs = this.#timeoutMs + (options.extraTimeoutMs ?? 0);
 
+    let busyAttempt = 0;
     for (let attempt = 0; ; attempt += 1) {
       const retryDelay = options.retry ? retryDelaysMs[attempt] : undefined;
       const signals = [AbortSignal.timeout(timeoutMs)];
@@ -74,6 +102,32 @@ export class JsonHttp {
         continue;
       }
       const text = await readText(response, options.signal);
+      let retryAfterSeconds: number | undefined;
+      if (options.busy !== undefined && isBusyStatus(response.status)) {
+        const { retries, onWait } = options.busy;
+        retryAfterSeconds = parseRetryAfter(response.headers.get("retry-after"));
+        if (busyAttempt < retries) {
+          busyAttempt += 1;
+          const seconds = retryAfterSeconds ?? fallbackWaitSeconds(busyAttempt);
+          onWait?.({
+            status: response.status,
+            code: errorCode(text),
+            seconds,
+            attempt: busyAttempt,
+            retries,
+          });
+          await sleep(seconds * 1000, options.signal);
+          attempt -= 1;
+          continue;
+        }
+        // Retries spent: a refused job is answered like any failed one, if the body says so.
+        const refused = schema.safeParse(parseJson(text));
+        if (refused.success) {
+          return retryAfterSeconds === undefined
+            ? { data: refused.data }
+            : { data: refused.data, retryAfterSeconds };
+        }
+      }
       if (!response.ok) {
         const retryable = response.status === 429 || response.status >= 500;
         if (retryable && retryDelay !== undefined) {
@@ -96,7 +150,7 @@ export class JsonHttp {
           "the answer is not a RunPod API answer",
         );
       }
-      return parsed.data;
+      return { data: parsed.data };
     }
   }
 
@@ -132,6 +186,23 @@ function networkFailure(display: string, error: unknown, timeoutMs: number): Con
           200,
         ) || "unknown error";
   return new ConnectionError(display, undefined, `cannot connect (${reason})`, { cause: error });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pool's error code in a RunPod-shaped refusal (`{"error": "{\"code\": ...}"}`). */
+function errorCode(text: string): string | undefined {
+  const body = parseJson(text) as { error?: unknown } | undefined;
+  if (typeof body?.error !== "string") return undefined;
+  const error = parseJson(body.error) as { code?: unknown } | undefined;
+  const code = error?.code;
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : undefined;
 }
 
 /** The server's own words for an HTTP error: its JSON `error` text, else the status text. */

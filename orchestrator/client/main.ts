@@ -60,7 +60,17 @@ async function main(signal: AbortSignal): Promise<ExitCode> {
   if (apiKey !== undefined && isCleartextRemote(url)) {
     err("warning: the API key is sent unencrypted (http://) to another machine; prefer https://\n");
   }
-  const client = new PoolClient({ baseUrl: url, apiKey, keyRing });
+  const client = new PoolClient({
+    baseUrl: url,
+    apiKey,
+    keyRing,
+    ...(args.retries === undefined ? {} : { busyRetries: args.retries }),
+    // The pool's code and wait only: the request is never shown.
+    onBusy: (wait) =>
+      err(
+        `pool busy: ${wait.code ?? "overloaded"} (HTTP ${wait.status}); retrying in ${wait.seconds} s (${wait.attempt} of ${wait.retries})\n`,
+      ),
+  });
   const printer = new StreamPrinter({ json: args.json, quiet: args.quiet, out, err });
   return runJob(client, encryptRequest(keyRing, request), {
     stream: args.stream,

@@ -25,6 +25,8 @@ export interface ClientArgs {
   url: string | undefined;
   apiKey: string | undefined;
   keyFile: string | undefined;
+  /** `--retries`: times a job refused for overload is sent again (default: the client's). */
+  retries: number | undefined;
   /** `false` for `--no-stream` (`/runsync`). */
   stream: boolean;
   json: boolean;
@@ -52,6 +54,7 @@ const options = {
   "api-key": { type: "string" },
   "no-stream": { type: "boolean" },
   "encrypt-output": { type: "boolean" },
+  retries: { type: "string" },
   "key-file": { type: "string", short: "k" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
@@ -88,6 +91,10 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
   if (values["api-key"] !== undefined && values["api-key"].trim() === "") {
     throw new UsageError("--api-key must not be empty");
   }
+  const retries = values.retries;
+  if (retries !== undefined && !/^\d{1,3}$/.test(retries.trim())) {
+    throw new UsageError("--retries must be a whole number in [0, 999]");
+  }
   if (values.model !== undefined && values.model.trim() === "") {
     throw new UsageError("--model must not be empty");
   }
@@ -103,6 +110,7 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
       url,
       apiKey: values["api-key"]?.trim(),
       keyFile: values["key-file"],
+      retries: retries === undefined ? undefined : Number(retries.trim()),
       stream: values["no-stream"] !== true,
       json: values.json === true,
       quiet: values.quiet === true,

@@ -16,6 +16,7 @@ import {
   terminalStatuses,
 } from "./api-schemas.js";
 import { normalizeBaseUrl } from "./base-url.js";
+import { type BusyRetryPolicy, type BusyWait, defaultBusyRetries } from "./busy-retry.js";
 import { ConnectionError } from "./client-errors.js";
 import { jobFailure } from "./job-error.js";
 import { JsonHttp } from "./json-http.js";
@@ -44,6 +45,13 @@ export interface PoolClientOptions {
    * error.
    */
   keyRing?: KeyRing | undefined;
+  /**
+   * Times `/run` and `/runsync` send a job again that the pool refused for overload (HTTP 429 or
+   * 503), each after the answer's `Retry-After` (nothing was queued). Default 3; 0 for none.
+   */
+  busyRetries?: number;
+  /** Told before each such wait (the CLI shows it on stderr). */
+  onBusy?: (wait: BusyWait) => void;
 }
 
 export interface CallOptions {
@@ -62,6 +70,10 @@ export interface RunSyncOptions extends CallOptions {
 export interface SubmittedJob {
   id: string;
   status: string;
+  /** A refused job's error (`FAILED`): JSON text `{"code", "message"}`. */
+  error?: unknown;
+  /** A job refused for overload, once the retries were spent: the pool's `Retry-After`, in s. */
+  retryAfterSeconds?: number;
 }
 
 /** A job that ended `COMPLETED`, with every chunk of its output. */
@@ -83,6 +95,7 @@ export class PoolClient {
   readonly #streamWaitMs: number;
   readonly #idlePollMs: number;
   readonly #keyRing: KeyRing | undefined;
+  readonly #busy: BusyRetryPolicy;
 
   /** @throws TypeError when `baseUrl` is not a plain http(s) URL (see {@link normalizeBaseUrl}). */
   constructor(options: PoolClientOptions) {
@@ -91,6 +104,7 @@ export class PoolClient {
     this.#streamWaitMs = options.streamWaitMs ?? 10_000;
     this.#idlePollMs = options.idlePollMs ?? 250;
     this.#keyRing = options.keyRing;
+    this.#busy = { retries: options.busyRetries ?? defaultBusyRetries, onWait: options.onBusy };
   }
 
   /** The base URL, without a trailing slash. */
@@ -100,11 +114,17 @@ export class PoolClient {
 
   /** `POST /run`: queues a job. A request the pool refuses still gets an id (its job ends `FAILED`). */
   async submit(input: JobInput, options: CallOptions = {}): Promise<SubmittedJob> {
-    const response = await this.#http.call("POST", "/run", runResponseSchema, {
+    const { data, retryAfterSeconds } = await this.#http.answer("POST", "/run", runResponseSchema, {
       body: { input },
+      busy: this.#busy,
       signal: options.signal,
     });
-    return { id: response.id, status: response.status };
+    return {
+      id: data.id,
+      status: data.status,
+      ...(data.error === undefined ? {} : { error: data.error }),
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    };
   }
 
   /**
@@ -159,13 +179,18 @@ export class PoolClient {
    */
   async runSync(input: JobInput, options: RunSyncOptions = {}): Promise<FinishedJob> {
     const waitMs = options.waitMs ?? 90_000;
-    let state = await this.#http.call("POST", "/runsync", statusResponseSchema, {
+    const answer = await this.#http.answer("POST", "/runsync", statusResponseSchema, {
       body: { input },
       query: { wait: String(waitMs) },
       extraTimeoutMs: waitMs,
+      busy: this.#busy,
       signal: options.signal,
     });
+    let state = answer.data;
     options.onJobId?.(state.id);
+    if (answer.retryAfterSeconds !== undefined && state.status === "FAILED") {
+      throw jobFailure(state.id, state.status, state.error, answer.retryAfterSeconds);
+    }
     while (!terminalStatuses.has(state.status)) {
       await sleep(statusPollMs, options.signal);
       state = await this.status(state.id, options);

@@ -34,6 +34,10 @@ Endpoint:
       --no-stream             use /runsync and print the text when the job has ended
       --encrypt-output        ask for the output encrypted too (the pool may also always do it);
                               encrypted chunks are decrypted here with the same key
+      --retries N             a job refused for overload (HTTP 429 QUEUE_FULL, 503
+                              MODEL_UNAVAILABLE or REDIS_UNAVAILABLE) is sent again after the
+                              pool's Retry-After, at most N times (default 3; 0: never); each wait
+                              is shown on stderr
 
 Encryption key (the first found is used; it is never printed):
   -k, --key-file FILE         a file holding the key (or a comma-separated list: the first encrypts)

@@ -1,36 +1,65 @@
-import { QueueFullError, UnknownModelError } from "../../shared/errors/index.js";
+import { ModelUnavailableError, QueueFullError } from "../../shared/errors/index.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
-import type { ModelQueues } from "./model-queues.js";
+import type { QueueReservations } from "./queue-reservations.js";
+import type { ServiceTimes } from "./service-times.js";
 
 export interface CapacityPolicy {
   registry: ModelRegistryReader;
-  queues: ModelQueues;
+  reservations: QueueReservations;
   /** Jobs that may wait in a model's queue: its `queue_limit`, else `MAX_QUEUED_JOBS`. */
   queueLimit: (model: string) => number;
+  /** Jobs one gpu-worker runs of a model at once: its threads × sequences. */
+  slotsPerWorker: (model: string) => number;
+  /** Each model's recent run time, for `Retry-After`. */
+  serviceTimes: ServiceTimes;
+  /** `Retry-After` of `MODEL_UNAVAILABLE`: about when a gpu-worker's heartbeat would show it. */
+  unavailableRetryAfterSeconds: number;
+}
+
+/** A place on a model's queue, held for one admitted job until it is queued. */
+export interface AdmittedCapacity {
+  /** Gives the place back; call once the job is on the queue, or failed to get there. */
+  release(): void;
 }
 
 /**
  * The second half of admission, after the request itself was found valid: the model must be
  * served by a live gpu-worker (loading counts: its jobs wait until it is ready), and its queue
- * must have room. Throws `UNKNOWN_MODEL` or `QUEUE_FULL`; nothing is queued then. One Redis round
- * trip (two commands sent together). The limit is checked, not reserved: requests admitted at the same instant may overshoot
- * it by their number.
+ * must have room, which is reserved at once (see {@link QueueReservations}): the limit holds
+ * exactly, also with several orchestrators on one Redis. Throws `MODEL_UNAVAILABLE` or
+ * `QUEUE_FULL`, each with a `Retry-After`; nothing is queued or held then. One Redis round trip
+ * (the registry read and the reservation script are sent together).
  */
-export async function admitCapacity(model: string, policy: CapacityPolicy): Promise<void> {
-  // Both questions at once: one round trip on the wire instead of two.
-  const [serving, waiting] = await Promise.all([
-    policy.registry.serving(model),
-    policy.queues.waitingCount(model),
-  ]);
-  if (serving.state === "unavailable") {
-    throw new UnknownModelError(
-      `no gpu-worker serves the model "${model}" at the moment (none is loading or running it)`,
-    );
-  }
+export async function admitCapacity(
+  model: string,
+  jobId: string,
+  policy: CapacityPolicy,
+): Promise<AdmittedCapacity> {
   const limit = policy.queueLimit(model);
-  if (waiting >= limit) {
-    throw new QueueFullError(
-      `the queue of model "${model}" holds its limit of ${limit} waiting jobs; try again later`,
+  const [serving, reservation] = await Promise.allSettled([
+    policy.registry.serving(model),
+    policy.reservations.reserve(model, jobId, limit),
+  ]);
+  const release = () => policy.reservations.release(model, jobId);
+  if (reservation.status === "rejected") throw reservation.reason;
+  if (serving.status === "rejected") {
+    if (reservation.value.reserved) release();
+    throw serving.reason;
+  }
+  if (serving.value.state === "unavailable") {
+    if (reservation.value.reserved) release();
+    throw new ModelUnavailableError(
+      `no gpu-worker serves the model "${model}" at the moment (none is loading or running it); try again in ${policy.unavailableRetryAfterSeconds} s`,
+      { retryAfterSeconds: policy.unavailableRetryAfterSeconds },
     );
   }
+  if (!reservation.value.reserved) {
+    const slots = serving.value.workers * policy.slotsPerWorker(model);
+    const seconds = policy.serviceTimes.retryAfterSeconds(model, reservation.value.depth, slots);
+    throw new QueueFullError(
+      `the queue of model "${model}" holds its limit of ${limit} waiting jobs; try again in ${seconds} s`,
+      { retryAfterSeconds: seconds },
+    );
+  }
+  return { release };
 }

@@ -40,6 +40,8 @@ export class JobRecord {
   model: string | undefined;
   /** A plaintext OpenAI job (`openai_route`): how its answer is to be shaped. */
   openai: OpenAiAnswerShape | undefined;
+  /** A job refused for overload: when to try again, in seconds (HTTP `Retry-After`). */
+  retryAfterSeconds: number | undefined;
   #status: JobStatus = "IN_QUEUE";
   readonly #chunks: OutputChunk[] = [];
   #generationEnded = false;

@@ -7,6 +7,8 @@ import {
   isErrorCode,
   JobLostError,
   OpenAiPlaintextDisabledError,
+  PoolError,
+  RedisUnavailableError,
   TimedOutError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
@@ -28,7 +30,7 @@ import {
   sealJson,
 } from "../../shared/protocol/index.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
-import { admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
+import { type AdmittedCapacity, admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
 import { isTerminalStatus, type JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
@@ -126,15 +128,29 @@ export class JobService {
       return record;
     }
     let admitted: ReturnType<typeof admitRequest>;
+    let place: AdmittedCapacity | undefined;
+    const redisDeadline = performance.now() + enqueueDeadlineMs;
     try {
       admitted = admitRequest(input, admission);
+      this.#checkRedisConnected();
       const { capacity } = this.#options;
       if (capacity) {
-        await redisAnswerWithin(admitCapacity(admitted.task.model, capacity), enqueueDeadlineMs);
+        const admitting = admitCapacity(admitted.task.model, record.id, capacity);
+        try {
+          place = await redisAnswerWithin(admitting, enqueueDeadlineMs);
+        } catch (error) {
+          // Past the deadline: a place that Redis reserves once it answers again is given back.
+          admitting.then(
+            (late) => late.release(),
+            () => {},
+          );
+          throw error;
+        }
       }
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });
+      record.retryAfterSeconds = retryAfterOf(error);
       record.fail(info);
       return record;
     }
@@ -147,9 +163,12 @@ export class JobService {
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever. The record is
       // written beside the queueing, not before it: one round trip.
+      const adding = queues.add(task.model, record.id, payload);
+      // Queued (it counts on the queue now) or failed: the reservation has done its work.
+      if (place !== undefined) adding.then(place.release, place.release);
       await redisAnswerWithin(
-        Promise.all([queues.add(task.model, record.id, payload), this.#saveUnfinished(active)]),
-        enqueueDeadlineMs,
+        Promise.all([adding, this.#saveUnfinished(active)]),
+        Math.max(0, redisDeadline - performance.now()),
       );
       active.queued = true;
     } catch (error) {
@@ -157,9 +176,14 @@ export class JobService {
         jobId: record.id,
         error: error instanceof Error ? error.message : "unknown",
       });
-      this.#finish(record.id, (r) =>
-        r.fail(new InternalError("the job could not be queued").toInfo()),
-      );
+      // If Redis takes the job after all, once it answers again, take it back off the queue.
+      void queues.removeWaiting(task.model, record.id).catch(() => {});
+      record.retryAfterSeconds = retryAfterOf(error);
+      const info =
+        error instanceof RedisUnavailableError
+          ? error.toInfo()
+          : new InternalError("the job could not be queued").toInfo();
+      this.#finish(record.id, (r) => r.fail(info));
       return record;
     }
     log.info("job queued", { jobId: record.id, model: task.model });
@@ -358,7 +382,10 @@ export class JobService {
         total_ms: totalMs,
       },
     };
-    if (!record.terminal) this.#options.metrics?.jobCompleted(active.model, final);
+    if (!record.terminal) {
+      this.#options.metrics?.jobCompleted(active.model, final);
+      this.#options.capacity?.serviceTimes.observe(active.model, message.runMs);
+    }
     this.#emit(active, final);
     this.#finish(jobId, (r) => r.complete());
   }
@@ -442,6 +469,15 @@ export class JobService {
   }
 
   /**
+   * Fails fast while the Redis connection is known to be down (lost, reconnecting): a command
+   * would wait for the reconnect, up to the deadline, with the caller on hold.
+   */
+  #checkRedisConnected(): void {
+    if (!redisDownStates.has(this.#options.redis.status)) return;
+    throw new RedisUnavailableError("Redis is not connected; try again shortly");
+  }
+
+  /**
    * Stops accepting jobs and waits up to `timeoutMs` for the active ones to end; those still
    * running then are cancelled.
    */
@@ -471,8 +507,23 @@ export class JobService {
 
 /** What the caller of a job still running when the orchestrator stops sees (status `CANCELLED`). */
 const shutdownCancelError = new InternalError("the orchestrator shut down before the job finished");
-/** How long `/run` waits for Redis to take a job before failing it. */
-const enqueueDeadlineMs = 10_000;
+/**
+ * How long `/run` waits for Redis to admit and take a job (both together) before refusing it
+ * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
+ */
+const enqueueDeadlineMs = 3000;
+/** ioredis connection states in which the server is known to be gone. */
+const redisDownStates: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
+/** `Retry-After` of `REDIS_UNAVAILABLE`: about one reconnect attempt of the connection. */
+const redisRetryAfterSeconds = 2;
+
+/** When a refused caller should try again, in seconds; `undefined` if trying again won't help. */
+function retryAfterOf(error: unknown): number | undefined {
+  if (!(error instanceof PoolError)) return undefined;
+  if (error instanceof RedisUnavailableError)
+    return error.retryAfterSeconds ?? redisRetryAfterSeconds;
+  return error.retryAfterSeconds;
+}
 /** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
 const stopDeadlineMs = 5000;
 

@@ -96,6 +96,16 @@ export class ModelQueues {
     return (counts.waiting ?? 0) + (counts.prioritized ?? 0);
   }
 
+  /** The Redis keys of a model's queue that hold its waiting jobs (for admission's own script). */
+  waitingKeys(model: string): { wait: string; paused: string; prioritized: string } {
+    const queue = this.#queue(model);
+    return {
+      wait: queue.toKey("wait"),
+      paused: queue.toKey("paused"),
+      prioritized: queue.toKey("prioritized"),
+    };
+  }
+
   /** Ids of jobs still waiting, for every model. */
   async waitingJobIds(): Promise<{ model: string; jobId: string }[]> {
     const out: { model: string; jobId: string }[] = [];

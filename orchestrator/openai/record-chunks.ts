@@ -20,13 +20,11 @@ export async function* recordChunks(record: JobRecord): AsyncGenerator<StreamChu
     while (next < chunks.length) yield chunks[next++] as StreamChunk;
     if (record.terminal) {
       if (record.status === "COMPLETED") return;
-      throw new JobEndedError(
-        record.error ?? {
-          code: record.status,
-          message:
-            record.status === "CANCELLED" ? "the job was cancelled" : "the job did not finish",
-        },
-      );
+      const error = record.error ?? {
+        code: record.status,
+        message: record.status === "CANCELLED" ? "the job was cancelled" : "the job did not finish",
+      };
+      throw new JobEndedError({ ...error, retryAfterSeconds: record.retryAfterSeconds });
     }
     await record.waitForChange(30_000);
   }

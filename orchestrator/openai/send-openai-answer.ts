@@ -7,6 +7,8 @@ import type { StreamChunk } from "../../shared/protocol/index.js";
 export interface AnswerFailure {
   code: string;
   message: string;
+  /** For a refusal under overload: sent as `Retry-After`, in seconds. */
+  retryAfterSeconds?: number | undefined;
 }
 
 export interface SendOpenAiAnswerOptions {
@@ -57,7 +59,8 @@ export async function sendOpenAiAnswer(
       response.end(sseEvent(body));
       return;
     }
-    sendJson(response, status, body);
+    const retryAfter = failure.retryAfterSeconds;
+    sendJson(response, status, body, retryAfter === undefined ? {} : { "retry-after": retryAfter });
     return;
   }
   if (response.destroyed) return;
@@ -71,9 +74,15 @@ export async function sendOpenAiAnswer(
   sendJson(response, 200, answer.complete(collected));
 }
 
-export function sendJson(response: ServerResponse, status: number, body: unknown): void {
+export function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string | number> = {},
+): void {
   const text = JSON.stringify(body);
   response.writeHead(status, {
+    ...headers,
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
   });

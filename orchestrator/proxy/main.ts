@@ -109,7 +109,8 @@ async function main(): Promise<OpenAiProxy | undefined> {
     .filter((name) => name !== "");
   const proxy = await OpenAiProxy.start(
     {
-      client: new PoolClient({ baseUrl, apiKey, keyRing }),
+      // A refusal for overload goes back to the OpenAI client (429/503, Retry-After) to retry.
+      client: new PoolClient({ baseUrl, apiKey, keyRing, busyRetries: 0 }),
       keyRing,
       models: models?.length ? models : undefined,
       log: values.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),

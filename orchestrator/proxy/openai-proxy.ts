@@ -10,6 +10,7 @@ import {
   readOpenAiBody,
 } from "../../shared/openai/index.js";
 import { ConnectionError, JobFailedError, type PoolClient } from "../client/index.js";
+import { jobFailure } from "../client/job-error.js";
 import { type AnswerFailure, sendJson, sendOpenAiAnswer } from "../openai/send-openai-answer.js";
 
 export interface OpenAiProxyOptions {
@@ -145,11 +146,26 @@ export class OpenAiProxy {
         { signal: gone.signal },
       );
       jobId = submitted.id;
+      // Refused for overload: OpenAI's clients retry on 429/503 with Retry-After themselves.
+      if (submitted.retryAfterSeconds !== undefined) {
+        throw jobFailure(
+          submitted.id,
+          submitted.status,
+          submitted.error,
+          submitted.retryAfterSeconds,
+        );
+      }
     } catch (error) {
       if (gone.signal.aborted) return;
       const failure = failureOf(error);
       const { status, body: answer } = openAiError(failure.code, failure.message);
-      sendJson(response, status, answer);
+      const retryAfter = failure.retryAfterSeconds;
+      sendJson(
+        response,
+        status,
+        answer,
+        retryAfter === undefined ? {} : { "retry-after": retryAfter },
+      );
       return;
     }
     const submittedId = jobId;
@@ -208,7 +224,9 @@ export class OpenAiProxy {
 
 /** What a failure of the pool or of the way to it means to an OpenAI caller. */
 function failureOf(error: unknown): AnswerFailure {
-  if (error instanceof JobFailedError) return { code: error.code, message: error.detail };
+  if (error instanceof JobFailedError) {
+    return { code: error.code, message: error.detail, retryAfterSeconds: error.retryAfterSeconds };
+  }
   if (error instanceof ConnectionError) {
     if (error.status === 401 || error.status === 403) {
       return {

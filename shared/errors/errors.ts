@@ -63,6 +63,12 @@ export class QueueFullError extends PoolError {
   }
 }
 
+export class ModelUnavailableError extends PoolError {
+  constructor(message: string, options?: PoolErrorOptions) {
+    super(ErrorCode.MODEL_UNAVAILABLE, message, { retryable: true, ...options });
+  }
+}
+
 export class TokenExpiredError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.TOKEN_EXPIRED, message, options);

@@ -1,2 +1,3 @@
 export * from "./errors.js";
+export * from "./http-status.js";
 export * from "./pool-error.js";

@@ -23,6 +23,8 @@ export const ErrorCode = {
   REDIS_UNAVAILABLE: "REDIS_UNAVAILABLE",
   /** The model's queue already holds its limit of waiting jobs; try again later. */
   QUEUE_FULL: "QUEUE_FULL",
+  /** The model is configured, but no live gpu-worker serves it right now; try again later. */
+  MODEL_UNAVAILABLE: "MODEL_UNAVAILABLE",
   /** The request token is older than the replay window (`FERNET_TTL_SECONDS`) or from the future. */
   TOKEN_EXPIRED: "TOKEN_EXPIRED",
   /** The request body or the decrypted request is larger than the configured cap. */
@@ -52,6 +54,8 @@ export interface PoolErrorOptions {
   cause?: unknown;
   /** Whether trying the same thing again may succeed (default `false`). */
   retryable?: boolean;
+  /** When to try again, in whole seconds (HTTP `Retry-After`), for a refusal under overload. */
+  retryAfterSeconds?: number;
 }
 
 /**
@@ -61,12 +65,14 @@ export interface PoolErrorOptions {
 export class PoolError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: PoolErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options.retryable ?? false;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   toInfo(): ErrorInfo {

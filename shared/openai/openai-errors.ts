@@ -1,4 +1,4 @@
-import { ErrorCode } from "../errors/index.js";
+import { ErrorCode, overloadStatusOf } from "../errors/index.js";
 
 /** An error as OpenAI's API answers it, with the HTTP status to send it with. */
 export interface OpenAiErrorAnswer {
@@ -13,14 +13,16 @@ const byCode: Record<string, [number, string]> = {
   [ErrorCode.REQUEST_TOO_LARGE]: [413, "invalid_request_error"],
   [ErrorCode.PROMPT_TOO_LONG]: [400, "invalid_request_error"],
   [ErrorCode.UNKNOWN_MODEL]: [404, "invalid_request_error"],
-  [ErrorCode.QUEUE_FULL]: [429, "rate_limit_error"],
+  // Overload: the statuses are the RunPod-shaped routes' (`overloadStatusOf`), with Retry-After.
+  [ErrorCode.QUEUE_FULL]: [0, "rate_limit_error"],
+  [ErrorCode.MODEL_UNAVAILABLE]: [0, "server_error"],
+  [ErrorCode.REDIS_UNAVAILABLE]: [0, "server_error"],
   [ErrorCode.TIMED_OUT]: [504, "server_error"],
   [ErrorCode.OPENAI_PLAINTEXT_DISABLED]: [403, "permission_error"],
   // The proxy's key and the endpoint's differ, or the proxy's clock is off: not the caller's fault.
   [ErrorCode.DECRYPT_FAILED]: [502, "server_error"],
   [ErrorCode.TOKEN_EXPIRED]: [502, "server_error"],
   [ErrorCode.MODEL_LOAD_FAILED]: [503, "server_error"],
-  [ErrorCode.REDIS_UNAVAILABLE]: [503, "server_error"],
   CANCELLED: [499, "server_error"],
   UPSTREAM: [502, "server_error"],
   UNAUTHORIZED: [401, "authentication_error"],
@@ -29,7 +31,8 @@ const byCode: Record<string, [number, string]> = {
 
 /** OpenAI's error answer for a pool error code (unknown codes: 500 `server_error`). */
 export function openAiError(code: string, message: string): OpenAiErrorAnswer {
-  const [status, type] = byCode[code] ?? [500, "server_error"];
+  const [listed, type] = byCode[code] ?? [500, "server_error"];
+  const status = overloadStatusOf(code) ?? listed;
   const openAiCode =
     code === ErrorCode.PROMPT_TOO_LONG
       ? "context_length_exceeded"

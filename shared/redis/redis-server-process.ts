@@ -5,6 +5,8 @@ import { RedisUnavailableError } from "../errors/index.js";
 
 export interface RedisServerProcess {
   readonly url: string;
+  /** The server's process id (tests pause it to play a Redis that does not answer). */
+  readonly pid: number | undefined;
   close(): Promise<void>;
 }
 
@@ -82,7 +84,8 @@ export function redactRedisUrl(url: string): string {
 /**
  * Starts a private, memory-only `redis-server` from PATH on a free loopback port, and waits until
  * it answers. Used when no Redis is configured or running. Throws a {@link RedisUnavailableError}
- * saying how to install Redis when there is no `redis-server` to start.
+ * saying how to install Redis when there is no `redis-server` to start. `port`: listen there
+ * instead (a test that restarts "the same" Redis).
  */
 export async function startRedisServer(
   options: { port?: number } = {},
@@ -123,6 +126,7 @@ export async function startRedisServer(
   let closing: Promise<void> | undefined;
   return {
     url,
+    pid: child.pid,
     close() {
       closing ??= new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

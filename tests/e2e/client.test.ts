@@ -16,6 +16,7 @@ import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 const entryPoint = (part: string) => path.join(distRoot, part, "main.js");
@@ -32,6 +33,8 @@ interface ClientOptions {
   env?: Record<string, string>;
   /** Called with the child once its stdout first has data. */
   onOutput?: (child: ChildProcess) => void;
+  /** Called with all of stderr so far, each time more comes. */
+  onStderr?: (stderr: string) => void;
 }
 
 /** Runs the client to its end (killed after 60 s). */
@@ -51,6 +54,7 @@ function runClient(args: readonly string[], options: ClientOptions = {}): Promis
     });
     child.stderr.on("data", (text: string) => {
       stderr += text;
+      options.onStderr?.(stderr);
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
     child.once("error", reject);
@@ -349,5 +353,110 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe("reference client against a full queue", { timeout: 300_000 }, () => {
+  let stack: TestStack;
+  let tempDir: string;
+  let keyEnv: Record<string, string>;
+  /** The long job on the only sequence, and the job that fills the queue (limit 1). */
+  let holder: string;
+  let waiting: string;
+  const marker = "prompt-text-that-must-not-show";
+  const busyLine = /^pool busy: QUEUE_FULL \(HTTP 429\); retrying in (\d+) s \((\d+) of (\d+)\)$/gm;
+
+  const run = async (request: object) =>
+    (await stack.post("/run", { input: { encrypted_input: stack.encrypt(request) } })) as {
+      id: string;
+      status: string;
+    };
+
+  before(async () => {
+    tempDir = await mkdtemp(path.join(os.tmpdir(), "client-busy-"));
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      env: {
+        MAX_QUEUED_JOBS: "1",
+        MODEL_SEQUENCES: "1",
+        CONTEXT_SIZE: "16384",
+        MAX_TOKENS_LIMIT: "16000",
+      },
+      label: "client-busy",
+    });
+    keyEnv = { ENCRYPTION_KEY: stack.key, DATA_DIR: tempDir };
+    // ~1,000 tokens/s here: the holder keeps the only sequence for the whole describe.
+    const held = await run({
+      prompt: "the dog",
+      sampling_params: { max_tokens: 16_000, temperature: 0 },
+    });
+    assert.equal(held.status, "IN_QUEUE", JSON.stringify(held));
+    holder = held.id;
+    await waitFor(
+      async () =>
+        ((await stack.get(`/status/${holder}`)) as { status: string }).status === "IN_PROGRESS",
+      30_000,
+      "the long job running",
+    );
+    const queued = await run({ prompt: "x", sampling_params: { max_tokens: 1 } });
+    assert.equal(queued.status, "IN_QUEUE");
+    waiting = queued.id;
+  });
+
+  after(async () => {
+    await stack?.stop();
+    if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
+  });
+
+  it("retries a 429 after its Retry-After, at most --retries times, then exits 1 QUEUE_FULL", async () => {
+    const started = performance.now();
+    const run = await runClient([marker, "--retries", "2", "--url", stack.url], { env: keyEnv });
+    const elapsedMs = performance.now() - started;
+    assert.equal(run.code, 1, run.stderr);
+    const waits = [...run.stderr.matchAll(busyLine)];
+    assert.deepEqual(
+      waits.map((wait) => [wait[2], wait[3]]),
+      [
+        ["1", "2"],
+        ["2", "2"],
+      ],
+      run.stderr,
+    );
+    const waitedMs = waits.reduce((sum, wait) => sum + Number(wait[1]) * 1000, 0);
+    assert.ok(waitedMs >= 2000, run.stderr);
+    assert.ok(
+      elapsedMs >= waitedMs,
+      `done in ${Math.round(elapsedMs)} ms, told to wait ${waitedMs}`,
+    );
+    assert.match(run.stderr, /^error: QUEUE_FULL: /m);
+    assert.ok(!run.stderr.includes(marker) && !run.stdout.includes(marker));
+  });
+
+  it("--retries 0 gives up at once", async () => {
+    const run = await runClient(["x", "--retries", "0", "--url", stack.url], { env: keyEnv });
+    assert.equal(run.code, 1, run.stderr);
+    assert.doesNotMatch(run.stderr, /pool busy/);
+    assert.match(run.stderr, /^error: QUEUE_FULL: /m);
+  });
+
+  it("gets the job in once the queue has room, and prints its text", async () => {
+    let freed = false;
+    const run = await runClient(
+      [marker, "--max-tokens", "8", "--temperature", "0", "--retries", "10", "--url", stack.url],
+      {
+        env: keyEnv,
+        onStderr: (stderr) => {
+          if (freed || !/pool busy/.test(stderr)) return;
+          freed = true;
+          // Room in the queue, and the sequence free for the job.
+          void stack.post(`/cancel/${waiting}`, {}).then(() => stack.post(`/cancel/${holder}`, {}));
+        },
+      },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(freed, "the client was refused first");
+    assert.ok([...run.stderr.matchAll(busyLine)].length >= 1, run.stderr);
+    assert.ok(run.stdout.trim().length > 0);
+    assert.match(run.stderr, /^status=COMPLETED /m);
   });
 });

@@ -56,7 +56,7 @@ describe("scale-out: several gpu-workers on one Redis", () => {
     assert.notEqual(alphaText, betaText, "the two models must differ for the test to tell");
     const view = (await stack.run({ model: "beta", prompt })) as JobView;
     assert.equal(view.status, "FAILED");
-    assert.match(view.error ?? "", /UNKNOWN_MODEL/);
+    assert.match(view.error ?? "", /MODEL_UNAVAILABLE/);
     const models = (await health()).models;
     assert.deepEqual(
       models.map((model) => [model.name, model.state]),
@@ -124,7 +124,7 @@ describe("scale-out: several gpu-workers on one Redis", () => {
     const models = (await health()).models;
     assert.equal(models.find((model) => model.name === "beta")?.state, "unavailable");
     const view = (await stack.run({ model: "beta", prompt })) as JobView;
-    assert.match(view.error ?? "", /UNKNOWN_MODEL/);
+    assert.match(view.error ?? "", /MODEL_UNAVAILABLE/);
     const alpha = await stack.runsync({
       model: "alpha",
       prompt,

@@ -2,7 +2,8 @@
  * A gpu-worker that dies mid-job (SIGKILL: no goodbye) must not leave its caller waiting until
  * the job timeout: the next gpu-worker's check finds the job's lock lapsed and fails it, the
  * orchestrator reports INTERNAL, and later jobs run on the new gpu-worker. Meanwhile its registry
- * entry lapses, so its model is refused `UNKNOWN_MODEL` at once until a gpu-worker serves it again.
+ * entry lapses, so its model is refused `MODEL_UNAVAILABLE` at once until a gpu-worker serves it
+ * again.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -48,7 +49,7 @@ describe("a gpu-worker killed mid-job", () => {
     assert.equal(state, "unavailable", "the dead gpu-worker's registry entry lapsed");
     const refused = await stack.run({ prompt: "x" });
     assert.equal(refused.status, "FAILED");
-    assert.equal(JSON.parse(refused.error ?? "{}").code, "UNKNOWN_MODEL");
+    assert.equal(JSON.parse(refused.error ?? "{}").code, "MODEL_UNAVAILABLE");
     const started = performance.now();
     await stack.addGpuWorker();
     const { status, error } = await streamed;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { Orchestrator } from "../../orchestrator.js";
 import { statusView } from "../job-views.js";
+import { setOverloadStatus } from "../overload-status.js";
 import { parseWait } from "../query.js";
 
 /**
@@ -48,6 +49,7 @@ export function registerRunRoutes(app: FastifyInstance, orchestrator: Orchestrat
     const submitted = await submit(request.body);
     if (submitted.record === undefined) return reply.code(400).send({ error: submitted.error });
     const { record } = submitted;
+    setOverloadStatus(reply, record);
     return {
       id: record.id,
       status: record.status,
@@ -64,6 +66,7 @@ export function registerRunRoutes(app: FastifyInstance, orchestrator: Orchestrat
       const submitted = await submit(request.body);
       if (submitted.record === undefined) return reply.code(400).send({ error: submitted.error });
       await submitted.record.waitForEnd(waitMs);
+      setOverloadStatus(reply, submitted.record);
       return statusView(submitted.record);
     },
   );
