@@ -92,6 +92,15 @@ export class OpenAiPlaintextDisabledError extends PoolError {
   }
 }
 
+export class WorkerLostError extends PoolError {
+  constructor(
+    message = "the gpu-worker running this job stopped before it finished",
+    options?: PoolErrorOptions,
+  ) {
+    super(ErrorCode.WORKER_LOST, message, { retryable: true, ...options });
+  }
+}
+
 export class InternalError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);
