@@ -22,8 +22,15 @@ export function isTerminalStatus(status: JobStatus): boolean {
 }
 
 /**
- * What the orchestrator knows of one job: its status, the chunks produced so far (in order), and
- * its error. It lives in the orchestrator's memory only, for the retention period.
+ * What the orchestrator knows of one job, and the one owner of its states: its status, the chunks
+ * produced so far (in order), and its error. Every transition is a method here, each is allowed
+ * from the states the README's "Job states" table lists and ignored from any other, and the end
+ * listener hears of the job exactly once, when it first becomes terminal.
+ *
+ * ```
+ * IN_QUEUE ─► IN_PROGRESS ─► COMPLETED | FAILED | CANCELLED | TIMED_OUT
+ *     └──────────────────────► FAILED | CANCELLED | TIMED_OUT
+ * ```
  */
 export class JobRecord {
   readonly id: string;
@@ -43,9 +50,12 @@ export class JobRecord {
   firstChunkAt: number | undefined;
   endedAt: number | undefined;
   #waiters = new Set<() => void>();
+  readonly #onEnd: ((record: JobRecord) => void) | undefined;
 
-  constructor(id: string) {
+  /** `onEnd`: told once, when the job first reaches a terminal status. */
+  constructor(id: string, options: { onEnd?: (record: JobRecord) => void } = {}) {
     this.id = id;
+    this.#onEnd = options.onEnd;
   }
 
   get status(): JobStatus {
@@ -105,6 +115,7 @@ export class JobRecord {
     return this.#generationEnded;
   }
 
+  /** The final chunk arrived: the job ends `COMPLETED` (only from a non-terminal status). */
   complete(): void {
     this.#end("COMPLETED");
   }
@@ -165,6 +176,7 @@ export class JobRecord {
     if (this.terminal) return;
     this.#status = status;
     this.endedAt = performance.now();
+    this.#onEnd?.(this);
     this.#notify();
   }
 

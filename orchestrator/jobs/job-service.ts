@@ -18,7 +18,6 @@ import {
   settlesWithin,
 } from "../../shared/process/deadline.js";
 import {
-  type ControlMessage,
   encryptChunk,
   type FinalChunk,
   isFinalChunk,
@@ -31,6 +30,7 @@ import type { ReplyRelay } from "../relay/reply-relay.js";
 import { admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
 import type { JobRecord } from "./job-record.js";
+import { JobSignals } from "./job-signals.js";
 import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
 
@@ -73,6 +73,7 @@ interface Active {
  */
 export class JobService {
   readonly #options: JobServiceOptions;
+  readonly #signals: JobSignals;
   readonly #active = new Map<string, Active>();
   readonly #admitting = new Set<Promise<JobRecord>>();
   #closed = false;
@@ -80,6 +81,7 @@ export class JobService {
 
   constructor(options: JobServiceOptions) {
     this.#options = options;
+    this.#signals = new JobSignals(options);
   }
 
   get table(): JobTable {
@@ -107,7 +109,7 @@ export class JobService {
     const { table, log, admission, relay, queues, keyRing } = this.#options;
     const record = table.create(options.id ?? randomUUID());
     if (this.#closed) {
-      this.#endFailed(record, new InternalError("the orchestrator is shutting down").toInfo());
+      record.fail(new InternalError("the orchestrator is shutting down").toInfo());
       return record;
     }
     let admitted: ReturnType<typeof admitRequest>;
@@ -120,7 +122,7 @@ export class JobService {
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });
-      this.#endFailed(record, info);
+      record.fail(info);
       return record;
     }
     const { task, encryptOutput } = admitted;
@@ -179,7 +181,6 @@ export class JobService {
     const record = this.#options.table.get(id);
     if (record === undefined || record.terminal) return record;
     record.stop("CANCELLED");
-    this.#options.table.recordEnd(record);
     this.#options.log.info("job cancelled by the caller", { jobId: id });
     await this.#stopJob(id);
     return record;
@@ -251,7 +252,6 @@ export class JobService {
       "TIMED_OUT",
       new TimedOutError(`the job did not finish within ${timeoutMs} ms`).toInfo(),
     );
-    this.#options.table.recordEnd(active.record);
     this.#options.log.warn("job timed out", { jobId, timeoutMs });
     await this.#stopJob(jobId);
   }
@@ -260,22 +260,16 @@ export class JobService {
   async #stopJob(jobId: string): Promise<void> {
     const active = this.#active.get(jobId);
     if (active === undefined) return;
-    const { redis, names, queues, log } = this.#options;
     try {
-      const message: ControlMessage = { type: "cancel", jobId };
-      // The key first: a gpu-worker that takes the job after the message went by still sees it.
-      const signalled = async () => {
-        await redis
-          .multi()
-          .set(names.cancelKey(jobId), "1", "EX", 3600)
-          .publish(names.controlChannel, JSON.stringify(message))
-          .exec();
-        return queues.removeWaiting(active.model, jobId);
-      };
       // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
-      if (await redisAnswerWithin(signalled(), stopDeadlineMs)) this.#finish(jobId, () => {});
+      const wasWaiting = await redisAnswerWithin(
+        this.#signals.stop(jobId, active.model),
+        stopDeadlineMs,
+      );
+      // Taken off the queue: no gpu-worker will confirm its end, so its tracking ends now.
+      if (wasWaiting) this.#finish(jobId, () => {});
     } catch (error) {
-      log.warn("could not signal a cancellation", {
+      this.#options.log.warn("could not signal a cancellation", {
         jobId,
         error: error instanceof Error ? error.message : "unknown",
       });
@@ -286,15 +280,13 @@ export class JobService {
   #finish(jobId: string, end: (record: JobRecord) => void): void {
     const active = this.#active.get(jobId);
     if (active === undefined) return;
-    const wasTerminal = active.record.terminal;
     end(active.record);
-    if (!wasTerminal && active.record.terminal) this.#options.table.recordEnd(active.record);
     clearTimeout(active.timer);
     this.#active.delete(jobId);
     this.#options.relay.untrack(jobId);
-    const { redis, names, log } = this.#options;
-    redis
-      .del(names.deltaStream(jobId), names.cancelKey(jobId))
+    const { log } = this.#options;
+    this.#signals
+      .forget(jobId)
       .catch((error: Error) =>
         log.warn("could not delete a job's reply stream", { jobId, error: error.message }),
       );
@@ -304,11 +296,6 @@ export class JobService {
       code: active.record.error?.code,
       chunks: active.record.chunks.length,
     });
-  }
-
-  #endFailed(record: JobRecord, error: ErrorInfo): void {
-    record.fail(error);
-    this.#options.table.recordEnd(record);
   }
 
   /**

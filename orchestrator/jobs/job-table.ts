@@ -34,7 +34,7 @@ export class JobTable {
 
   create(id: string): JobRecord {
     if (this.#jobs.has(id)) throw new Error(`job id ${id} is already in use`);
-    const record = new JobRecord(id);
+    const record = new JobRecord(id, { onEnd: (ended) => this.#counted(ended) });
     this.#jobs.set(id, record);
     return record;
   }
@@ -47,8 +47,8 @@ export class JobTable {
     return this.#jobs.has(id);
   }
 
-  /** Counts a job that just ended, for `/health` and the metrics. */
-  recordEnd(record: JobRecord): void {
+  /** Counts a job that just ended, for `/health` and the metrics (its record tells, once). */
+  #counted(record: JobRecord): void {
     if (record.status === "COMPLETED") this.counts.completed += 1;
     else if (record.status === "FAILED") this.counts.failed += 1;
     else if (record.status === "CANCELLED") this.counts.cancelled += 1;

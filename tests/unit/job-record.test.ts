@@ -246,8 +246,9 @@ describe("JobTable", () => {
     }
   });
 
-  it("counts ended jobs by status and unfinished jobs by state", () => {
-    const table = new JobTable({ retentionMs: 1000 });
+  it("counts each ended job once, by status, and unfinished jobs by state", () => {
+    const told: string[] = [];
+    const table = new JobTable({ retentionMs: 1000, onEnd: (record) => told.push(record.id) });
     try {
       const ends: Array<(record: ReturnType<JobTable["create"]>) => void> = [
         (r) => r.complete(),
@@ -259,16 +260,16 @@ describe("JobTable", () => {
       ends.forEach((end, index) => {
         const record = table.create(`ended-${index}`);
         end(record);
-        table.recordEnd(record);
+        // A second end of an ended job changes and counts nothing.
+        record.fail(failure);
+        record.stop("CANCELLED");
       });
       table.create("q1");
       table.create("q2");
       table.create("p").markStarted();
       assert.deepEqual(table.counts, { completed: 2, failed: 1, cancelled: 1, timedOut: 1 });
       assert.deepEqual(table.unfinished(), { inQueue: 2, inProgress: 1 });
-      // An unfinished job counts for nothing.
-      table.recordEnd(table.create("still-queued"));
-      assert.deepEqual(table.counts, { completed: 2, failed: 1, cancelled: 1, timedOut: 1 });
+      assert.deepEqual(told, ["ended-0", "ended-1", "ended-2", "ended-3", "ended-4"]);
     } finally {
       table.close();
     }

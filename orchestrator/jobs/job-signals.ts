@@ -1,0 +1,44 @@
+import type { Redis } from "ioredis";
+import type { RedisNames } from "../../shared/naming.js";
+import type { ControlMessage } from "../../shared/protocol/index.js";
+import type { ModelQueues } from "./model-queues.js";
+
+/** How long a cancel mark outlives its job's longest possible wait for a gpu-worker. */
+const cancelMarkSeconds = 3600;
+
+/**
+ * The Redis side of a job's end, in one place: telling the gpu-workers to stop it, taking it off
+ * its queue, and deleting what Redis holds of its run. Keys are written with their expiry in the
+ * same command.
+ */
+export class JobSignals {
+  readonly #redis: Redis;
+  readonly #names: RedisNames;
+  readonly #queues: ModelQueues;
+
+  constructor(options: { redis: Redis; names: RedisNames; queues: ModelQueues }) {
+    this.#redis = options.redis;
+    this.#names = options.names;
+    this.#queues = options.queues;
+  }
+
+  /**
+   * Stops a job wherever it is: marks it cancelled and tells the gpu-workers (the mark first, so a
+   * gpu-worker that takes the job after the message went by still sees it), then takes it off its
+   * queue. Resolves `true` when it was still waiting there (nobody will confirm its end).
+   */
+  async stop(jobId: string, model: string): Promise<boolean> {
+    const message: ControlMessage = { type: "cancel", jobId };
+    await this.#redis
+      .multi()
+      .set(this.#names.cancelKey(jobId), "1", "EX", cancelMarkSeconds)
+      .publish(this.#names.controlChannel, JSON.stringify(message))
+      .exec();
+    return this.#queues.removeWaiting(model, jobId);
+  }
+
+  /** Deletes an ended job's reply stream and cancel mark. */
+  async forget(jobId: string): Promise<void> {
+    await this.#redis.del(this.#names.deltaStream(jobId), this.#names.cancelKey(jobId));
+  }
+}
