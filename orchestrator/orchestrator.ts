@@ -113,6 +113,7 @@ export class Orchestrator {
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
+      registryTtlMs: config.registryTtlMs,
       metrics: this.metrics,
       log,
     });

@@ -4,16 +4,12 @@ import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import {
-  claimJobScript,
-  fencedReplyScript,
-  ownerValue,
-} from "../../shared/registry/job-owner.js";
-import {
   encodeReply,
   encodeStarted,
   type ReplyMessage,
   type TerminalReplyMessage,
 } from "../../shared/protocol/index.js";
+import { claimJobScript, fencedReplyScript, ownerValue } from "../../shared/registry/job-owner.js";
 import { TurnPipeline } from "./turn-pipeline.js";
 
 export interface ReplyPublisherOptions {
@@ -178,17 +174,19 @@ export class JobReplies {
           this.#replyTo,
         );
       })
-      .then(
-        ([[error, written] = [null, undefined]]) => {
-          if (error !== null) throw error;
-          if (written === 0) {
-            if (!this.#lost) log.warn("job lost: its reply was refused", { jobId: this.#jobId });
-            this.#markLost();
-          }
-        },
-      )
+      .then(([[error, written] = [null, undefined]]) => {
+        if (error !== null) throw error;
+        if (written === 0) {
+          if (!this.#lost) log.warn("job lost: its reply was refused", { jobId: this.#jobId });
+          this.#markLost();
+        }
+      })
       .catch((error: Error) => {
-        log.warn("reply write failed", { jobId: this.#jobId, seq: message.seq, error: error.message });
+        log.warn("reply write failed", {
+          jobId: this.#jobId,
+          seq: message.seq,
+          error: error.message,
+        });
       });
   }
 }

@@ -2,12 +2,14 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import {
+  ErrorCode,
   type ErrorInfo,
   InternalError,
   isErrorCode,
   OpenAiPlaintextDisabledError,
   TimedOutError,
   toErrorInfo,
+  WorkerLostError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
@@ -33,6 +35,7 @@ import type { JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
 import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
+import { WorkerWatch } from "./worker-watch.js";
 
 export interface JobServiceOptions {
   redis: Redis;
@@ -46,6 +49,11 @@ export interface JobServiceOptions {
   keyRing: KeyRing;
   /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
   jobTimeoutMs: number;
+  /**
+   * `REGISTRY_TTL_MS`: when set, running jobs whose gpu-worker's registry entry lapsed are found
+   * within it and run again or failed `WORKER_LOST` (see `worker-watch.ts`).
+   */
+  registryTtlMs?: number;
   /** Told of each completed job's final chunk (latencies, token counts). */
   metrics?: { jobCompleted(model: string, final: FinalChunk): void };
   log: Logger;
@@ -74,6 +82,7 @@ interface Active {
 export class JobService {
   readonly #options: JobServiceOptions;
   readonly #signals: JobSignals;
+  readonly #watch: WorkerWatch | undefined;
   readonly #active = new Map<string, Active>();
   readonly #admitting = new Set<Promise<JobRecord>>();
   #closed = false;
@@ -82,6 +91,15 @@ export class JobService {
   constructor(options: JobServiceOptions) {
     this.#options = options;
     this.#signals = new JobSignals(options);
+    const { registryTtlMs } = options;
+    this.#watch =
+      registryTtlMs === undefined
+        ? undefined
+        : new WorkerWatch({
+            ...options,
+            registryTtlMs,
+            onLost: (jobId, error) => this.#finish(jobId, (r) => r.fail(error)),
+          });
   }
 
   get table(): JobTable {
@@ -145,6 +163,7 @@ export class JobService {
         ),
     });
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
+    this.#watch?.track(record.id, task.model, payload, timeoutMs);
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever.
       await redisAnswerWithin(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
@@ -187,11 +206,15 @@ export class JobService {
   }
 
   /** Fails a job the queue reports failed, if its own error reply never reached us. */
-  async onQueueFailed(jobId: string, failedReason: string): Promise<void> {
-    if (!this.#active.has(jobId)) return;
+  async onQueueFailed(queueJobId: string, failedReason: string): Promise<void> {
+    // `undefined`: an attempt superseded after its gpu-worker was lost; not the job's failure.
+    const jobId = this.#watch ? this.#watch.jobOf(queueJobId) : queueJobId;
+    if (jobId === undefined || !this.#active.has(jobId)) return;
     await this.#options.relay.backfill(jobId);
     if (!this.#active.has(jobId)) return;
-    this.#finish(jobId, (record) => record.fail(parseFailedReason(failedReason)));
+    const error = parseFailedReason(failedReason);
+    if (error.code === ErrorCode.WORKER_LOST && this.#watch) await this.#watch.lost(jobId);
+    else this.#finish(jobId, (record) => record.fail(error));
   }
 
   #onReply(jobId: string, message: ReplyMessage): void {
@@ -263,7 +286,7 @@ export class JobService {
     try {
       // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
       const wasWaiting = await redisAnswerWithin(
-        this.#signals.stop(jobId, active.model),
+        this.#signals.stop(jobId, active.model, this.#watch?.queueJobId(jobId)),
         stopDeadlineMs,
       );
       // Taken off the queue: no gpu-worker will confirm its end, so its tracking ends now.
@@ -284,6 +307,7 @@ export class JobService {
     clearTimeout(active.timer);
     this.#active.delete(jobId);
     this.#options.relay.untrack(jobId);
+    this.#watch?.untrack(jobId);
     const { log } = this.#options;
     this.#signals
       .forget(jobId)
@@ -323,6 +347,7 @@ export class JobService {
       });
     }
     for (const { timer } of this.#active.values()) clearTimeout(timer);
+    this.#watch?.close();
   }
 }
 
@@ -345,7 +370,7 @@ function parseFailedReason(reason: string): ErrorInfo {
       return { code: parsed.code, message: parsed.message };
     }
   } catch {
-    // Not ours: BullMQ's own reasons, such as a stalled job.
+    // Not ours: BullMQ's own reasons, such as a stalled job (its gpu-worker stopped).
   }
-  return new InternalError("the gpu-worker running this job stopped before it finished").toInfo();
+  return new WorkerLostError().toInfo();
 }

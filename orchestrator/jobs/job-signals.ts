@@ -27,18 +27,22 @@ export class JobSignals {
    * gpu-worker that takes the job after the message went by still sees it), then takes it off its
    * queue. Resolves `true` when it was still waiting there (nobody will confirm its end).
    */
-  async stop(jobId: string, model: string): Promise<boolean> {
+  async stop(jobId: string, model: string, queueJobId = jobId): Promise<boolean> {
     const message: ControlMessage = { type: "cancel", jobId };
     await this.#redis
       .multi()
       .set(this.#names.cancelKey(jobId), "1", "EX", cancelMarkSeconds)
       .publish(this.#names.controlChannel, JSON.stringify(message))
       .exec();
-    return this.#queues.removeWaiting(model, jobId);
+    return this.#queues.removeWaiting(model, queueJobId);
   }
 
-  /** Deletes an ended job's reply stream and cancel mark. */
+  /**
+   * Deletes an ended job's reply stream, cancel mark and owner key (without its owner key, a
+   * gpu-worker still running the job can write nothing more for it).
+   */
   async forget(jobId: string): Promise<void> {
-    await this.#redis.del(this.#names.deltaStream(jobId), this.#names.cancelKey(jobId));
+    const names = this.#names;
+    await this.#redis.del(names.deltaStream(jobId), names.cancelKey(jobId), names.ownerKey(jobId));
   }
 }
