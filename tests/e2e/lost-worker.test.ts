@@ -22,6 +22,8 @@ const registryTtlMs = 1500;
 const marginMs = 8000;
 /** About 1,900 tokens: its evaluation (≈0.8 s here) outlasts the 2 ms poll for the claim. */
 const longPrompt = "Once upon a time there was a little dog. ".repeat(190);
+/** About 1,500 tokens, leaving room for a longer reply. */
+const mediumPrompt = "Once upon a time there was a little dog. ".repeat(150);
 
 interface ErrorInfo {
   code: string;
@@ -155,22 +157,22 @@ describe("a gpu-worker paused past its registry entry and its locks", () => {
   let redis: Redis;
   let spy: Redis;
   let names: RedisNames;
-  /** Replies (and started notices) seen on any orchestrator channel: [job id, time]. */
-  const heard: [string, number][] = [];
+  /** Replies (and started notices) seen on any orchestrator channel. */
+  const heard: { jobId: string; attempt: number; at: number }[] = [];
 
   before(async () => {
     stack = await TestStack.start({
       models: `tiny=${await tinyModelPath()}`,
-      env: { REGISTRY_TTL_MS: String(registryTtlMs), JOB_LOCK_MS: "1500" },
+      env: { REGISTRY_TTL_MS: String(registryTtlMs), JOB_LOCK_MS: "1500", PROMPT_CACHE: "off" },
       label: "paused",
     });
-    await stack.addGpuWorker();
     redis = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
     names = new RedisNames(stack.prefix);
     spy = new Redis(stack.redisUrl, { maxRetriesPerRequest: 1 });
     spy.on("pmessage", (_pattern: string, _channel: string, text: string) => {
       const envelope = decodeEnvelope(text);
-      if (envelope !== undefined) heard.push([envelope.j, performance.now()]);
+      if (envelope === undefined) return;
+      heard.push({ jobId: envelope.j, attempt: envelope.a ?? 1, at: performance.now() });
     });
     await spy.psubscribe(names.replyChannel("*"));
   });
@@ -183,52 +185,88 @@ describe("a gpu-worker paused past its registry entry and its locks", () => {
     await stack?.stop();
   });
 
-  it("fails its job WORKER_LOST; resumed, it writes nothing more for it; every key expires", async () => {
-    const job = await stack.run({
+  it("fails or re-runs its jobs; resumed, it writes nothing more for them; every key expires", async () => {
+    const [paused] = stack.gpuWorkers as [ChildProcess];
+    // One job streams; the other is claimed and still evaluating its prompt at the pause.
+    const streaming = await stack.run({
       prompt: "the dog",
       sampling_params: { max_tokens: 4000, temperature: 0 },
     });
     let firstChunk = false;
-    const streamed = stack.streamAll(job.id, () => {
+    const streamingEnd = stack.streamAll(streaming.id, () => {
       firstChunk = true;
     });
-    await waitFor(() => firstChunk, 30_000, "the job's first chunk");
-    const owner = parseOwner(await redis.get(names.ownerKey(job.id)));
-    assert.ok(owner !== undefined && owner.workerId !== "", "the job has an owner");
-    const paused = processOf(stack, owner.workerId);
+    await waitFor(() => firstChunk, 30_000, "the first job's first chunk");
+    const silent = await stack.run({
+      prompt: mediumPrompt,
+      sampling_params: { max_tokens: 200, temperature: 0 },
+    });
+    await waitFor(
+      async () => (await redis.get(names.ownerKey(silent.id))) !== null,
+      30_000,
+      "the second job's claim",
+    );
     paused.kill("SIGSTOP");
     const pausedAt = performance.now();
-    const { status, error } = await stack.explain(streamed);
+    assert.equal(
+      await redis.xlen(names.deltaStream(silent.id)),
+      0,
+      "paused before the second job's first reply (its prompt's evaluation outlasted the poll)",
+    );
+    const owner = parseOwner(await redis.get(names.ownerKey(streaming.id)));
+    assert.ok(owner !== undefined && owner.workerId !== "");
+    assert.equal(processOf(stack, owner.workerId), paused);
+
+    const { status, error } = await stack.explain(streamingEnd);
     const tookMs = Math.round(performance.now() - pausedAt);
     process.stdout.write(`# WORKER_LOST ${tookMs} ms after SIGSTOP\n`);
     assert.equal(status, "FAILED");
     assert.equal((JSON.parse(error ?? "{}") as ErrorInfo).code, "WORKER_LOST");
     assert.ok(tookMs < registryTtlMs + marginMs, `found ${tookMs} ms after the pause`);
-    // Paused past its lock too: BullMQ's check (by the other gpu-worker) takes its job.
+
+    // The second job waits for a gpu-worker, queued again as attempt 2.
+    await stack.addGpuWorker();
+    const silentEnd = stack.streamAll(silent.id);
+    // BullMQ's check (run by the new gpu-worker) fails the lost attempt, the paused gpu-worker's
+    // lock having lapsed: the orchestrator must not take that for the job's failure.
     const queueKey = `${stack.prefix}:${names.modelQueue("tiny")}`;
     await waitFor(
-      async () => (await redis.lpos(`${queueKey}:active`, job.id)) === null,
+      async () => (await redis.zscore(`${queueKey}:failed`, silent.id)) !== null,
       30_000,
-      "the lost job out of BullMQ's active list",
+      "BullMQ to fail the lost attempt",
+    );
+    const whenFailed = (await stack.get(`/status/${silent.id}`)) as { status: string };
+    process.stdout.write(
+      `# the lost attempt failed in BullMQ while the job was ${whenFailed.status}\n`,
+    );
+    const { status: silentStatus, chunks } = await stack.explain(silentEnd);
+    assert.equal(silentStatus, "COMPLETED");
+    assertOneNumbering(chunks);
+    assert.ok(
+      heard.some(({ jobId, attempt }) => jobId === silent.id && attempt === 2),
+      "its replies came from attempt 2",
     );
 
     const resumedAt = performance.now();
     paused.kill("SIGCONT");
-    await waitFor(
-      () =>
-        stack
-          .logsOf(paused)
-          .some((line) => line.includes("job lost: stopped") && line.includes(job.id)),
-      30_000,
-      "the resumed gpu-worker to stop the job",
-    );
-    assert.deepEqual(
-      heard.filter(([jobId, at]) => jobId === job.id && at > resumedAt),
-      [],
-      "no reply of the lost job after the resume",
-    );
-    assert.equal(await redis.exists(names.deltaStream(job.id)), 0, "its stream was not re-created");
-    assert.equal(await redis.exists(names.ownerKey(job.id)), 0);
+    for (const job of [streaming, silent]) {
+      await waitFor(
+        () =>
+          stack
+            .logsOf(paused)
+            .some((line) => line.includes("job lost: stopped") && line.includes(job.id)),
+        30_000,
+        "the resumed gpu-worker to stop the job it lost",
+      );
+      assert.deepEqual(
+        heard.filter(
+          ({ jobId, attempt, at }) => jobId === job.id && attempt === 1 && at > resumedAt,
+        ),
+        [],
+        "no reply of a lost attempt after the resume",
+      );
+      assert.equal(await redis.exists(names.deltaStream(job.id)), 0, "no stream re-created");
+    }
 
     // Both gpu-workers serve on.
     const next = await stack.runsync({
