@@ -6,7 +6,9 @@ import type { Logger } from "../shared/log.js";
 import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
+import { JobHeartbeat } from "./jobs/job-heartbeat.js";
 import { JobService } from "./jobs/job-service.js";
+import { JobStore } from "./jobs/job-store.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
 import { OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
@@ -15,6 +17,10 @@ import { ReplyRelay } from "./relay/reply-relay.js";
 
 /** How long a drained orchestrator still waits for pollers to fetch the chunks of ended jobs. */
 const drainGraceMs = 2000;
+/** Finished jobs kept in memory; older ones (within `RESULT_RETENTION_MS`) are read from Redis. */
+const maxFinishedInMemory = 1000;
+/** The longest a job may live (`policy.executionTimeout` is capped at 24 h). */
+const maxJobLifeMs = 86_400_000;
 
 export interface OrchestratorOptions {
   config: Config;
@@ -44,6 +50,8 @@ export class Orchestrator {
   readonly #subscriber: Redis;
   readonly #relay: ReplyRelay;
   readonly #table: JobTable;
+  readonly #store: JobStore | undefined;
+  readonly #heartbeat: JobHeartbeat | undefined;
   readonly #config: Config;
   readonly #log: Logger;
   #closing: Promise<void> | undefined;
@@ -69,8 +77,23 @@ export class Orchestrator {
     // A RunPod worker posts results to the platform, which keeps them: nothing to hold here.
     this.#table = new JobTable({
       retentionMs: config.mode === "runpod" ? 0 : config.resultRetentionMs,
+      // Older results are read back from Redis: this process's memory stays flat.
+      maxFinished: maxFinishedInMemory,
       onEnd: (record) => this.metrics.jobEnded(record),
     });
+    // A RunPod worker's results are the platform's to keep; the local API keeps them in Redis.
+    this.#store =
+      config.mode === "runpod"
+        ? undefined
+        : new JobStore({
+            redis: this.#redis,
+            names,
+            keyRing,
+            owner: this.id,
+            retentionMs: config.resultRetentionMs,
+            presenceTtlMs: config.registryTtlMs,
+            maxJobLifeMs,
+          });
     this.queues = new ModelQueues({
       models: this.models,
       connection: this.#redis,
@@ -114,9 +137,19 @@ export class Orchestrator {
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
       registryTtlMs: config.registryTtlMs,
+      ...(this.#store === undefined ? {} : { store: this.#store }),
       metrics: this.metrics,
       log,
     });
+    this.#heartbeat =
+      this.#store === undefined
+        ? undefined
+        : new JobHeartbeat({
+            store: this.#store,
+            jobs: this.jobs,
+            presenceTtlMs: config.registryTtlMs,
+            log,
+          });
   }
 
   /**
@@ -136,6 +169,7 @@ export class Orchestrator {
     try {
       await orchestrator.#relay.start();
       await orchestrator.queues.ready();
+      await orchestrator.#heartbeat?.start();
     } catch (error) {
       await orchestrator.close();
       throw error;
@@ -164,6 +198,7 @@ export class Orchestrator {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.drain();
+      await this.#heartbeat?.close();
       // Each gives Redis a short grace at most; side by side, a dead Redis costs it once.
       await Promise.all([this.#relay.close(), this.queues.close()]);
       this.#table.close();

@@ -62,6 +62,31 @@ export class RedisNames {
     return `${this.prefix}:registry:${model}`;
   }
 
+  /** One accepted job's sealed record (its state, and its chunks once it ended). */
+  jobRecord(jobId: string): string {
+    return `${this.prefix}:job:${jobId}`;
+  }
+
+  /** Present while the orchestrator with this id runs (refreshed by its heartbeat). */
+  orchestratorAlive(orchestratorId: string): string {
+    return `${this.prefix}:orchestrator:${orchestratorId}`;
+  }
+
+  /** The ids of the unfinished jobs an orchestrator tracks (a set). */
+  orchestratorJobs(orchestratorId: string): string {
+    return `${this.prefix}:jobs:${orchestratorId}`;
+  }
+
+  /** The match pattern of every orchestrator's job set. */
+  get orchestratorJobsPattern(): string {
+    return `${this.prefix}:jobs:*`;
+  }
+
+  /** BullMQ's hash of one job of a model's queue. */
+  queueJob(model: string, jobId: string): string {
+    return `${this.bullPrefix}:${this.modelQueue(model)}:${jobId}`;
+  }
+
   /** Stream entry id of reply `seq` of a job's `attempt`: ids must grow and never be `0-0`. */
   static streamEntryId(attempt: number, seq: number): string {
     return `${attempt}-${seq + 1}`;

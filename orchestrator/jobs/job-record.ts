@@ -35,8 +35,8 @@ export function isTerminalStatus(status: JobStatus): boolean {
 export class JobRecord {
   readonly id: string;
   /** `performance.now()` when the job was accepted: every timing is measured from here. */
-  readonly acceptedAt = performance.now();
-  readonly acceptedAtDate = Date.now();
+  readonly acceptedAt: number;
+  readonly acceptedAtDate: number;
   model: string | undefined;
   /** A plaintext OpenAI job (`openai_route`): how its answer is to be shaped. */
   openai: OpenAiAnswerShape | undefined;
@@ -52,10 +52,50 @@ export class JobRecord {
   #waiters = new Set<() => void>();
   readonly #onEnd: ((record: JobRecord) => void) | undefined;
 
-  /** `onEnd`: told once, when the job first reaches a terminal status. */
-  constructor(id: string, options: { onEnd?: (record: JobRecord) => void } = {}) {
+  /**
+   * `onEnd`: told once, when the job first reaches a terminal status. `acceptedAt` (on this
+   * process's `performance.now()` clock) and `acceptedAtDate` (epoch ms) default to now; a record
+   * rebuilt from Redis passes them.
+   */
+  constructor(
+    id: string,
+    options: {
+      onEnd?: (record: JobRecord) => void;
+      acceptedAt?: number | undefined;
+      acceptedAtDate?: number;
+    } = {},
+  ) {
     this.id = id;
     this.#onEnd = options.onEnd;
+    this.acceptedAt = options.acceptedAt ?? performance.now();
+    this.acceptedAtDate = options.acceptedAtDate ?? Date.now();
+  }
+
+  /**
+   * Sets the whole state of a record rebuilt from its snapshot in Redis (before anyone reads it).
+   * The end listener is not told: the job's end was counted where it happened.
+   */
+  restore(state: {
+    status: JobStatus;
+    chunks: readonly OutputChunk[];
+    generationEnded: boolean;
+    error: ErrorInfo | undefined;
+    startedAt: number | undefined;
+    endedAt: number | undefined;
+    streamed: number;
+  }): void {
+    this.#status = state.status;
+    this.#chunks.splice(0, this.#chunks.length, ...state.chunks);
+    this.#generationEnded = state.generationEnded;
+    this.#error = state.error;
+    this.startedAt = state.startedAt;
+    this.endedAt = state.endedAt;
+    this.#streamed = Math.min(state.streamed, state.chunks.length);
+  }
+
+  /** How many chunks `/stream` polls have taken. */
+  get streamedCount(): number {
+    return this.#streamed;
   }
 
   get status(): JobStatus {

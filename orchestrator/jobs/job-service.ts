@@ -6,6 +6,7 @@ import {
   type ErrorInfo,
   InternalError,
   isErrorCode,
+  JobLostError,
   OpenAiPlaintextDisabledError,
   TimedOutError,
   toErrorInfo,
@@ -31,8 +32,10 @@ import {
 import type { ReplyRelay } from "../relay/reply-relay.js";
 import { admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
-import type { JobRecord } from "./job-record.js";
+import { isTerminalStatus, type JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
+import { type JobSnapshot, recordOf, snapshotOf } from "./job-snapshot.js";
+import type { JobStore } from "./job-store.js";
 import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
 import { WorkerWatch } from "./worker-watch.js";
@@ -54,6 +57,12 @@ export interface JobServiceOptions {
    * within it and run again or failed `WORKER_LOST` (see `worker-watch.ts`).
    */
   registryTtlMs?: number;
+  /**
+   * The jobs' records in Redis: with it, jobs are answered for after this process restarts, or by
+   * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST`. Without it (a
+   * RunPod worker: the platform keeps results) jobs live in this process's memory only.
+   */
+  store?: JobStore;
   /** Told of each completed job's final chunk (latencies, token counts). */
   metrics?: { jobCompleted(model: string, final: FinalChunk): void };
   log: Logger;
@@ -70,6 +79,10 @@ interface Active {
   record: JobRecord;
   model: string;
   timer: NodeJS.Timeout;
+  /** When it times out, epoch ms. */
+  deadline: number;
+  /** Whether Redis confirmed it on its queue (until then it cannot be missing from there). */
+  queued: boolean;
   /** Whether the caller gets this job's chunks encrypted (`encrypt_output`, `ENCRYPT_OUTPUT`). */
   encryptOutput: boolean;
 }
@@ -147,26 +160,17 @@ export class JobService {
     record.model = task.model;
     record.openai = admitted.openai;
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
-    const timer = setTimeout(() => void this.#timeOut(record.id, timeoutMs), timeoutMs);
-    timer.unref();
-    this.#active.set(record.id, { record, model: task.model, timer, encryptOutput });
-    relay.track(record.id, {
-      onStarted: () => record.markStarted(),
-      onReply: (message) => this.#onReply(record.id, message),
-      onUnreadable: () =>
-        this.#finish(record.id, (r) =>
-          r.fail(
-            new InternalError(
-              "a reply for this job could not be opened: do the orchestrator and the gpu-workers share the same ENCRYPTION_KEY?",
-            ).toInfo(),
-          ),
-        ),
-    });
+    const active = this.#track(record, task.model, encryptOutput, Date.now() + timeoutMs);
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
     this.#watch?.track(record.id, task.model, payload, timeoutMs);
     try {
-      // Commands wait out a Redis reconnect; the caller should not wait for ever.
-      await redisAnswerWithin(queues.add(task.model, record.id, payload), enqueueDeadlineMs);
+      // Commands wait out a Redis reconnect; the caller should not wait for ever. The record is
+      // written beside the queueing, not before it: one round trip.
+      await redisAnswerWithin(
+        Promise.all([queues.add(task.model, record.id, payload), this.#saveUnfinished(active)]),
+        enqueueDeadlineMs,
+      );
+      active.queued = true;
     } catch (error) {
       log.error("could not queue a job", {
         jobId: record.id,
@@ -179,6 +183,126 @@ export class JobService {
     }
     log.info("job queued", { jobId: record.id, model: task.model });
     return record;
+  }
+
+  /** Starts tracking an unfinished job: its timeout, and its replies. */
+  #track(record: JobRecord, model: string, encryptOutput: boolean, deadline: number): Active {
+    const timeoutMs = Math.max(0, deadline - Date.now());
+    const total = Math.max(0, deadline - record.acceptedAtDate);
+    const timer = setTimeout(() => void this.#timeOut(record.id, total), timeoutMs);
+    timer.unref();
+    const active: Active = { record, model, timer, deadline, encryptOutput, queued: false };
+    this.#active.set(record.id, active);
+    this.#options.relay.track(record.id, {
+      onStarted: () => record.markStarted(),
+      onReply: (message) => this.#onReply(record.id, message),
+      onUnreadable: () =>
+        this.#finish(record.id, (r) =>
+          r.fail(
+            new InternalError(
+              "a reply for this job could not be opened: do the orchestrator and the gpu-workers share the same ENCRYPTION_KEY?",
+            ).toInfo(),
+          ),
+        ),
+    });
+    return active;
+  }
+
+  /** Writes an unfinished job's record to Redis (when records are kept there). */
+  async #saveUnfinished(active: Active): Promise<void> {
+    const { store } = this.#options;
+    if (store === undefined) return;
+    await store.saveUnfinished(
+      snapshotOf(active.record, {
+        owner: store.owner,
+        deadline: active.deadline,
+        encryptOutput: active.encryptOutput,
+      }),
+    );
+  }
+
+  /**
+   * A job by id: from this process's memory, else from its record in Redis. A job whose
+   * orchestrator is gone is adopted first (this one then tracks it to its end); one another live
+   * orchestrator tracks is shown as its record says, read-only.
+   */
+  async find(id: string): Promise<JobRecord | undefined> {
+    const { table, store } = this.#options;
+    const known = table.get(id);
+    if (known !== undefined || store === undefined) return known;
+    const snapshot = await store.load(id);
+    if (snapshot === undefined) return undefined;
+    if (isTerminalStatus(snapshot.status)) return table.insert(recordOf(snapshot));
+    if (!(await store.isAlive(snapshot.owner))) {
+      await this.adopt(await store.claimFrom(snapshot.owner));
+      const adopted = table.get(id);
+      if (adopted !== undefined) return adopted;
+    }
+    return recordOf(snapshot);
+  }
+
+  /**
+   * Takes over jobs an orchestrator that is gone had accepted (claimed already, see
+   * `JobStore.claimOrphans`): each is tracked here to its end, from its record in Redis, its
+   * reply stream (what it produced so far) and its old reply channel (what it produces next).
+   */
+  async adopt(ids: readonly string[]): Promise<void> {
+    const { store, table, relay, log } = this.#options;
+    if (store === undefined) return;
+    for (const id of ids) {
+      if (table.has(id)) continue;
+      let snapshot: JobSnapshot | undefined;
+      try {
+        snapshot = await store.load(id);
+      } catch (error) {
+        log.warn("could not read an adopted job's record", {
+          jobId: id,
+          error: error instanceof Error ? error.message : "unknown",
+        });
+        continue;
+      }
+      // Expired or lost: nothing to answer for.
+      if (snapshot === undefined) continue;
+      const record = table.insert(recordOf(snapshot, table.endListener));
+      if (record.terminal || snapshot.model === undefined) continue;
+      await relay.listen(relay.channelOf(snapshot.owner));
+      const active = this.#track(record, snapshot.model, snapshot.encryptOutput, snapshot.deadline);
+      active.queued = true;
+      await this.#watch?.adopt(id, snapshot.model, snapshot.deadline - Date.now());
+      await this.#saveUnfinished(active);
+      log.info("job adopted from an orchestrator that is gone", {
+        jobId: id,
+        model: snapshot.model,
+        from: snapshot.owner,
+      });
+      void relay.backfill(id);
+    }
+  }
+
+  /**
+   * After Redis lost its data (restarted empty, or was flushed): fails `JOB_LOST` the jobs whose
+   * queue entry it lost (waiting ones, and running ones, whose gpu-worker lost its lock on them
+   * and stops), and writes the records of the others again.
+   */
+  async recoverFromLostRedis(): Promise<void> {
+    const { redis, names, log } = this.#options;
+    const queued = [...this.#active.values()].filter((a) => a.queued && !a.record.terminal);
+    const pipeline = redis.pipeline();
+    for (const { model, record } of queued) pipeline.exists(names.queueJob(model, record.id));
+    const results = queued.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    let lost = 0;
+    queued.forEach((active, index) => {
+      if (results[index]?.[1] !== 0) return;
+      lost += 1;
+      this.#finish(active.record.id, (r) => r.fail(new JobLostError().toInfo()));
+    });
+    await Promise.all([...this.#active.values()].map((active) => this.#saveUnfinished(active)));
+    // Also reached when this orchestrator's presence merely lapsed (Redis unreachable for longer
+    // than the TTL, data intact): then nothing was lost.
+    log[lost > 0 ? "warn" : "info"]("checked the jobs after this orchestrator's presence lapsed", {
+      lost,
+      kept: this.#active.size,
+    });
   }
 
   /**
@@ -197,8 +321,14 @@ export class JobService {
    * is kept). Returns `undefined` for an unknown job, and a finished job unchanged.
    */
   async cancel(id: string): Promise<JobRecord | undefined> {
-    const record = this.#options.table.get(id);
+    const record = await this.find(id);
     if (record === undefined || record.terminal) return record;
+    const active = this.#active.get(id);
+    if (active === undefined) {
+      // Tracked by another live orchestrator: tell the gpu-workers; its owner records the end.
+      if (record.model !== undefined) await this.#signals.stop(id, record.model, false);
+      return record;
+    }
     record.stop("CANCELLED");
     this.#options.log.info("job cancelled by the caller", { jobId: id });
     await this.#stopJob(id);
@@ -286,7 +416,7 @@ export class JobService {
     try {
       // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
       const wasWaiting = await redisAnswerWithin(
-        this.#signals.stop(jobId, active.model, this.#watch?.queueJobId(jobId)),
+        this.#signals.stop(jobId, active.model, true, this.#watch?.queueJobId(jobId)),
         stopDeadlineMs,
       );
       // Taken off the queue: no gpu-worker will confirm its end, so its tracking ends now.
@@ -308,12 +438,20 @@ export class JobService {
     this.#active.delete(jobId);
     this.#options.relay.untrack(jobId);
     this.#watch?.untrack(jobId);
-    const { log } = this.#options;
-    this.#signals
-      .forget(jobId)
-      .catch((error: Error) =>
-        log.warn("could not delete a job's reply stream", { jobId, error: error.message }),
-      );
+    const { log, store } = this.#options;
+    const ended =
+      store === undefined
+        ? this.#signals.forget(jobId)
+        : store.saveEnded(
+            snapshotOf(active.record, {
+              owner: store.owner,
+              deadline: active.deadline,
+              encryptOutput: active.encryptOutput,
+            }),
+          );
+    ended.catch((error: Error) =>
+      log.warn("could not record a job's end in Redis", { jobId, error: error.message }),
+    );
     log.info("job ended", {
       jobId,
       status: active.record.status,

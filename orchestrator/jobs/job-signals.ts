@@ -25,16 +25,18 @@ export class JobSignals {
   /**
    * Stops a job wherever it is: marks it cancelled and tells the gpu-workers (the mark first, so a
    * gpu-worker that takes the job after the message went by still sees it), then takes it off its
-   * queue. Resolves `true` when it was still waiting there (nobody will confirm its end).
+   * queue (unless `dequeue` is false: the job is another orchestrator's, which must hear of its
+   * end from the gpu-worker). Resolves `true` when it was taken off the queue (nobody will confirm
+   * its end). `queueJobId`: the BullMQ id of the job's current attempt (see `worker-watch.ts`).
    */
-  async stop(jobId: string, model: string, queueJobId = jobId): Promise<boolean> {
+  async stop(jobId: string, model: string, dequeue = true, queueJobId = jobId): Promise<boolean> {
     const message: ControlMessage = { type: "cancel", jobId };
     await this.#redis
       .multi()
       .set(this.#names.cancelKey(jobId), "1", "EX", cancelMarkSeconds)
       .publish(this.#names.controlChannel, JSON.stringify(message))
       .exec();
-    return this.#queues.removeWaiting(model, queueJobId);
+    return dequeue ? this.#queues.removeWaiting(model, queueJobId) : false;
   }
 
   /**

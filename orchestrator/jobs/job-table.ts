@@ -34,8 +34,22 @@ export class JobTable {
 
   create(id: string): JobRecord {
     if (this.#jobs.has(id)) throw new Error(`job id ${id} is already in use`);
-    const record = new JobRecord(id, { onEnd: (ended) => this.#counted(ended) });
+    const record = new JobRecord(id, { onEnd: this.endListener });
     this.#jobs.set(id, record);
+    return record;
+  }
+
+  /** The listener a record of this table tells its end to (for records made elsewhere). */
+  readonly endListener = (record: JobRecord): void => this.#counted(record);
+
+  /**
+   * Adds a record made elsewhere (rebuilt from Redis); returns the one now in the table (an
+   * existing record with that id wins).
+   */
+  insert(record: JobRecord): JobRecord {
+    const existing = this.#jobs.get(record.id);
+    if (existing !== undefined) return existing;
+    this.#jobs.set(record.id, record);
     return record;
   }
 

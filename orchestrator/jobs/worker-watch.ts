@@ -69,6 +69,24 @@ export class WorkerWatch {
     this.#timer ??= setInterval(() => void this.#tick(), this.#tickMs).unref();
   }
 
+  /**
+   * Watches a job adopted from an orchestrator that is gone: its queued data is not known here, so
+   * it cannot run again, but a lost gpu-worker still fails it. Its current attempt is read from its
+   * owner key (the orchestrator that is gone may have queued it again), and the relay set to it.
+   */
+  async adopt(jobId: string, model: string, timeoutMs: number): Promise<void> {
+    if (this.#closed) return;
+    const { redis, names, relay } = this.#options;
+    const owner = parseOwner(await redis.get(names.ownerKey(jobId)));
+    const attempt = owner?.attempt ?? 1;
+    if (attempt > 1) {
+      relay.restart(jobId, attempt);
+      this.#requeued.set(RedisNames.queueJobId(jobId, attempt), jobId);
+    }
+    this.#jobs.set(jobId, { model, timeoutMs, payload: undefined, attempt, handled: false });
+    this.#timer ??= setInterval(() => void this.#tick(), this.#tickMs).unref();
+  }
+
   untrack(jobId: string): void {
     const watched = this.#jobs.get(jobId);
     if (watched === undefined) return;

@@ -44,6 +44,8 @@ export class ReplyRelay {
   readonly #keyRing: KeyRing;
   readonly #log: Logger;
   readonly #jobs = new Map<string, Tracked>();
+  /** Its own channel, and those of orchestrators that are gone whose jobs it adopted. */
+  readonly #channels = new Set<string>();
   #connectedOnce = false;
   #closing: Promise<void> | undefined;
 
@@ -61,11 +63,12 @@ export class ReplyRelay {
     this.#keyRing = options.keyRing;
     this.#log = options.log;
     this.channel = options.names.replyChannel(options.orchestratorId);
+    this.#channels.add(this.channel);
   }
 
   async start(): Promise<void> {
     this.#subscriber.on("message", (channel: string, text: string) => {
-      if (channel === this.channel) this.#receive(text);
+      if (this.#channels.has(channel)) this.#receive(text);
     });
     this.#subscriber.on("ready", () => {
       if (!this.#connectedOnce) return;
@@ -76,7 +79,7 @@ export class ReplyRelay {
         jobs: this.#jobs.size,
       });
       this.#subscriber
-        .subscribe(this.channel)
+        .subscribe(...this.#channels)
         .then(() => {
           for (const jobId of this.#jobs.keys()) void this.backfill(jobId);
         })
@@ -86,6 +89,21 @@ export class ReplyRelay {
     });
     await this.#subscriber.subscribe(this.channel);
     this.#connectedOnce = true;
+  }
+
+  /** The reply channel of the orchestrator with this id. */
+  channelOf(orchestratorId: string): string {
+    return this.#names.replyChannel(orchestratorId);
+  }
+
+  /**
+   * Also receives the replies sent to another orchestrator's channel: that of an orchestrator
+   * that is gone, whose jobs this one adopted (their gpu-workers still write there).
+   */
+  async listen(channel: string): Promise<void> {
+    if (this.#channels.has(channel)) return;
+    this.#channels.add(channel);
+    await this.#subscriber.subscribe(channel);
   }
 
   /** Starts routing a job's replies; call before the job is queued. */
@@ -191,7 +209,7 @@ export class ReplyRelay {
     this.#closing ??= (async () => {
       // Not connected now: there is no subscription to end, and the connection is closed next.
       if (this.#subscriber.status !== "ready") return;
-      const unsubscribed = this.#subscriber.unsubscribe(this.channel);
+      const unsubscribed = this.#subscriber.unsubscribe(...this.#channels);
       if (!(await settlesWithin(unsubscribed, timeoutMs))) {
         this.#log.warn("Redis did not confirm the end of the reply subscription");
       }

@@ -101,6 +101,15 @@ export class WorkerLostError extends PoolError {
   }
 }
 
+export class JobLostError extends PoolError {
+  constructor(
+    message = "Redis lost this job (it restarted without its data, or was flushed): submit it again",
+    options?: PoolErrorOptions,
+  ) {
+    super(ErrorCode.JOB_LOST, message, { retryable: true, ...options });
+  }
+}
+
 export class InternalError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
     super(ErrorCode.INTERNAL, message, options);

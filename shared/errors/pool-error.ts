@@ -40,6 +40,8 @@ export const ErrorCode = {
    * Retryable: sending the request again may succeed.
    */
   WORKER_LOST: "WORKER_LOST",
+  /** Redis lost the job (it restarted empty, or was flushed) before it ended. */
+  JOB_LOST: "JOB_LOST",
   /** Anything else: a bug. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;

@@ -84,8 +84,11 @@ export function redactRedisUrl(url: string): string {
  * it answers. Used when no Redis is configured or running. Throws a {@link RedisUnavailableError}
  * saying how to install Redis when there is no `redis-server` to start.
  */
-export async function startRedisServer(): Promise<RedisServerProcess> {
-  const port = await freePort();
+export async function startRedisServer(
+  options: { port?: number } = {},
+): Promise<RedisServerProcess> {
+  // A given port: a restart of a server that was closed (tests of a Redis that comes back empty).
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

@@ -339,6 +339,18 @@ describe("security end to end", () => {
         [],
         "delta streams and cancel marks are deleted",
       );
+      // Each job's record is one Fernet token, with an expiry.
+      const records = keys.filter((key) => key.includes(":job:"));
+      assert.ok(records.length > 0, "jobs have records");
+      const reader = new Redis(stack.redisUrl);
+      try {
+        for (const key of records) {
+          assert.match((await reader.get(key)) ?? "", /^gAAAA[\w=-]+$/, `${key} is sealed`);
+          assert.ok((await reader.pttl(key)) > 0, `${key} expires`);
+        }
+      } finally {
+        reader.disconnect();
+      }
       // Finished jobs stay for the dashboard (DASHBOARD_RETENTION), their data replaced.
       const jobKeys = keys.filter((key) => /:model-tiny:[0-9a-f-]{36}$/.test(key));
       assert.ok(jobKeys.length > 0, "finished jobs are kept");

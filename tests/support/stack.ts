@@ -57,6 +57,7 @@ export class TestStack {
   readonly #children: ChildProcess[] = [];
   readonly #logsOf = new Map<ChildProcess, string[]>();
   #gpuWorkerEnv: Record<string, string> = {};
+  #orchestratorEnv: Record<string, string> = {};
   /** Sent with every request when the stack has an API key. */
   #authorization: Record<string, string> = {};
   /** Whether the stack uses the shared test Redis (and so deletes its keys when it stops). */
@@ -114,6 +115,7 @@ export class TestStack {
     stack.#ownRedis = options.redisUrl === undefined;
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
+    stack.#orchestratorEnv = env;
     stack.#spawn("orchestrator", env);
     const modelCount = options.readyModels ?? options.models.split(",").length;
     if (options.runpod === undefined) await stack.#waitUntilServing(modelCount);
@@ -156,6 +158,35 @@ export class TestStack {
           }),
       ),
     );
+  }
+
+  /**
+   * Kills the orchestrator with `signal`, starts a new one with the same settings (same port, same
+   * Redis), and resolves when it answers `/health`. Returns the new process.
+   */
+  async restartOrchestrator(signal: NodeJS.Signals): Promise<ChildProcess> {
+    const old = this.orchestrator;
+    if (old !== undefined && old.exitCode === null && old.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        old.once("exit", () => resolve());
+        old.kill(signal);
+      });
+    }
+    const child = this.#spawn("orchestrator", this.#orchestratorEnv);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(`the new orchestrator exited:\n${this.logs.join("\n")}`);
+      }
+      try {
+        await this.get("/health");
+        return child;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error("the new orchestrator did not start");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** The log lines of one of the stack's processes. */
@@ -202,9 +233,9 @@ export class TestStack {
     );
   }
 
-  /** The orchestrator's process. */
+  /** The orchestrator's process (the latest one started). */
   get orchestrator(): ChildProcess | undefined {
-    return this.#children.find((child) =>
+    return this.#children.findLast((child) =>
       child.spawnargs.some((arg) => arg.includes("orchestrator")),
     );
   }

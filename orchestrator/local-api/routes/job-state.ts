@@ -1,7 +1,11 @@
 import type { FastifyInstance } from "fastify";
+import { redisAnswerWithin } from "../../../shared/process/deadline.js";
 import type { Orchestrator } from "../../orchestrator.js";
 import { statusView, streamView } from "../job-views.js";
 import { parseWait } from "../query.js";
+
+/** How long a route waits for Redis before answering 503. */
+const redisAnswerMs = 3000;
 
 const notFound = {
   error: "no such job (unknown id, or finished longer ago than RESULT_RETENTION_MS)",
@@ -9,10 +13,11 @@ const notFound = {
 
 /** `/status/{id}`, `/status-sync/{id}`, `/stream/{id}` and `/cancel/{id}`. */
 export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
-  const table = orchestrator.jobs.table;
+  // From memory, else from the job's record in Redis (a Redis that does not answer: 503).
+  const find = (id: string) => redisAnswerWithin(orchestrator.jobs.find(id), redisAnswerMs);
 
   app.get<{ Params: { id: string } }>("/status/:id", async (request, reply) => {
-    const record = table.get(request.params.id);
+    const record = await find(request.params.id);
     if (record === undefined) return reply.code(404).send(notFound);
     return statusView(record);
   });
@@ -24,7 +29,7 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
     async (request, reply) => {
       const waitMs = parseWait(request.query.wait, 90_000, 300_000);
       if (typeof waitMs === "string") return reply.code(400).send({ error: waitMs });
-      const record = table.get(request.params.id);
+      const record = await find(request.params.id);
       if (record === undefined) return reply.code(404).send(notFound);
       await record.waitForEnd(waitMs);
       return statusView(record);
@@ -38,9 +43,13 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
     async (request, reply) => {
       const waitMs = parseWait(request.query.wait, 5_000, 60_000);
       if (typeof waitMs === "string") return reply.code(400).send({ error: waitMs });
-      const record = table.get(request.params.id);
+      const record = await find(request.params.id);
       if (record === undefined) return reply.code(404).send(notFound);
-      if (!record.hasUnstreamedChunks && !record.terminal) await record.waitForChange(waitMs);
+      // A job another live orchestrator tracks is read from its record: no change comes here to
+      // wait for, so the poll is answered after a short pause instead.
+      const tracked = orchestrator.jobs.table.has(record.id);
+      const pauseMs = tracked ? waitMs : Math.min(waitMs, 1000);
+      if (!record.hasUnstreamedChunks && !record.terminal) await record.waitForChange(pauseMs);
       return streamView(record);
     },
   );
