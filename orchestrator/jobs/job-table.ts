@@ -19,6 +19,7 @@ export class JobTable {
   readonly #maxFinished: number;
   readonly #sweeper: NodeJS.Timeout;
   readonly #onEnd: ((record: JobRecord) => void) | undefined;
+  #createdSinceSweep = 0;
   readonly counts = { completed: 0, failed: 0, cancelled: 0, timedOut: 0 };
 
   constructor(options: JobTableOptions) {
@@ -36,6 +37,12 @@ export class JobTable {
     if (this.#jobs.has(id)) throw new Error(`job id ${id} is already in use`);
     const record = new JobRecord(id, { onEnd: this.endListener });
     this.#jobs.set(id, record);
+    // The timer sweeps once a minute at most; a busy service ends thousands of jobs in that time,
+    // so a sweep also runs every `maxFinished` new jobs once the table is past twice the cap.
+    this.#createdSinceSweep += 1;
+    if (this.#jobs.size > 2 * this.#maxFinished && this.#createdSinceSweep >= this.#maxFinished) {
+      this.sweep();
+    }
     return record;
   }
 
@@ -97,6 +104,7 @@ export class JobTable {
 
   /** Forgets finished jobs past retention, and the oldest beyond the cap. */
   sweep(now = performance.now()): void {
+    this.#createdSinceSweep = 0;
     const finished: JobRecord[] = [];
     for (const record of this.#jobs.values()) {
       if (!record.terminal || record.endedAt === undefined) continue;

@@ -246,6 +246,22 @@ describe("JobTable", () => {
     }
   });
 
+  it("sweeps on creation too when jobs end faster than the timer sweeps", () => {
+    const table = new JobTable({ retentionMs: 60_000, maxFinished: 5 });
+    try {
+      let largest = 0;
+      for (let i = 0; i < 100; i += 1) {
+        table.create(`job-${i}`).complete();
+        largest = Math.max(largest, countKept(table, i + 1));
+      }
+      // Past twice the cap, a sweep runs every `maxFinished` creations: bounded, not 100.
+      assert.ok(largest <= 3 * 5, `kept at most ${largest}`);
+      assert.ok(table.has("job-99") && !table.has("job-0"), "the newest are kept");
+    } finally {
+      table.close();
+    }
+  });
+
   it("counts each ended job once, by status, and unfinished jobs by state", () => {
     const told: string[] = [];
     const table = new JobTable({ retentionMs: 1000, onEnd: (record) => told.push(record.id) });
@@ -275,3 +291,10 @@ describe("JobTable", () => {
     }
   });
 });
+
+/** How many of the first `created` jobs (`job-<i>`) the table still holds. */
+function countKept(table: JobTable, created: number): number {
+  let kept = 0;
+  for (let i = 0; i < created; i += 1) if (table.has(`job-${i}`)) kept += 1;
+  return kept;
+}
