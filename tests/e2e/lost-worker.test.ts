@@ -268,6 +268,11 @@ describe("a gpu-worker paused past its registry entry and its locks", () => {
       assert.equal(await redis.exists(names.deltaStream(job.id)), 0, "no stream re-created");
     }
 
+    const said = stack.logsOf(paused).filter((line) => /lost|lock/.test(line));
+    process.stdout.write(
+      `# the resumed gpu-worker said:\n${said.map((l) => `#   ${l}`).join("\n")}\n`,
+    );
+
     // Both gpu-workers serve on.
     const next = await stack.runsync({
       prompt: "the sun",
