@@ -91,6 +91,7 @@ export class GpuWorker {
         names,
         keyRing,
         streamTtlSeconds: Math.ceil(config.jobTimeoutMs / 1000) + 300,
+        workerId: gpuWorker.id,
         log,
       });
       for (const model of models) {
@@ -156,10 +157,11 @@ export class GpuWorker {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      // Out of the registry first (its delete is the first command sent): orchestrators stop
-      // sending this gpu-worker's models new jobs (unless another gpu-worker serves them) while
-      // its running jobs finish. Not awaited before the drain, so a dead Redis delays neither.
-      const withdrawn = this.#registry.close();
+      // Marked draining first (the first command sent): orchestrators stop sending this
+      // gpu-worker's models new jobs (unless another gpu-worker serves them) while its running
+      // jobs finish, and do not take them for lost. Not awaited before the drain, so a dead Redis
+      // delays neither. Out of the registry once the jobs are done.
+      const marked = this.#registry.drain();
       const drained = Promise.allSettled(
         this.#served.map(({ worker, pool }) =>
           closeModelWorker(worker, pool, {
@@ -169,8 +171,8 @@ export class GpuWorker {
           }),
         ),
       );
-      await Promise.all([withdrawn, drained]);
-      await this.#cancellations.close();
+      await Promise.all([marked, drained]);
+      await Promise.all([this.#registry.close(), this.#cancellations.close()]);
       await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
       this.#log.info("gpu-worker stopped");
     })();

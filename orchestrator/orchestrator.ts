@@ -149,6 +149,7 @@ export class Orchestrator {
       },
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
+      registryTtlMs: config.registryTtlMs,
       ...(this.#store === undefined ? {} : { store: this.#store }),
       metrics: this.metrics,
       log,

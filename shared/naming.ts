@@ -37,6 +37,24 @@ export class RedisNames {
   }
 
   /**
+   * Who runs one job: `<attempt>:<gpu-worker id>`, written by the gpu-worker that takes the job,
+   * or `<attempt>:` when the orchestrator has fenced off earlier attempts (see
+   * `registry/job-owner.ts`). Every write of a reply checks it.
+   */
+  ownerKey(jobId: string): string {
+    return `${this.prefix}:owner:${jobId}`;
+  }
+
+  /**
+   * The BullMQ job id of one attempt of a job: the job's own id for the first, a distinct one for
+   * a job put back on its queue after its gpu-worker was lost (the lost one may stay active in
+   * BullMQ until its lock lapses).
+   */
+  static queueJobId(jobId: string, attempt: number): string {
+    return attempt <= 1 ? jobId : `${jobId}.attempt-${attempt}`;
+  }
+
+  /**
    * The model registry's hash for one model: field = gpu-worker id, value = its
    * {@link import("./registry/model-registry.js").RegistryEntry} (state and expiry).
    */

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
@@ -9,6 +9,7 @@ import {
   type ReplyMessage,
   type TerminalReplyMessage,
 } from "../../shared/protocol/index.js";
+import { claimJobScript, fencedReplyScript, ownerValue } from "../../shared/registry/job-owner.js";
 import { TurnPipeline } from "./turn-pipeline.js";
 
 export interface ReplyPublisherOptions {
@@ -17,14 +18,25 @@ export interface ReplyPublisherOptions {
   keyRing: KeyRing;
   /** Expiry of a job's delta stream: only a safety net, the orchestrator deletes it at the end. */
   streamTtlSeconds: number;
+  /** This gpu-worker's registry id: a job's owner key names it (see `registry/job-owner.ts`). */
+  workerId: string;
   log: Logger;
 }
+
+/** The fenced write, as ioredis runs it (EVALSHA, loaded on first use). */
+type FencedPipeline = ChainableCommander & {
+  [fencedReplyCommand]: (...args: (string | number)[]) => ChainableCommander;
+};
+const fencedReplyCommand = "llmpoolFencedReply";
 
 /**
  * Sends each job's replies to the orchestrator that asked for it, on two paths in one pipeline:
  * appended to the job's Redis stream (durable, so gaps can be repaired) and published on the
  * orchestrator's channel (fast). Measured: pub/sub alone loses messages when the subscriber
  * reconnects; this dual path lost none of 15,000.
+ *
+ * Every write is fenced by the job's owner key: a gpu-worker that lost a job (paused past its
+ * registry entry, its lock lapsed) writes nothing more for it, even after it resumes.
  *
  * Text arrives already coalesced by the model threads (`DELTA_WINDOW_MS`, see
  * `thread/text-windows.ts`), so each piece becomes one delta at once; what all jobs send in one
@@ -37,9 +49,12 @@ export class ReplyPublisher {
   constructor(options: ReplyPublisherOptions) {
     this.#options = options;
     this.#writes = new TurnPipeline(options.redis);
+    if (!(fencedReplyCommand in options.redis)) {
+      options.redis.defineCommand(fencedReplyCommand, { numberOfKeys: 2, lua: fencedReplyScript });
+    }
   }
 
-  /** Replies of one attempt of one job. */
+  /** Replies of one attempt of one job; {@link JobReplies.claim} it before writing. */
   forJob(jobId: string, replyTo: string, attempt: number): JobReplies {
     return new JobReplies({ ...this.#options, writes: this.#writes }, jobId, replyTo, attempt);
   }
@@ -60,9 +75,13 @@ export class JobReplies {
   readonly #replyTo: string;
   readonly #attempt: number;
   readonly #stream: string;
+  readonly #ownerKey: string;
+  readonly #owner: string;
   #seq = 0;
   #lastWrite: Promise<void> = Promise.resolve();
   #ended = false;
+  #lost = false;
+  readonly #onLost = new Set<() => void>();
 
   constructor(options: JobRepliesOptions, jobId: string, replyTo: string, attempt: number) {
     this.#options = options;
@@ -70,22 +89,56 @@ export class JobReplies {
     this.#replyTo = replyTo;
     this.#attempt = attempt;
     this.#stream = options.names.deltaStream(jobId);
+    this.#ownerKey = options.names.ownerKey(jobId);
+    this.#owner = ownerValue({ attempt, workerId: options.workerId });
   }
 
-  /** Best-effort notice that processing began (not numbered, not stored). */
-  started(): void {
-    this.#options.redis.publish(this.#replyTo, encodeStarted(this.#jobId)).catch(() => {});
+  /**
+   * Records this gpu-worker as the job's owner (with its expiry, in one step) and sends the
+   * best-effort `started` notice. `false`, and nothing written, when the job is no longer this
+   * attempt's: the orchestrator queued it again, or another gpu-worker holds it.
+   */
+  async claim(): Promise<boolean> {
+    const { redis, streamTtlSeconds, workerId } = this.#options;
+    const claimed = await redis.eval(
+      claimJobScript,
+      1,
+      this.#ownerKey,
+      this.#attempt,
+      workerId,
+      streamTtlSeconds * 1000,
+      this.#replyTo,
+      encodeStarted(this.#jobId, this.#attempt),
+    );
+    if (claimed !== 1) this.#markLost();
+    return claimed === 1;
+  }
+
+  /** Whether the job was taken from this gpu-worker: nothing more is written for it. */
+  get lost(): boolean {
+    return this.#lost;
+  }
+
+  /** Calls `listener` once when the job is found lost (a write refused, or {@link abandon}). */
+  onLost(listener: () => void): void {
+    if (this.#lost) listener();
+    else this.#onLost.add(listener);
+  }
+
+  /** Writes nothing more for this job (its BullMQ lock is gone). */
+  abandon(): void {
+    this.#markLost();
   }
 
   /** Sends a piece of generated text as the next delta. */
   text(text: string): void {
-    if (this.#ended || text.length === 0) return;
+    if (this.#ended || this.#lost || text.length === 0) return;
     this.#send({ kind: "delta", seq: this.#seq, text });
   }
 
   /** Sends the terminal message, and waits until Redis has every reply of the job. */
   async end(fields: TerminalFields): Promise<void> {
-    if (this.#ended) return this.#lastWrite;
+    if (this.#ended || this.#lost) return this.#lastWrite;
     this.#ended = true;
     this.#send({ ...fields, seq: this.#seq } as ReplyMessage);
     return this.#lastWrite;
@@ -96,28 +149,44 @@ export class JobReplies {
     return this.end({ kind: "error", code: error.code, message: error.message });
   }
 
+  #markLost(): void {
+    if (this.#lost) return;
+    this.#lost = true;
+    for (const listener of this.#onLost) listener();
+    this.#onLost.clear();
+  }
+
   #send(message: ReplyMessage): void {
     const { writes, keyRing, streamTtlSeconds, log } = this.#options;
-    const wire = encodeReply(keyRing, this.#jobId, message);
-    const stream = this.#stream;
+    const wire = encodeReply(keyRing, this.#jobId, message, this.#attempt);
     const entryId = RedisNames.streamEntryId(this.#attempt, message.seq);
-    const replyTo = this.#replyTo;
     this.#seq = message.seq + 1;
     // One connection keeps pipelines in order; awaiting the last write awaits them all.
     this.#lastWrite = writes
-      .add((pipeline) => {
-        pipeline.xadd(stream, entryId, "m", wire);
-        if (message.seq === 0) pipeline.expire(stream, streamTtlSeconds);
-        pipeline.publish(replyTo, wire);
+      .results((pipeline) => {
+        (pipeline as FencedPipeline)[fencedReplyCommand](
+          this.#ownerKey,
+          this.#stream,
+          this.#owner,
+          entryId,
+          wire,
+          streamTtlSeconds * 1000,
+          this.#replyTo,
+        );
       })
-      .then((error) => {
-        if (error !== undefined) {
-          log.warn("reply write failed", {
-            jobId: this.#jobId,
-            seq: message.seq,
-            error: error.message,
-          });
+      .then(([[error, written] = [null, undefined]]) => {
+        if (error !== null) throw error;
+        if (written === 0) {
+          if (!this.#lost) log.warn("job lost: its reply was refused", { jobId: this.#jobId });
+          this.#markLost();
         }
+      })
+      .catch((error: Error) => {
+        log.warn("reply write failed", {
+          jobId: this.#jobId,
+          seq: message.seq,
+          error: error.message,
+        });
       });
   }
 }

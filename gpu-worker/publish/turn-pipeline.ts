@@ -19,6 +19,17 @@ export class TurnPipeline {
    * among them, or `undefined`. Never rejects.
    */
   add(build: (pipeline: ChainableCommander) => void): Promise<Error | undefined> {
+    return this.results(build).then(
+      (results) => results.find(([error]) => error !== null)?.[0] ?? undefined,
+      (error: Error) => error,
+    );
+  }
+
+  /**
+   * Like {@link add}, but resolves with the `[error, result]` of each of its commands, in order;
+   * rejects when the pipeline as a whole failed.
+   */
+  results(build: (pipeline: ChainableCommander) => void): Promise<[Error | null, unknown][]> {
     if (this.#pipeline === undefined || this.#sent === undefined) {
       const pipeline = this.#redis.pipeline();
       this.#pipeline = pipeline;
@@ -33,9 +44,6 @@ export class TurnPipeline {
     const first = this.#pipeline.length;
     build(this.#pipeline);
     const last = this.#pipeline.length;
-    return this.#sent.then(
-      (results) => results?.slice(first, last).find(([error]) => error !== null)?.[0] ?? undefined,
-      (error: Error) => error,
-    );
+    return this.#sent.then((results) => results?.slice(first, last) ?? []);
   }
 }

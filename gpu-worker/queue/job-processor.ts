@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError } from "bullmq";
 import type { KeyRing } from "../../shared/crypto/index.js";
-import { InternalError, toErrorInfo } from "../../shared/errors/index.js";
+import { InternalError, toErrorInfo, WorkerLostError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import {
   generationTaskSchema,
@@ -29,22 +29,39 @@ export interface JobProcessorOptions {
  * The BullMQ processor of one model's queue, and the one place where failures become queue
  * behaviour: every job ends with a terminal reply to its orchestrator (`done` or `error`), a
  * failure is never retried (`UnrecoverableError`: half-streamed text cannot be taken back), and
- * the failed reason is the `{code, message}` JSON the caller will see.
+ * the failed reason is the `{code, message}` JSON the caller will see. A job is claimed (its owner
+ * key, see `shared/registry/job-owner.ts`) before it runs; one that was taken from this gpu-worker
+ * meanwhile is stopped and gets no reply at all.
  */
 export function createJobProcessor(options: JobProcessorOptions) {
   const { pool, publisher, cancellations, keyRing, metrics, log } = options;
-  return async (job: Job): Promise<JobReturnValue> => {
+  // Three parameters: BullMQ then hands each job an abort signal (`lockSignal`), which
+  // `model-worker.ts` fires when the job's lock could not be renewed.
+  return async (
+    job: Job,
+    _token: string | undefined,
+    lockSignal: AbortSignal | undefined,
+  ): Promise<JobReturnValue> => {
     const startedAt = performance.now();
-    const jobId = job.id ?? "";
     const payload = jobPayloadSchema.safeParse(job.data);
+    // A job queued again after its gpu-worker was lost has a BullMQ id of its own.
+    const jobId = (payload.success ? payload.data.jobId : undefined) ?? job.id ?? "";
     if (!payload.success || jobId === "") {
       // Without a reply channel nobody can be told; the failed event still reaches the orchestrator.
       throw new UnrecoverableError(
         JSON.stringify(new InternalError("the job's data is not a job of this project").toInfo()),
       );
     }
-    const replies = publisher.forJob(jobId, payload.data.replyTo, Math.max(1, job.attemptsStarted));
-    const { signal } = cancellations.register(jobId);
+    const attempt = payload.data.attempt ?? Math.max(1, job.attemptsStarted);
+    const replies = publisher.forJob(jobId, payload.data.replyTo, attempt);
+    const { signal: cancelSignal } = cancellations.register(jobId);
+    // A lost job (a reply refused, the lock gone) stops generating at once.
+    const lost = new AbortController();
+    replies.onLost(() => lost.abort());
+    const onLockLost = () => replies.abandon();
+    if (lockSignal?.aborted) onLockLost();
+    lockSignal?.addEventListener("abort", onLockLost, { once: true });
+    const signal = AbortSignal.any([cancelSignal, lost.signal]);
     // The sealed task leaves Redis as soon as the job is taken: a finished job kept for the
     // dashboard holds metadata only. Written beside the generation, not before it.
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
@@ -60,7 +77,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
     let stripped = metadata({ status: "active" });
     const release = metrics?.sequenceTaken(pool.name);
     try {
-      replies.started();
+      if (!(await replies.claim())) throw new WorkerLostError();
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
       const result = await pool.run(jobId, task, {
         signal,
@@ -68,6 +85,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
+      if (replies.lost) throw new WorkerLostError();
       const runMs = Math.round(performance.now() - startedAt);
       // Logged before the terminal reply is written: how the generation ended is known even
       // when Redis cannot take the reply.
@@ -90,6 +108,16 @@ export function createJobProcessor(options: JobProcessorOptions) {
       return jobResult;
     } catch (error) {
       release?.();
+      if (replies.lost) {
+        // Taken over (queued again or failed by the orchestrator): nothing more is written.
+        log.warn("job lost: stopped, nothing more written for it", {
+          jobId,
+          model: pool.name,
+          attempt,
+        });
+        metrics?.jobFailed(pool.name);
+        throw new UnrecoverableError(JSON.stringify(new WorkerLostError().toInfo()));
+      }
       const info = toErrorInfo(error);
       log.warn("job failed", { jobId, model: pool.name, code: info.code });
       metrics?.jobFailed(pool.name);
@@ -103,6 +131,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       throw new UnrecoverableError(JSON.stringify(info));
     } finally {
       release?.();
+      lockSignal?.removeEventListener("abort", onLockLost);
       cancellations.unregister(jobId);
     }
   };

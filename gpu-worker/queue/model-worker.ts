@@ -33,6 +33,14 @@ export function createModelWorker(options: ModelWorkerOptions): Worker {
   worker.on("error", (error: Error) => {
     log.error("queue worker error", { model: pool.name, error: error.message });
   });
+  // A job whose lock lapsed (this process was paused, or lost Redis) may already be failed or
+  // running elsewhere: its processor stops and writes nothing more (see `job-processor.ts`).
+  worker.on("lockRenewalFailed", (jobIds: string[]) => {
+    for (const jobId of jobIds) {
+      log.warn("job lock lost: stopping the job", { model: pool.name, queueJobId: jobId });
+      worker.cancelJob(jobId, "lock lost");
+    }
+  });
   return worker;
 }
 

@@ -16,8 +16,8 @@ export interface RegistryPublisherOptions {
 
 /**
  * A gpu-worker's side of the model registry: announces each model it serves (`loading`, then
- * `ready`), refreshes the entries on a heartbeat so they lapse if the process dies, and deletes
- * them when it stops.
+ * `ready`, and `draining` when it shuts down), refreshes the entries on a heartbeat so they lapse
+ * if the process dies, and deletes them when it stops.
  */
 export class RegistryPublisher {
   readonly #options: RegistryPublisherOptions;
@@ -50,6 +50,24 @@ export class RegistryPublisher {
     await this.#beat();
   }
 
+  /**
+   * Marks every model `draining` (written at once, and on each heartbeat after): orchestrators
+   * stop sending this gpu-worker new jobs, yet see it alive, so its running jobs are not taken for
+   * lost while they finish. Gives Redis up to `timeoutMs`; never throws (a failed write is logged).
+   */
+  async drain(timeoutMs = redisCloseGraceMs): Promise<void> {
+    if (this.#closing || this.#states.size === 0) return;
+    for (const model of this.#states.keys()) this.#states.set(model, "draining");
+    let problem: string | undefined;
+    const marked = this.#beat().catch((error: Error) => {
+      problem = error.message;
+    });
+    if (!(await settlesWithin(marked, timeoutMs))) problem = "Redis did not answer";
+    if (problem !== undefined) {
+      this.#options.log.warn("could not mark this gpu-worker draining", { error: problem });
+    }
+  }
+
   #beat(): Promise<unknown> {
     if (this.#closing) return Promise.resolve();
     this.#beating = this.#write();
@@ -80,6 +98,11 @@ export class RegistryPublisher {
       const { redis, names, workerId, log } = this.#options;
       const models = [...this.#states.keys()];
       if (models.length === 0) return;
+      if (redis.status !== "ready") {
+        // Not connected now: the delete would only wait out the grace; the entries lapse anyway.
+        log.warn("Redis is not connected: this gpu-worker's registry entries will lapse");
+        return;
+      }
       let problem: string | undefined;
       const withdrawn = (async () => {
         // A heartbeat in flight must not write the entries back after they are deleted.

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import {
+  ErrorCode,
   type ErrorInfo,
   InternalError,
   isErrorCode,
@@ -11,6 +12,7 @@ import {
   RedisUnavailableError,
   TimedOutError,
   toErrorInfo,
+  WorkerLostError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
@@ -38,6 +40,7 @@ import { type JobSnapshot, recordOf, snapshotOf } from "./job-snapshot.js";
 import type { JobStore } from "./job-store.js";
 import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
+import { WorkerWatch } from "./worker-watch.js";
 
 export interface JobServiceOptions {
   redis: Redis;
@@ -51,6 +54,11 @@ export interface JobServiceOptions {
   keyRing: KeyRing;
   /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
   jobTimeoutMs: number;
+  /**
+   * `REGISTRY_TTL_MS`: when set, running jobs whose gpu-worker's registry entry lapsed are found
+   * within it and run again or failed `WORKER_LOST` (see `worker-watch.ts`).
+   */
+  registryTtlMs?: number;
   /**
    * The jobs' records in Redis: with it, jobs are answered for after this process restarts, or by
    * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST`. Without it (a
@@ -89,6 +97,7 @@ interface Active {
 export class JobService {
   readonly #options: JobServiceOptions;
   readonly #signals: JobSignals;
+  readonly #watch: WorkerWatch | undefined;
   readonly #active = new Map<string, Active>();
   readonly #admitting = new Set<Promise<JobRecord>>();
   #closed = false;
@@ -97,6 +106,15 @@ export class JobService {
   constructor(options: JobServiceOptions) {
     this.#options = options;
     this.#signals = new JobSignals(options);
+    const { registryTtlMs } = options;
+    this.#watch =
+      registryTtlMs === undefined
+        ? undefined
+        : new WorkerWatch({
+            ...options,
+            registryTtlMs,
+            onLost: (jobId, error) => this.#finish(jobId, (r) => r.fail(error)),
+          });
   }
 
   get table(): JobTable {
@@ -160,6 +178,7 @@ export class JobService {
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
     const active = this.#track(record, task.model, encryptOutput, Date.now() + timeoutMs);
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
+    this.#watch?.track(record.id, task.model, payload, timeoutMs);
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever. The record is
       // written beside the queueing, not before it: one round trip.
@@ -273,6 +292,7 @@ export class JobService {
       await relay.listen(relay.channelOf(snapshot.owner));
       const active = this.#track(record, snapshot.model, snapshot.encryptOutput, snapshot.deadline);
       active.queued = true;
+      await this.#watch?.adopt(id, snapshot.model, snapshot.deadline - Date.now());
       await this.#saveUnfinished(active);
       log.info("job adopted from an orchestrator that is gone", {
         jobId: id,
@@ -292,7 +312,11 @@ export class JobService {
     const { redis, names, log } = this.#options;
     const queued = [...this.#active.values()].filter((a) => a.queued && !a.record.terminal);
     const pipeline = redis.pipeline();
-    for (const { model, record } of queued) pipeline.exists(names.queueJob(model, record.id));
+    for (const { model, record } of queued) {
+      // The BullMQ job of its current attempt (a job run again has its own).
+      const queueJobId = this.#watch?.queueJobId(record.id) ?? record.id;
+      pipeline.exists(names.queueJob(model, queueJobId));
+    }
     const results = queued.length > 0 ? ((await pipeline.exec()) ?? []) : [];
     let lost = 0;
     queued.forEach((active, index) => {
@@ -346,11 +370,15 @@ export class JobService {
   }
 
   /** Fails a job the queue reports failed, if its own error reply never reached us. */
-  async onQueueFailed(jobId: string, failedReason: string): Promise<void> {
-    if (!this.#active.has(jobId)) return;
+  async onQueueFailed(queueJobId: string, failedReason: string): Promise<void> {
+    // `undefined`: an attempt superseded after its gpu-worker was lost; not the job's failure.
+    const jobId = this.#watch ? this.#watch.jobOf(queueJobId) : queueJobId;
+    if (jobId === undefined || !this.#active.has(jobId)) return;
     await this.#options.relay.backfill(jobId);
     if (!this.#active.has(jobId)) return;
-    this.#finish(jobId, (record) => record.fail(parseFailedReason(failedReason)));
+    const error = parseFailedReason(failedReason);
+    if (error.code === ErrorCode.WORKER_LOST && this.#watch) await this.#watch.lost(jobId);
+    else this.#finish(jobId, (record) => record.fail(error));
   }
 
   #onReply(jobId: string, message: ReplyMessage): void {
@@ -425,7 +453,7 @@ export class JobService {
     try {
       // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
       const wasWaiting = await redisAnswerWithin(
-        this.#signals.stop(jobId, active.model),
+        this.#signals.stop(jobId, active.model, true, this.#watch?.queueJobId(jobId)),
         stopDeadlineMs,
       );
       // Taken off the queue: no gpu-worker will confirm its end, so its tracking ends now.
@@ -446,6 +474,7 @@ export class JobService {
     clearTimeout(active.timer);
     this.#active.delete(jobId);
     this.#options.relay.untrack(jobId);
+    this.#watch?.untrack(jobId);
     const { log, store } = this.#options;
     const ended =
       store === undefined
@@ -502,6 +531,7 @@ export class JobService {
       });
     }
     for (const { timer } of this.#active.values()) clearTimeout(timer);
+    this.#watch?.close();
   }
 }
 
@@ -541,7 +571,7 @@ function parseFailedReason(reason: string): ErrorInfo {
       return { code: parsed.code, message: parsed.message };
     }
   } catch {
-    // Not ours: BullMQ's own reasons, such as a stalled job.
+    // Not ours: BullMQ's own reasons, such as a stalled job (its gpu-worker stopped).
   }
-  return new InternalError("the gpu-worker running this job stopped before it finished").toInfo();
+  return new WorkerLostError().toInfo();
 }

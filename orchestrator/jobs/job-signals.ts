@@ -27,20 +27,24 @@ export class JobSignals {
    * gpu-worker that takes the job after the message went by still sees it), then takes it off its
    * queue (unless `dequeue` is false: the job is another orchestrator's, which must hear of its
    * end from the gpu-worker). Resolves `true` when it was taken off the queue (nobody will confirm
-   * its end).
+   * its end). `queueJobId`: the BullMQ id of the job's current attempt (see `worker-watch.ts`).
    */
-  async stop(jobId: string, model: string, dequeue = true): Promise<boolean> {
+  async stop(jobId: string, model: string, dequeue = true, queueJobId = jobId): Promise<boolean> {
     const message: ControlMessage = { type: "cancel", jobId };
     await this.#redis
       .multi()
       .set(this.#names.cancelKey(jobId), "1", "EX", cancelMarkSeconds)
       .publish(this.#names.controlChannel, JSON.stringify(message))
       .exec();
-    return dequeue ? this.#queues.removeWaiting(model, jobId) : false;
+    return dequeue ? this.#queues.removeWaiting(model, queueJobId) : false;
   }
 
-  /** Deletes an ended job's reply stream and cancel mark. */
+  /**
+   * Deletes an ended job's reply stream, cancel mark and owner key (without its owner key, a
+   * gpu-worker still running the job can write nothing more for it).
+   */
   async forget(jobId: string): Promise<void> {
-    await this.#redis.del(this.#names.deltaStream(jobId), this.#names.cancelKey(jobId));
+    const names = this.#names;
+    await this.#redis.del(names.deltaStream(jobId), names.cancelKey(jobId), names.ownerKey(jobId));
   }
 }

@@ -77,7 +77,11 @@ export class JobStore {
     }
     await pipeline
       .srem(names.orchestratorJobs(owner), snapshot.id)
-      .del(names.deltaStream(snapshot.id), names.cancelKey(snapshot.id))
+      .del(
+        names.deltaStream(snapshot.id),
+        names.cancelKey(snapshot.id),
+        names.ownerKey(snapshot.id),
+      )
       .exec();
   }
 

@@ -10,7 +10,7 @@ import {
 /** Who serves one model right now, by the registry. */
 export interface ModelServing {
   /** `ready` if a live gpu-worker has it loaded, `loading` if one is loading it, else `unavailable`. */
-  state: ModelState | "unavailable";
+  state: Exclude<ModelState, "draining"> | "unavailable";
   /** Live gpu-workers serving it (loading or ready). */
   workers: number;
   /** Those of them that have it loaded. */
@@ -51,6 +51,8 @@ export class ModelRegistryReader {
           dead.push([names.modelRegistry(model), workerId]);
           continue;
         }
+        // Alive but shutting down: it finishes its jobs and takes no new ones.
+        if (entry.state === "draining") continue;
         serving.workers += 1;
         if (entry.state === "ready") serving.ready += 1;
         serving.workerIds.push(workerId);

@@ -24,6 +24,8 @@ export interface ReplyHandlers {
 
 interface Tracked {
   handlers: ReplyHandlers;
+  /** The attempt whose replies are taken; those of any other are dropped. */
+  attempt: number;
   sequencer: ReplySequencer<Sequenced>;
   backfilling: boolean;
   backfillAgain: boolean;
@@ -108,6 +110,7 @@ export class ReplyRelay {
   track(jobId: string, handlers: ReplyHandlers): void {
     this.#jobs.set(jobId, {
       handlers,
+      attempt: 1,
       sequencer: new ReplySequencer(),
       backfilling: false,
       backfillAgain: false,
@@ -116,6 +119,22 @@ export class ReplyRelay {
 
   untrack(jobId: string): void {
     this.#jobs.delete(jobId);
+  }
+
+  /** Whether any reply of the job's current attempt has been handed over. */
+  delivered(jobId: string): boolean {
+    return (this.#jobs.get(jobId)?.sequencer.next ?? 0) > 0;
+  }
+
+  /**
+   * Takes only `attempt`'s replies from now on, numbered from 0 again: the job runs anew after its
+   * gpu-worker was lost, and whatever the lost attempt still sends is dropped.
+   */
+  restart(jobId: string, attempt: number): void {
+    const tracked = this.#jobs.get(jobId);
+    if (tracked === undefined) return;
+    tracked.attempt = attempt;
+    tracked.sequencer = new ReplySequencer();
   }
 
   /**
@@ -152,7 +171,7 @@ export class ReplyRelay {
     const envelope = decodeEnvelope(text);
     if (envelope === undefined) return;
     const tracked = this.#jobs.get(envelope.j);
-    if (tracked === undefined) return;
+    if (tracked === undefined || (envelope.a ?? 1) !== tracked.attempt) return;
     if (!("s" in envelope)) {
       tracked.handlers.onStarted();
       return;

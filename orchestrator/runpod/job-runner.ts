@@ -1,4 +1,9 @@
-import { type ErrorInfo, InternalError, toErrorInfo } from "../../shared/errors/index.js";
+import {
+  ErrorCode,
+  type ErrorInfo,
+  InternalError,
+  toErrorInfo,
+} from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { OpenAiAnswer, openAiRoutePaths, sseEvent } from "../../shared/openai/index.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
@@ -147,7 +152,10 @@ export class JobRunner {
         new InternalError("the worker shut down before the job finished").toInfo(),
       );
     } else {
-      await this.#postError(record.error ?? new InternalError("the job failed").toInfo());
+      const error = record.error ?? new InternalError("the job failed").toInfo();
+      // This worker's own gpu-worker died or stalled (on RunPod it is the only one, and nothing
+      // restarts it): the job is retryable elsewhere, and the platform should replace this worker.
+      await this.#postError(error, error.code === ErrorCode.WORKER_LOST);
     }
   }
 

@@ -98,6 +98,15 @@ export class OpenAiPlaintextDisabledError extends PoolError {
   }
 }
 
+export class WorkerLostError extends PoolError {
+  constructor(
+    message = "the gpu-worker running this job stopped before it finished",
+    options?: PoolErrorOptions,
+  ) {
+    super(ErrorCode.WORKER_LOST, message, { retryable: true, ...options });
+  }
+}
+
 export class JobLostError extends PoolError {
   constructor(
     message = "Redis lost this job (it restarted without its data, or was flushed): submit it again",

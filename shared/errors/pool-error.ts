@@ -36,9 +36,15 @@ export const ErrorCode = {
    * endpoint that has not opted in with `ALLOW_PLAINTEXT_OPENAI=true`.
    */
   OPENAI_PLAINTEXT_DISABLED: "OPENAI_PLAINTEXT_DISABLED",
+  /**
+   * The gpu-worker running the job stopped (died, was paused, lost Redis) before it finished, and
+   * the job could not be run again elsewhere (it had already streamed text, or was run twice).
+   * Retryable: sending the request again may succeed.
+   */
+  WORKER_LOST: "WORKER_LOST",
   /** Redis lost the job (it restarted empty, or was flushed) before it ended. */
   JOB_LOST: "JOB_LOST",
-  /** Anything else: a bug or a lost worker. The message never carries request data. */
+  /** Anything else: a bug. The message never carries request data. */
   INTERNAL: "INTERNAL",
 } as const;
 

@@ -7,6 +7,13 @@ export const jobPayloadSchema = z.strictObject({
   replyTo: z.string().min(1),
   /** The sealed {@link GenerationTask}. */
   task: z.string().min(1),
+  /**
+   * The job's id, when the BullMQ job's id differs from it (a job queued again after its
+   * gpu-worker was lost; see `RedisNames.queueJobId`). Absent: the BullMQ job's id.
+   */
+  jobId: z.string().min(1).optional(),
+  /** Which run of the job this is (absent: 1); replies carry it, see `reply-wire.ts`. */
+  attempt: z.number().int().min(1).optional(),
 });
 
 export type JobPayload = z.infer<typeof jobPayloadSchema>;

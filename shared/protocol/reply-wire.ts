@@ -7,20 +7,28 @@ import { openJson, sealJson } from "./sealed.js";
  * The text of one reply on the wire (a pub/sub message and a delta-stream entry alike). The job id
  * and sequence number travel in the clear so the orchestrator can route and order without
  * decrypting; the message itself is sealed. `e: "started"` is an unsequenced, best-effort notice.
+ * `a` is the attempt that sent it (absent: 1): a job queued again after its gpu-worker was lost
+ * runs as attempt 2, and the orchestrator drops what the lost attempt still sends.
  */
+const attempt = z.number().int().min(1).optional();
 const envelopeSchema = z.union([
-  z.object({ j: z.string(), s: z.number().int().min(0), t: z.string() }),
-  z.object({ j: z.string(), e: z.literal("started") }),
+  z.object({ j: z.string(), a: attempt, s: z.number().int().min(0), t: z.string() }),
+  z.object({ j: z.string(), a: attempt, e: z.literal("started") }),
 ]);
 
 export type ReplyEnvelope = z.infer<typeof envelopeSchema>;
 
-export function encodeReply(keyRing: KeyRing, jobId: string, message: ReplyMessage): string {
-  return JSON.stringify({ j: jobId, s: message.seq, t: sealJson(keyRing, message) });
+export function encodeReply(
+  keyRing: KeyRing,
+  jobId: string,
+  message: ReplyMessage,
+  attempt = 1,
+): string {
+  return JSON.stringify({ j: jobId, a: attempt, s: message.seq, t: sealJson(keyRing, message) });
 }
 
-export function encodeStarted(jobId: string): string {
-  return JSON.stringify({ j: jobId, e: "started" });
+export function encodeStarted(jobId: string, attempt = 1): string {
+  return JSON.stringify({ j: jobId, a: attempt, e: "started" });
 }
 
 /** Parses an envelope; `undefined` for anything that is not one (it is then ignored). */

@@ -7,11 +7,14 @@ import { z } from "zod";
  * clocks agree on it. A gpu-worker refreshes its entries every third of the TTL and deletes them
  * when it stops; an entry past `expiresAt` belongs to a gpu-worker that died, and readers ignore
  * (and delete) it. Only model names and random gpu-worker ids are stored.
+ *
+ * A gpu-worker that is shutting down marks its entries `draining`: it takes no new jobs (readers
+ * do not count it as serving) but is alive, so its running jobs are not taken for lost.
  */
-export type ModelState = "loading" | "ready";
+export type ModelState = "loading" | "ready" | "draining";
 
 export const registryEntrySchema = z.object({
-  state: z.enum(["loading", "ready"]),
+  state: z.enum(["loading", "ready", "draining"]),
   /** Redis server time (ms since the epoch) after which the entry is dead. */
   expiresAt: z.number(),
 });
@@ -47,4 +50,14 @@ export function parseRegistryEntry(value: string): RegistryEntry | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The ids of the gpu-workers whose entries in one registry hash are alive at `nowMs` (any state). */
+export function liveWorkerIds(hash: Record<string, string>, nowMs: number): Set<string> {
+  const live = new Set<string>();
+  for (const [workerId, value] of Object.entries(hash)) {
+    const entry = parseRegistryEntry(value);
+    if (entry !== undefined && entry.expiresAt > nowMs) live.add(workerId);
+  }
+  return live;
 }

@@ -1,7 +1,8 @@
 /**
  * How a RunPod worker ends: on SIGTERM it stops taking jobs, finishes and posts the ones it
  * holds, and exits 0; when its gpu-worker or Redis is gone for good it posts the held jobs'
- * errors with `stopPod: true` (the platform replaces it) and exits non-zero.
+ * errors with `stopPod: true` (the platform replaces it) and exits non-zero. (A job the dead
+ * gpu-worker was running fails `WORKER_LOST`, with `stopPod`, as soon as its registry entry lapses.)
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -88,7 +89,13 @@ describe("RunPod worker: a fault it cannot survive", () => {
     stack = await TestStack.start({
       models: `tiny=${await tinyModelPath()}`,
       runpod: platform.env(),
-      env: { MODEL_SEQUENCES: "1", CONTEXT_SIZE: "4096", JOB_LOCK_MS: "1000" },
+      // Two jobs held: one runs, one waits in the model's queue behind it.
+      env: {
+        MODEL_SEQUENCES: "1",
+        MAX_CONCURRENCY: "2",
+        CONTEXT_SIZE: "4096",
+        JOB_LOCK_MS: "1000",
+      },
       label: "rp-fatal",
     });
   });
@@ -103,8 +110,22 @@ describe("RunPod worker: a fault it cannot survive", () => {
     await stack.explain(
       platform.until(() => platform.streamed("doomed").length > 0, 30_000, "the job to stream"),
     );
+    platform.enqueue(longJob(stack, "waiting", 8));
+    await stack.explain(
+      platform.until(
+        () => platform.takes.some((take) => take.jobIds.includes("waiting")),
+        30_000,
+        "the second job to be held",
+      ),
+    );
     await stack.killGpuWorkers("SIGKILL");
-    const post = await stack.explain(platform.waitForOutput("doomed", 30_000));
+    // The running job: its gpu-worker is lost (retryable elsewhere), and this worker, whose only
+    // gpu-worker that was, asks to be replaced.
+    const lost = await stack.explain(platform.waitForOutput("doomed", 30_000));
+    assert.equal(lost.body.stopPod, true);
+    assert.equal((JSON.parse(lost.body.error as string) as { code: string }).code, "WORKER_LOST");
+    // The waiting one can never run here: the worker asks to be replaced.
+    const post = await stack.explain(platform.waitForOutput("waiting", 30_000));
     assert.equal(post.body.stopPod, true);
     const error = JSON.parse(post.body.error as string) as { code: string; message: string };
     assert.equal(error.code, "INTERNAL");

@@ -1,7 +1,7 @@
 /**
  * A gpu-worker that dies mid-job (SIGKILL: no goodbye) must not leave its caller waiting until
- * the job timeout: the next gpu-worker's check finds the job's lock lapsed and fails it, the
- * orchestrator reports INTERNAL, and later jobs run on the new gpu-worker. Meanwhile its registry
+ * the job timeout: its registry entry lapses, the orchestrator fails the job it had streamed
+ * `WORKER_LOST`, and later jobs run on the new gpu-worker. Meanwhile its registry
  * entry lapses, so its model is refused `MODEL_UNAVAILABLE` at once until a gpu-worker serves it
  * again.
  */
@@ -27,7 +27,7 @@ describe("a gpu-worker killed mid-job", () => {
     await stack?.stop();
   });
 
-  it("fails the job with INTERNAL once another gpu-worker finds it, and serves the next", async () => {
+  it("fails the job with WORKER_LOST, and serves the next on a new gpu-worker", async () => {
     const job = await stack.run({
       prompt: "the dog",
       sampling_params: { max_tokens: 4000, temperature: 0 },
@@ -55,7 +55,7 @@ describe("a gpu-worker killed mid-job", () => {
     const { status, error } = await streamed;
     assert.equal(status, "FAILED");
     const info = JSON.parse(error ?? "{}") as { code: string; message: string };
-    assert.equal(info.code, "INTERNAL");
+    assert.equal(info.code, "WORKER_LOST");
     assert.match(info.message, /stopped before it finished/);
     assert.ok(performance.now() - started < 20_000, "found within a few lock periods");
     const next = (await stack.runsync({

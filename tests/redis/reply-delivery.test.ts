@@ -66,7 +66,14 @@ async function startRelay(label: string) {
 
 /** A gpu-worker's side. */
 function publisher(redis: Redis): ReplyPublisher {
-  return new ReplyPublisher({ redis, names, keyRing, streamTtlSeconds, log });
+  return new ReplyPublisher({ redis, names, keyRing, streamTtlSeconds, workerId: "gpu-a", log });
+}
+
+/** Replies of a job this gpu-worker claimed (as it does before it runs one). */
+async function claimedReplies(redis: Redis, jobId: string, replyTo: string, attempt = 1) {
+  const replies = publisher(redis).forJob(jobId, replyTo, attempt);
+  assert.equal(await replies.claim(), true, "the job is claimed");
+  return replies;
 }
 
 /** Tracks a job on the relay and records what it hands over, and when. */
@@ -161,8 +168,7 @@ describe("reply delivery", () => {
     const { relay } = await startRelay("order");
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(connect("order-pub")).forJob(jobId, relay.channel, 1);
-    replies.started();
+    const replies = await claimedReplies(connect("order-pub"), jobId, relay.channel);
     let sent = "";
     for (let i = 0; i < 200; i += 1) {
       const piece = `tok${i} `;
@@ -179,7 +185,7 @@ describe("reply delivery", () => {
   it("repairs replies the relay missed from the stream (job tracked late)", async () => {
     const { relay } = await startRelay("late");
     const jobId = randomUUID();
-    const replies = publisher(connect("late-pub")).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(connect("late-pub"), jobId, relay.channel);
     const redis = connect("late-raw");
     let sent = "";
     for (let i = 0; i < 20; i += 1) {
@@ -246,7 +252,7 @@ describe("reply delivery", () => {
     await redis.publish(relay.channel, JSON.stringify([1, 2]));
     const stranger = encodeReply(keyRing, randomUUID(), { kind: "delta", seq: 0, text: "no" });
     await redis.publish(relay.channel, stranger);
-    const replies = publisher(connect("junk-pub")).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(connect("junk-pub"), jobId, relay.channel);
     replies.text("fine");
     await replies.end(doneFields);
     await received.ended();
@@ -280,7 +286,7 @@ describe("reply delivery", () => {
     });
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(connect("reconnect-pub")).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(connect("reconnect-pub"), jobId, relay.channel);
     let sent = "";
     let killedAt = -1;
     for (let i = 0; i < 150; i += 1) {
@@ -319,7 +325,7 @@ describe("reply delivery", () => {
     });
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(connect("away-pub")).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(connect("away-pub"), jobId, relay.channel);
     replies.text("seen ");
     await waitFor(() => received.messages.length === 1, 2000, "the first reply");
     await killConnection(admin, subscriberName);
@@ -343,7 +349,7 @@ describe("reply delivery", () => {
     await pub.ping();
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(pub).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(pub, jobId, relay.channel);
     replies.text("before ");
     await waitFor(() => received.messages.length === 1, 2000, "the first reply");
     let endCalled = false;
@@ -371,13 +377,14 @@ describe("what Redis holds", () => {
     const marker = "PLAINTEXT-MARKER-3e8b41";
     const jobId = randomUUID();
     const received = collect(relay, jobId);
-    const replies = publisher(connect("secret-pub")).forJob(jobId, relay.channel, 1);
+    const replies = await claimedReplies(connect("secret-pub"), jobId, relay.channel);
     replies.text(`The answer is ${marker}.`);
     replies.text(` Again: ${marker}`);
     await replies.end(doneFields);
     await received.ended();
     assertWholeReply(received.messages, `The answer is ${marker}. Again: ${marker}`);
-    await waitFor(() => wires.length === 3, 2000, "the spy's copies");
+    // The claim's `started` notice, then the three replies.
+    await waitFor(() => wires.length === 4, 2000, "the spy's copies");
 
     const redis = connect("secret-raw");
     const entries = await redis.xrange(names.deltaStream(jobId), "-", "+");
@@ -404,7 +411,7 @@ describe("what Redis holds", () => {
     const redis = connect("ttl-raw");
     const jobId = randomUUID();
     const stream = names.deltaStream(jobId);
-    const replies = publisher(connect("ttl-pub")).forJob(jobId, "unused-channel", 1);
+    const replies = await claimedReplies(connect("ttl-pub"), jobId, "unused-channel");
     assert.equal(await redis.ttl(stream), -2, "no stream before the first reply");
     replies.text("x");
     await waitFor(async () => (await redis.ttl(stream)) !== -2, 2000, "the first reply");

@@ -1,0 +1,196 @@
+/**
+ * The orchestrator's watch over running jobs' gpu-workers, on a real Redis with the real registry,
+ * queues, relay and reply publisher: when the gpu-worker that claimed a job leaves the registry, a
+ * job that replied nothing is queued once more as attempt 2 (and the lost attempt is fenced off:
+ * its writes and claims are refused, its BullMQ failure is not the job's), and a job that had
+ * replied fails `WORKER_LOST`. A gpu-worker that is shutting down (`draining`) is alive.
+ */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import { ReplyPublisher } from "../../gpu-worker/publish/reply-publisher.js";
+import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
+import { ModelQueues } from "../../orchestrator/jobs/model-queues.js";
+import { WorkerWatch } from "../../orchestrator/jobs/worker-watch.js";
+import { ModelRegistryReader } from "../../orchestrator/registry/model-registry-reader.js";
+import { ReplyRelay } from "../../orchestrator/relay/reply-relay.js";
+import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import type { ErrorInfo } from "../../shared/errors/index.js";
+import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import type { JobPayload, ReplyMessage } from "../../shared/protocol/index.js";
+import { closeRedis, createRedis } from "../../shared/redis/index.js";
+import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
+
+const log = createLogger("test", { level: "error" });
+const keyRing = new KeyRing([FernetKey.generate()]);
+const registryTtlMs = 1000;
+
+describe("the watch over running jobs' gpu-workers", () => {
+  let url: string;
+  let prefix: string;
+  let names: RedisNames;
+  let redis: Redis;
+  let subscriber: Redis;
+  let relay: ReplyRelay;
+  let queues: ModelQueues;
+  let watch: WorkerWatch;
+  const ended: [string, ErrorInfo][] = [];
+
+  const gpuWorker = async (workerId: string) => {
+    const registry = new RegistryPublisher({ redis, names, workerId, ttlMs: registryTtlMs, log });
+    await registry.announce(["tiny"], "ready");
+    const publisher = new ReplyPublisher({
+      redis,
+      names,
+      keyRing,
+      streamTtlSeconds: 60,
+      workerId,
+      log,
+    });
+    return { registry, publisher };
+  };
+
+  /** A job as the job service starts one: its replies tracked, then watched. */
+  const startJob = () => {
+    const jobId = randomUUID();
+    const received: ReplyMessage[] = [];
+    relay.track(jobId, {
+      onStarted: () => {},
+      onReply: (message) => received.push(message),
+      onUnreadable: () => assert.fail("unreadable reply"),
+    });
+    const payload: JobPayload = { v: 1, replyTo: relay.channel, task: "sealed" };
+    watch.track(jobId, "tiny", payload, 60_000);
+    return { jobId, received };
+  };
+
+  const queuedData = async (queueJobId: string) => {
+    const key = `${names.bullPrefix}:${names.modelQueue("tiny")}:${queueJobId}`;
+    const data = await redis.hget(key, "data");
+    return data === null ? undefined : (JSON.parse(data) as JobPayload);
+  };
+
+  before(async () => {
+    url = await testRedisUrl();
+    prefix = uniquePrefix("watch");
+    names = new RedisNames(prefix);
+    redis = createRedis(url, `${prefix}-cmd`, log);
+    subscriber = createRedis(url, `${prefix}-sub`, log);
+    relay = new ReplyRelay({ subscriber, redis, names, orchestratorId: "orch", keyRing, log });
+    await relay.start();
+    queues = new ModelQueues({
+      models: ["tiny"],
+      connection: redis,
+      redisUrl: url,
+      names,
+      log,
+      onFailed: () => {},
+    });
+    await queues.ready();
+    watch = new WorkerWatch({
+      redis,
+      names,
+      queues,
+      relay,
+      registryTtlMs,
+      onLost: (jobId, error) => ended.push([jobId, error]),
+      log,
+    });
+  });
+
+  after(async () => {
+    watch?.close();
+    await relay?.close();
+    await queues?.close();
+    await Promise.all([closeRedis(redis), closeRedis(subscriber)]);
+    await deleteKeysWithPrefix(url, prefix);
+  });
+
+  it("queues a job that replied nothing once more, and fences the lost attempt off", async () => {
+    const lost = await gpuWorker("gpu-a");
+    const { jobId, received } = startJob();
+    const stale = lost.publisher.forJob(jobId, relay.channel, 1);
+    assert.equal(await stale.claim(), true);
+    assert.equal(watch.jobOf(jobId), jobId, "the first attempt is the job's");
+    await lost.registry.close();
+
+    const retryId = RedisNames.queueJobId(jobId, 2);
+    await waitFor(async () => (await queuedData(retryId)) !== undefined, 10_000, "attempt 2");
+    assert.deepEqual(await queuedData(retryId), {
+      v: 1,
+      replyTo: relay.channel,
+      task: "sealed",
+      jobId,
+      attempt: 2,
+    });
+    assert.equal(await redis.get(names.ownerKey(jobId)), "2:");
+    assert.ok((await redis.pttl(names.ownerKey(jobId))) > 0, "the fence expires");
+    assert.equal(watch.queueJobId(jobId), retryId);
+    assert.equal(watch.jobOf(jobId), undefined, "BullMQ's failure of attempt 1 is not the job's");
+    assert.equal(watch.jobOf(retryId), jobId);
+    assert.deepEqual(ended, []);
+
+    // The lost gpu-worker comes back: its reply is refused, and nothing reaches Redis.
+    stale.text("late");
+    await waitFor(() => stale.lost, 5000, "the stale writer to learn it lost the job");
+    assert.equal(await redis.exists(names.deltaStream(jobId)), 0);
+    const again = (await gpuWorker("gpu-c")).publisher.forJob(jobId, relay.channel, 1);
+    assert.equal(await again.claim(), false, "attempt 1 cannot be claimed again");
+
+    // Attempt 2 runs elsewhere; its replies are the job's, numbered from 0.
+    const next = (await gpuWorker("gpu-b")).publisher.forJob(jobId, relay.channel, 2);
+    assert.equal(await next.claim(), true);
+    next.text("fresh");
+    await next.end({
+      kind: "done",
+      finishReason: "stop",
+      promptTokens: 1,
+      completionTokens: 1,
+      runMs: 1,
+    });
+    await waitFor(() => received.length === 2, 5000, "attempt 2's replies");
+    assert.deepEqual(
+      received.map((message) => [message.seq, message.kind]),
+      [
+        [0, "delta"],
+        [1, "done"],
+      ],
+    );
+    relay.untrack(jobId);
+    watch.untrack(jobId);
+  });
+
+  it("takes a draining gpu-worker for alive, though no longer serving", async () => {
+    const draining = await gpuWorker("gpu-e");
+    const { jobId } = startJob();
+    assert.equal(await draining.publisher.forJob(jobId, relay.channel, 1).claim(), true);
+    await draining.registry.drain();
+    const reader = new ModelRegistryReader({ redis, names, log });
+    assert.equal((await reader.serving("tiny")).workerIds.includes("gpu-e"), false);
+    // Twice the TTL: an entry not refreshed (as `draining`) would have lapsed by now.
+    await sleep(2 * registryTtlMs);
+    assert.deepEqual(ended, []);
+    assert.equal(watch.queueJobId(jobId), jobId, "not queued again");
+    await draining.registry.close();
+    watch.untrack(jobId);
+    relay.untrack(jobId);
+  });
+
+  it("fails a job that had replied WORKER_LOST, and queues nothing", async () => {
+    const lost = await gpuWorker("gpu-d");
+    const { jobId, received } = startJob();
+    const replies = lost.publisher.forJob(jobId, relay.channel, 1);
+    assert.equal(await replies.claim(), true);
+    replies.text("some text");
+    await waitFor(() => received.length === 1, 5000, "the first reply");
+    await lost.registry.close();
+    await waitFor(() => ended.some(([id]) => id === jobId), 10_000, "the job to fail");
+    assert.equal(ended.find(([id]) => id === jobId)?.[1].code, "WORKER_LOST");
+    assert.equal(await queuedData(RedisNames.queueJobId(jobId, 2)), undefined);
+    watch.untrack(jobId);
+  });
+});
