@@ -309,21 +309,21 @@ export class JobService {
    * and stops), and writes the records of the others again.
    */
   async recoverFromLostRedis(): Promise<void> {
-    const { redis, names, log } = this.#options;
-    const queued = [...this.#active.values()].filter((a) => a.queued && !a.record.terminal);
-    const pipeline = redis.pipeline();
-    for (const { model, record } of queued) {
-      // The BullMQ job of its current attempt (a job run again has its own).
-      const queueJobId = this.#watch?.queueJobId(record.id) ?? record.id;
-      pipeline.exists(names.queueJob(model, queueJobId));
-    }
-    const results = queued.length > 0 ? ((await pipeline.exec()) ?? []) : [];
-    let lost = 0;
-    queued.forEach((active, index) => {
-      if (results[index]?.[1] !== 0) return;
-      lost += 1;
+    const { queues, log } = this.#options;
+    // Each by the BullMQ id of its current attempt (a job run again has its own).
+    const queued = [...this.#active.values()]
+      .filter((active) => active.queued && !active.record.terminal)
+      .map((active) => ({
+        active,
+        model: active.model,
+        queueJobId: this.#watch?.queueJobId(active.record.id) ?? active.record.id,
+      }));
+    const missing = await queues.missing(queued);
+    for (const { active, queueJobId } of queued) {
+      if (!missing.has(queueJobId)) continue;
       this.#finish(active.record.id, (r) => r.fail(new JobLostError().toInfo()));
-    });
+    }
+    const lost = missing.size;
     await Promise.all([...this.#active.values()].map((active) => this.#saveUnfinished(active)));
     // Also reached when this orchestrator's presence merely lapsed (Redis unreachable for longer
     // than the TTL, data intact): then nothing was lost.

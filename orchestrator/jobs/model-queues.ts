@@ -27,6 +27,8 @@ export class ModelQueues {
   readonly #eventConnections: Redis[] = [];
   readonly #log: Logger;
   readonly #retention: DashboardRetention;
+  readonly #connection: Redis;
+  readonly #names: RedisNames;
   #closing: Promise<void> | undefined;
 
   constructor(options: {
@@ -41,6 +43,8 @@ export class ModelQueues {
   }) {
     const { names, log } = options;
     this.#log = log;
+    this.#connection = options.connection;
+    this.#names = names;
     this.#retention = options.retention ?? { count: 0, ageSeconds: 0 };
     for (const model of options.models) {
       const queueName = names.modelQueue(model);
@@ -83,6 +87,22 @@ export class ModelQueues {
       removeOnComplete: keep,
       removeOnFail: keep,
     });
+  }
+
+  /**
+   * Which of these jobs (by BullMQ id) their queues no longer hold, in any state: what Redis lost
+   * when it restarted empty. One round trip.
+   */
+  async missing(jobs: readonly { model: string; queueJobId: string }[]): Promise<Set<string>> {
+    if (jobs.length === 0) return new Set();
+    const pipeline = this.#connection.pipeline();
+    for (const { model, queueJobId } of jobs) {
+      pipeline.exists(this.#names.queueJob(model, queueJobId));
+    }
+    const results = (await pipeline.exec()) ?? [];
+    return new Set(
+      jobs.filter((_, index) => results[index]?.[1] === 0).map((job) => job.queueJobId),
+    );
   }
 
   /** Removes a job that has not started; `false` if it is running (or gone). */

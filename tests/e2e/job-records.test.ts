@@ -8,8 +8,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import { isFinalChunk } from "../../shared/protocol/index.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
+import { assertOneNumbering } from "../support/chunks.js";
 import { tinyModelPath } from "../support/models.js";
 import { keysWithPrefix } from "../support/redis.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
@@ -19,16 +20,6 @@ const greedy = (prompt: string, maxTokens: number) => ({
   prompt,
   sampling_params: { max_tokens: maxTokens, temperature: 0 },
 });
-
-/** Chunks numbered 0..n without a gap or a repeat, the final one last. */
-function assertWhole(chunks: readonly StreamChunk[]): void {
-  assert.deepEqual(
-    chunks.map((chunk) => chunk.seq),
-    chunks.map((_, index) => index),
-  );
-  const last = chunks.at(-1);
-  assert.ok(last !== undefined && isFinalChunk(last), "ends with its final chunk");
-}
 
 async function statusOf(stack: TestStack, id: string): Promise<JobView> {
   return (await stack.get(`/status/${id}`)) as JobView;
@@ -80,13 +71,13 @@ describe("an orchestrator killed and restarted with jobs in flight", () => {
     );
     const long = await stack.explain(stack.streamAll(running.id));
     assert.equal(long.status, "COMPLETED");
-    assertWhole(long.chunks);
+    assertOneNumbering(long.chunks);
     const longFinal = long.chunks.at(-1);
     assert.ok(longFinal !== undefined && isFinalChunk(longFinal));
     assert.equal(longFinal.usage.completion_tokens, 1500);
     const queued = await stack.explain(stack.streamAll(waiting.id));
     assert.equal(queued.status, "COMPLETED");
-    assertWhole(queued.chunks);
+    assertOneNumbering(queued.chunks);
     const cold = await stack.runsync(greedy("the sun", 24));
     assert.equal(textOf(queued.chunks), textOf(cold.output ?? []), "the same text as a fresh run");
 

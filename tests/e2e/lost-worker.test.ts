@@ -11,8 +11,9 @@ import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { RedisNames } from "../../shared/naming.js";
-import { decodeEnvelope, isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
+import { decodeEnvelope, isFinalChunk } from "../../shared/protocol/index.js";
 import { parseOwner } from "../../shared/registry/job-owner.js";
+import { assertOneNumbering } from "../support/chunks.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack, textOf } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
@@ -28,16 +29,6 @@ const mediumPrompt = "Once upon a time there was a little dog. ".repeat(150);
 interface ErrorInfo {
   code: string;
   message: string;
-}
-
-/** Asserts chunks numbered 0..n without a gap or repeat, the last one final. */
-function assertOneNumbering(chunks: readonly StreamChunk[]): void {
-  assert.deepEqual(
-    chunks.map((chunk) => chunk.seq),
-    chunks.map((_, index) => index),
-  );
-  const last = chunks.at(-1);
-  assert.ok(last !== undefined && isFinalChunk(last), "the stream ends with its final chunk");
 }
 
 /** The gpu-worker process whose registry id is `workerId` (it logs it when it starts). */
