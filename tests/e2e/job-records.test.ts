@@ -42,7 +42,9 @@ describe("an orchestrator killed and restarted with jobs in flight", () => {
     await stack?.stop();
   });
 
-  it("answers for each job accepted before, and runs the unfinished ones to their end", async () => {
+  it("answers for each job accepted before, and runs the unfinished ones to their end", {
+    timeout: 180_000,
+  }, async () => {
     const done = await stack.runsync(greedy("the cat", 12));
     assert.equal(done.status, "COMPLETED");
     const running = await stack.run(greedy("the dog", 1500));
@@ -117,7 +119,10 @@ describe("Redis restarted empty under queued jobs", () => {
     await redis?.close();
   });
 
-  it("fails the jobs Redis lost with JOB_LOST at once, and serves the next", async () => {
+  // Bounded: without the check, the lost jobs would wait for JOB_TIMEOUT_MS (10 min).
+  it("fails the jobs Redis lost with JOB_LOST at once, and serves the next", {
+    timeout: 180_000,
+  }, async () => {
     const running = await stack.run(greedy("the dog", 4000));
     await waitFor(
       async () => (await statusOf(stack, running.id)).status === "IN_PROGRESS",
