@@ -34,6 +34,7 @@ import {
 import type { ReplyRelay } from "../relay/reply-relay.js";
 import { type AdmittedCapacity, admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
+import { JobMirrors } from "./job-mirrors.js";
 import { isTerminalStatus, type JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
 import { type JobSnapshot, recordOf, snapshotOf } from "./job-snapshot.js";
@@ -97,6 +98,7 @@ interface Active {
 export class JobService {
   readonly #options: JobServiceOptions;
   readonly #signals: JobSignals;
+  readonly #mirrors: JobMirrors;
   readonly #watch: WorkerWatch | undefined;
   readonly #active = new Map<string, Active>();
   readonly #admitting = new Set<Promise<JobRecord>>();
@@ -106,6 +108,7 @@ export class JobService {
   constructor(options: JobServiceOptions) {
     this.#options = options;
     this.#signals = new JobSignals(options);
+    this.#mirrors = new JobMirrors(options);
     const { registryTtlMs } = options;
     this.#watch =
       registryTtlMs === undefined
@@ -256,13 +259,19 @@ export class JobService {
     if (known !== undefined || store === undefined) return known;
     const snapshot = await store.load(id);
     if (snapshot === undefined) return undefined;
-    if (isTerminalStatus(snapshot.status)) return table.insert(recordOf(snapshot));
+    if (isTerminalStatus(snapshot.status)) {
+      // Chunks a mirror here already handed to `/stream` are not handed out again.
+      const streamed = Math.max(snapshot.streamed ?? 0, this.#mirrors.streamedOf(id));
+      this.#mirrors.forget(id);
+      return table.insert(recordOf({ ...snapshot, streamed }));
+    }
     if (!(await store.isAlive(snapshot.owner))) {
+      this.#mirrors.forget(id);
       await this.adopt(await store.claimFrom(snapshot.owner));
       const adopted = table.get(id);
       if (adopted !== undefined) return adopted;
     }
-    return recordOf(snapshot);
+    return this.#mirrors.follow(snapshot);
   }
 
   /**

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { isFinalChunk } from "../../shared/protocol/index.js";
+import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 import { assertOneNumbering } from "../support/chunks.js";
 import { tinyModelPath } from "../support/models.js";
@@ -97,6 +97,58 @@ describe("an orchestrator killed and restarted with jobs in flight", () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe("two orchestrators on one Redis", () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await TestStack.start({
+      models: `tiny=${await tinyModelPath()}`,
+      env: { REGISTRY_TTL_MS: "1500" },
+      label: "records-two",
+    });
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("the other one streams a running job's chunks as they come, each once, then its result", {
+    timeout: 180_000,
+  }, async () => {
+    const other = await stack.addOrchestrator();
+    const job = await stack.run(greedy("the dog", 4000));
+    const poll = async (route: string) =>
+      (await (await fetch(`${other}${route}/${job.id}`)).json()) as {
+        status: string;
+        output?: StreamChunk[];
+        stream?: { output: StreamChunk }[];
+      };
+    // While it runs: in progress there too.
+    await stack.explain(
+      waitFor(
+        async () => (await poll("/status")).status === "IN_PROGRESS",
+        60_000,
+        "the other orchestrator to show the job in progress",
+      ),
+    );
+    // `/stream` there hands out the chunks as they come, each once, to the end.
+    const chunks: StreamChunk[] = [];
+    let whileRunning = 0;
+    for (;;) {
+      const page = await poll("/stream");
+      const fresh = (page.stream ?? []).map(({ output }) => output);
+      chunks.push(...fresh);
+      if (page.status === "IN_PROGRESS") whileRunning += fresh.length;
+      if (page.status === "COMPLETED" && fresh.length === 0) break;
+      assert.ok(["IN_QUEUE", "IN_PROGRESS", "COMPLETED"].includes(page.status), page.status);
+    }
+    assert.ok(whileRunning > 0, "chunks came while the job ran");
+    assertOneNumbering(chunks);
+    const own = (await statusOf(stack, job.id)).output ?? [];
+    assert.deepEqual(chunks, own, "the same chunks as the job's own orchestrator");
   });
 });
 

@@ -189,6 +189,30 @@ export class TestStack {
     }
   }
 
+  /**
+   * Starts one more orchestrator on the same Redis, with the stack's settings on a port of its
+   * own; resolves with its URL once it answers `/health`.
+   */
+  async addOrchestrator(): Promise<string> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const child = this.#spawn("orchestrator", { ...this.#orchestratorEnv, PORT: String(port) });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(`the other orchestrator exited:\n${this.logs.join("\n")}`);
+      }
+      try {
+        await fetch(`${url}/health`, { headers: this.#authorization });
+        return url;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error("the other orchestrator did not start");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** The log lines of one of the stack's processes. */
   logsOf(child: ChildProcess): readonly string[] {
     return this.#logsOf.get(child) ?? [];
