@@ -67,7 +67,10 @@ export interface JobServiceOptions {
    */
   store?: JobStore;
   /** Told of each completed job's final chunk (latencies, token counts). */
-  metrics?: { jobCompleted(model: string, final: FinalChunk): void };
+  metrics?: {
+    jobCompleted(model: string, final: FinalChunk): void;
+    jobRecovered(model: string, how: "requeued" | "adopted"): void;
+  };
   log: Logger;
 }
 
@@ -117,6 +120,7 @@ export class JobService {
             ...options,
             registryTtlMs,
             onLost: (jobId, error) => this.#finish(jobId, (r) => r.fail(error)),
+            onRequeued: (model) => options.metrics?.jobRecovered(model, "requeued"),
           });
   }
 
@@ -303,6 +307,7 @@ export class JobService {
       active.queued = true;
       await this.#watch?.adopt(id, snapshot.model, snapshot.deadline - Date.now());
       await this.#saveUnfinished(active);
+      this.#options.metrics?.jobRecovered(snapshot.model, "adopted");
       log.info("job adopted from an orchestrator that is gone", {
         jobId: id,
         model: snapshot.model,

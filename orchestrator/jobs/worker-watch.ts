@@ -22,6 +22,8 @@ export interface WorkerWatchOptions {
   registryTtlMs: number;
   /** Ends a job whose gpu-worker was lost and that cannot run again. */
   onLost: (jobId: string, error: ErrorInfo) => void;
+  /** Told of each job queued again (for the metrics). */
+  onRequeued?: (model: string) => void;
   log: Logger;
 }
 
@@ -141,6 +143,7 @@ export class WorkerWatch {
       if (!this.#jobs.has(jobId)) return;
       await queues.add(watched.model, queueJobId, payload);
       watched.handled = false;
+      this.#options.onRequeued?.(watched.model);
       log.warn("job queued again: its gpu-worker was lost before it replied", {
         jobId,
         attempt,

@@ -32,6 +32,7 @@ export class OrchestratorMetrics {
   readonly #interToken: Histogram<"model">;
   readonly #requests: Counter<"model" | "status">;
   readonly #errors: Counter<"model" | "code">;
+  readonly #recovered: Counter<"model" | "how">;
   readonly #promptTokens: Counter<"model">;
   readonly #generationTokens: Counter<"model">;
   readonly #cachedTokens: Counter<"model">;
@@ -81,6 +82,14 @@ export class OrchestratorMetrics {
       name: `${metricPrefix}request_errors_total`,
       help: "Requests that ended with an error, by model and error code.",
       labelNames: ["model", "code"],
+      registers,
+    });
+    this.#recovered = new Counter({
+      name: `${metricPrefix}requests_recovered_total`,
+      help:
+        "Requests recovered from a fault, by model and how: requeued (run again after their " +
+        "gpu-worker was lost before replying) or adopted (taken over from an orchestrator that is gone).",
+      labelNames: ["model", "how"],
       registers,
     });
     const tokens = (name: string, help: string) =>
@@ -138,6 +147,11 @@ export class OrchestratorMetrics {
         counter.inc({ model }, 0);
       }
     }
+  }
+
+  /** A job was recovered from a fault: run again, or adopted from an orchestrator that is gone. */
+  jobRecovered(model: string, how: "requeued" | "adopted"): void {
+    this.#recovered.inc({ model: this.#label(model), how });
   }
 
   /** A job ended (once per job, whatever its end). */

@@ -11,6 +11,7 @@ import { Redis } from "ioredis";
 import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 import { assertOneNumbering } from "../support/chunks.js";
+import { metricValue } from "../support/metrics.js";
 import { tinyModelPath } from "../support/models.js";
 import { keysWithPrefix } from "../support/redis.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
@@ -70,6 +71,11 @@ describe("an orchestrator killed and restarted with jobs in flight", () => {
         30_000,
         "both unfinished jobs adopted",
       ),
+    );
+    assert.equal(
+      await metricValue(stack.url, 'llmpool_requests_recovered_total{model="tiny",how="adopted"}'),
+      2,
+      "both adoptions counted in the new orchestrator's metrics",
     );
     const long = await stack.explain(stack.streamAll(running.id));
     assert.equal(long.status, "COMPLETED");

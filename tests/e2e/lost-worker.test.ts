@@ -14,6 +14,7 @@ import { RedisNames } from "../../shared/naming.js";
 import { decodeEnvelope, isFinalChunk } from "../../shared/protocol/index.js";
 import { parseOwner } from "../../shared/registry/job-owner.js";
 import { assertOneNumbering } from "../support/chunks.js";
+import { metricValue } from "../support/metrics.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack, textOf } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
@@ -139,6 +140,11 @@ describe("a gpu-worker killed mid-job", () => {
     assert.ok(
       stack.logs.some((line) => line.includes("job queued again") && line.includes(job.id)),
       "the orchestrator queued it again",
+    );
+    assert.equal(
+      await metricValue(stack.url, 'llmpool_requests_recovered_total{model="tiny",how="requeued"}'),
+      1,
+      "counted once in the orchestrator's metrics",
     );
   });
 });
