@@ -1,5 +1,5 @@
 import type { Logger } from "../../shared/log.js";
-import { createBackoff } from "./backoff.js";
+import { createBackoff } from "../../shared/process/backoff.js";
 import type { PlatformHttp } from "./platform-http.js";
 import { aborted, sleep } from "./sleep.js";
 import { type ParsedTake, parseTakenJobs } from "./taken-jobs.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "../../shared/log.js";
-import { type Backoff, createBackoff } from "./backoff.js";
+import { type Backoff, createBackoff } from "../../shared/process/backoff.js";
 import type { PlatformHttp } from "./platform-http.js";
 import { sleep } from "./sleep.js";
 

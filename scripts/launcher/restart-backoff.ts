@@ -1,3 +1,5 @@
+import { backoffDelayMs } from "../../shared/process/backoff.js";
+
 /**
  * How `npm start` spaces the restarts of a part that keeps stopping: 1 s, 2 s, 4 s … 30 s, and
  * from 1 s again once the part has run stably.
@@ -23,6 +25,5 @@ export const restartBackoff: RestartBackoff = Object.freeze({
 
 /** The wait before restart number `restart` in a row (1 = the first), in ms. */
 export function restartDelayMs(restart: number, backoff = restartBackoff): number {
-  const { firstMs, maxMs } = backoff;
-  return Math.min(maxMs, firstMs * 2 ** Math.max(0, restart - 1));
+  return backoffDelayMs(restart - 1, backoff.firstMs, backoff.maxMs);
 }
