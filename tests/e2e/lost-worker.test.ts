@@ -11,7 +11,7 @@ import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { RedisNames } from "../../shared/naming.js";
-import { decodeEnvelope, isFinalChunk } from "../../shared/protocol/index.js";
+import { decodeEnvelope } from "../../shared/protocol/index.js";
 import { parseOwner } from "../../shared/registry/job-owner.js";
 import { assertOneNumbering } from "../support/chunks.js";
 import { metricValue } from "../support/metrics.js";
@@ -68,17 +68,7 @@ describe("a gpu-worker killed mid-job", () => {
   });
 
   it("fails the job that streamed WORKER_LOST within REGISTRY_TTL_MS, no gpu-worker left", async () => {
-    const job = await stack.run({
-      prompt: "the dog",
-      sampling_params: { max_tokens: 4000, temperature: 0 },
-    });
-    let killed: Promise<void> | undefined;
-    const streamed = stack.streamAll(job.id, (chunk) => {
-      if (killed === undefined && !isFinalChunk(chunk)) killed = stack.killGpuWorkers("SIGKILL");
-    });
-    await waitFor(() => killed !== undefined, 30_000, "the job's first chunk");
-    await killed;
-    const killedAt = performance.now();
+    const { job, streamed, killedAt } = await stack.killGpuWorkersAtFirstDelta();
     const { status, error, chunks } = await stack.explain(streamed);
     const tookMs = Math.round(performance.now() - killedAt);
     process.stdout.write(

@@ -7,10 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { isFinalChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { type JobView, TestStack } from "../support/stack.js";
-import { waitFor } from "../support/wait-for.js";
 
 describe("a gpu-worker killed mid-job", () => {
   let stack: TestStack;
@@ -29,18 +27,7 @@ describe("a gpu-worker killed mid-job", () => {
   });
 
   it("fails the job with WORKER_LOST, and serves the next on a new gpu-worker", async () => {
-    const job = await stack.run({
-      prompt: "the dog",
-      sampling_params: { max_tokens: 4000, temperature: 0 },
-    });
-    let killed: Promise<void> | undefined;
-    const streamed = stack.streamAll(job.id, (chunk) => {
-      if (killed === undefined && !isFinalChunk(chunk)) killed = stack.killGpuWorkers("SIGKILL");
-    });
-    // Killed at its first delta (a loaded machine may take a while to get there).
-    await waitFor(() => killed !== undefined, 60_000, "the job's first delta");
-    await killed;
-    const killedAt = performance.now();
+    const { streamed, killedAt } = await stack.killGpuWorkersAtFirstDelta();
     let state = "ready";
     while (state !== "unavailable" && performance.now() - killedAt < 15_000) {
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -213,6 +213,33 @@ export class TestStack {
     }
   }
 
+  /**
+   * Starts a long greedy job and kills the gpu-workers with SIGKILL at its first delta (however
+   * long that takes). Resolves once they are dead, with the job's stream (still being read) and
+   * when they died.
+   */
+  async killGpuWorkersAtFirstDelta(): Promise<{
+    job: JobView;
+    streamed: ReturnType<TestStack["streamAll"]>;
+    killedAt: number;
+  }> {
+    const job = await this.run({
+      prompt: "the dog",
+      sampling_params: { max_tokens: 4000, temperature: 0 },
+    });
+    let killed: Promise<void> | undefined;
+    const streamed = this.streamAll(job.id, (chunk) => {
+      if (killed === undefined && !isFinalChunk(chunk)) killed = this.killGpuWorkers("SIGKILL");
+    });
+    const deadline = performance.now() + 60_000;
+    while (killed === undefined) {
+      if (performance.now() > deadline) throw new Error("the job streamed nothing within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await killed;
+    return { job, streamed, killedAt: performance.now() };
+  }
+
   /** The log lines of one of the stack's processes. */
   logsOf(child: ChildProcess): readonly string[] {
     return this.#logsOf.get(child) ?? [];
