@@ -156,12 +156,18 @@ describe("npm start supervises its gpu-worker", () => {
   });
 
   it("restarts a killed gpu-worker while the API answers, and the queued job completes", async () => {
-    // A long greedy job, running when the gpu-worker dies under it.
+    // A long greedy job that has streamed text when the gpu-worker dies under it (a job that had
+    // streamed nothing would be put back on its queue and complete on the restarted gpu-worker).
     const running = await submit(4000);
     await waitFor(
-      async () => (await status(running.id)).status === "IN_PROGRESS",
+      async () => {
+        const part = (await (await fetch(`${url}/stream/${running.id}`)).json()) as {
+          stream?: unknown[];
+        };
+        return (part.stream ?? []).length > 0;
+      },
       60_000,
-      "the long job to run",
+      "the long job's first text",
     );
     const firstPid = gpuWorkerPid();
     assert.ok(firstPid, `the gpu-worker's pid:\n${output.join("")}`);
@@ -199,8 +205,8 @@ describe("npm start supervises its gpu-worker", () => {
     assert.equal(done.status, "COMPLETED", JSON.stringify(done));
     assert.ok((done.output ?? []).length > 0, "it streamed output");
 
-    // The job the crash cut short fails (INTERNAL once its lock lapses, or a faster WORKER_LOST);
-    // it is not left running, nor reported cancelled.
+    // The job the crash cut short after its first text fails (INTERNAL once its lock lapses, or a
+    // faster WORKER_LOST); it is not left running, nor reported cancelled, nor run twice.
     const lost = await waitForEnd(running.id, 90_000);
     assert.equal(lost.status, "FAILED", JSON.stringify({ ...lost, output: undefined }));
     assert.ok(["INTERNAL", "WORKER_LOST"].includes(JSON.parse(lost.error ?? "{}").code));
