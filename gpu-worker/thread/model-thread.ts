@@ -62,14 +62,15 @@ async function runJob({ task, port }: ThreadTask): Promise<ThreadResult | undefi
       onText: (piece) => text.push(piece),
       onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
     });
-    text.flush();
+    text.close();
     send({ type: "end", result });
     return result;
   } catch (error) {
-    text.flush();
+    text.close();
     send({ type: "error", error: toErrorInfo(error) });
     return undefined;
   } finally {
+    text.close();
     port.close();
   }
 }

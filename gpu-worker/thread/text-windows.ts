@@ -1,5 +1,7 @@
 /** A window sends at once when this much text is waiting, window or not. */
 const maxPendingChars = 16_384;
+/** The longest a window grows to with many jobs on one thread (unless `DELTA_WINDOW_MS` is longer). */
+export const maxScaledWindowMs = 250;
 
 /**
  * Delta coalescing in the model thread (`DELTA_WINDOW_MS`), before any message crosses to the main
@@ -8,6 +10,12 @@ const maxPendingChars = 16_384;
  * flushes every window that ends within half a window from now: jobs generating together send
  * together, and the main thread writes their deltas to Redis in one pipeline. Measured on 2 CPU
  * cores: a message per token cost the generating thread 7% of its time in `postMessage` alone.
+ *
+ * The window grows with the jobs open on the thread (`DELTA_WINDOW_MS` × jobs, at most
+ * {@link maxScaledWindowMs}), so a thread sends about as many deltas a second with eight jobs as
+ * with one: the cost of a delta (a message, a sealed Redis write, the orchestrator's relay, a
+ * `/stream` answer) stays off the generation's back under load, and one job alone streams as
+ * finely as before.
  */
 export class TextWindows {
   readonly #windowMs: number;
@@ -15,14 +23,30 @@ export class TextWindows {
   readonly #due = new Map<TextWindow, number>();
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
+  /** Windows opened and not closed: the thread's jobs. */
+  #open = 0;
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
   }
 
-  /** A window for one job; `send` gets its coalesced text. */
+  /** The window now: `DELTA_WINDOW_MS`, times the jobs open, up to {@link maxScaledWindowMs}. */
+  get windowMs(): number {
+    const scaled = Math.min(this.#windowMs * this.#open, maxScaledWindowMs);
+    return Math.max(this.#windowMs, scaled);
+  }
+
+  /** A window for one job; `send` gets its coalesced text. {@link TextWindow.close} it at the end. */
   open(send: (text: string) => void): TextWindow {
-    return new TextWindow(this.#windowMs, send, (window, at) => this.#schedule(window, at));
+    this.#open += 1;
+    return new TextWindow({
+      windowMs: () => this.windowMs,
+      send,
+      schedule: (window, at) => this.#schedule(window, at),
+      closed: () => {
+        this.#open -= 1;
+      },
+    });
   }
 
   #schedule(window: TextWindow, at: number | undefined): void {
@@ -43,7 +67,7 @@ export class TextWindows {
   #fire(): void {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
-    const horizon = performance.now() + this.#windowMs / 2;
+    const horizon = performance.now() + this.windowMs / 2;
     let next = Number.POSITIVE_INFINITY;
     for (const [window, at] of [...this.#due]) {
       if (at <= horizon) window.flush();
@@ -53,23 +77,24 @@ export class TextWindows {
   }
 }
 
+interface TextWindowParts {
+  /** The window's length now. */
+  windowMs: () => number;
+  send: (text: string) => void;
+  schedule: (window: TextWindow, at: number | undefined) => void;
+  closed: () => void;
+}
+
 /** One job's text on its way out: see {@link TextWindows}. */
 export class TextWindow {
-  readonly #windowMs: number;
-  readonly #send: (text: string) => void;
-  readonly #schedule: (window: TextWindow, at: number | undefined) => void;
+  readonly #parts: TextWindowParts;
   #pending = "";
   #scheduled = false;
+  #closed = false;
   #lastSendAt = Number.NEGATIVE_INFINITY;
 
-  constructor(
-    windowMs: number,
-    send: (text: string) => void,
-    schedule: (window: TextWindow, at: number | undefined) => void,
-  ) {
-    this.#windowMs = windowMs;
-    this.#send = send;
-    this.#schedule = schedule;
+  constructor(parts: TextWindowParts) {
+    this.#parts = parts;
   }
 
   push(text: string): void {
@@ -80,25 +105,33 @@ export class TextWindow {
       return;
     }
     if (this.#scheduled) return;
-    const at = this.#lastSendAt + this.#windowMs;
+    const at = this.#lastSendAt + this.#parts.windowMs();
     if (at <= performance.now()) {
       this.flush();
       return;
     }
     this.#scheduled = true;
-    this.#schedule(this, at);
+    this.#parts.schedule(this, at);
   }
 
   /** Sends what is waiting now; call it before the job's last message. */
   flush(): void {
     if (this.#scheduled) {
       this.#scheduled = false;
-      this.#schedule(this, undefined);
+      this.#parts.schedule(this, undefined);
     }
     if (this.#pending.length === 0) return;
     const text = this.#pending;
     this.#pending = "";
     this.#lastSendAt = performance.now();
-    this.#send(text);
+    this.#parts.send(text);
+  }
+
+  /** Sends what is waiting and leaves the thread's windows (once; later calls do nothing). */
+  close(): void {
+    this.flush();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#parts.closed();
   }
 }

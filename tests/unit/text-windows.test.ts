@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TextWindows } from "../../gpu-worker/thread/text-windows.js";
+import { maxScaledWindowMs, TextWindows } from "../../gpu-worker/thread/text-windows.js";
 import { waitFor } from "../support/wait-for.js";
 
 function recorder() {
@@ -76,5 +76,38 @@ describe("TextWindows", () => {
     // b's window ends after a's: it went out with a's, in the same timer turn, before its own.
     assert.ok(Math.abs(aAt - bAt) < 5, `${aAt} vs ${bAt}`);
     assert.ok(bAt < (b.sent[0]?.at ?? 0) + 400, "b was flushed early, with a");
+  });
+
+  it("grows the window with the jobs open on the thread, up to its cap, and back", () => {
+    const windows = new TextWindows(20);
+    const noop = () => {};
+    assert.equal(windows.windowMs, 20, "no job: the configured window");
+    const jobs = Array.from({ length: 4 }, () => windows.open(noop));
+    assert.equal(windows.windowMs, 80, "four jobs: four windows");
+    const more = Array.from({ length: 60 }, () => windows.open(noop));
+    assert.equal(windows.windowMs, maxScaledWindowMs, "many jobs: capped");
+    for (const window of [...jobs, ...more]) window.close();
+    jobs[0]?.close(); // closing twice counts once
+    assert.equal(windows.windowMs, 20);
+    const one = windows.open(noop);
+    assert.equal(windows.windowMs, 20, "one job streams as finely as configured");
+    one.close();
+    assert.equal(new TextWindows(0).windowMs, 0, "0 still sends every piece");
+    assert.equal(new TextWindows(1000).windowMs, 1000, "a window longer than the cap is kept");
+  });
+
+  it("a job's later pieces wait the grown window when others generate beside it", async () => {
+    const windows = new TextWindows(40);
+    const others = Array.from({ length: 3 }, () => windows.open(() => {}));
+    const { sent, send } = recorder();
+    const window = windows.open(send);
+    window.push("a");
+    const pushedAt = performance.now();
+    window.push("b");
+    await waitFor(() => sent.length >= 2, 2000, "the coalesced piece");
+    // Four jobs: a 160 ms window (the shared timer may fire up to half a window early).
+    assert.ok((sent[1]?.at ?? 0) - pushedAt >= 80 - 5, `${(sent[1]?.at ?? 0) - pushedAt} ms`);
+    window.close();
+    for (const other of others) other.close();
   });
 });
