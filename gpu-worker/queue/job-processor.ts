@@ -76,16 +76,24 @@ export function createJobProcessor(options: JobProcessorOptions) {
         );
     let stripped = metadata({ status: "active" });
     const release = metrics?.sequenceTaken(pool.name);
+    // The claim goes to Redis first and the generation starts beside it, not after it: the
+    // replies travel on the same connection behind the claim and are fenced by it, so none is
+    // written unless the claim took; a claim refused stops the generation (`replies.onLost`).
+    const claiming = replies.claim();
+    const claimFailed = new AbortController();
+    claiming.then(
+      (claimed) => claimed || claimFailed.abort(),
+      () => claimFailed.abort(),
+    );
     try {
-      if (!(await replies.claim())) throw new WorkerLostError();
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
       const result = await pool.run(jobId, task, {
-        signal,
+        signal: AbortSignal.any([signal, claimFailed.signal]),
         onText: (piece) => replies.text(piece),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
-      if (replies.lost) throw new WorkerLostError();
+      if (!(await claiming) || replies.lost) throw new WorkerLostError();
       const runMs = Math.round(performance.now() - startedAt);
       // Logged before the terminal reply is written: how the generation ended is known even
       // when Redis cannot take the reply.
@@ -108,6 +116,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
       return jobResult;
     } catch (error) {
       release?.();
+      // Whether this gpu-worker owns the job at all is known once the claim has answered.
+      await claiming.catch(() => {});
       if (replies.lost) {
         // Taken over (queued again or failed by the orchestrator): nothing more is written.
         log.warn("job lost: stopped, nothing more written for it", {
