@@ -204,6 +204,16 @@ export class JobRecord {
     });
   }
 
+  /** Resolves when chunks not yet streamed are there, or the job is terminal, or after `timeoutMs`. */
+  async waitForChunks(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.hasUnstreamedChunks && !this.terminal) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      await this.waitForChange(left);
+    }
+  }
+
   /** Resolves when the job is terminal, or after `timeoutMs`. */
   async waitForEnd(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;

@@ -37,7 +37,8 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
   );
 
   // Returns the chunks produced since the previous poll. When there are none yet it waits (up to
-  // `?wait=`, default 5 s) for the next chunk or the end, so polling loops do not spin.
+  // `?wait=`, default 5 s) for the next chunk or the end, so polling loops do not spin; the job
+  // starting to run is no reason to answer an empty page.
   app.get<{ Params: { id: string }; Querystring: { wait?: string } }>(
     "/stream/:id",
     async (request, reply) => {
@@ -49,7 +50,7 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
       // wait for, so the poll is answered after a short pause instead.
       const tracked = orchestrator.jobs.table.has(record.id);
       const pauseMs = tracked ? waitMs : Math.min(waitMs, 1000);
-      if (!record.hasUnstreamedChunks && !record.terminal) await record.waitForChange(pauseMs);
+      await record.waitForChunks(pauseMs);
       return streamView(record);
     },
   );
