@@ -13,8 +13,9 @@ export interface JsonBodyOptions {
 
 /**
  * JSON bodies for a Fastify app, guarded against bodies that cost the server more than they
- * cost the sender: nesting deeper than {@link maxJsonDepth} is refused (400) while the body
- * arrives, at the first bracket too deep, before the rest is read or anything is built; and at most `largeBodies` bodies over
+ * cost the sender: nesting deeper than {@link maxJsonDepth} is refused (400) before anything is
+ * built (a large body while it arrives, at the first bracket too deep, before the rest is read);
+ * and at most `largeBodies` bodies over
  * {@link largeBodyBytes} are read at once — another is refused with 503 and `Retry-After` before
  * its body is read, so a flood of huge bodies cannot starve ordinary requests. An empty body with
  * a JSON content type is no body (clients send the header on `/cancel` too).
@@ -43,6 +44,9 @@ export function registerJsonBody(app: FastifyInstance, options: JsonBodyOptions)
   });
   app.addHook("preParsing", async (request, reply, payload) => {
     if (!request.headers["content-type"]?.startsWith("application/json")) return payload;
+    // A small body of known length is checked whole, before it is parsed (no stream stage: a
+    // request's own cost matters at this size); a larger one while it arrives.
+    if (isSmallBody(request.headers["content-length"])) return payload;
     const guard = new DepthGuard(maxJsonDepth);
     guard.once("error", () => {
       // The rest of a refused body is not worth reading.
@@ -50,8 +54,12 @@ export function registerJsonBody(app: FastifyInstance, options: JsonBodyOptions)
     });
     return payload.pipe(guard);
   });
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     if (typeof body !== "string" || body.trim() === "") return done(null, undefined);
+    if (isSmallBody(request.headers["content-length"])) {
+      const depth = new JsonDepth(maxJsonDepth);
+      if (!depth.feed(Buffer.from(body))) return done(tooDeepError());
+    }
     try {
       done(null, JSON.parse(body));
     } catch {
@@ -60,24 +68,35 @@ export function registerJsonBody(app: FastifyInstance, options: JsonBodyOptions)
   });
 }
 
+/** Bodies up to this size (by `Content-Length`) are checked for depth whole, before parsing. */
+const smallBodyBytes = 64 * 1024;
+
+function isSmallBody(contentLength: string | undefined): boolean {
+  const length = Number(contentLength ?? Number.NaN);
+  return length >= 0 && length <= smallBodyBytes;
+}
+
+function tooDeepError(): Error {
+  return Object.assign(new Error("too deep"), { statusCode: 400, code: "JSON_TOO_DEEP" });
+}
+
 /**
- * Passes a JSON body through while tracking how deep its arrays and objects nest (brackets outside
- * strings); fails with `JSON_TOO_DEEP` at the first bracket past `limit`, so `[[[[…` of any
- * length costs `limit` bytes of scanning. Works on bytes: in UTF-8 the bytes of `[`, `{`, `"` and
- * `\\` never occur inside other characters.
+ * How deep the arrays and objects of a JSON text nest so far (brackets outside strings), fed in
+ * pieces. Works on bytes: in UTF-8 the bytes of `[`, `{`, `"` and `\\` never occur inside other
+ * characters.
  */
-export class DepthGuard extends Transform {
+class JsonDepth {
   readonly #limit: number;
   #depth = 0;
   #inString = false;
   #escaped = false;
 
   constructor(limit: number) {
-    super();
     this.#limit = limit;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Feeds the next bytes; `false` at the first bracket past the limit. */
+  feed(chunk: Uint8Array): boolean {
     for (const byte of chunk) {
       if (this.#inString) {
         if (this.#escaped) this.#escaped = false;
@@ -87,15 +106,32 @@ export class DepthGuard extends Transform {
         this.#inString = true;
       } else if (byte === 0x5b || byte === 0x7b) {
         this.#depth += 1;
-        if (this.#depth > this.#limit) {
-          callback(
-            Object.assign(new Error("too deep"), { statusCode: 400, code: "JSON_TOO_DEEP" }),
-          );
-          return;
-        }
+        if (this.#depth > this.#limit) return false;
       } else if (byte === 0x5d || byte === 0x7d) {
         this.#depth -= 1;
       }
+    }
+    return true;
+  }
+}
+
+/**
+ * Passes a JSON body through while tracking how deep its arrays and objects nest; fails with
+ * `JSON_TOO_DEEP` at the first bracket past `limit`, so `[[[[…` of any length costs `limit` bytes
+ * of scanning.
+ */
+export class DepthGuard extends Transform {
+  readonly #depth: JsonDepth;
+
+  constructor(limit: number) {
+    super();
+    this.#depth = new JsonDepth(limit);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!this.#depth.feed(chunk)) {
+      callback(tooDeepError());
+      return;
     }
     callback(null, chunk);
   }

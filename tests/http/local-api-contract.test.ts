@@ -210,6 +210,22 @@ describe("local API contract (no gpu-worker)", () => {
     assert.ok(!logs.some((line) => line.includes(marker)), "no log line holds request text");
   });
 
+  it("refuses nesting past 64 levels in small and large bodies alike; brackets in strings do not count", async () => {
+    const deep = `{"input": ${"[".repeat(65)}${"]".repeat(65)}}`;
+    // Over 64 KiB, the body is checked while it arrives rather than whole.
+    const deepLarge = `{"pad": "${"x".repeat(70 * 1024)}", "input": ${"[".repeat(65)}${"]".repeat(65)}}`;
+    for (const body of [deep, deepLarge]) {
+      const response = await postJson("/run", body);
+      assert.equal(response.status, 400);
+      assert.match(String(response.body.error), /deeper than 64/);
+    }
+    const nested = `{"input": {"encrypted_input": ${JSON.stringify("[".repeat(200))}}, "x": ${"[".repeat(60)}${"]".repeat(60)}}`;
+    const fine = await postJson("/run", nested);
+    // Past the depth check: refused later, for its token, not for its shape.
+    assert.equal(fine.status, 200, JSON.stringify(fine.body));
+    assert.equal(JSON.parse(String(fine.body.error)).code, "DECRYPT_FAILED");
+  });
+
   it("answers 415 for a body that is not JSON (text/plain, a form, none named), queueing nothing", async () => {
     const marker = "SECRET-MARKER-4410";
     const before = await queue.getWaitingCount();
