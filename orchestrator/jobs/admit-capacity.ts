@@ -16,6 +16,13 @@ export interface CapacityPolicy {
   unavailableRetryAfterSeconds: number;
 }
 
+/**
+ * How old the registry's answer "a gpu-worker serves this model" may be when a request is admitted
+ * on it. A registry entry itself outlives its gpu-worker by up to `REGISTRY_TTL_MS`; a job admitted
+ * just after its last gpu-worker went is handled as any job of a lost gpu-worker.
+ */
+export const registryMaxAgeMs = 1000;
+
 /** A place on a model's queue, held for one admitted job until it is queued. */
 export interface AdmittedCapacity {
   /** Gives the place back; call once the job is on the queue, or failed to get there. */
@@ -27,8 +34,8 @@ export interface AdmittedCapacity {
  * served by a live gpu-worker (loading counts: its jobs wait until it is ready), and its queue
  * must have room, which is reserved at once (see {@link QueueReservations}): the limit holds
  * exactly, also with several orchestrators on one Redis. Throws `MODEL_UNAVAILABLE` or
- * `QUEUE_FULL`, each with a `Retry-After`; nothing is queued or held then. One Redis round trip
- * (the registry read and the reservation script are sent together).
+ * `QUEUE_FULL`, each with a `Retry-After`; nothing is queued or held then. One Redis round trip:
+ * the reservation script, beside a registry read at most once per {@link registryMaxAgeMs}.
  */
 export async function admitCapacity(
   model: string,
@@ -37,7 +44,7 @@ export async function admitCapacity(
 ): Promise<AdmittedCapacity> {
   const limit = policy.queueLimit(model);
   const [serving, reservation] = await Promise.allSettled([
-    policy.registry.serving(model),
+    policy.registry.servingRecently(model, registryMaxAgeMs),
     policy.reservations.reserve(model, jobId, limit),
   ]);
   const release = () => policy.reservations.release(model, jobId);

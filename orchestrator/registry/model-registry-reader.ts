@@ -24,6 +24,9 @@ export interface ModelServing {
  * serve each model (entries past their expiry, by Redis time, are dead and get deleted).
  */
 export class ModelRegistryReader {
+  /** Each model's last answer of {@link servingRecently}, and the read that gave it. */
+  readonly #recent = new Map<string, { at: number; serving: Promise<ModelServing> }>();
+
   constructor(private readonly options: { redis: Redis; names: RedisNames; log: Logger }) {}
 
   async read(models: readonly string[]): Promise<Map<string, ModelServing>> {
@@ -60,6 +63,12 @@ export class ModelRegistryReader {
       }
       out.set(model, serving);
     });
+    // Every read brings admission's answers up to date (see `servingRecently`).
+    const readAt = performance.now();
+    for (const [model, serving] of out) {
+      if (serving.state === "unavailable") this.#recent.delete(model);
+      else this.#recent.set(model, { at: readAt, serving: Promise.resolve(serving) });
+    }
     if (dead.length > 0) {
       const cleanup = redis.pipeline();
       for (const [key, field] of dead) cleanup.hdel(key, field);
@@ -70,6 +79,27 @@ export class ModelRegistryReader {
         );
     }
     return out;
+  }
+
+  /**
+   * One model's serving state as read at most `maxAgeMs` ago, when that read found it served; a
+   * read under way is shared. Admission asks this for every request: at most one registry read per
+   * model and interval, whatever the request rate. A model found unavailable is read anew each time,
+   * so it is admitted again as soon as a gpu-worker serves it; any other read (`/health`, the
+   * watch of gpu-workers) updates the answer too.
+   */
+  servingRecently(model: string, maxAgeMs: number): Promise<ModelServing> {
+    const now = performance.now();
+    const recent = this.#recent.get(model);
+    if (recent !== undefined && now - recent.at <= maxAgeMs) return recent.serving;
+    const serving = this.serving(model);
+    const entry = { at: now, serving };
+    this.#recent.set(model, entry);
+    const forget = () => {
+      if (this.#recent.get(model) === entry) this.#recent.delete(model);
+    };
+    serving.then((found) => found.state === "unavailable" && forget(), forget);
+    return serving;
   }
 
   /** One model's serving state. */
