@@ -37,6 +37,7 @@ interface ServedModel {
 export class GpuWorker {
   readonly #redis: Redis;
   readonly #subscriber: Redis;
+  readonly #replies: Redis;
   readonly #cancellations: Cancellations;
   readonly #registry: RegistryPublisher;
   readonly #served: ServedModel[] = [];
@@ -44,9 +45,10 @@ export class GpuWorker {
   readonly #shutdownTimeoutMs: number;
   #closing: Promise<void> | undefined;
 
-  private constructor(options: GpuWorkerOptions, redis: Redis, subscriber: Redis) {
+  private constructor(options: GpuWorkerOptions, redis: Redis, subscriber: Redis, replies: Redis) {
     this.#redis = redis;
     this.#subscriber = subscriber;
+    this.#replies = replies;
     this.#log = options.log;
     this.#shutdownTimeoutMs = options.config.shutdownTimeoutMs;
     const names = new RedisNames(options.config.redisPrefix);
@@ -76,7 +78,11 @@ export class GpuWorker {
     const names = new RedisNames(config.redisPrefix);
     const redis = createRedis(options.redisUrl, "gpu-worker", log);
     const subscriber = createRedis(options.redisUrl, "gpu-worker-control", log);
-    const gpuWorker = new GpuWorker(options, redis, subscriber);
+    // The jobs' claims and replies have a connection of their own: they never wait behind
+    // BullMQ's commands (its fetch of the next job), and a pipeline on it is cheap (ioredis copies
+    // every script defined on a connection, BullMQ's 64, into each pipeline it starts there).
+    const replies = createRedis(options.redisUrl, "gpu-worker-replies", log);
+    const gpuWorker = new GpuWorker(options, redis, subscriber, replies);
     try {
       log.info("gpu-worker starting", { id: gpuWorker.id });
       await gpuWorker.#registry.announce(
@@ -87,7 +93,7 @@ export class GpuWorker {
       const plan = await checkMemory(models, config, log);
       await gpuWorker.#cancellations.start();
       const publisher = new ReplyPublisher({
-        redis,
+        redis: replies,
         names,
         keyRing,
         streamTtlSeconds: Math.ceil(config.jobTimeoutMs / 1000) + 300,
@@ -173,7 +179,11 @@ export class GpuWorker {
       );
       await Promise.all([marked, drained]);
       await Promise.all([this.#registry.close(), this.#cancellations.close()]);
-      await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
+      await Promise.all([
+        closeRedis(this.#redis),
+        closeRedis(this.#subscriber),
+        closeRedis(this.#replies),
+      ]);
       this.#log.info("gpu-worker stopped");
     })();
     return this.#closing;
