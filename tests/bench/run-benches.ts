@@ -18,6 +18,7 @@ const available = readdirSync(dir)
 /** The order of the README, then any other benchmark by name. */
 const order = [
   "serving",
+  "hops",
   "local-stack",
   "encrypted-output",
   "admission",
