@@ -161,7 +161,10 @@ export interface Config {
    * every job starts on an empty sequence).
    */
   readonly promptCache: boolean;
-  /** `DELTA_WINDOW_MS`: tokens produced within this window are sent as one delta. */
+  /**
+   * `DELTA_WINDOW_MS`: tokens produced within this window are sent as one delta; the window grows
+   * with the jobs on a model thread (see `gpu-worker/thread/text-windows.ts`).
+   */
   readonly deltaWindowMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: on SIGTERM, running jobs get this long to finish before being aborted. */
   readonly shutdownTimeoutMs: number;
