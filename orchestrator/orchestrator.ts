@@ -50,6 +50,7 @@ export class Orchestrator {
   readonly allowPlaintextOpenai: boolean;
   readonly #redis: Redis;
   readonly #subscriber: Redis;
+  readonly #queueRedis: Redis;
   readonly #relay: ReplyRelay;
   readonly #table: JobTable;
   readonly #store: JobStore | undefined;
@@ -68,6 +69,10 @@ export class Orchestrator {
     this.models = servedModels(config).map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
+    // BullMQ's queues have a connection of their own: ioredis copies every script defined on a
+    // connection (BullMQ's 64) into each pipeline or MULTI started there, which the job records
+    // and registry reads on `#redis` then do not pay.
+    this.#queueRedis = createRedis(redisUrl, "orchestrator-queues", log);
     this.#relay = new ReplyRelay({
       subscriber: this.#subscriber,
       redis: this.#redis,
@@ -98,7 +103,7 @@ export class Orchestrator {
           });
     this.queues = new ModelQueues({
       models: this.models,
-      connection: this.#redis,
+      connection: this.#queueRedis,
       redisUrl,
       names,
       log,
@@ -215,7 +220,11 @@ export class Orchestrator {
       // Each gives Redis a short grace at most; side by side, a dead Redis costs it once.
       await Promise.all([this.#relay.close(), this.queues.close()]);
       this.#table.close();
-      await Promise.all([closeRedis(this.#redis), closeRedis(this.#subscriber)]);
+      await Promise.all([
+        closeRedis(this.#redis),
+        closeRedis(this.#subscriber),
+        closeRedis(this.#queueRedis),
+      ]);
       this.#log.info("orchestrator stopped");
     })();
     return this.#closing;
