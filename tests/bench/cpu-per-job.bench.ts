@@ -4,11 +4,14 @@
  * the pipeline's own cost, to compare revisions with. Two loads on the generated tiny model:
  * 4-token jobs one at a time (admission, hand-over, a few replies, the end), and rounds of 8
  * concurrent 64-token jobs (`MODEL_SEQUENCES=8`). The gpu-worker's figure includes its model
- * thread's generation. `BENCH_RUNS` sets the jobs of each load (default 200). Linux only.
+ * thread's generation; Redis's command count (`INFO commandstats`, the commands inside Lua scripts
+ * included) is exact on the benchmarks' private redis-server. `BENCH_RUNS` sets the jobs of each
+ * load (default 200). Linux only.
  *
  *   npm run bench -- cpu-per-job
  */
 import { readFileSync } from "node:fs";
+import { Redis } from "ioredis";
 import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
@@ -16,6 +19,20 @@ import { benchRuns, print } from "./bench-stats.js";
 import { closeLeanHttp, requestJson } from "./lean-http.js";
 
 const jobs = Math.max(8, Math.round(benchRuns(200) / 8) * 8);
+
+/** Commands Redis has run so far, Lua scripts' own commands included (`INFO commandstats`). */
+async function redisCommands(url: string): Promise<number> {
+  const redis = new Redis(url);
+  try {
+    const info = await redis.info("commandstats");
+    return [...info.matchAll(/^cmdstat_\w+:calls=(\d+)/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** CPU seconds a process has used so far (its threads included). */
 function cpuSeconds(pid: number): number {
@@ -59,11 +76,14 @@ try {
     throw new Error("the stack's processes are not running");
   }
   const measure = async (load: () => Promise<void>) => {
+    const commands = await redisCommands(stack.redisUrl);
     const before = [cpuSeconds(orchestratorPid), cpuSeconds(gpuWorkerPid)] as const;
     await load();
     return {
       orchestrator: ((cpuSeconds(orchestratorPid) - before[0]) * 1000) / jobs,
       gpuWorker: ((cpuSeconds(gpuWorkerPid) - before[1]) * 1000) / jobs,
+      // Less the INFO calls' own: a rough count when REDIS_URL is shared with other work.
+      redisCommands: ((await redisCommands(stack.redisUrl)) - commands - 2) / jobs,
     };
   };
   for (let i = 0; i < 20; i += 1) await complete(prompt(1000 + i), 4);
@@ -79,10 +99,10 @@ try {
   print([
     `CPU time per job (user + system), generated tiny llama, ${jobs} jobs per load.`,
     "",
-    "| load | orchestrator (ms/job) | gpu-worker, model thread included (ms/job) |",
-    "|---|---|---|",
-    `| 4-token jobs, one at a time | ${f(sequential.orchestrator)} | ${f(sequential.gpuWorker)} |`,
-    `| 64-token jobs, 8 at once | ${f(concurrent.orchestrator)} | ${f(concurrent.gpuWorker)} |`,
+    "| load | orchestrator (ms/job) | gpu-worker, model thread included (ms/job) | Redis commands per job |",
+    "|---|---|---|---|",
+    `| 4-token jobs, one at a time | ${f(sequential.orchestrator)} | ${f(sequential.gpuWorker)} | ${sequential.redisCommands.toFixed(0)} |`,
+    `| 64-token jobs, 8 at once | ${f(concurrent.orchestrator)} | ${f(concurrent.gpuWorker)} | ${concurrent.redisCommands.toFixed(0)} |`,
   ]);
 } finally {
   closeLeanHttp();
