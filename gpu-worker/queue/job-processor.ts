@@ -63,7 +63,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
     lockSignal?.addEventListener("abort", onLockLost, { once: true });
     const signal = AbortSignal.any([cancelSignal, lost.signal]);
     // The sealed task leaves Redis as soon as the job is taken: a finished job kept for the
-    // dashboard holds metadata only. Written beside the generation, not before it.
+    // dashboard holds metadata only. Written beside the generation, once it is under way.
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     const metadata = (fields: Omit<JobMetadata, "v" | "model" | "queueMs">): Promise<void> =>
       job
@@ -74,25 +74,24 @@ export function createJobProcessor(options: JobProcessorOptions) {
             error: error.message,
           }),
         );
-    let stripped = metadata({ status: "active" });
+    let stripped = Promise.resolve();
     const release = metrics?.sequenceTaken(pool.name);
     // The claim goes to Redis first and the generation starts beside it, not after it: the
     // replies travel on the same connection behind the claim and are fenced by it, so none is
-    // written unless the claim took; a claim refused stops the generation (`replies.onLost`).
+    // written unless the claim took. A claim refused marks the replies lost, which stops the
+    // generation (`replies.onLost`); a claim that failed stops it too.
     const claiming = replies.claim();
-    const claimFailed = new AbortController();
-    claiming.then(
-      (claimed) => claimed || claimFailed.abort(),
-      () => claimFailed.abort(),
-    );
+    claiming.catch(() => lost.abort());
     try {
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
-      const result = await pool.run(jobId, task, {
-        signal: AbortSignal.any([signal, claimFailed.signal]),
+      const running = pool.run(jobId, task, {
+        signal,
         onText: (piece) => replies.text(piece),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
+      stripped = metadata({ status: "active" });
+      const result = await running;
       if (!(await claiming) || replies.lost) throw new WorkerLostError();
       const runMs = Math.round(performance.now() - startedAt);
       // Logged before the terminal reply is written: how the generation ended is known even
