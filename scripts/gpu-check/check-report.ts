@@ -71,6 +71,7 @@ export function formatReport(report: CheckReport): string {
     } else if (step.name === "node-llama-cpp vs stack")
       lines.push(...throughputSection(step.result));
     else if (step.name === "cancellation") lines.push(...cancellationSection(step.result));
+    else if (step.name === "hops floor") lines.push(...hopsSection(step.result));
     else lines.push("```json", JSON.stringify(step.result, null, 2), "```", "");
   }
   if (report.error !== undefined) lines.push("## Error", "", "```", report.error, "```", "");
@@ -142,6 +143,19 @@ function throughputSection(result: Record<string, unknown>): string[] {
 interface Cancelled {
   latencyMs: number;
   chunksAfter: number;
+}
+
+function hopsSection(result: Record<string, unknown>): string[] {
+  const ms = (key: string) => (typeof result[key] === "number" ? result[key].toFixed(2) : "–");
+  return [
+    "The stack's process hops with no work in them (`tests/bench/hops.ts`): the floor under its time to first token on this machine, to compare with the stack's overhead over node-llama-cpp above (ms):",
+    "",
+    "| requests | p50 | p90 |",
+    "|---|---|---|",
+    `| back to back | ${ms("backToBackMsP50")} | ${ms("backToBackMsP90")} |`,
+    `| 60 ms idle between them | ${ms("idleMsP50")} | ${ms("idleMsP90")} |`,
+    "",
+  ];
 }
 
 function cancellationSection(result: Record<string, unknown>): string[] {

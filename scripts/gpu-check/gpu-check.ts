@@ -12,6 +12,8 @@
  *    code, then each model loaded alone, as a model thread loads it, next to what node-llama-cpp
  *    and nvidia-smi then report;
  * 2. node-llama-cpp alone against the whole stack on the big model, 1 and 8 requests at once;
+ *    then the floor under the stack's time to first token on this machine: its process hops with
+ *    no work in them (`tests/bench/hops.ts`);
  * 3. cancellation latency through the stack, alone and among 7 other jobs;
  * 4. a clean shutdown (SIGTERM: both processes exit 0, no abort).
  * It writes `gpu-check.json`, `gpu-check.md` and `stack.log` to `--out`.
@@ -29,7 +31,9 @@ import { resolveModels } from "../../gpu-worker/models/resolve-models.js";
 import { loadConfig } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/log.js";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
+import { percentile } from "../../tests/bench/bench-stats.js";
 import { measureDirect, measureStack } from "../../tests/bench/generation-measures.js";
+import { measureHops } from "../../tests/bench/hops.js";
 import { TestStack } from "../../tests/support/stack.js";
 import {
   BIG_MODEL_SIZES,
@@ -123,6 +127,7 @@ try {
   await step("backend", backend);
   await step("memory plan", memoryPlan);
   await step("node-llama-cpp vs stack", throughput);
+  await step("hops floor", hopsFloor);
   await step("cancellation", cancellation);
   await step("shutdown", shutdown);
 } catch (error) {
@@ -278,6 +283,19 @@ async function throughput(): Promise<Record<string, unknown>> {
     direct8,
     stack1,
     stack8,
+  };
+}
+
+/** Step 2, continued: the stack's process hops with nothing in them, on the stack's Redis. */
+async function hopsFloor(): Promise<Record<string, unknown>> {
+  const redisUrl = stack?.redisUrl ?? fail("the stack is not running");
+  const { backToBack, idle } = await measureHops({ redisUrl, runs: 100 });
+  return {
+    runs: 100,
+    backToBackMsP50: percentile(backToBack, 50),
+    backToBackMsP90: percentile(backToBack, 90),
+    idleMsP50: percentile(idle, 50),
+    idleMsP90: percentile(idle, 90),
   };
 }
 
