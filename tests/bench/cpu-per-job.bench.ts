@@ -12,11 +12,11 @@
  */
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 import { benchRuns, print } from "./bench-stats.js";
-import { closeLeanHttp, requestJson } from "./lean-http.js";
+import { closeLeanHttp } from "./lean-http.js";
+import { stackComplete } from "./stack-complete.js";
 
 const jobs = Math.max(8, Math.round(benchRuns(200) / 8) * 8);
 
@@ -46,26 +46,7 @@ const stack = await TestStack.start({
   label: "bench-cpu",
 });
 
-async function complete(prompt: string, maxTokens: number): Promise<void> {
-  const job = (await requestJson(`${stack.url}/run`, {
-    input: {
-      encrypted_input: stack.encrypt({
-        prompt,
-        sampling_params: { max_tokens: maxTokens, temperature: 0 },
-      }),
-    },
-  })) as { id: string };
-  for (;;) {
-    const page = (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as {
-      status: string;
-      stream: { output: StreamChunk }[];
-    };
-    if (page.stream.some(({ output }) => isFinalChunk(output))) return;
-    if (["FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status)) {
-      throw new Error(`a benchmark job ended ${page.status}`);
-    }
-  }
-}
+const complete = (prompt: string, maxTokens: number) => stackComplete(stack, prompt, maxTokens);
 
 const prompt = (index: number) => `${["Once", "The", "A", "My"][index % 4]} ${index} upon a time`;
 

@@ -26,11 +26,11 @@ import {
   type Token,
 } from "node-llama-cpp";
 import { packageRoot } from "../../shared/paths.js";
-import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 import { benchRuns, percentile } from "./bench-stats.js";
-import { closeLeanHttp, requestJson } from "./lean-http.js";
+import { closeLeanHttp } from "./lean-http.js";
+import { stackComplete, type Timed } from "./stack-complete.js";
 
 const runs = Math.max(benchRuns(50), 1);
 const singleTokens = 128;
@@ -46,12 +46,6 @@ const shortPrompt = (index: number) =>
 /** About 1,200 tokens of the tiny model (≈ as many words); each variant starts differently. */
 const longPrefix = (variant: number) =>
   `${variant} ${Array.from({ length: 150 }, (_, i) => `the dog ran to the sun ${i}`).join(" ")}`;
-
-interface Timed {
-  ttftMs: number;
-  totalMs: number;
-  tokens: number;
-}
 
 type Complete = (prompt: string, maxTokens: number) => Promise<Timed>;
 
@@ -111,42 +105,6 @@ async function rawComplete(
   completion.dispose({ disposeSequence: false });
   await sequence.dispose();
   return { ttftMs: first - start, totalMs: end - start, tokens };
-}
-
-// --- through the stack --------------------------------------------------------------------------
-
-async function stackComplete(stack: TestStack, prompt: string, maxTokens: number): Promise<Timed> {
-  const start = performance.now();
-  const job = (await requestJson(`${stack.url}/run`, {
-    input: {
-      encrypted_input: stack.encrypt({
-        prompt,
-        sampling_params: { max_tokens: maxTokens, temperature: 0 },
-      }),
-    },
-  })) as { id: string };
-  let first = 0;
-  for (;;) {
-    const page = (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as {
-      status: string;
-      stream: { output: StreamChunk }[];
-    };
-    for (const { output } of page.stream) {
-      if (!isFinalChunk(output)) {
-        first ||= performance.now();
-        continue;
-      }
-      const end = performance.now();
-      return {
-        ttftMs: first - start,
-        totalMs: end - start,
-        tokens: output.usage.completion_tokens,
-      };
-    }
-    if (["FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status)) {
-      throw new Error(`a benchmark job ended ${page.status}`);
-    }
-  }
 }
 
 /** (c) and (d), through the stack alone. */
