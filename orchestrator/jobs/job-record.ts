@@ -205,19 +205,19 @@ export class JobRecord {
   }
 
   /** Resolves when chunks not yet streamed are there, or the job is terminal, or after `timeoutMs`. */
-  async waitForChunks(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (!this.hasUnstreamedChunks && !this.terminal) {
-      const left = deadline - performance.now();
-      if (left <= 0) return;
-      await this.waitForChange(left);
-    }
+  waitForChunks(timeoutMs: number): Promise<void> {
+    return this.#waitUntil(() => this.hasUnstreamedChunks || this.terminal, timeoutMs);
   }
 
   /** Resolves when the job is terminal, or after `timeoutMs`. */
-  async waitForEnd(timeoutMs: number): Promise<void> {
+  waitForEnd(timeoutMs: number): Promise<void> {
+    return this.#waitUntil(() => this.terminal, timeoutMs);
+  }
+
+  /** Waits change by change until `done()` holds, or `timeoutMs` has passed. */
+  async #waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
-    while (!this.terminal) {
+    while (!done()) {
       const left = deadline - performance.now();
       if (left <= 0) return;
       await this.waitForChange(left);
