@@ -13,15 +13,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { npmStartEnv, startEntry } from "../support/npm-start.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 import { benchRuns, print } from "./bench-stats.js";
 
 const runs = benchRuns(3);
-const startEntry = fileURLToPath(new URL("../../scripts/start.js", import.meta.url));
 const redisUrl = await testRedisUrl();
 const prefix = uniquePrefix("bench-restart");
 const dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-bench-restart-"));
@@ -30,9 +29,7 @@ const url = `http://127.0.0.1:${port}`;
 const key = FernetKey.generate();
 
 const launcher = spawn(process.execPath, [startEntry], {
-  env: {
-    PATH: process.env.PATH ?? "",
-    HOME: os.homedir(),
+  env: npmStartEnv({
     REDIS_URL: redisUrl,
     REDIS_PREFIX: prefix,
     DATA_DIR: dataDir,
@@ -40,9 +37,7 @@ const launcher = spawn(process.execPath, [startEntry], {
     ENCRYPTION_KEY: key.exportKey(),
     MODELS: `tiny=${await tinyModelPath()}`,
     LOG_FORMAT: "json",
-    LLAMA_GPU: "off",
-    LLAMA_THREADS: "1",
-  },
+  }),
   stdio: ["ignore", "pipe", "inherit"],
 });
 interface Line {

@@ -4,19 +4,17 @@
  * waits in its queue and completes once it is back; SIGTERM still stops everything with exit 0.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { npmStartEnv, spawnNpmStart, startEntry } from "../support/npm-start.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
-
-const startEntry = fileURLToPath(new URL("../../scripts/start.js", import.meta.url));
 
 /** A JSON log line (LOG_FORMAT=json). */
 type LogLine = Record<string, unknown> & { message: string; component: string };
@@ -36,7 +34,7 @@ describe("npm start supervises its gpu-worker", () => {
   let dataDir: string;
   let url: string;
   const key = FernetKey.generate();
-  const output: string[] = [];
+  let output: string[] = [];
 
   const logLines = (): LogLine[] =>
     output
@@ -101,29 +99,20 @@ describe("npm start supervises its gpu-worker", () => {
     prefix = uniquePrefix("supervise");
     dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-supervise-"));
     url = `http://127.0.0.1:${await freePort()}`;
-    launcher = spawn(process.execPath, [startEntry], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: os.homedir(),
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        DATA_DIR: dataDir,
-        PORT: new URL(url).port,
-        ENCRYPTION_KEY: key.exportKey(),
-        MODELS: `tiny=${await tinyModelPath()}`,
-        LOG_FORMAT: "json",
-        LLAMA_GPU: "off",
-        LLAMA_THREADS: "1",
-        // The job running at the crash fails once its lock lapses: seconds, not the default 30 s.
-        JOB_LOCK_MS: "5000",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const started = spawnNpmStart({
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      PORT: new URL(url).port,
+      ENCRYPTION_KEY: key.exportKey(),
+      MODELS: `tiny=${await tinyModelPath()}`,
+      LOG_FORMAT: "json",
+      // The job running at the crash fails once its lock lapses: seconds, not the default 30 s.
+      JOB_LOCK_MS: "5000",
     });
-    for (const stream of [launcher.stdout, launcher.stderr]) {
-      stream?.setEncoding("utf8");
-      stream?.on("data", (text: string) => output.push(text));
-    }
-    exited = new Promise((resolve) => launcher.once("exit", resolve));
+    launcher = started.launcher;
+    output = started.output;
+    exited = started.exited;
     await waitFor(
       () => {
         if (launcher.exitCode !== null) assert.fail(`the stack stopped:\n${output.join("")}`);
@@ -261,17 +250,14 @@ describe("npm start with a part that cannot start", () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-supervise-fail-"));
     try {
       const run = spawnSync(process.execPath, [startEntry], {
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: os.homedir(),
+        env: npmStartEnv({
           REDIS_URL: redisUrl,
           REDIS_PREFIX: prefix,
           DATA_DIR: dataDir,
           PORT: String(await freePort()),
           MODELS: `tiny=${path.join(dataDir, "missing.gguf")}`,
           LOG_FORMAT: "json",
-          LLAMA_GPU: "off",
-        },
+        }),
         encoding: "utf8",
         timeout: 90_000,
       });

@@ -4,13 +4,14 @@
  * both parts cleanly on SIGINT.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../shared/redis/index.js";
+import { spawnNpmStart } from "../support/npm-start.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -21,7 +22,7 @@ describe("npm start (the local stack launcher)", () => {
   let redisUrl: string;
   let prefix: string;
   let url: string;
-  const output: string[] = [];
+  let output: string[] = [];
 
   before(async () => {
     redisUrl = await testRedisUrl();
@@ -29,23 +30,14 @@ describe("npm start (the local stack launcher)", () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), "pool-start-"));
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    launcher = spawn(process.execPath, [path.join(distRoot, "scripts", "start.js")], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: os.homedir(),
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        DATA_DIR: dataDir,
-        PORT: String(port),
-        LLAMA_GPU: "off",
-        LLAMA_THREADS: "1",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const started = spawnNpmStart({
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      PORT: String(port),
     });
-    for (const stream of [launcher.stdout, launcher.stderr]) {
-      stream?.setEncoding("utf8");
-      stream?.on("data", (text: string) => output.push(text));
-    }
+    launcher = started.launcher;
+    output = started.output;
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {

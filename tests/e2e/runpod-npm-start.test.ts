@@ -4,20 +4,18 @@
  * gpu-worker makes it ask the platform for a replacement and exit non-zero.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
+import { spawnNpmStart } from "../support/npm-start.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 import { textOf } from "../support/stack.js";
-
-const startEntry = fileURLToPath(new URL("../../scripts/start.js", import.meta.url));
 
 describe("npm start in RunPod mode", () => {
   let platform: FakeRunpodPlatform;
@@ -41,29 +39,16 @@ describe("npm start in RunPod mode", () => {
 
   /** Runs `npm start`'s launcher as RunPod runs the image. */
   async function launch(env: Record<string, string> = {}) {
-    const launcher = spawn(process.execPath, [startEntry], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: os.homedir(),
-        ...platform.env(),
-        RUNPOD_ENDPOINT_ID: "fake-endpoint",
-        ENCRYPTION_KEY: key.exportKey(),
-        REDIS_URL: redisUrl,
-        REDIS_PREFIX: prefix,
-        DATA_DIR: dataDir,
-        MODELS: `tiny=${await tinyModelPath()}`,
-        LLAMA_GPU: "off",
-        LLAMA_THREADS: "1",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    return spawnNpmStart({
+      ...platform.env(),
+      RUNPOD_ENDPOINT_ID: "fake-endpoint",
+      ENCRYPTION_KEY: key.exportKey(),
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      MODELS: `tiny=${await tinyModelPath()}`,
+      ...env,
     });
-    const output: string[] = [];
-    for (const stream of [launcher.stdout, launcher.stderr]) {
-      stream.setEncoding("utf8").on("data", (text: string) => output.push(text));
-    }
-    const exited = new Promise<number | null>((resolve) => launcher.once("exit", resolve));
-    return { launcher, output, exited };
   }
 
   const job = (id: string, maxTokens: number) => ({
