@@ -165,6 +165,9 @@ export class ModelPool {
     let output = "";
     const { port1, port2 } = new MessageChannel();
     let threadRun: Promise<unknown> = Promise.resolve();
+    // Unhooked when the job ends: the caller's signal may outlive the job.
+    const abort = () => port1.postMessage({ type: "abort" } satisfies MainToThreadMessage);
+    hooks.signal.addEventListener("abort", abort, { once: true });
     const result = new Promise<ThreadResult>((resolve, reject) => {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
@@ -177,16 +180,17 @@ export class ModelPool {
           return;
         }
         port1.close();
+        hooks.signal.removeEventListener("abort", abort);
         if (message.type === "end") resolve(message.result);
         else reject(fromErrorInfo(message.error));
       });
-      const abort = () => port1.postMessage({ type: "abort" } satisfies MainToThreadMessage);
-      hooks.signal.addEventListener("abort", abort, { once: true });
+
       const threadTask: ThreadTask = { jobId, task, port: port2 };
       threadRun = lane.piscina
         .run(threadTask, { transferList: [port2] })
         .catch((error: unknown) => {
           port1.close();
+          hooks.signal.removeEventListener("abort", abort);
           this.#log.error("model thread task failed", {
             model: this.name,
             jobId,

@@ -40,12 +40,11 @@ export class Cancellations {
   }
 
   /**
-   * Records a starting job and returns its signal at once, so generation need not wait for Redis;
-   * the cancel key is checked meanwhile, and the signal aborts (before `checked` resolves) if the
-   * job was cancelled while queued.
+   * Records a starting job whose generation `controller` stops, at once, so generation need not
+   * wait for Redis; the cancel key is checked meanwhile, and the controller is aborted (before
+   * `checked` resolves) if the job was cancelled while queued.
    */
-  register(jobId: string): { signal: AbortSignal; checked: Promise<void> } {
-    const controller = new AbortController();
+  register(jobId: string, controller: AbortController): { checked: Promise<void> } {
     this.#running.set(jobId, controller);
     const checked = this.#redis.exists(this.#names.cancelKey(jobId)).then(
       (exists) => {
@@ -58,7 +57,12 @@ export class Cancellations {
         });
       },
     );
-    return { signal: controller.signal, checked };
+    return { checked };
+  }
+
+  /** Jobs running here now (back to 0 when idle). */
+  get size(): number {
+    return this.#running.size;
   }
 
   unregister(jobId: string): void {

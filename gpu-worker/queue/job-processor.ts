@@ -54,14 +54,17 @@ export function createJobProcessor(options: JobProcessorOptions) {
     }
     const attempt = payload.data.attempt ?? Math.max(1, job.attemptsStarted);
     const replies = publisher.forJob(jobId, payload.data.replyTo, attempt);
-    const { signal: cancelSignal } = cancellations.register(jobId);
-    // A lost job (a reply refused, the lock gone) stops generating at once.
-    const lost = new AbortController();
-    replies.onLost(() => lost.abort());
+    // One controller stops the generation: a cancel, or the job found lost (a reply refused, the
+    // lock gone). Not `AbortSignal.any`: Node keeps a composite signal with an abort listener
+    // reachable until it aborts, and most jobs never abort, so every finished job's signal, hooks
+    // and replies stayed in the heap (the soak's growth, see `npm run bench -- soak`).
+    const stop = new AbortController();
+    cancellations.register(jobId, stop);
+    replies.onLost(() => stop.abort());
     const onLockLost = () => replies.abandon();
     if (lockSignal?.aborted) onLockLost();
     lockSignal?.addEventListener("abort", onLockLost, { once: true });
-    const signal = AbortSignal.any([cancelSignal, lost.signal]);
+    const { signal } = stop;
     // The sealed task leaves Redis as soon as the job is taken: a finished job kept for the
     // dashboard holds metadata only. Written beside the generation, once it is under way.
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
@@ -81,7 +84,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
     // written unless the claim took. A claim refused marks the replies lost, which stops the
     // generation (`replies.onLost`); a claim that failed stops it too.
     const claiming = replies.claim();
-    claiming.catch(() => lost.abort());
+    claiming.catch(() => stop.abort());
     try {
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
       const running = pool.run(jobId, task, {

@@ -70,9 +70,10 @@ after(async () => {
 
 /** Registers a job and waits until its cancel key was checked. */
 async function registered(cancellations: Cancellations, jobId: string): Promise<AbortSignal> {
-  const { signal, checked } = cancellations.register(jobId);
+  const controller = new AbortController();
+  const { checked } = cancellations.register(jobId, controller);
   await checked;
-  return signal;
+  return controller.signal;
 }
 
 describe("Cancellations", () => {
