@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { callSignal } from "../../shared/process/call-signal.js";
 import {
   type BusyRetryPolicy,
   fallbackWaitSeconds,
@@ -89,19 +90,21 @@ export class JsonHttp {
     let busyAttempt = 0;
     for (let attempt = 0; ; attempt += 1) {
       const retryDelay = options.retry ? retryDelaysMs[attempt] : undefined;
-      const signals = [AbortSignal.timeout(timeoutMs)];
-      if (options.signal !== undefined) signals.push(options.signal);
+      const call = callSignal(timeoutMs, options.signal);
       let response: Response;
+      let text: string;
       try {
-        response = await fetch(url, { method, headers, body, signal: AbortSignal.any(signals) });
+        response = await fetch(url, { method, headers, body, signal: call.signal });
+        text = await readText(response, options.signal);
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason;
         const failure = networkFailure(display, error, timeoutMs);
         if (retryDelay === undefined) throw failure;
         await sleep(retryDelay, options.signal);
         continue;
+      } finally {
+        call.done();
       }
-      const text = await readText(response, options.signal);
       let retryAfterSeconds: number | undefined;
       if (options.busy !== undefined && isBusyStatus(response.status)) {
         const { retries, onWait } = options.busy;

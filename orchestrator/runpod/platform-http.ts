@@ -1,4 +1,5 @@
 import type { Logger } from "../../shared/log.js";
+import { callSignal } from "../../shared/process/call-signal.js";
 import { sleep } from "./sleep.js";
 
 export interface PlatformResponse {
@@ -89,28 +90,17 @@ export class PlatformHttp {
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<PlatformResponse> {
-    // One controller per call, unhooked afterwards: `AbortSignal.any` on a long-lived signal
-    // keeps every call's signal reachable in some Node versions (a leak over days of polling).
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      const error = new Error(`no answer within ${timeoutMs} ms`);
-      error.name = "TimeoutError";
-      controller.abort(error);
-    }, timeoutMs);
-    const onAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (signal?.aborted) onAbort();
+    const call = callSignal(timeoutMs, signal);
     try {
       const headers = new Headers(init.headers);
       if (this.#apiKey !== undefined) headers.set("authorization", this.#apiKey);
-      const response = await fetch(url, { ...init, headers, signal: controller.signal });
+      const response = await fetch(url, { ...init, headers, signal: call.signal });
       return { status: response.status, text: await response.text() };
     } catch (error) {
       // fetch rejects with the abort reason: our TimeoutError, or the caller's reason.
-      throw controller.signal.aborted ? controller.signal.reason : error;
+      throw call.signal.aborted ? call.signal.reason : error;
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      call.done();
     }
   }
 }
