@@ -6,6 +6,7 @@ import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
 import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
+import type { ThreadStatsReport } from "../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { checkMemory } from "./memory/check-memory.js";
 import type { WorkerMetrics } from "./metrics/worker-metrics.js";
@@ -153,6 +154,24 @@ export class GpuWorker {
       capacity: pool.capacity,
       contextSize: pool.contextSize,
     }));
+  }
+
+  /**
+   * What this gpu-worker holds for jobs now, by holder: the cancel handles (`cancellations`), the
+   * pools' running jobs (`pools`) and the jobs open in the model threads by their latest reports
+   * (`threads`). Each is back to 0 when idle; one that is not holds something per job.
+   */
+  get jobsHeld(): { cancellations: number; pools: number; threads: number } {
+    return {
+      cancellations: this.#cancellations.size,
+      pools: this.#served.reduce((sum, { pool }) => sum + pool.running, 0),
+      threads: this.threadStats.reduce((sum, stats) => sum + stats.jobs, 0),
+    };
+  }
+
+  /** The latest report of every model thread (memory, jobs, prompt cache). */
+  get threadStats(): ThreadStatsReport[] {
+    return this.#served.flatMap(({ pool }) => pool.threadStats);
   }
 
   /**

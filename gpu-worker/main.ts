@@ -40,5 +40,6 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
     log.info("metrics listening", { address });
   }
   const worker = await GpuWorker.start({ config, keyRing, redisUrl: redis.url, log, metrics });
+  metrics?.observe(worker);
   closables.push(worker);
 });

@@ -159,6 +159,7 @@ export class Orchestrator {
       metrics: this.metrics,
       log,
     });
+    this.metrics.observe(this.jobs);
     this.#heartbeat =
       this.#store === undefined
         ? undefined

@@ -1,6 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { latencyBuckets, metricPrefix } from "../../shared/metrics/metric-names.js";
-import type { JobResult } from "../../shared/protocol/index.js";
+import type { JobResult, ThreadStatsReport } from "../../shared/protocol/index.js";
+
+/** What {@link WorkerMetrics.observe} reads at each scrape (the gpu-worker). */
+export interface WorkerMemorySource {
+  readonly jobsHeld: Readonly<Record<string, number>>;
+  readonly threadStats: readonly ThreadStatsReport[];
+}
 
 /**
  * The gpu-worker's Prometheus metrics (on `METRICS_PORT`): what its model pools are doing right
@@ -57,6 +63,58 @@ export class WorkerMetrics {
     this.#cachedTokens = counter(
       "worker_prompt_cached_tokens_total",
       "Prompt tokens of completed jobs taken from this gpu-worker's prompt cache.",
+    );
+  }
+
+  /**
+   * Reads what `source` holds at each scrape: its jobs by holder and its model threads' reports
+   * (`llmpool_worker_jobs_held`, `llmpool_model_thread_*`).
+   */
+  observe(source: WorkerMemorySource): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: `${metricPrefix}worker_jobs_held`,
+      help: "Jobs this gpu-worker holds state for now, by holder (cancellations, pools, threads): all 0 when idle.",
+      labelNames: ["holder"],
+      registers,
+      collect() {
+        for (const [holder, count] of Object.entries(source.jobsHeld)) {
+          this.set({ holder }, count);
+        }
+      },
+    });
+    const threadGauge = (name: string, help: string, read: (stats: ThreadStatsReport) => number) =>
+      new Gauge({
+        name: `${metricPrefix}model_thread_${name}`,
+        help,
+        labelNames: ["model", "thread"],
+        registers,
+        collect() {
+          this.reset();
+          for (const stats of source.threadStats) {
+            this.set({ model: stats.modelName, thread: String(stats.threadId) }, read(stats));
+          }
+        },
+      });
+    threadGauge(
+      "heap_used_bytes",
+      "V8 heap in use in the model thread, by its latest report (every 5 s).",
+      (stats) => stats.heapUsedBytes,
+    );
+    threadGauge(
+      "external_bytes",
+      "Memory of the model thread's JavaScript objects held outside its heap.",
+      (stats) => stats.externalBytes,
+    );
+    threadGauge(
+      "tokens_held",
+      "Tokens the model thread's context sequences hold (the prompt cache).",
+      (stats) => stats.tokensHeld,
+    );
+    threadGauge(
+      "context_state_bytes",
+      "node-llama-cpp's context state of the model thread, in bytes.",
+      (stats) => stats.contextStateBytes,
     );
   }
 

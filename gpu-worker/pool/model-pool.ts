@@ -12,8 +12,9 @@ import type {
   GenerationTask,
   MainToThreadMessage,
   ModelThreadOptions,
-  ThreadLoadReport,
+  ThreadParentMessage,
   ThreadResult,
+  ThreadStatsReport,
   ThreadTask,
   ThreadToMainMessage,
 } from "../../shared/protocol/index.js";
@@ -57,6 +58,8 @@ interface Lane {
   readonly held: PrefixDigests[];
   /** When it last took a job, on the pool's counter. */
   lastUsed: number;
+  /** The thread's latest report of its memory and jobs (every few seconds once loaded). */
+  stats: ThreadStatsReport | undefined;
 }
 
 /**
@@ -83,7 +86,13 @@ export class ModelPool {
   #closing: Promise<void> | undefined;
 
   private constructor(lanes: Piscina[], options: ModelPoolOptions) {
-    this.#lanes = lanes.map((piscina) => ({ piscina, running: 0, held: [], lastUsed: 0 }));
+    this.#lanes = lanes.map((piscina) => ({
+      piscina,
+      running: 0,
+      held: [],
+      lastUsed: 0,
+      stats: undefined,
+    }));
     this.name = options.model.name;
     this.#sequences = options.sequences;
     this.capacity = options.threads * options.sequences;
@@ -126,14 +135,18 @@ export class ModelPool {
       throw failed.reason;
     }
     pool.#contextSize = loads[0]?.status === "fulfilled" ? loads[0].value : 0;
-    for (const lane of lanes) {
-      lane.on("message", (message: ThreadLoadReport) => {
+    for (const lane of pool.#lanes) {
+      lane.piscina.on("message", (message: ThreadParentMessage) => {
+        if (message.type === "thread-stats") {
+          lane.stats = message;
+          return;
+        }
         // A thread that died is replaced by piscina; its replacement reports here.
         if (message.type === "model-load-failed") {
           pool.#log.error("a replacement model thread failed to load", { model: pool.name });
         }
       });
-      lane.on("error", (error: Error) => {
+      lane.piscina.on("error", (error: Error) => {
         pool.#log.error("model thread error", { model: pool.name, error: error.name });
       });
     }
@@ -148,6 +161,11 @@ export class ModelPool {
   /** Jobs running now. */
   get running(): number {
     return this.#running.size;
+  }
+
+  /** Each thread's latest {@link ThreadStatsReport}; a thread that has not reported yet is left out. */
+  get threadStats(): ThreadStatsReport[] {
+    return this.#lanes.flatMap((lane) => (lane.stats === undefined ? [] : [lane.stats]));
   }
 
   /** Runs one job on a free sequence of some thread. Rejects with a {@link PoolError}. */
@@ -296,8 +314,8 @@ function fromErrorInfo(info: ErrorInfo): PoolError {
 /** Resolves with the context size once the lane's one thread has loaded the model. */
 function waitForThread(piscina: Piscina, options: ModelPoolOptions): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onMessage = (message: ThreadLoadReport) => {
-      if (message?.modelName !== options.model.name) return;
+    const onMessage = (message: ThreadParentMessage) => {
+      if (message?.modelName !== options.model.name || message.type === "thread-stats") return;
       cleanup();
       if (message.type === "model-load-failed") {
         reject(

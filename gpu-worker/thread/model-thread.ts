@@ -8,17 +8,19 @@
 
 import { parentPort, threadId, workerData } from "node:worker_threads";
 import { ModelLoadError, toErrorInfo } from "../../shared/errors/index.js";
-import type {
-  MainToThreadMessage,
-  ModelThreadOptions,
-  ThreadLoadReport,
-  ThreadResult,
-  ThreadTask,
-  ThreadToMainMessage,
+import {
+  type MainToThreadMessage,
+  type ModelThreadOptions,
+  type ThreadParentMessage,
+  type ThreadResult,
+  type ThreadTask,
+  type ThreadToMainMessage,
+  threadStatsIntervalMs,
 } from "../../shared/protocol/index.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel } from "./load-model.js";
 import { TextWindows } from "./text-windows.js";
+import { threadStats } from "./thread-stats.js";
 
 const options = workerData as ModelThreadOptions;
 const windows = new TextWindows(options.deltaWindowMs);
@@ -40,11 +42,19 @@ async function start(): Promise<LoadedModel | Error> {
   }
 }
 
-function report(message: ThreadLoadReport): void {
+function report(message: ThreadParentMessage): void {
   parentPort?.postMessage(message);
 }
 
 const loaded = await start();
+
+if (!(loaded instanceof Error)) {
+  const ids = { modelName: options.modelName, threadId };
+  // Unref'd: the reports never keep the thread alive.
+  setInterval(() => {
+    threadStats(loaded, ids, windows.openWindows).then(report, () => {});
+  }, threadStatsIntervalMs).unref();
+}
 
 async function runJob({ task, port }: ThreadTask): Promise<ThreadResult | undefined> {
   const send = (message: ThreadToMainMessage) => port.postMessage(message);

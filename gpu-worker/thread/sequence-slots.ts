@@ -47,6 +47,11 @@ export class SequenceSlots {
     return this.#slots.filter((slot) => slot.busy).length;
   }
 
+  /** Tokens the sequences hold, lent or not (the prompt cache). */
+  get tokensHeld(): number {
+    return this.#slots.reduce((sum, slot) => sum + slot.sequence.nextTokenIndex, 0);
+  }
+
   /**
    * Lends the free sequence that best matches `promptTokens` (the tokens the library will
    * evaluate, BOS included). Throws when every sequence is lent: the pool never hands a thread

@@ -30,6 +30,11 @@ export class TextWindows {
     this.#windowMs = windowMs;
   }
 
+  /** Windows opened and not yet closed: the thread's jobs. */
+  get openWindows(): number {
+    return this.#open;
+  }
+
   /** The window now: `DELTA_WINDOW_MS`, times the jobs open, up to {@link maxScaledWindowMs}. */
   get windowMs(): number {
     const scaled = Math.min(this.#windowMs * this.#open, maxScaledWindowMs);

@@ -33,6 +33,10 @@ export class JobMirrors {
     this.#names = options.names;
     this.#keyRing = options.keyRing;
   }
+  /** Jobs mirrored now. */
+  get size(): number {
+    return this.#mirrors.size;
+  }
 
   /** How many chunks of this job `/stream` polls here already took (0 if none were mirrored). */
   streamedOf(jobId: string): number {

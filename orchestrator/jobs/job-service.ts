@@ -134,6 +134,24 @@ export class JobService {
   }
 
   /**
+   * What the service holds for jobs now, by holder: each is back to 0 when no job runs (finished
+   * records stay in the {@link table}, within its retention and cap). One that is not holds
+   * something per job.
+   */
+  get jobsHeld(): Record<string, number> {
+    const watch = this.#watch?.size ?? { watched: 0, requeued: 0 };
+    return {
+      active: this.#active.size,
+      admitting: this.#admitting.size,
+      mirrors: this.#mirrors.size,
+      relay: this.#options.relay.size,
+      watched: watch.watched,
+      requeued: watch.requeued,
+      unfinished: Object.values(this.table.unfinished()).reduce((sum, count) => sum + count, 0),
+    };
+  }
+
+  /**
    * Accepts a job. A request that fails admission ends `FAILED` at once, with nothing queued; an
    * admitted one is on its model's queue when this resolves.
    */

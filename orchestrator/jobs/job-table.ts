@@ -60,6 +60,11 @@ export class JobTable {
     return record;
   }
 
+  /** Records held: unfinished ones, and finished ones within retention and the cap. */
+  get size(): number {
+    return this.#jobs.size;
+  }
+
   get(id: string): JobRecord | undefined {
     return this.#jobs.get(id);
   }

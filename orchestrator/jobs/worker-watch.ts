@@ -63,6 +63,10 @@ export class WorkerWatch {
     this.#options = options;
     this.#tickMs = Math.min(1000, Math.max(100, Math.floor(options.registryTtlMs / 3)));
   }
+  /** Jobs it watches, and the queue ids of the attempts it queued again: 0 and 0 when idle. */
+  get size(): { watched: number; requeued: number } {
+    return { watched: this.#jobs.size, requeued: this.#requeued.size };
+  }
 
   /** Watches a job from before it is queued; `payload` is what it was queued with. */
   track(jobId: string, model: string, payload: JobPayload, timeoutMs: number): void {

@@ -150,6 +150,31 @@ export class OrchestratorMetrics {
   }
 
   /** A job was recovered from a fault: run again, or adopted from an orchestrator that is gone. */
+  /**
+   * Reads what the job service holds at each scrape: `llmpool_jobs_held{holder}` (all 0 when no
+   * job runs) and `llmpool_job_records` (records kept for `/status`, within retention and cap).
+   */
+  observe(jobs: { readonly jobsHeld: Record<string, number>; readonly table: { size: number } }) {
+    const registers = [this.registry];
+    new Gauge({
+      name: `${metricPrefix}jobs_held`,
+      help: "Jobs this orchestrator holds state for now, by holder: all 0 when no job runs.",
+      labelNames: ["holder"],
+      registers,
+      collect() {
+        for (const [holder, count] of Object.entries(jobs.jobsHeld)) this.set({ holder }, count);
+      },
+    });
+    new Gauge({
+      name: `${metricPrefix}job_records`,
+      help: "Job records this orchestrator keeps for /status: unfinished, and finished within RESULT_RETENTION_MS and the cap.",
+      registers,
+      collect() {
+        this.set(jobs.table.size);
+      },
+    });
+  }
+
   jobRecovered(model: string, how: "requeued" | "adopted"): void {
     this.#recovered.inc({ model: this.#label(model), how });
   }

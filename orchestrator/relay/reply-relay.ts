@@ -107,6 +107,11 @@ export class ReplyRelay {
   }
 
   /** Starts routing a job's replies; call before the job is queued. */
+  /** Jobs whose replies it relays now. */
+  get size(): number {
+    return this.#jobs.size;
+  }
+
   track(jobId: string, handlers: ReplyHandlers): void {
     this.#jobs.set(jobId, {
       handlers,

@@ -10,5 +10,5 @@ export * from "./reply-message.js";
 export * from "./reply-wire.js";
 export * from "./sealed.js";
 export * from "./stream-chunk.js";
-export type * from "./thread-messages.js";
+export * from "./thread-messages.js";
 export * from "./validation-message.js";

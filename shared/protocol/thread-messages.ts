@@ -57,3 +57,34 @@ export type MainToThreadMessage = { type: "abort" };
 export type ThreadLoadReport =
   | { type: "model-loaded"; modelName: string; contextSize: number; threadId: number }
   | { type: "model-load-failed"; modelName: string; message: string; threadId: number };
+
+/**
+ * Thread → main on the thread's parent port, every {@link threadStatsIntervalMs} once loaded: the
+ * thread's own memory and what it holds for jobs, so that a growth is seen where it happens.
+ */
+export interface ThreadStatsReport {
+  type: "thread-stats";
+  modelName: string;
+  threadId: number;
+  /** The thread's V8 heap (`v8.getHeapStatistics()`): in use, and its size. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  /** Memory of the thread's JavaScript objects held outside its heap (`external_memory`). */
+  externalBytes: number;
+  /** Jobs open on the thread (each with its port and text window); 0 when idle. */
+  jobs: number;
+  /** Context sequences lent to jobs now; 0 when idle. */
+  sequencesInUse: number;
+  /** Tokens the thread's sequences hold (the prompt cache), at most context size × sequences. */
+  tokensHeld: number;
+  /** node-llama-cpp's context state (`LlamaContext.stateSize`), in bytes. */
+  contextStateBytes: number;
+  /** VRAM in use on the device, as llama.cpp reports it (0 on a CPU). */
+  vramUsedBytes: number;
+}
+
+/** What a model thread posts on its parent port. */
+export type ThreadParentMessage = ThreadLoadReport | ThreadStatsReport;
+
+/** How often a loaded model thread posts its {@link ThreadStatsReport}. */
+export const threadStatsIntervalMs = 5000;
