@@ -11,6 +11,21 @@ export function benchRuns(fallback = 10): number {
   return runs;
 }
 
+/**
+ * A numeric option given on the command line as `--name=value` (`npm run bench -- soak
+ * --minutes=10`), else `fallback`.
+ */
+export function benchOption(name: string, fallback: number): number {
+  const prefix = `--${name}=`;
+  const text = process.argv.find((arg) => arg.startsWith(prefix))?.slice(prefix.length);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (text === "" || !Number.isFinite(value) || value < 0) {
+    throw new Error(`--${name} must be a number ≥ 0, got "${text}"`);
+  }
+  return value;
+}
+
 /** The value at the `p`th percentile (nearest rank, rounding down). */
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);

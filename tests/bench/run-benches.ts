@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- name ...]`: runs every benchmark in this folder (`<name>.bench.js`), each in
  * its own process, one after the other, and prints their markdown tables under a heading per
- * benchmark. Names select a subset (`npm run bench -- runpod admission`). Starts one private,
+ * benchmark. Names select a subset (`npm run bench -- runpod admission`); `--name=value` options
+ * go to each selected benchmark (`npm run bench -- soak --minutes=10`). Starts one private,
  * memory-only redis-server for all of them unless REDIS_URL is set. `BENCH_RUNS` sets the runs.
  */
 import { spawn } from "node:child_process";
@@ -31,7 +32,8 @@ available.sort((a, b) => {
   return rank(a) - rank(b) || a.localeCompare(b);
 });
 
-const asked = process.argv.slice(2);
+const options = process.argv.slice(2).filter((arg) => arg.startsWith("--"));
+const asked = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const unknown = asked.filter((name) => !available.includes(name));
 if (unknown.length > 0) {
   process.stderr.write(
@@ -52,7 +54,7 @@ for (const name of selected) {
   const code = await new Promise<number>((resolve) => {
     const child = spawn(
       process.execPath,
-      ["--enable-source-maps", path.join(dir, `${name}${suffix}`)],
+      ["--enable-source-maps", path.join(dir, `${name}${suffix}`), ...options],
       {
         env,
         stdio: "inherit",

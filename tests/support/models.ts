@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { access } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   resolveTinyLlamaOptions,
   TINY_LLAMA_GENERATOR_VERSION,
@@ -44,4 +45,19 @@ async function ensureModel(filePath: string, options: TinyLlamaOptions): Promise
     await writeTinyLlamaGguf(filePath, options);
   }
   return filePath;
+}
+
+/**
+ * A real model of the project's shared folder (`../shared/models/<name>` beside the repository,
+ * read in place, never copied), or `undefined` where a clone has no such folder.
+ */
+export async function sharedModelPath(name: string): Promise<string | undefined> {
+  // From dist/tests/support: up to the repository, then beside it.
+  const file = fileURLToPath(new URL(`../../../../shared/models/${name}`, import.meta.url));
+  try {
+    await access(file);
+    return file;
+  } catch {
+    return undefined;
+  }
 }
