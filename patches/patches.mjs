@@ -13,6 +13,7 @@
  */
 
 const marker = "secure-llm-pool patch: release the context lock between batches";
+const partialMarker = "secure-llm-pool patch: no token past maxTokens";
 
 /** @type {Patch[]} */
 export const patches = [
@@ -44,5 +45,29 @@ export const patches = [
                             this.dispatchPendingBatch();
                     }`,
     marker,
+  },
+  {
+    name: "completion-max-tokens-partial-character",
+    package: "node-llama-cpp",
+    version: "3.21.1",
+    file: "dist/evaluator/LlamaCompletion.js",
+    // Why: a sampled token that ends in part of a character is held back until the next one
+    // completes it, and the loop `continue`s before its max-tokens check: when the `maxTokens`th
+    // token is such a token, LlamaCompletion samples one more, so a completion with
+    // `max_tokens=64` generated 65 tokens (8 of 100 seeds of the demo model at temperature 1,
+    // top-k off). The fix: the last allowed token is never held back; it goes the ordinary way
+    // (its partial character is not shown, as at any other end) and the check stops the loop.
+    // Tested by tests/model/completion-token-count.test.ts, which fails on the unpatched library.
+    find: `                if (pendingPartialTokens.length === 0 &&
+                    text.endsWith(UNKNOWN_UNICODE_CHAR) &&
+                    !model.isSpecialToken(token) &&
+                    !model.isEogToken(token)) {`,
+    replace: `                if (pendingPartialTokens.length === 0 &&
+                    text.endsWith(UNKNOWN_UNICODE_CHAR) &&
+                    !model.isSpecialToken(token) &&
+                    !model.isEogToken(token) &&
+                    // ${partialMarker}
+                    !(maxTokens != null && maxTokens > 0 && generatedTokens >= maxTokens)) {`,
+    marker: partialMarker,
   },
 ];

@@ -110,7 +110,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
       });
       release?.();
       await replies.end({ kind: "done", ...result, runMs });
-      const jobResult: JobResult = { ...result, runMs };
+      // The seed goes to the caller only (sealed), not into the job's plain metadata.
+      const { seed: _seed, ...counts } = result;
+      const jobResult: JobResult = { ...counts, runMs };
       metrics?.jobCompleted(pool.name, jobResult);
       await stripped;
       stripped = metadata({ status: "completed", ...jobResult });

@@ -13,6 +13,7 @@ import type {
   GenerationTask,
   ThreadResult,
 } from "../../shared/protocol/index.js";
+import { drawSeed } from "../../shared/protocol/index.js";
 import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
@@ -53,10 +54,17 @@ export async function generate(
   );
   const lease = loaded.slots.acquire(prompt.tokens);
   hooks.onStarted?.(loaded.slots.inUse);
+  // An older orchestrator's task may have no seed: one is drawn here, so it is still reported.
+  const seed = task.sampling.seed ?? drawSeed();
+  // Tokens sampled on the sequence (node-llama-cpp's meter counts each decode with logits): the
+  // job's completion tokens, exactly `maxTokens` when it stops for length. Counting the tokens
+  // the library hands to `onToken` missed or added one now and then: it holds back tokens that
+  // end in part of a character, and releases them with the next ones, or never at the end.
+  const meter = lease.sequence.tokenMeter;
+  const sampledBefore = meter.usedOutputTokens;
   let failed = false;
   try {
-    const counted = { completionTokens: 0 };
-    const options = generationOptions(task, hooks, maxTokens, counted);
+    const options = generationOptions(task, hooks, maxTokens, seed);
     const stopReason =
       prompt.kind === "prompt"
         ? await completePrompt(lease.sequence, prompt.input, options)
@@ -65,7 +73,8 @@ export async function generate(
       finishReason: toFinishReason(stopReason),
       promptTokens: prompt.tokens.length,
       cachedTokens: lease.cachedTokens,
-      ...counted,
+      completionTokens: meter.usedOutputTokens - sampledBefore,
+      seed,
     };
   } catch (error) {
     failed = true;
@@ -159,24 +168,18 @@ export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem
   return history;
 }
 
-/**
- * Options both kinds of generation share. Tokens are counted as generated (re-tokenising the text
- * can differ by one); aborting stops generation and keeps the partial text.
- */
+/** Options both kinds of generation share. Aborting stops generation and keeps the partial text. */
 function generationOptions(
   task: GenerationTask,
   hooks: GenerateHooks,
   maxTokens: number,
-  counted: { completionTokens: number },
+  seed: number,
 ) {
   return {
-    ...toLlamaSampling(task.sampling),
+    ...toLlamaSampling({ ...task.sampling, seed }),
     maxTokens,
     signal: hooks.signal,
     stopOnAbortSignal: true,
-    onToken: (generated: Token[]) => {
-      counted.completionTokens += generated.length;
-    },
     onTextChunk: hooks.onText,
     ...(hooks.grammar === undefined ? {} : { grammar: hooks.grammar }),
   };

@@ -65,6 +65,7 @@ export class StreamPrinter {
         `cached_tokens=${usage.prompt_tokens_details?.cached_tokens ?? 0} ` +
         `completion_tokens=${usage.completion_tokens} ` +
         `queue_ms=${timings.queue_ms} ttft_ms=${timings.ttft_ms} total_ms=${timings.total_ms} ` +
+        (final.seed === undefined ? "" : `seed=${final.seed} `) +
         `job=${jobId}`,
     );
   }

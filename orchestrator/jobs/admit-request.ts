@@ -17,6 +17,7 @@ import {
 } from "../../shared/openai/index.js";
 import {
   describeIssues,
+  drawSeed,
   type GenerationTask,
   generationRequestSchema,
   jobInputSchema,
@@ -126,7 +127,10 @@ function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boole
     );
   }
   return {
-    task: toGenerationTask(request.data, model, { maxTokens: policy.defaultMaxTokens }),
+    task: toGenerationTask(request.data, model, {
+      maxTokens: policy.defaultMaxTokens,
+      seed: drawSeed,
+    }),
     // A plaintext OpenAI answer is plaintext (config refuses ENCRYPT_OUTPUT=always with it).
     encryptOutput: !plaintext && (policy.encryptOutput === "always" || asked),
   };

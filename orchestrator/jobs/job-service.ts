@@ -441,6 +441,7 @@ export class JobService {
         ttft_ms: Math.round((record.firstChunkAt ?? now) - record.acceptedAt),
         total_ms: totalMs,
       },
+      ...(message.seed === undefined ? {} : { seed: message.seed }),
     };
     if (!record.terminal) {
       this.#options.metrics?.jobCompleted(active.model, final);

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { gbnfProblem } from "./gbnf-check.js";
 import { jsonSchemaIssues } from "./json-schema.js";
+import { maxSeed } from "./seed.js";
 
 /** Bounds that come from configuration rather than from the contract itself. */
 export interface RequestLimits {
@@ -38,7 +39,7 @@ function samplingParamsSchema(limits: RequestLimits) {
         .number({ error: "must be a whole number in [0, 4294967295]" })
         .int({ error: "must be a whole number" })
         .min(0)
-        .max(4_294_967_295)
+        .max(maxSeed)
         .nullish(),
       stop: z
         .union(

@@ -22,6 +22,7 @@ export const generationTaskSchema = z.strictObject({
     topP: z.number(),
     topK: z.number().int(),
     minP: z.number(),
+    /** Always set by admission (drawn when the request gave none); absent from older orchestrators. */
     seed: z.number().int().optional(),
     stop: z.array(z.string()),
     repeatPenalty: z.number(),
@@ -51,7 +52,10 @@ export type GrammarSpec = NonNullable<SamplingSettings["grammar"]>;
 export function toGenerationTask(
   request: GenerationRequest,
   model: string,
-  defaults: { maxTokens: number },
+  defaults: {
+    maxTokens: number /** Draws the seed of a request that gave none. */;
+    seed: () => number;
+  },
 ): GenerationTask {
   const params = request.sampling_params ?? {};
   const stop = params.stop ?? [];
@@ -67,7 +71,7 @@ export function toGenerationTask(
       topP: params.top_p ?? 1,
       topK: params.top_k ?? 0,
       minP: params.min_p ?? 0,
-      ...(params.seed != null ? { seed: params.seed } : {}),
+      seed: params.seed ?? defaults.seed(),
       stop: typeof stop === "string" ? [stop] : stop,
       repeatPenalty: params.repeat_penalty ?? 1,
       presencePenalty: params.presence_penalty ?? 0,

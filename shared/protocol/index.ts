@@ -9,6 +9,7 @@ export * from "./json-schema.js";
 export * from "./reply-message.js";
 export * from "./reply-wire.js";
 export * from "./sealed.js";
+export * from "./seed.js";
 export * from "./stream-chunk.js";
 export * from "./thread-messages.js";
 export * from "./validation-message.js";

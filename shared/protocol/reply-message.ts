@@ -15,6 +15,8 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     /** Prompt tokens the prompt cache held (absent from gpu-workers before the cache: 0). */
     cachedTokens: z.number().int().min(0).optional(),
     completionTokens: z.number().int().min(0),
+    /** The seed the job sampled with (absent from gpu-workers before seeds were reported). */
+    seed: z.number().int().min(0).optional(),
     /** Milliseconds from the start of processing to the end, on the gpu-worker's clock. */
     runMs: z.number().min(0),
   }),

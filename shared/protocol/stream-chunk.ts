@@ -36,6 +36,11 @@ export interface FinalChunk {
   finish_reason: FinishReason;
   usage: Usage;
   timings: Timings;
+  /**
+   * The seed the job sampled with: the request's `seed`, else one drawn for it. Sending it back as
+   * `seed` (with the same request) repeats the text, when the job runs alone on its model thread.
+   */
+  seed?: number;
 }
 
 export type StreamChunk = DeltaChunk | FinalChunk;
@@ -63,5 +68,6 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
       prompt_tokens_details: z.looseObject({ cached_tokens: count }).optional(),
     }),
     timings: z.looseObject({ queue_ms: ms, ttft_ms: ms, total_ms: ms }),
+    seed: count.optional(),
   }),
 ]);

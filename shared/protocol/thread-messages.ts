@@ -40,6 +40,8 @@ export interface ThreadResult {
   /** Prompt tokens the job's sequence already held (the prompt cache), not evaluated again. */
   cachedTokens: number;
   completionTokens: number;
+  /** The seed the job sampled with (the request's, else drawn): replaying it repeats the text. */
+  seed?: number;
 }
 
 /** Thread → main, on the task's port. `end` or `error` is always the last message. */

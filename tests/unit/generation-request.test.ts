@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   describeIssues,
+  drawSeed,
   type GenerationRequest,
   generationRequestSchema,
   generationTaskSchema,
+  maxSeed,
   toGenerationTask,
 } from "../../shared/protocol/index.js";
 
@@ -82,9 +84,10 @@ describe("generationRequestSchema: valid requests", () => {
     const sampling = Object.fromEntries(fields.map((field) => [field, null]));
     const result = parse(withSampling(sampling));
     assert.ok(result.success);
-    const task = toGenerationTask(result.data, "demo", { maxTokens: 77 });
+    const task = toGenerationTask(result.data, "demo", { maxTokens: 77, seed: () => 5 });
     const defaults = toGenerationTask({ prompt: "Once upon a time" } as GenerationRequest, "demo", {
       maxTokens: 77,
+      seed: () => 5,
     });
     assert.deepEqual(task, defaults);
   });
@@ -256,7 +259,7 @@ describe("toGenerationTask", () => {
   it("fills vLLM's defaults and the configured max_tokens", () => {
     const result = parse({ prompt: "Hi" });
     assert.ok(result.success);
-    const task = toGenerationTask(result.data, "demo", { maxTokens: 256 });
+    const task = toGenerationTask(result.data, "demo", { maxTokens: 256, seed: () => 1234 });
     assert.deepEqual(task, {
       model: "demo",
       input: { kind: "prompt", prompt: "Hi" },
@@ -266,35 +269,51 @@ describe("toGenerationTask", () => {
         topP: 1,
         topK: 0,
         minP: 0,
+        seed: 1234,
         stop: [],
         repeatPenalty: 1,
         presencePenalty: 0,
         frequencyPenalty: 0,
       },
     });
-    assert.ok(!("seed" in task.sampling), "seed must be omitted when not given");
     assert.ok(generationTaskSchema.safeParse(task).success);
   });
 
-  it("omits a null seed and keeps a zero seed", () => {
+  it("draws a seed for a missing or null seed, and keeps a given one, zero included", () => {
+    const draw = () => 99;
     const nullSeed = parse(withSampling({ seed: null }));
     assert.ok(nullSeed.success);
-    assert.ok(!("seed" in toGenerationTask(nullSeed.data, "m", { maxTokens: 1 }).sampling));
+    assert.equal(
+      toGenerationTask(nullSeed.data, "m", { maxTokens: 1, seed: draw }).sampling.seed,
+      99,
+    );
     const zeroSeed = parse(withSampling({ seed: 0 }));
     assert.ok(zeroSeed.success);
-    assert.equal(toGenerationTask(zeroSeed.data, "m", { maxTokens: 1 }).sampling.seed, 0);
+    assert.equal(
+      toGenerationTask(zeroSeed.data, "m", { maxTokens: 1, seed: draw }).sampling.seed,
+      0,
+    );
+  });
+
+  it("draws seeds that differ: requests sent together sample differently", () => {
+    const seeds = new Set(Array.from({ length: 1000 }, () => drawSeed()));
+    assert.ok(seeds.size >= 999, `${seeds.size} distinct seeds of 1000`);
+    for (const seed of seeds) assert.ok(Number.isInteger(seed) && seed >= 0 && seed <= maxSeed);
   });
 
   it("turns a stop string into a one-element array and keeps arrays", () => {
     const single = parse(withSampling({ stop: "END" }));
     assert.ok(single.success);
-    assert.deepEqual(toGenerationTask(single.data, "m", { maxTokens: 1 }).sampling.stop, ["END"]);
+    assert.deepEqual(
+      toGenerationTask(single.data, "m", { maxTokens: 1, seed: drawSeed }).sampling.stop,
+      ["END"],
+    );
     const several = parse(withSampling({ stop: ["a", "b"] }));
     assert.ok(several.success);
-    assert.deepEqual(toGenerationTask(several.data, "m", { maxTokens: 1 }).sampling.stop, [
-      "a",
-      "b",
-    ]);
+    assert.deepEqual(
+      toGenerationTask(several.data, "m", { maxTokens: 1, seed: drawSeed }).sampling.stop,
+      ["a", "b"],
+    );
   });
 
   it("maps given sampling values to the library's names", () => {
@@ -312,25 +331,28 @@ describe("toGenerationTask", () => {
       }),
     );
     assert.ok(result.success);
-    assert.deepEqual(toGenerationTask(result.data, "m", { maxTokens: 99 }).sampling, {
-      maxTokens: 12,
-      temperature: 0,
-      topP: 0.9,
-      topK: 40,
-      minP: 0.05,
-      seed: 7,
-      stop: [],
-      repeatPenalty: 1.1,
-      presencePenalty: 0.5,
-      frequencyPenalty: -0.5,
-    });
+    assert.deepEqual(
+      toGenerationTask(result.data, "m", { maxTokens: 99, seed: drawSeed }).sampling,
+      {
+        maxTokens: 12,
+        temperature: 0,
+        topP: 0.9,
+        topK: 40,
+        minP: 0.05,
+        seed: 7,
+        stop: [],
+        repeatPenalty: 1.1,
+        presencePenalty: 0.5,
+        frequencyPenalty: -0.5,
+      },
+    );
   });
 
   it("makes a chat input from messages", () => {
     const messages = [{ role: "user" as const, content: "Hi" }];
     const result = parse({ messages });
     assert.ok(result.success);
-    assert.deepEqual(toGenerationTask(result.data, "m", { maxTokens: 1 }).input, {
+    assert.deepEqual(toGenerationTask(result.data, "m", { maxTokens: 1, seed: drawSeed }).input, {
       kind: "chat",
       messages,
     });
