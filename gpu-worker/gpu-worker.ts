@@ -131,7 +131,10 @@ export class GpuWorker {
         });
         gpuWorker.#served.push({ pool, worker });
         options.metrics?.modelLoaded(model.name, pool.capacity);
-        await gpuWorker.#registry.announce([model.name], "ready");
+        await gpuWorker.#registry.announce([model.name], "ready", {
+          contextSize: pool.contextSize,
+          maxTokenBytes: pool.maxTokenBytes,
+        });
         log.info("model ready", {
           model: model.name,
           queue: names.modelQueue(model.name),

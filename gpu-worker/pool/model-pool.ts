@@ -83,6 +83,7 @@ export class ModelPool {
   readonly #running = new Set<Promise<unknown>>();
   #clock = 0;
   #contextSize = 0;
+  #maxTokenBytes: number | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(lanes: Piscina[], options: ModelPoolOptions) {
@@ -134,7 +135,9 @@ export class ModelPool {
       await Promise.all(lanes.map((lane) => lane.destroy()));
       throw failed.reason;
     }
-    pool.#contextSize = loads[0]?.status === "fulfilled" ? loads[0].value : 0;
+    const first = loads[0]?.status === "fulfilled" ? loads[0].value : undefined;
+    pool.#contextSize = first?.contextSize ?? 0;
+    pool.#maxTokenBytes = first?.maxTokenBytes;
     for (const lane of pool.#lanes) {
       lane.piscina.on("message", (message: ThreadParentMessage) => {
         if (message.type === "thread-stats") {
@@ -156,6 +159,11 @@ export class ModelPool {
   /** Tokens per sequence, as the threads' contexts have it. */
   get contextSize(): number {
     return this.#contextSize;
+  }
+
+  /** The most text bytes one token of the model stands for; `undefined` when unknown. */
+  get maxTokenBytes(): number | undefined {
+    return this.#maxTokenBytes;
   }
 
   /** Jobs running now. */
@@ -311,8 +319,11 @@ function fromErrorInfo(info: ErrorInfo): PoolError {
   return new PoolError(info.code, info.message);
 }
 
-/** Resolves with the context size once the lane's one thread has loaded the model. */
-function waitForThread(piscina: Piscina, options: ModelPoolOptions): Promise<number> {
+/** Resolves with what the lane's one thread reported once it loaded the model. */
+function waitForThread(
+  piscina: Piscina,
+  options: ModelPoolOptions,
+): Promise<{ contextSize: number; maxTokenBytes: number | undefined }> {
   return new Promise((resolve, reject) => {
     const onMessage = (message: ThreadParentMessage) => {
       if (message?.modelName !== options.model.name || message.type === "thread-stats") return;
@@ -330,7 +341,7 @@ function waitForThread(piscina: Piscina, options: ModelPoolOptions): Promise<num
         thread: message.threadId,
         contextSize: message.contextSize,
       });
-      resolve(message.contextSize);
+      resolve({ contextSize: message.contextSize, maxTokenBytes: message.maxTokenBytes });
     };
     const onError = (error: Error) => {
       cleanup();

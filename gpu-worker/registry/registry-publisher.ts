@@ -2,7 +2,11 @@ import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
-import { type ModelState, registryHeartbeatScript } from "../../shared/registry/model-registry.js";
+import {
+  type LoadedModelInfo,
+  type ModelState,
+  registryHeartbeatScript,
+} from "../../shared/registry/model-registry.js";
 
 export interface RegistryPublisherOptions {
   redis: Redis;
@@ -22,6 +26,7 @@ export interface RegistryPublisherOptions {
 export class RegistryPublisher {
   readonly #options: RegistryPublisherOptions;
   readonly #states = new Map<string, ModelState>();
+  readonly #loaded = new Map<string, LoadedModelInfo>();
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
@@ -34,10 +39,20 @@ export class RegistryPublisher {
     return this.#options.workerId;
   }
 
-  /** Sets the state of models and writes it at once; starts the heartbeat on first use. */
-  async announce(models: readonly string[], state: ModelState): Promise<void> {
+  /**
+   * Sets the state of models and writes it at once; starts the heartbeat on first use. `loaded`
+   * tells, for a model announced `ready`, what bounds the prompts it can take.
+   */
+  async announce(
+    models: readonly string[],
+    state: ModelState,
+    loaded?: LoadedModelInfo,
+  ): Promise<void> {
     if (this.#closing) return;
-    for (const model of models) this.#states.set(model, state);
+    for (const model of models) {
+      this.#states.set(model, state);
+      if (loaded !== undefined) this.#loaded.set(model, loaded);
+    }
     this.#timer ??= setInterval(
       () => {
         this.#beat().catch((error: Error) =>
@@ -83,7 +98,14 @@ export class RegistryPublisher {
       ...models.map((model) => names.modelRegistry(model)),
       ttlMs,
       workerId,
-      ...models.map((model) => this.#states.get(model) ?? "loading"),
+      ...models.flatMap((model) => {
+        const loaded = this.#loaded.get(model);
+        return [
+          this.#states.get(model) ?? "loading",
+          loaded?.contextSize ?? 0,
+          loaded?.maxTokenBytes ?? 0,
+        ];
+      }),
     );
   }
 

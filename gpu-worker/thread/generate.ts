@@ -13,7 +13,12 @@ import type {
   GenerationTask,
   ThreadResult,
 } from "../../shared/protocol/index.js";
-import { drawSeed } from "../../shared/protocol/index.js";
+import {
+  checkPromptBytes,
+  drawSeed,
+  promptBytes,
+  promptBytesLimit,
+} from "../../shared/protocol/index.js";
 import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
@@ -42,6 +47,13 @@ export async function generate(
   hooks: GenerateHooks,
 ): Promise<ThreadResult> {
   if (hooks.signal.aborted) return cancelledBeforeStart;
+  const { contextSize } = loaded.context;
+  // Before tokenizing: a prompt of more bytes than any context-full of tokens is refused at once.
+  checkPromptBytes(
+    promptBytes(task.input),
+    promptBytesLimit(contextSize, loaded.maxTokenBytes),
+    contextSize,
+  );
   hooks = { ...hooks, grammar: await grammarFor(loaded.llama, task.sampling.grammar) };
   const prompt =
     task.input.kind === "prompt"

@@ -10,6 +10,7 @@ import {
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
 import { takeGrammarLogLine } from "./grammar.js";
 import { SequenceSlots } from "./sequence-slots.js";
+import { maxTokenBytes } from "./token-bytes.js";
 
 /** The native resources one model thread holds for its whole life. */
 export interface LoadedModel {
@@ -20,6 +21,8 @@ export interface LoadedModel {
   readonly slots: SequenceSlots;
   /** How chats are rendered for this model: resolved once, so every job renders alike. */
   readonly chatWrapper: ChatWrapper;
+  /** The most text bytes one token stands for (see `token-bytes.ts`); `undefined` if unknown. */
+  readonly maxTokenBytes: number | undefined;
 }
 
 /** Without a configured size, a sequence gets the model's training context, capped here. */
@@ -67,5 +70,12 @@ export async function loadModel(options: ModelThreadOptions): Promise<LoadedMode
     threads: options.llamaThreads,
   });
   const slots = new SequenceSlots(context, { reuse: options.promptCache });
-  return { llama, model, context, slots, chatWrapper: resolveChatWrapper(model) };
+  return {
+    llama,
+    model,
+    context,
+    slots,
+    chatWrapper: resolveChatWrapper(model),
+    maxTokenBytes: maxTokenBytes(model),
+  };
 }

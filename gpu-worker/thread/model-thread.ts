@@ -32,6 +32,7 @@ async function start(): Promise<LoadedModel | Error> {
       type: "model-loaded",
       modelName: options.modelName,
       contextSize: loaded.context.contextSize,
+      ...(loaded.maxTokenBytes === undefined ? {} : { maxTokenBytes: loaded.maxTokenBytes }),
       threadId,
     });
     return loaded;

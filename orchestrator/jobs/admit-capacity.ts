@@ -1,4 +1,5 @@
 import { ModelUnavailableError, QueueFullError } from "../../shared/errors/index.js";
+import { checkPromptBytes, type GenerationTask, promptBytes } from "../../shared/protocol/index.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import type { QueueReservations } from "./queue-reservations.js";
 import type { ServiceTimes } from "./service-times.js";
@@ -31,17 +32,20 @@ export interface AdmittedCapacity {
 
 /**
  * The second half of admission, after the request itself was found valid: the model must be
- * served by a live gpu-worker (loading counts: its jobs wait until it is ready), and its queue
- * must have room, which is reserved at once (see {@link QueueReservations}): the limit holds
- * exactly, also with several orchestrators on one Redis. Throws `MODEL_UNAVAILABLE` or
- * `QUEUE_FULL`, each with a `Retry-After`; nothing is queued or held then. One Redis round trip:
- * the reservation script, beside a registry read at most once per {@link registryMaxAgeMs}.
+ * served by a live gpu-worker (loading counts: its jobs wait until it is ready), the prompt must
+ * not be larger than any of them could fit (by its bytes, see `protocol/prompt-bytes.ts`), and
+ * the model's queue must have room, which is reserved at once (see {@link QueueReservations}):
+ * the limit holds exactly, also with several orchestrators on one Redis. Throws
+ * `MODEL_UNAVAILABLE` or `QUEUE_FULL`, each with a `Retry-After`, or `PROMPT_TOO_LONG`; nothing is
+ * queued or held then. One Redis round trip: the reservation script, beside a registry read at
+ * most once per {@link registryMaxAgeMs}.
  */
 export async function admitCapacity(
-  model: string,
+  task: GenerationTask,
   jobId: string,
   policy: CapacityPolicy,
 ): Promise<AdmittedCapacity> {
+  const { model } = task;
   const limit = policy.queueLimit(model);
   const [serving, reservation] = await Promise.allSettled([
     policy.registry.servingRecently(model, registryMaxAgeMs),
@@ -59,6 +63,15 @@ export async function admitCapacity(
       `no gpu-worker serves the model "${model}" at the moment (none is loading or running it); try again in ${policy.unavailableRetryAfterSeconds} s`,
       { retryAfterSeconds: policy.unavailableRetryAfterSeconds },
     );
+  }
+  const promptLimit = serving.value.promptLimit;
+  if (promptLimit !== undefined) {
+    try {
+      checkPromptBytes(promptBytes(task.input), promptLimit.bytes, promptLimit.contextSize);
+    } catch (error) {
+      if (reservation.value.reserved) release();
+      throw error;
+    }
   }
   if (!reservation.value.reserved) {
     const slots = serving.value.workers * policy.slotsPerWorker(model);

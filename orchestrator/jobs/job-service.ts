@@ -178,7 +178,7 @@ export class JobService {
       this.#checkRedisConnected();
       const { capacity } = this.#options;
       if (capacity) {
-        const admitting = admitCapacity(admitted.task.model, record.id, capacity);
+        const admitting = admitCapacity(admitted.task, record.id, capacity);
         try {
           place = await redisAnswerWithin(admitting, enqueueDeadlineMs);
         } catch (error) {

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { promptBytesLimit } from "../../shared/protocol/index.js";
 import {
   type ModelState,
   parseRegistryEntry,
@@ -17,6 +18,12 @@ export interface ModelServing {
   ready: number;
   /** Their ids. */
   workerIds: string[];
+  /**
+   * The largest prompt, in bytes, any of the gpu-workers that have it loaded could fit (and the
+   * context size that gives it); `undefined` when one of them did not tell (see
+   * `protocol/prompt-bytes.ts`) or none has it loaded.
+   */
+  promptLimit?: { bytes: number; contextSize: number } | undefined;
 }
 
 /**
@@ -48,6 +55,7 @@ export class ModelRegistryReader {
         ready: 0,
         workerIds: [],
       };
+      let limits: { bytes: number; contextSize: number }[] | undefined = [];
       for (const [workerId, value] of Object.entries((hash ?? {}) as Record<string, string>)) {
         const entry = parseRegistryEntry(value);
         if (entry === undefined || entry.expiresAt <= now) {
@@ -57,10 +65,20 @@ export class ModelRegistryReader {
         // Alive but shutting down: it finishes its jobs and takes no new ones.
         if (entry.state === "draining") continue;
         serving.workers += 1;
-        if (entry.state === "ready") serving.ready += 1;
+        if (entry.state === "ready") {
+          serving.ready += 1;
+          const bytes = promptBytesLimit(entry.contextSize ?? 0, entry.maxTokenBytes);
+          if (bytes === undefined || entry.contextSize === undefined) limits = undefined;
+          else limits?.push({ bytes, contextSize: entry.contextSize });
+        }
         serving.workerIds.push(workerId);
         if (entry.state === "ready" || serving.state === "unavailable") serving.state = entry.state;
       }
+      serving.promptLimit = limits?.reduce<ModelServing["promptLimit"]>(
+        (largest, limit) =>
+          largest === undefined || limit.bytes > largest.bytes ? limit : largest,
+        undefined,
+      );
       out.set(model, serving);
     });
     // Every read brings admission's answers up to date (see `servingRecently`).

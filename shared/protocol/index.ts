@@ -6,6 +6,7 @@ export * from "./generation-task.js";
 export * from "./job-input.js";
 export * from "./job-payload.js";
 export * from "./json-schema.js";
+export * from "./prompt-bytes.js";
 export * from "./reply-message.js";
 export * from "./reply-wire.js";
 export * from "./sealed.js";

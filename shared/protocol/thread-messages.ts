@@ -57,7 +57,14 @@ export type MainToThreadMessage = { type: "abort" };
 
 /** Thread → main on the thread's parent port, once, after loading (piscina relays it). */
 export type ThreadLoadReport =
-  | { type: "model-loaded"; modelName: string; contextSize: number; threadId: number }
+  | {
+      type: "model-loaded";
+      modelName: string;
+      contextSize: number;
+      /** The most text bytes one token stands for; absent when unknown (see `prompt-bytes.ts`). */
+      maxTokenBytes?: number;
+      threadId: number;
+    }
   | { type: "model-load-failed"; modelName: string; message: string; threadId: number };
 
 /**

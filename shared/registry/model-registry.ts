@@ -17,21 +17,40 @@ export const registryEntrySchema = z.object({
   state: z.enum(["loading", "ready", "draining"]),
   /** Redis server time (ms since the epoch) after which the entry is dead. */
   expiresAt: z.number(),
+  /**
+   * Once loaded: tokens per sequence, and the most text bytes one token stands for, which bound
+   * the prompts admission lets through (see `protocol/prompt-bytes.ts`). Absent while loading,
+   * where unknown, and from gpu-workers older than the bound.
+   */
+  contextSize: z.number().int().min(1).optional(),
+  maxTokenBytes: z.number().int().min(1).optional(),
 });
+
+/** What a gpu-worker tells of a model it has loaded (see {@link registryEntrySchema}). */
+export interface LoadedModelInfo {
+  contextSize: number;
+  maxTokenBytes: number | undefined;
+}
 
 export type RegistryEntry = z.infer<typeof registryEntrySchema>;
 
 /**
  * Writes a gpu-worker's entries with expiries from the server's clock, and keeps each hash alive
- * for the TTL past its latest write. KEYS: the models' hashes; ARGV: ttlMs, worker id, then one
- * state per key.
+ * for the TTL past its latest write. KEYS: the models' hashes; ARGV: ttlMs, worker id, then per
+ * key its state, context size and longest token in bytes (0: unknown, left out).
  */
 export const registryHeartbeatScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('HSET', key, ARGV[2], cjson.encode({ state = ARGV[i + 2], expiresAt = now + ttl }))
+  local at = 3 * i
+  local entry = { state = ARGV[at], expiresAt = now + ttl }
+  local contextSize = tonumber(ARGV[at + 1])
+  local maxTokenBytes = tonumber(ARGV[at + 2])
+  if contextSize > 0 then entry.contextSize = contextSize end
+  if maxTokenBytes > 0 then entry.maxTokenBytes = maxTokenBytes end
+  redis.call('HSET', key, ARGV[2], cjson.encode(entry))
   redis.call('PEXPIRE', key, ttl * 2)
 end
 return now

@@ -101,4 +101,22 @@ describe("ModelRegistryReader.servingRecently", () => {
     assert.equal((await reader.servingRecently("gamma", 60_000)).state, "unavailable");
     assert.equal(hgetalls - before, 1, "read anew, since the last read found it unavailable");
   });
+
+  it("tells the largest prompt the ready gpu-workers fit, and nothing when one of them did not say", async () => {
+    const small = publisher("gpu-small");
+    const large = publisher("gpu-large");
+    const silent = publisher("gpu-silent");
+    await small.announce(["delta"], "ready", { contextSize: 512, maxTokenBytes: 7 });
+    await large.announce(["delta"], "ready", { contextSize: 2048, maxTokenBytes: 5 });
+    assert.deepEqual((await reader.serving("delta")).promptLimit, {
+      bytes: 10_240,
+      contextSize: 2048,
+    });
+    // A gpu-worker still loading does not count; one ready without a bound lifts it.
+    await silent.announce(["delta"], "loading");
+    assert.equal((await reader.serving("delta")).promptLimit?.bytes, 10_240);
+    await silent.announce(["delta"], "ready", { contextSize: 4096, maxTokenBytes: undefined });
+    assert.equal((await reader.serving("delta")).promptLimit, undefined);
+    await Promise.all([small.close(), large.close(), silent.close()]);
+  });
 });
