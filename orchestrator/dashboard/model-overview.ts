@@ -72,6 +72,10 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => escapes[char] ?? char);
 }
 
+/** Shown while Redis knows no model under the dashboard's prefix. */
+export const noModelsText =
+  "No model in Redis under this REDIS_PREFIX yet: no gpu-worker has registered one and no queue exists (is REDIS_PREFIX the pool's?)";
+
 /**
  * The overview as an HTML section, rendered with the page; a script from this server
  * (`overview.js`) refreshes it every few seconds.
@@ -80,16 +84,18 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
   const rows =
     lines === undefined
       ? '<tr><td colspan="8">Redis does not answer: no overview</td></tr>'
-      : lines
-          .map(
-            (line) =>
-              `<tr data-model="${escapeHtml(line.model)}"><td>${escapeHtml(line.model)}</td>` +
-              `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.state)}</td>` +
-              `<td>${line.workers}</td><td>${line.waiting}</td><td>${line.active}</td>` +
-              `<td>${line.completed}</td><td>${line.failed}</td>` +
-              `<td>${line.tokensPerSecond.toFixed(1)}</td></tr>`,
-          )
-          .join("");
+      : lines.length === 0
+        ? `<tr><td colspan="8">${noModelsText}</td></tr>`
+        : lines
+            .map(
+              (line) =>
+                `<tr data-model="${escapeHtml(line.model)}"><td>${escapeHtml(line.model)}</td>` +
+                `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.state)}</td>` +
+                `<td>${line.workers}</td><td>${line.waiting}</td><td>${line.active}</td>` +
+                `<td>${line.completed}</td><td>${line.failed}</td>` +
+                `<td>${line.tokensPerSecond.toFixed(1)}</td></tr>`,
+            )
+            .join("");
   return `<section id="llmpool-overview"><style>
 #llmpool-overview{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--background,#f3f5f7);color:var(--foreground,#20262c);margin-left:var(--menu-width,0px);padding:calc(var(--header-height,0px) + 1rem) var(--body-padding,1rem) 0}
 #llmpool-overview h2{font-size:1rem;margin:0 0 .5rem}

@@ -1,6 +1,6 @@
 /**
  * The overview's refresher, served from the dashboard itself (`script-src 'self'`): every 5 s it
- * reads `overview.json` and rewrites the table's cells with `textContent` (never HTML).
+ * reads `overview.json` and rewrites the table's rows (models found since are added) with `textContent` (never HTML).
  */
 export const overviewScript = `"use strict";
 (() => {
@@ -12,7 +12,8 @@ export const overviewScript = `"use strict";
       if (!response.ok) return;
       const lines = await response.json();
       const body = document.querySelector("#llmpool-overview tbody");
-      if (body === null) return;
+      // No model yet: the page's own row says so.
+      if (body === null || lines.length === 0) return;
       const rows = lines.map((line) => {
         const row = document.createElement("tr");
         row.dataset.model = line.model;
