@@ -24,6 +24,13 @@ export interface DashboardQueuesOptions {
   log: Logger;
 }
 
+/** A job's name in bull-board's lists: `generate (cancelled)` for a job stopped while it ran. */
+export function jobDisplayName(job: { name?: string; returnvalue?: unknown }): string {
+  const name = job.name ?? "";
+  const result = job.returnvalue as { finishReason?: unknown } | null | undefined;
+  return result?.finishReason === "cancelled" ? `${name} (cancelled)` : name;
+}
+
 /**
  * The model queues bull-board shows, read-only, one BullMQ `Queue` per model. The models are
  * those {@link ModelDiscovery} finds, looked for again on the dashboard's requests (at most every
@@ -113,9 +120,12 @@ export class DashboardQueues {
 }
 
 function adapterOf(model: string, queue: Queue): BullMQAdapter {
-  return new BullMQAdapter(queue, {
+  const adapter = new BullMQAdapter(queue, {
     readOnlyMode: true,
     allowRetries: false,
     description: `jobs for model "${model}"`,
   });
+  // bull-board knows BullMQ's states only, where a job stopped while it ran is completed.
+  adapter.setFormatter("name", jobDisplayName);
+  return adapter;
 }

@@ -5,7 +5,7 @@
 export const overviewScript = `"use strict";
 (() => {
   const cells = (line) => [line.model, line.state, line.workers, line.waiting, line.active,
-    line.completed, line.failed, line.tokensPerSecond.toFixed(1)];
+    line.completed, line.failed, line.cancelled, line.tokensPerSecond.toFixed(1)];
   async function refresh() {
     try {
       const response = await fetch("overview.json", { credentials: "same-origin" });

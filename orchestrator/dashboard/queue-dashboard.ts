@@ -67,7 +67,7 @@ export interface QueueDashboard {
  * its sealed task (a Fernet token); once a gpu-worker takes it, its metadata only (model, status,
  * error code, timings, token counts); so it never shows a prompt or a reply. Finished jobs stay
  * for `DASHBOARD_RETENTION`. Above bull-board, an overview of each model: its state, live
- * gpu-workers, queue depth, kept outcomes and recent tokens per second.
+ * gpu-workers, queue depth, kept outcomes (cancelled jobs apart) and recent tokens per second.
  * The models are those Redis knows under the prefix, looked for again as requests come (so one
  * that appears later is shown without a restart), and those named in `models`.
  */
@@ -82,7 +82,8 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
   });
   queues.show(options.models);
   const registry = new ModelRegistryReader({ redis: connection, names, log });
-  const overview = () => redisAnswerWithin(readOverview(queues.byModel, registry), overviewRedisMs);
+  const overview = () =>
+    redisAnswerWithin(readOverview(queues.byModel, registry, connection), overviewRedisMs);
 
   const app = Fastify({ logger: false, return503OnClosing: true });
   app.addHook("onRequest", async (_request, reply) => {

@@ -124,8 +124,8 @@ describe("queue dashboard", () => {
           /<td[^>]*>([^<]*)<\/td>/g,
         ),
       ].map((match) => match[1]);
-    assert.deepEqual(row("tiny"), ["tiny", "unavailable", "0", "1", "0", "0", "0", "0.0"]);
-    assert.deepEqual(row("other"), ["other", "unavailable", "0", "0", "0", "0", "0", "0.0"]);
+    assert.deepEqual(row("tiny"), ["tiny", "unavailable", "0", "1", "0", "0", "0", "0", "0.0"]);
+    assert.deepEqual(row("other"), ["other", "unavailable", "0", "0", "0", "0", "0", "0", "0.0"]);
     assert.match(html, /<div id="root">/, "bull-board's app still mounts");
   });
 
