@@ -2,7 +2,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 
 /** At most this many of a queue's latest completed jobs are looked at. */
-export const cancelledJobsRead = 10_000;
+const cancelledJobsRead = 10_000;
 
 /**
  * Counts, on the Redis server, the completed jobs whose return value says they were cut short.

@@ -25,7 +25,7 @@ export interface DashboardQueuesOptions {
 }
 
 /** A job's name in bull-board's lists: `generate (cancelled)` for a job stopped while it ran. */
-export function jobDisplayName(job: { name?: string; returnvalue?: unknown }): string {
+function jobDisplayName(job: { name?: string; returnvalue?: unknown }): string {
   const name = job.name ?? "";
   const result = job.returnvalue as { finishReason?: unknown } | null | undefined;
   return result?.finishReason === "cancelled" ? `${name} (cancelled)` : name;

@@ -80,7 +80,7 @@ function escapeHtml(text: string): string {
 }
 
 /** Shown while Redis knows no model under the dashboard's prefix. */
-export const noModelsText =
+const noModelsText =
   "No model in Redis under this REDIS_PREFIX yet: no gpu-worker has registered one and no queue exists (is REDIS_PREFIX the pool's?)";
 
 /**

@@ -36,7 +36,7 @@ const externalFontLink = /<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)
 const overviewRedisMs = 3000;
 
 /** Redis is asked for the models it knows at most this often (on the page's requests), in ms. */
-export const modelRefreshMs = 2000;
+const modelRefreshMs = 2000;
 
 /** The requests that list the models (the page, bull-board's queue list, the overview). */
 const listingRoute = /^\/(?:$|\?|queue\/|api\/queues(?:$|\?)|overview\.json)/;
