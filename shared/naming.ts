@@ -62,6 +62,24 @@ export class RedisNames {
     return `${this.prefix}:registry:${model}`;
   }
 
+  /**
+   * SCAN patterns of the keys that name a model without a list of models: its registry hash, and
+   * its queue's meta hash (BullMQ writes it when a `Queue` opens, unless `skipMetasUpdate`). The
+   * prefix needs no escaping: `REDIS_PREFIX` allows no glob characters.
+   */
+  get modelKeyPatterns(): readonly string[] {
+    return [`${this.prefix}:registry:*`, `${this.bullPrefix}:${this.modelQueue("*")}:meta`];
+  }
+
+  /** The model named by a key that matches {@link modelKeyPatterns}; `undefined` for another key. */
+  modelOfKey(key: string): string | undefined {
+    const registry = `${this.prefix}:registry:`;
+    if (key.startsWith(registry)) return key.slice(registry.length);
+    const queue = `${this.bullPrefix}:${this.modelQueue("")}`;
+    if (!key.startsWith(queue) || !key.endsWith(":meta")) return undefined;
+    return key.slice(queue.length, -":meta".length) || undefined;
+  }
+
   /** One accepted job's sealed record (its state, and its chunks once it ended). */
   jobRecord(jobId: string): string {
     return `${this.prefix}:job:${jobId}`;

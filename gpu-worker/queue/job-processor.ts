@@ -115,7 +115,10 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const jobResult: JobResult = { ...counts, runMs };
       metrics?.jobCompleted(pool.name, jobResult);
       await stripped;
-      stripped = metadata({ status: "completed", ...jobResult });
+      stripped = metadata({
+        status: result.finishReason === "cancelled" ? "cancelled" : "completed",
+        ...jobResult,
+      });
       await stripped;
       return jobResult;
     } catch (error) {

@@ -15,7 +15,7 @@ const localLimits = { maxTokensLimit: 1_000_000 };
 /**
  * The request the command line describes, checked against the pool's request schema so a
  * mistake is reported before anything is sent. `fileMessages` are the messages of
- * `--messages-file`, already read. Throws a {@link UsageError} naming fields, never their text.
+ * `--messages-file`, already read; a `--prompt-file` is read before (`readPromptFile`). Throws a {@link UsageError} naming fields, never their text.
  */
 export function buildRequest(
   args: RequestArgs,
@@ -31,9 +31,11 @@ export function buildRequest(
       ...(input.system === undefined ? [] : [{ role: "system", content: input.system }]),
       { role: "user", content: input.user },
     ];
-  } else {
+  } else if (input.kind === "messages-file") {
     if (fileMessages === undefined) throw new Error("the messages file was not read");
     request.messages = fileMessages;
+  } else {
+    throw new Error("the prompt file was not read");
   }
   if (Object.keys(args.sampling).length > 0) request.sampling_params = args.sampling;
   if (args.encryptOutput) request.encrypt_output = true;

@@ -12,6 +12,7 @@ import { readMessagesFile } from "./messages-file.js";
 import { type ClientArgs, parseClientArgs } from "./parse-args.js";
 import { PoolClient } from "./pool-client.js";
 import { StreamPrinter } from "./print.js";
+import { readPromptFile } from "./prompt-file.js";
 import { resolveClientKey } from "./resolve-key.js";
 import { runJob } from "./run-job.js";
 import { usageText } from "./usage.js";
@@ -46,11 +47,21 @@ async function main(signal: AbortSignal): Promise<ExitCode> {
   }
   const { args } = parsed;
   const url = baseUrl(args);
+  const { input } = args.request;
   const fileMessages =
-    args.request.input.kind === "messages-file"
-      ? await readMessagesFile(args.request.input.path)
-      : undefined;
-  const request = buildRequest(args.request, fileMessages);
+    input.kind === "messages-file" ? await readMessagesFile(input.path) : undefined;
+  const request = buildRequest(
+    input.kind === "prompt-file"
+      ? {
+          ...args.request,
+          input: await readPromptFile(input, {
+            stdin: process.stdin,
+            notify: (message) => err(`${message}\n`),
+          }),
+        }
+      : args.request,
+    fileMessages,
+  );
   const keyRing = await resolveClientKey({
     keyFile: args.keyFile,
     envKey: process.env.ENCRYPTION_KEY,

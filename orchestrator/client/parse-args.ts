@@ -7,7 +7,12 @@ import { numericSamplingFlags, type SamplingParams, samplingParams } from "./sam
 export type RequestInput =
   | { kind: "prompt"; prompt: string }
   | { kind: "chat"; system: string | undefined; user: string }
-  | { kind: "messages-file"; path: string };
+  | { kind: "messages-file"; path: string }
+  /**
+   * The PROMPT read from a file, `-` meaning standard input (`--prompt-file`, or a lone `-` as
+   * PROMPT); with `--system` it is the user message of a chat, as PROMPT is.
+   */
+  | { kind: "prompt-file"; path: string; system: string | undefined };
 
 /** The request the command line describes, before it is built and encrypted. */
 export interface RequestArgs {
@@ -39,6 +44,7 @@ const options = {
   chat: { type: "string", short: "c" },
   system: { type: "string", short: "s" },
   "messages-file": { type: "string" },
+  "prompt-file": { type: "string" },
   model: { type: "string", short: "m" },
   "max-tokens": { type: "string", short: "n" },
   temperature: { type: "string", short: "t" },
@@ -119,19 +125,39 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
 }
 
 function requestInput(
-  values: { chat?: string; system?: string; "messages-file"?: string },
+  values: { chat?: string; system?: string; "messages-file"?: string; "prompt-file"?: string },
   positionals: readonly string[],
 ): RequestInput {
-  const prompt = positionals.length > 0 ? positionals.join(" ") : undefined;
+  // A lone "-" is read from standard input, as `--prompt-file -` is.
+  const stdinPrompt = positionals.length === 1 && positionals[0] === "-";
+  const prompt = positionals.length > 0 && !stdinPrompt ? positionals.join(" ") : undefined;
   const { chat, system } = values;
   const file = values["messages-file"];
+  const promptFile = values["prompt-file"] ?? (stdinPrompt ? "-" : undefined);
   if (file !== undefined) {
-    if (prompt !== undefined || chat !== undefined || system !== undefined) {
+    if (
+      prompt !== undefined ||
+      promptFile !== undefined ||
+      chat !== undefined ||
+      system !== undefined
+    ) {
       throw new UsageError(
-        "--messages-file holds the whole request: give no PROMPT, --chat or --system with it",
+        "--messages-file holds the whole request: give no PROMPT, --prompt-file, --chat or --system with it",
       );
     }
     return { kind: "messages-file", path: file };
+  }
+  if (promptFile !== undefined) {
+    if (values["prompt-file"] !== undefined && (prompt !== undefined || stdinPrompt)) {
+      throw new UsageError("give the prompt once: as PROMPT or with --prompt-file, not both");
+    }
+    if (chat !== undefined) {
+      throw new UsageError(
+        "give the user message once: as --chat TEXT or with --prompt-file, not both",
+      );
+    }
+    if (promptFile === "") throw new UsageError("--prompt-file needs a file name, or - for stdin");
+    return { kind: "prompt-file", path: promptFile, system };
   }
   if (chat !== undefined || system !== undefined) {
     if (chat !== undefined && prompt !== undefined) {
@@ -139,13 +165,17 @@ function requestInput(
     }
     const user = chat ?? prompt;
     if (user === undefined) {
-      throw new UsageError("--system needs a user message: add --chat TEXT or a PROMPT");
+      throw new UsageError(
+        "--system needs a user message: add --chat TEXT, a PROMPT or --prompt-file FILE",
+      );
     }
     if (user === "") throw new UsageError("the user message must not be empty");
     return { kind: "chat", system, user };
   }
   if (prompt === undefined) {
-    throw new UsageError("nothing to send: give a PROMPT, --chat TEXT or --messages-file FILE");
+    throw new UsageError(
+      "nothing to send: give a PROMPT, --prompt-file FILE, --chat TEXT or --messages-file FILE",
+    );
   }
   if (prompt === "") throw new UsageError("the PROMPT must not be empty");
   return { kind: "prompt", prompt };

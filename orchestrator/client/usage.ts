@@ -1,15 +1,19 @@
 /** The `--help` text of the reference client. */
 export const usageText = `Usage: npm run client -- [options] [PROMPT...]
        node dist/orchestrator/client/main.js [options] [PROMPT...]
+       some-command | npm run client -- [options] -
 
 Encrypts one generation request, sends it to a pool (the local stack or a RunPod endpoint),
 and prints the generated text to stdout as it arrives.
 
-Request (PROMPT, --chat or --messages-file):
-  PROMPT                      raw completion prompt; several words are joined with spaces
+Request (PROMPT, --prompt-file, --chat or --messages-file):
+  PROMPT                      raw completion prompt; several words are joined with spaces;
+                              a lone - reads it from standard input
+      --prompt-file FILE      the PROMPT is FILE's text, exactly as it is (a last newline
+                              included); - is standard input; with --system, the user message
   -c, --chat TEXT             chat request: TEXT is the user message ("messages", not "prompt")
   -s, --system TEXT           chat request: a system message before the user message
-                              (the user message is --chat TEXT, or PROMPT)
+                              (the user message is --chat TEXT, PROMPT or --prompt-file)
       --messages-file FILE    chat request: FILE holds the whole JSON array
                               [{"role": "system"|"user"|"assistant", "content": "..."}, ...]
   -m, --model NAME            the model; required when the endpoint serves several

@@ -1,12 +1,12 @@
 /**
  * The admin queue dashboard process: a read-only bull-board view of the model queues on
- * HOST:DASHBOARD_PORT. Protected by API_KEY when it is set.
+ * HOST:DASHBOARD_PORT. Protected by API_KEY when it is set. It shows the models Redis knows under
+ * REDIS_PREFIX (and MODELS' names, when set): it needs no MODELS of its own.
  */
 
 import { loadConfigOrExit } from "../../shared/config/index.js";
 import { ConfigError } from "../../shared/errors/index.js";
 import { createLogger } from "../../shared/log.js";
-import { servedModels } from "../../shared/models/served-models.js";
 import { RedisNames } from "../../shared/naming.js";
 import { runEntryPoint } from "../../shared/process/run-entry-point.js";
 import { closeRedis, createRedis, findRedis } from "../../shared/redis/index.js";
@@ -22,9 +22,8 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   });
   const redis = createRedis(found.url, "dashboard", log);
   closables.push({ close: () => closeRedis(redis) });
-  const models = servedModels(config).map((model) => model.name);
   const dashboard = createQueueDashboard({
-    models,
+    models: config.models.map((model) => model.name),
     connection: redis,
     names: new RedisNames(config.redisPrefix),
     apiKey: config.apiKey,
@@ -41,9 +40,16 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
       }
       throw error;
     });
+  const models = await dashboard.findModels();
   log.info("queue dashboard listening", {
     address,
     models: models.join(","),
     auth: config.apiKey === undefined ? "none" : "api-key",
   });
+  if (models.length === 0) {
+    log.warn(
+      "no model in Redis under REDIS_PREFIX yet (no gpu-worker registered one, no queue exists): is REDIS_PREFIX the pool's? Models that appear later are shown",
+      { redisPrefix: config.redisPrefix },
+    );
+  }
 });

@@ -1,6 +1,8 @@
 import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
 import { jobMetadataSchema } from "../../shared/protocol/index.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
+import { countCancelledJobs } from "./cancelled-jobs.js";
 
 /** The window of "recent tokens/s": generated tokens of jobs finished within it, per second. */
 const recentWindowMs = 60_000;
@@ -16,9 +18,11 @@ export interface ModelOverview {
   workers: number;
   waiting: number;
   active: number;
-  /** Finished jobs still kept (`DASHBOARD_RETENTION`). */
+  /** Jobs that ran to their end, still kept (`DASHBOARD_RETENTION`); cancelled ones not included. */
   completed: number;
   failed: number;
+  /** Jobs stopped while they ran, still kept: completed in BullMQ, `finishReason` "cancelled". */
+  cancelled: number;
   /** Generated tokens per second over the last minute, from the kept jobs' metadata. */
   tokensPerSecond: number;
 }
@@ -27,6 +31,7 @@ export interface ModelOverview {
 export async function readOverview(
   queues: ReadonlyMap<string, Queue>,
   registry: ModelRegistryReader,
+  redis: Redis,
   now = Date.now(),
 ): Promise<ModelOverview[]> {
   const serving = await registry.read([...queues.keys()]);
@@ -39,6 +44,7 @@ export async function readOverview(
       "completed",
       "failed",
     );
+    const cancelled = await countCancelledJobs(redis, queue);
     let tokens = 0;
     for (const job of await queue.getJobs(["completed"], 0, recentJobsRead - 1)) {
       if (job?.finishedOn === undefined || now - job.finishedOn > recentWindowMs) continue;
@@ -52,8 +58,9 @@ export async function readOverview(
       workers: served?.workers ?? 0,
       waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
       active: counts.active ?? 0,
-      completed: counts.completed ?? 0,
+      completed: Math.max(0, (counts.completed ?? 0) - cancelled),
       failed: counts.failed ?? 0,
+      cancelled,
       tokensPerSecond: tokens / (recentWindowMs / 1000),
     });
   }
@@ -72,6 +79,10 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => escapes[char] ?? char);
 }
 
+/** Shown while Redis knows no model under the dashboard's prefix. */
+const noModelsText =
+  "No model in Redis under this REDIS_PREFIX yet: no gpu-worker has registered one and no queue exists (is REDIS_PREFIX the pool's?)";
+
 /**
  * The overview as an HTML section, rendered with the page; a script from this server
  * (`overview.js`) refreshes it every few seconds.
@@ -79,17 +90,19 @@ function escapeHtml(text: string): string {
 export function renderOverview(lines: readonly ModelOverview[] | undefined): string {
   const rows =
     lines === undefined
-      ? '<tr><td colspan="8">Redis does not answer: no overview</td></tr>'
-      : lines
-          .map(
-            (line) =>
-              `<tr data-model="${escapeHtml(line.model)}"><td>${escapeHtml(line.model)}</td>` +
-              `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.state)}</td>` +
-              `<td>${line.workers}</td><td>${line.waiting}</td><td>${line.active}</td>` +
-              `<td>${line.completed}</td><td>${line.failed}</td>` +
-              `<td>${line.tokensPerSecond.toFixed(1)}</td></tr>`,
-          )
-          .join("");
+      ? '<tr><td colspan="9">Redis does not answer: no overview</td></tr>'
+      : lines.length === 0
+        ? `<tr><td colspan="9">${noModelsText}</td></tr>`
+        : lines
+            .map(
+              (line) =>
+                `<tr data-model="${escapeHtml(line.model)}"><td>${escapeHtml(line.model)}</td>` +
+                `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.state)}</td>` +
+                `<td>${line.workers}</td><td>${line.waiting}</td><td>${line.active}</td>` +
+                `<td>${line.completed}</td><td>${line.failed}</td><td>${line.cancelled}</td>` +
+                `<td>${line.tokensPerSecond.toFixed(1)}</td></tr>`,
+            )
+            .join("");
   return `<section id="llmpool-overview"><style>
 #llmpool-overview{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--background,#f3f5f7);color:var(--foreground,#20262c);margin-left:var(--menu-width,0px);padding:calc(var(--header-height,0px) + 1rem) var(--body-padding,1rem) 0}
 #llmpool-overview h2{font-size:1rem;margin:0 0 .5rem}
@@ -97,5 +110,5 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
 #llmpool-overview th,#llmpool-overview td{padding:.25rem .75rem;text-align:right;border-bottom:1px solid #e3e7eb}
 #llmpool-overview th:first-child,#llmpool-overview td:first-child,#llmpool-overview td:nth-child(2){text-align:left}
 #llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-unavailable{color:#c5221f}
-</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table><script src="overview.js" defer></script></section>`;
+</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>cancelled (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table><script src="overview.js" defer></script></section>`;
 }

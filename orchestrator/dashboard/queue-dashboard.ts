@@ -1,19 +1,13 @@
-import { createBullBoard } from "@bull-board/api";
-import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
-import { FastifyAdapter } from "@bull-board/fastify";
-import { Queue } from "bullmq";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import {
-  redisAnswerWithin,
-  redisCloseGraceMs,
-  settlesWithin,
-} from "../../shared/process/deadline.js";
+import { redisAnswerWithin } from "../../shared/process/deadline.js";
 import { closeApp } from "../http/close-app.js";
 import { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
+import { DashboardQueues } from "./dashboard-queues.js";
+import { ModelDiscovery } from "./model-discovery.js";
 import { readOverview, renderOverview } from "./model-overview.js";
 import { overviewScript } from "./overview-script.js";
 
@@ -41,8 +35,17 @@ const externalFontLink = /<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)
 /** How long the page waits for Redis for its overview before showing the page without it. */
 const overviewRedisMs = 3000;
 
+/** Redis is asked for the models it knows at most this often (on the page's requests), in ms. */
+const modelRefreshMs = 2000;
+
+/** The requests that list the models (the page, bull-board's queue list, the overview). */
+const listingRoute = /^\/(?:$|\?|queue\/|api\/queues(?:$|\?)|overview\.json)/;
+
 export interface QueueDashboardOptions {
-  /** The models whose queues are shown. */
+  /**
+   * Models shown even when Redis knows nothing of them (`MODELS`, when set); the others are found
+   * in Redis (see `ModelDiscovery`).
+   */
   models: readonly string[];
   connection: Redis;
   names: RedisNames;
@@ -53,6 +56,8 @@ export interface QueueDashboardOptions {
 
 export interface QueueDashboard {
   readonly app: FastifyInstance;
+  /** Looks for models in Redis (unless that was done within `modelRefreshMs`): those shown. */
+  findModels(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -62,40 +67,23 @@ export interface QueueDashboard {
  * its sealed task (a Fernet token); once a gpu-worker takes it, its metadata only (model, status,
  * error code, timings, token counts); so it never shows a prompt or a reply. Finished jobs stay
  * for `DASHBOARD_RETENTION`. Above bull-board, an overview of each model: its state, live
- * gpu-workers, queue depth and recent tokens per second.
+ * gpu-workers, queue depth, kept outcomes (cancelled jobs apart) and recent tokens per second.
+ * The models are those Redis knows under the prefix, looked for again as requests come (so one
+ * that appears later is shown without a restart), and those named in `models`.
  */
 export function createQueueDashboard(options: QueueDashboardOptions): QueueDashboard {
-  const { names, log } = options;
-  const queues = options.models.map(
-    (model) =>
-      new Queue(names.modelQueue(model), {
-        connection: options.connection,
-        prefix: names.bullPrefix,
-      }),
-  );
-  for (const queue of queues) {
-    queue.on("error", (error: Error) =>
-      log.error("dashboard queue error", { queue: queue.name, error: error.message }),
-    );
-  }
-
-  const serverAdapter = new FastifyAdapter();
-  serverAdapter.setBasePath("/");
-  createBullBoard({
-    queues: queues.map(
-      (queue) =>
-        new BullMQAdapter(queue, {
-          readOnlyMode: true,
-          allowRetries: false,
-          description: `jobs for model "${queue.name.replace(/^model-/, "")}"`,
-        }),
-    ),
-    serverAdapter,
-    options: { uiConfig: { boardTitle: "LLM pool queues" } },
+  const { names, log, connection } = options;
+  const queues = new DashboardQueues({
+    connection,
+    names,
+    discovery: new ModelDiscovery({ redis: connection, names, known: options.models }),
+    refreshMs: modelRefreshMs,
+    log,
   });
-
-  const registry = new ModelRegistryReader({ redis: options.connection, names, log });
-  const byModel = new Map(options.models.map((model, index) => [model, queues[index] as Queue]));
+  queues.show(options.models);
+  const registry = new ModelRegistryReader({ redis: connection, names, log });
+  const overview = () =>
+    redisAnswerWithin(readOverview(queues.byModel, registry, connection), overviewRedisMs);
 
   const app = Fastify({ logger: false, return503OnClosing: true });
   app.addHook("onRequest", async (_request, reply) => {
@@ -115,10 +103,12 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
       }
     });
   }
+  // Models that appeared since are looked for before a request that lists them (bounded in time).
+  app.addHook("onRequest", async (request) => {
+    if (request.method === "GET" && listingRoute.test(request.url)) await queues.refresh();
+  });
   app.get("/health", async () => ({ ok: true }));
-  app.get("/overview.json", async () =>
-    redisAnswerWithin(readOverview(byModel, registry), overviewRedisMs),
-  );
+  app.get("/overview.json", overview);
   app.get("/overview.js", async (_request, reply) =>
     reply.header("content-type", "text/javascript; charset=utf-8").send(overviewScript),
   );
@@ -128,29 +118,27 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     if (typeof payload !== "string" || typeof type !== "string" || !type.startsWith("text/html")) {
       return payload;
     }
-    const lines = await redisAnswerWithin(readOverview(byModel, registry), overviewRedisMs).catch(
-      (error: Error) => {
-        log.warn("dashboard overview unavailable", { error: error.message });
-        return undefined;
-      },
-    );
+    const lines = await overview().catch((error: Error) => {
+      log.warn("dashboard overview unavailable", { error: error.message });
+      return undefined;
+    });
     return payload
       .replace(externalFontLink, "")
       .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines)}`);
   });
-  void app.register(serverAdapter.registerPlugin(), { prefix: "/" });
+  void app.register(queues.serverAdapter.registerPlugin(), { prefix: "/" });
 
   let closing: Promise<void> | undefined;
   return {
     app,
+    async findModels() {
+      await queues.refresh();
+      return [...queues.byModel.keys()];
+    },
     close() {
       closing ??= (async () => {
         await closeApp(app);
-        // BullMQ's close waits on Redis with no bound of its own.
-        const closed = Promise.allSettled(queues.map((queue) => queue.close()));
-        if (!(await settlesWithin(closed, redisCloseGraceMs))) {
-          log.warn("the dashboard's queues did not close: Redis did not answer; gave up on them");
-        }
+        await queues.close();
       })();
       return closing;
     },

@@ -44,7 +44,11 @@ export type JobResult = z.infer<typeof jobResultSchema>;
 export const jobMetadataSchema = z.strictObject({
   v: z.literal(1),
   model: z.string(),
-  status: z.enum(["active", "completed", "failed"]),
+  /**
+   * `cancelled`: stopped while it ran (`finishReason` "cancelled"); BullMQ still counts it
+   * completed, since it ended without an error.
+   */
+  status: z.enum(["active", "completed", "cancelled", "failed"]),
   /** The error code of a failed job. */
   code: z.string().optional(),
   finishReason: z.enum(["stop", "length", "cancelled"]).optional(),

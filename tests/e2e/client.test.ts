@@ -35,6 +35,8 @@ interface ClientOptions {
   onOutput?: (child: ChildProcess) => void;
   /** Called with all of stderr so far, each time more comes. */
   onStderr?: (stderr: string) => void;
+  /** Written to the client's standard input, which is then closed (at once when absent). */
+  stdin?: string;
 }
 
 /** Runs the client to its end (killed after 60 s). */
@@ -42,8 +44,9 @@ function runClient(args: readonly string[], options: ClientOptions = {}): Promis
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [clientEntry, ...args], {
       env: { PATH: process.env.PATH ?? "", HOME: os.homedir(), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.end(options.stdin);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8");
@@ -212,6 +215,63 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
     });
     assert.equal(fromFile.code, 0, fromFile.stderr);
     assert.equal(fromFile.stdout, flags.stdout);
+  });
+
+  it("reads the prompt from --prompt-file, or from standard input with - or --prompt-file -", async () => {
+    const prompt = "Once upon a time";
+    const asArgument = await runClient(withUrl(prompt, ...greedy16), { env: keyEnv });
+    assert.equal(asArgument.code, 0, asArgument.stderr);
+    const file = path.join(tempDir, "prompt.txt");
+    await writeFile(file, prompt);
+    const runs = [
+      await runClient(withUrl("--prompt-file", file, ...greedy16), { env: keyEnv }),
+      await runClient(withUrl("-", ...greedy16), { env: keyEnv, stdin: prompt }),
+      await runClient(withUrl("--prompt-file", "-", ...greedy16), { env: keyEnv, stdin: prompt }),
+    ];
+    const promptTokens = (run: ClientRun) => Number(/prompt_tokens=(\d+)/.exec(run.stderr)?.[1]);
+    for (const run of runs) {
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, asArgument.stdout, "the same prompt, the same greedy text");
+      assert.equal(promptTokens(run), promptTokens(asArgument));
+    }
+    // The text is sent as it is: a last newline is part of the prompt.
+    const withNewline = await runClient(withUrl("-", ...greedy16), {
+      env: keyEnv,
+      stdin: `${prompt}\n`,
+    });
+    assert.equal(withNewline.code, 0, withNewline.stderr);
+    assert.ok(promptTokens(withNewline) > promptTokens(asArgument), withNewline.stderr);
+  });
+
+  it("exits 2 for a prompt file it cannot read, or a prompt given twice, never showing the text", async () => {
+    const unused = `http://127.0.0.1:${await freePort()}`;
+    const secret = "zebra-quartz-prompt";
+    const secretFile = path.join(tempDir, "secret-prompt.txt");
+    await writeFile(secretFile, secret);
+    const emptyFile = path.join(tempDir, "empty-prompt.txt");
+    await writeFile(emptyFile, "\n");
+    const binaryFile = path.join(tempDir, "binary-prompt.bin");
+    await writeFile(binaryFile, Buffer.from([0x41, 0xff, 0xfe, 0x42]));
+    const missing = path.join(tempDir, "no-such-prompt.txt");
+    const cases: [string[], RegExp, string?][] = [
+      [["--prompt-file", missing], new RegExp(`cannot read --prompt-file ${missing} \\(ENOENT\\)`)],
+      [["--prompt-file", tempDir], /cannot read --prompt-file .* \(EISDIR\)/],
+      [["--prompt-file", emptyFile], /the prompt in --prompt-file .* is empty/],
+      [["--prompt-file", binaryFile], /is not UTF-8 text/],
+      [["-"], /the prompt in standard input is empty/, ""],
+      [[secret, "--prompt-file", secretFile], /give the prompt once/],
+      [["--chat", secret, "--prompt-file", secretFile], /give the user message once/],
+    ];
+    for (const [args, message, stdin] of cases) {
+      const run = await runClient([...args, "--url", unused], {
+        env: keyEnv,
+        ...(stdin === undefined ? {} : { stdin }),
+      });
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.doesNotMatch(run.stderr, new RegExp(secret));
+      assert.equal(run.stdout, "");
+    }
   });
 
   it("exits 1 with DECRYPT_FAILED when the key is not the pool's", async () => {

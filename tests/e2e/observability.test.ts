@@ -325,14 +325,17 @@ describe("operators' view: readiness, metrics, dashboard", () => {
 
   describe("the dashboard in Chromium", () => {
     let dashboard: QueueDashboard;
+    let names: RedisNames;
     let base: string;
     let userDataDir: string;
 
     before(async () => {
+      names = new RedisNames(stack.prefix);
+      // No models named: the dashboard finds the stack's in Redis.
       dashboard = createQueueDashboard({
-        models: ["alpha", "beta"],
+        models: [],
         connection: redis,
-        names: new RedisNames(stack.prefix),
+        names,
         apiKey,
         log: createLogger("dashboard", { level: "error" }),
       });
@@ -411,15 +414,62 @@ describe("operators' view: readiness, metrics, dashboard", () => {
           assert.ok(Date.now() < refreshDeadline, "the overview refreshed within 15 s");
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
+
+        // A job cancelled while it runs ends as completed in BullMQ; the dashboard counts it
+        // apart, and bull-board's list names it cancelled.
+        const running = await stack.run({
+          model: "alpha",
+          prompt: `Once upon a time ${marker} the`,
+          sampling_params: { max_tokens: 400, temperature: 0 },
+        });
+        const firstChunks = (await stack.get(`/stream/${running.id}?wait=20000`)) as {
+          stream: unknown[];
+        };
+        assert.ok(firstChunks.stream.length > 0, "the job was generating");
+        assert.equal(
+          ((await stack.post(`/cancel/${running.id}`, {})) as JobView).status,
+          "CANCELLED",
+        );
+        const alphaQueue = new Queue(names.modelQueue("alpha"), {
+          connection: redis,
+          prefix: names.bullPrefix,
+        });
+        try {
+          const endDeadline = Date.now() + 20_000;
+          while (!(await alphaQueue.getJob(running.id))?.finishedOn) {
+            assert.ok(Date.now() < endDeadline, "the cancelled job ended in BullMQ within 20 s");
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          const ended = await alphaQueue.getJob(running.id);
+          assert.equal(await ended?.getState(), "completed", "BullMQ completed it");
+          const metadata = jobMetadataSchema.parse(ended?.data);
+          assert.equal(metadata.status, "cancelled");
+          assert.equal(metadata.finishReason, "cancelled");
+        } finally {
+          await alphaQueue.close();
+        }
+        const alphaCells = page.locator('#llmpool-overview tr[data-model="alpha"] td');
+        const alphaJobs = String(finals.get("alpha")?.length ?? 0);
+        const cancelDeadline = Date.now() + 15_000;
+        // completed, failed, cancelled
+        while ((await alphaCells.allInnerTexts()).slice(5, 8).join(",") !== `${alphaJobs},1,1`) {
+          const cells = (await alphaCells.allInnerTexts()).join(",");
+          assert.ok(Date.now() < cancelDeadline, `alpha's row shows the cancelled job: ${cells}`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+
         const overviewText = (await page.textContent("body")) ?? "";
         await mkdir(outputDir, { recursive: true });
         const screenshot = path.join(outputDir, "dashboard.png");
         await page.screenshot({ path: screenshot, fullPage: true });
         console.log(`# dashboard screenshot: ${screenshot}`);
 
-        // bull-board's own view of alpha's completed jobs: their metadata, no request text.
+        // bull-board's own view of alpha's completed jobs: their metadata, no request text; the
+        // cancelled one is named so.
         await page.goto(`${base}/queue/model-alpha?status=completed`, { waitUntil: "networkidle" });
         await page.getByText("completionTokens").first().waitFor({ timeout: 20_000 });
+        await page.getByText("generate (cancelled)").waitFor({ timeout: 20_000 });
+        assert.equal(await page.getByText("generate (cancelled)").count(), 1);
         const jobsText = (await page.textContent("body")) ?? "";
         await page.screenshot({ path: path.join(outputDir, "dashboard-jobs.png"), fullPage: true });
         for (const text of [overviewText, jobsText, await page.content()]) {

@@ -5,8 +5,9 @@
  * ping (`job_id`, `runpod_version`) and the job-stop long poll. Every call must carry the raw API
  * key as `Authorization`. Tests queue jobs, script error answers, send stop signals, and read
  * back everything the worker sent. It also answers the hosted API's caller routes (`/run`,
- * `/runsync`, `/stream/{id}`, `/status/{id}`, `/cancel/{id}`, with `Authorization: Bearer
- * <userApiKey>`) from what the worker posted, as `https://api.runpod.ai/v2/<endpoint>` does.
+ * `/runsync`, `/stream/{id}`, `/status/{id}`, `/status-sync/{id}`, `/cancel/{id}`, `/health`,
+ * with `Authorization: Bearer <userApiKey>`) from what the worker posted, as
+ * `https://api.runpod.ai/v2/<endpoint>` does.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
@@ -60,7 +61,15 @@ export interface FakePlatformOptions {
   userApiKey?: string;
 }
 
-const hostedRoutes = new Set(["run", "runsync", "stream", "status", "cancel"]);
+const hostedRoutes = new Set([
+  "run",
+  "runsync",
+  "stream",
+  "status",
+  "status-sync",
+  "cancel",
+  "health",
+]);
 
 type Waiter = () => void;
 
@@ -286,6 +295,26 @@ export class FakeRunpodPlatform {
 
   readonly #streamRead = new Map<string, number>();
 
+  /** The hosted `/health`: job counts by state, and the one worker (no models: RunPod lists none). */
+  #health(): Record<string, unknown> {
+    const ids = new Set([
+      ...this.takes.flatMap((take) => take.jobIds),
+      ...this.#queue.flatMap((job) => (typeof job.id === "string" ? [job.id] : [])),
+    ]);
+    const jobs = { completed: 0, failed: 0, inProgress: 0, inQueue: 0, retried: 0 };
+    for (const id of ids) {
+      const status = this.#view(id).status;
+      if (status === "COMPLETED") jobs.completed += 1;
+      else if (status === "FAILED") jobs.failed += 1;
+      else if (status === "IN_PROGRESS") jobs.inProgress += 1;
+      else if (status === "IN_QUEUE") jobs.inQueue += 1;
+    }
+    return {
+      jobs,
+      workers: { idle: jobs.inProgress > 0 ? 0 : 1, running: jobs.inProgress > 0 ? 1 : 0 },
+    };
+  }
+
   async #hosted(
     request: http.IncomingMessage,
     response: http.ServerResponse,
@@ -299,6 +328,7 @@ export class FakeRunpodPlatform {
       return reply(401, { error: "Unauthorized" });
     }
     const [, , route, id] = url.pathname.split("/").filter(Boolean);
+    if (route === "health") return reply(200, this.#health());
     if (route === "run" || route === "runsync") {
       let input: unknown;
       try {
@@ -320,6 +350,12 @@ export class FakeRunpodPlatform {
       this.#queue.some((job) => job.id === id);
     if (!known) return reply(404, { error: "job not found" });
     if (route === "status") return reply(200, this.#view(id));
+    if (route === "status-sync") {
+      const terminal = () =>
+        ["COMPLETED", "FAILED", "CANCELLED"].includes(this.#view(id).status as string);
+      await this.until(terminal, Number(url.searchParams.get("wait") ?? 90_000)).catch(() => {});
+      return reply(200, this.#view(id));
+    }
     if (route === "cancel") {
       this.stop(id);
       return reply(200, { id, status: "CANCELLED" });

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import {
   createQueueDashboard,
   type QueueDashboard,
@@ -123,8 +124,8 @@ describe("queue dashboard", () => {
           /<td[^>]*>([^<]*)<\/td>/g,
         ),
       ].map((match) => match[1]);
-    assert.deepEqual(row("tiny"), ["tiny", "unavailable", "0", "1", "0", "0", "0", "0.0"]);
-    assert.deepEqual(row("other"), ["other", "unavailable", "0", "0", "0", "0", "0", "0.0"]);
+    assert.deepEqual(row("tiny"), ["tiny", "unavailable", "0", "1", "0", "0", "0", "0", "0.0"]);
+    assert.deepEqual(row("other"), ["other", "unavailable", "0", "0", "0", "0", "0", "0", "0.0"]);
     assert.match(html, /<div id="root">/, "bull-board's app still mounts");
   });
 
@@ -150,9 +151,20 @@ describe("queue dashboard", () => {
     assert.equal(await queue.isPaused(), false);
   });
 
-  it("runs as its own process and stops on SIGTERM", async () => {
+  it("runs as its own process, shows the models Redis knows and those that appear later, stops on SIGTERM", async () => {
+    // A gpu-worker's registry entry for a model with no queue yet.
+    const log = createLogger("test", { level: "error" });
+    const registry = new RegistryPublisher({
+      redis,
+      names,
+      workerId: "dashboard-test-gpu-worker",
+      ttlMs: 120_000,
+      log,
+    });
+    await registry.announce(["gamma"], "ready");
     const port = await freePort();
     const entry = fileURLToPath(new URL("../../orchestrator/dashboard/main.js", import.meta.url));
+    // No MODELS of the stack: "extra" is one more name to show, not the list.
     const child = spawn(process.execPath, [entry], {
       env: {
         PATH: process.env.PATH,
@@ -160,6 +172,7 @@ describe("queue dashboard", () => {
         REDIS_PREFIX: prefix,
         DASHBOARD_PORT: String(port),
         LOG_FORMAT: "json",
+        MODELS: "extra=/nowhere/extra.gguf",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -176,14 +189,50 @@ describe("queue dashboard", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.match(output, /queue dashboard listening/, output);
-    const response = await fetch(`http://127.0.0.1:${port}/api/queues`);
-    assert.equal(response.status, 200);
-    const body = (await response.json()) as { queues: { name: string }[] };
-    assert.deepEqual(
-      body.queues.map((entry) => entry.name),
-      ["model-demo"],
-    );
-    child.kill("SIGTERM");
+    const listed = async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/api/queues`);
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as { queues: { name: string }[] };
+      return body.queues.map((entry) => entry.name);
+    };
+    try {
+      assert.deepEqual(await listed(), ["model-extra", "model-gamma", "model-tiny"]);
+      const gamma = await fetch(`http://127.0.0.1:${port}/overview.json`);
+      const lines = (await gamma.json()) as { model: string; state: string; workers: number }[];
+      assert.deepEqual(
+        lines.map((line) => [line.model, line.state, line.workers]),
+        [
+          ["extra", "unavailable", 0],
+          ["gamma", "ready", 1],
+          ["tiny", "unavailable", 0],
+        ],
+      );
+      // A model whose queue an orchestrator opens later: shown without a restart.
+      const late = new Queue(names.modelQueue("late"), { connection: redis, prefix });
+      try {
+        await late.waitUntilReady();
+        const deadline = Date.now() + 15_000;
+        while (!(await listed()).includes("model-late")) {
+          assert.ok(Date.now() < deadline, `model-late was not shown within 15 s\n${output}`);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        assert.deepEqual(await listed(), [
+          "model-extra",
+          "model-gamma",
+          "model-late",
+          "model-tiny",
+        ]);
+      } finally {
+        await late.close();
+      }
+      // Watching a model does not create its queue: the dashboards wrote no queue's keys.
+      for (const model of ["extra", "gamma", "other"]) {
+        assert.deepEqual(await redis.keys(`${prefix}:model-${model}:*`), [], model);
+      }
+    } finally {
+      child.kill("SIGTERM");
+      await registry.close();
+    }
     const [code] = await once(child, "exit");
     assert.equal(code, 0, output);
   });
@@ -193,13 +242,14 @@ describe("queue dashboard without Redis", () => {
   it("still exits 0 soon after SIGTERM, with a request stuck on the stopped Redis", async () => {
     // A Redis of this test's own, to stop.
     const redis = await startRedisServer();
+    const prefix = uniquePrefix("dash-gone");
     const port = await freePort();
     const entry = fileURLToPath(new URL("../../orchestrator/dashboard/main.js", import.meta.url));
     const child = spawn(process.execPath, [entry], {
       env: {
         PATH: process.env.PATH,
         REDIS_URL: redis.url,
-        REDIS_PREFIX: uniquePrefix("dash-gone"),
+        REDIS_PREFIX: prefix,
         DASHBOARD_PORT: String(port),
         SHUTDOWN_TIMEOUT_MS: "1000",
       },
@@ -218,8 +268,26 @@ describe("queue dashboard without Redis", () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.match(output, /queue dashboard listening/, output);
+      // An empty prefix: said at once, rather than a made-up model shown.
+      assert.match(output, /no model in Redis under REDIS_PREFIX yet/, output);
+      // A queue opened later is found, and asking for it waits on Redis.
+      const connection = createRedis(
+        redis.url,
+        "test-late-queue",
+        createLogger("test", { level: "error" }),
+      );
+      const queue = new Queue("model-tiny", { connection, prefix });
+      await queue.waitUntilReady();
+      await queue.close();
+      await closeRedis(connection);
       const url = `http://127.0.0.1:${port}/api/queues`;
-      assert.equal((await fetch(url)).status, 200);
+      const shownBy = Date.now() + 15_000;
+      for (;;) {
+        const body = (await (await fetch(url)).json()) as { queues: { name: string }[] };
+        if (body.queues.some((entry) => entry.name === "model-tiny")) break;
+        assert.ok(Date.now() < shownBy, "the late queue was shown within 15 s");
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
       await redis.close();
       // Its handler waits on Redis (commands wait out a reconnect): only a bounded close ends it.
       const stuck = fetch(url).then(
