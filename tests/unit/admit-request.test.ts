@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { type AdmissionPolicy, admitRequest } from "../../orchestrator/jobs/admit-request.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { PoolError } from "../../shared/errors/index.js";
+import { maxSeed } from "../../shared/protocol/index.js";
 
 const MARKER = "PROMPT-MARKER-a91f3c";
 
@@ -170,23 +171,34 @@ describe("admitRequest: the model", () => {
 });
 
 describe("admitRequest: an admitted request", () => {
-  it("becomes a task with every default filled", () => {
+  it("becomes a task with every default filled, and a seed drawn for it", () => {
     const { task } = admitRequest(sealed({ prompt: `Tell me ${MARKER}` }), policy());
-    assert.deepEqual(task, {
-      model: "demo",
-      input: { kind: "prompt", prompt: `Tell me ${MARKER}` },
-      sampling: {
-        maxTokens: 64,
-        temperature: 1,
-        topP: 1,
-        topK: 0,
-        minP: 0,
-        stop: [],
-        repeatPenalty: 1,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
+    const { seed, ...sampling } = task.sampling;
+    assert.ok(
+      Number.isInteger(seed) && (seed ?? -1) >= 0 && (seed ?? 0) <= maxSeed,
+      `seed ${seed}`,
+    );
+    const other = admitRequest(sealed({ prompt: `Tell me ${MARKER}` }), policy()).task.sampling
+      .seed;
+    assert.notEqual(other, seed, "two requests drew the same seed");
+    assert.deepEqual(
+      { ...task, sampling },
+      {
+        model: "demo",
+        input: { kind: "prompt", prompt: `Tell me ${MARKER}` },
+        sampling: {
+          maxTokens: 64,
+          temperature: 1,
+          topP: 1,
+          topK: 0,
+          minP: 0,
+          stop: [],
+          repeatPenalty: 1,
+          presencePenalty: 0,
+          frequencyPenalty: 0,
+        },
       },
-    });
+    );
   });
 
   it("keeps the caller's messages and sampling", () => {

@@ -106,11 +106,15 @@ describe("OpenAI bodies", () => {
 describe("admission of OpenAI requests", () => {
   it("takes an encrypted OpenAI body as the same task as the pool's own request", () => {
     const openai = admitRequest(
-      sealed({ model: "tiny", prompt: "Hi", max_tokens: 5, temperature: 0 }),
+      sealed({ model: "tiny", prompt: "Hi", max_tokens: 5, temperature: 0, seed: 9 }),
       policy(),
     );
     const own = admitRequest(
-      sealed({ model: "tiny", prompt: "Hi", sampling_params: { max_tokens: 5, temperature: 0 } }),
+      sealed({
+        model: "tiny",
+        prompt: "Hi",
+        sampling_params: { max_tokens: 5, temperature: 0, seed: 9 },
+      }),
       policy(),
     );
     assert.deepEqual(openai, own);
