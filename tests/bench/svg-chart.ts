@@ -27,7 +27,8 @@ export function lineChartSvg(options: ChartOptions): string {
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const all = options.series.flatMap((series) => series.points);
-  const xMax = Math.max(1, ...all.map(([x]) => x));
+  const xStep = niceCeiling(Math.max(1, ...all.map(([x]) => x)) / 5);
+  const xMax = xStep * Math.ceil(Math.max(1, ...all.map(([x]) => x)) / xStep);
   const yMax = niceCeiling(Math.max(1, ...all.map(([, y]) => y)));
   const px = (x: number) => margin.left + (x / xMax) * plotWidth;
   const py = (y: number) => margin.top + plotHeight - (y / yMax) * plotHeight;
@@ -43,7 +44,8 @@ export function lineChartSvg(options: ChartOptions): string {
       `<line x1="${margin.left}" x2="${margin.left + plotWidth}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/>`,
       `<text x="${margin.left - 6}" y="${py(y) + 4}" text-anchor="end">${round(y)}</text>`,
     );
-    const x = (xMax * i) / 5;
+  }
+  for (let x = 0; x <= xMax + xStep / 2; x += xStep) {
     parts.push(
       `<text x="${px(x)}" y="${margin.top + plotHeight + 18}" text-anchor="middle">${round(x)}</text>`,
     );
