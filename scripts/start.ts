@@ -83,5 +83,6 @@ try {
   log.error(error instanceof Error ? error.message : String(error), {
     code: error instanceof PoolError ? error.code : undefined,
   });
-  process.exit(1);
+  // As the parts do: 2 for a configuration to fix (a REDIS_URL that Redis refuses, a bad key file).
+  process.exit(error instanceof PoolError && error.code === "CONFIG_INVALID" ? 2 : 1);
 }
