@@ -14,6 +14,7 @@ import { resolveModels } from "./models/resolve-models.js";
 import { ModelPool } from "./pool/model-pool.js";
 import { ReplyPublisher } from "./publish/reply-publisher.js";
 import { Cancellations } from "./queue/cancellations.js";
+import { JobsDrain } from "./queue/jobs-drain.js";
 import { closeModelWorker, createModelWorker } from "./queue/model-worker.js";
 import { RegistryPublisher } from "./registry/registry-publisher.js";
 
@@ -190,16 +191,18 @@ export class GpuWorker {
       // jobs finish, and do not take them for lost. Not awaited before the drain, so a dead Redis
       // delays neither. Out of the registry once the jobs are done.
       const marked = this.#registry.drain();
+      const drain = new JobsDrain(this.#cancellations, this.#shutdownTimeoutMs, this.#log);
       const drained = Promise.allSettled(
         this.#served.map(({ worker, pool }) =>
           closeModelWorker(worker, pool, {
-            abortAll: () => this.#cancellations.cancelAll(),
+            abortAll: () => drain.abortAll(),
             drainMs: this.#shutdownTimeoutMs,
             log: this.#log,
           }),
         ),
       );
       await Promise.all([marked, drained]);
+      drain.ended();
       await Promise.all([this.#registry.close(), this.#cancellations.close()]);
       await Promise.all([
         closeRedis(this.#redis),

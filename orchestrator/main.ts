@@ -15,6 +15,7 @@ import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
 import { closeApp } from "./http/close-app.js";
 import { createLocalApi } from "./local-api/local-api.js";
+import { logReady } from "./local-api/log-ready.js";
 import { Orchestrator } from "./orchestrator.js";
 import { RunpodWorker } from "./runpod/runpod-worker.js";
 
@@ -57,7 +58,8 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
     }
     throw error;
   });
-  log.info("local API listening", {
+  // Only now: a port in use must not be preceded by a "ready" line.
+  await logReady(log, orchestrator, {
     address,
     auth: config.apiKey === undefined ? "none" : "api-key",
   });

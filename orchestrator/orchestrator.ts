@@ -193,7 +193,8 @@ export class Orchestrator {
       await orchestrator.close();
       throw error;
     }
-    options.log.info("orchestrator ready", {
+    // Not yet "ready": that is the front end's to say, once it serves (the local API's port bound).
+    options.log.debug("orchestrator connected to Redis", {
       models: orchestrator.models.join(","),
       replyChannel: orchestrator.#relay.channel,
     });

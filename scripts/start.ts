@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { PoolError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
+import { onStopSignals } from "../shared/process/stop-signals.js";
 import { findRedis } from "../shared/redis/index.js";
 import { SupervisedPart } from "./launcher/supervised-part.js";
 
@@ -72,16 +73,24 @@ try {
     parts.set(name, part);
     part.start();
   }
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
-      if (stopping) process.exit(130);
+  // The parts run on without the launcher only until they see their IPC channel close: then
+  // they stop as on SIGTERM.
+  const force = (signal: NodeJS.Signals) => {
+    log.warn("second signal: exiting now", { signal });
+    process.exit(130);
+  };
+  onStopSignals({
+    stop(signal) {
+      if (stopping) force(signal);
       log.info("stopping the local stack", { signal });
       void stopAll(0);
-    });
-  }
+    },
+    force,
+  });
 } catch (error) {
   log.error(error instanceof Error ? error.message : String(error), {
     code: error instanceof PoolError ? error.code : undefined,
   });
-  process.exit(1);
+  // As the parts do: 2 for a configuration to fix (a REDIS_URL that Redis refuses, a bad key file).
+  process.exit(error instanceof PoolError && error.code === "CONFIG_INVALID" ? 2 : 1);
 }

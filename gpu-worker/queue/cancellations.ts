@@ -78,6 +78,11 @@ export class Cancellations {
     return true;
   }
 
+  /** How many jobs run here now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
   /** Aborts every running job (used when shutdown cannot wait for them). */
   cancelAll(): void {
     for (const jobId of this.#running.keys()) this.cancel(jobId);

@@ -550,11 +550,32 @@ export class JobService {
 
   async #drain(timeoutMs: number): Promise<void> {
     this.#closed = true;
-    const deadline = performance.now() + timeoutMs;
+    const { log } = this.#options;
+    const startedAt = performance.now();
+    const deadline = startedAt + timeoutMs;
+    // A job already ended (cancelled, its gpu-worker yet to confirm) is not waited for.
+    const unfinished = () => [...this.#active.values()].filter(({ record }) => !record.terminal);
+    const waitingFor = unfinished().length + this.#admitting.size;
+    if (waitingFor > 0) {
+      log.info("waiting for unfinished jobs to end before stopping", {
+        jobs: waitingFor,
+        shutdownTimeoutMs: timeoutMs,
+      });
+    }
     // Jobs accepted just before the drain are still on their way to the queue: wait for them too.
     await settlesWithin(Promise.allSettled([...this.#admitting]), timeoutMs);
     for (const { record } of [...this.#active.values()]) {
       await record.waitForEnd(Math.max(0, deadline - performance.now()));
+    }
+    const waitedMs = Math.round(performance.now() - startedAt);
+    const left = unfinished().length;
+    if (left > 0) {
+      log.warn("cancelling the jobs still unfinished at SHUTDOWN_TIMEOUT_MS", {
+        jobs: left,
+        waitedMs,
+      });
+    } else if (waitingFor > 0) {
+      log.info("every unfinished job ended", { jobs: waitingFor, waitedMs });
     }
     // Each is CANCELLED at once; telling the gpu-workers needs Redis, which gets a short grace.
     const cancels = [...this.#active.keys()].map((jobId) => this.cancel(jobId, "shutdown"));

@@ -41,8 +41,9 @@ interface Run {
 
 /**
  * One part of the `npm start` stack as a child process, restarted with backoff when it stops by
- * itself (a llama.cpp crash, an out-of-memory kill). Each part is told it has started by
- * {@link readyMessage} over an IPC channel.
+ * itself (a llama.cpp crash, an out-of-memory kill). Each part says it has started with
+ * {@link readyMessage} over an IPC channel; through the same channel it notices when the launcher
+ * is gone (killed with SIGKILL), and stops (`shared/process/launcher-gone.ts`).
  */
 export class SupervisedPart {
   readonly #options: SupervisedPartOptions;

@@ -95,7 +95,9 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /**
    * `REDIS_CONNECT_TIMEOUT_MS`: at start, how long a process waits for the Redis of `REDIS_URL` to
-   * answer before it gives up (exit 1). Outages after the start are waited out.
+   * answer before it gives up (exit 1), in ms; default 5000. A Redis that answers but refuses the
+   * connection (a wrong password, a database it does not have) stops it at once (exit 2). Outages
+   * after the start are waited out.
    */
   readonly redisConnectTimeoutMs: number;
   /** `REDIS_PREFIX`: the prefix of every Redis key and channel this deployment uses. */

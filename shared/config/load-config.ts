@@ -123,7 +123,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       'be a URL starting with "redis://", "rediss://" or "unix://"',
       { secret: true },
     ),
-    redisConnectTimeoutMs: readInt(env, "REDIS_CONNECT_TIMEOUT_MS", 0, 3_600_000) ?? 30_000,
+    redisConnectTimeoutMs: readInt(env, "REDIS_CONNECT_TIMEOUT_MS", 0, 3_600_000) ?? 5000,
     redisPrefix:
       readVar(
         env,

@@ -1,6 +1,8 @@
 import { PoolError } from "../errors/index.js";
 import type { Logger } from "../log.js";
+import { onLauncherGone } from "./launcher-gone.js";
 import { announceReady } from "./ready-signal.js";
+import { onStopSignals } from "./stop-signals.js";
 
 /** Something an entry point started and must close on the way out. */
 export interface Closable {
@@ -21,11 +23,12 @@ export interface EntryPointOptions {
 export const shutdownBackstopMarginMs = 30_000;
 
 /**
- * Runs an entry point: starts it, closes what it started in reverse order on SIGINT/SIGTERM
- * (exit 0, also when a close step had to give up waiting for Redis: that is logged), and on a
- * startup failure prints the coded message and exits non-zero (2 for bad configuration). A second
- * signal exits at once (130); a shutdown still running {@link shutdownBackstopMarginMs} past
- * `SHUTDOWN_TIMEOUT_MS` exits 1.
+ * Runs an entry point: starts it, closes what it started in reverse order on SIGINT/SIGTERM, or
+ * when the `npm start` launcher that started it is gone (exit 0, also when a close step had to
+ * give up waiting for Redis: that is logged), and on a startup failure prints the coded message
+ * and exits non-zero (2 for bad configuration). A second signal (past the second in which a
+ * Ctrl-C under npm arrives twice, see `stop-signals.ts`) exits at once (130); a
+ * shutdown still running {@link shutdownBackstopMarginMs} past `SHUTDOWN_TIMEOUT_MS` exits 1.
  */
 export async function runEntryPoint(
   log: Logger,
@@ -51,17 +54,26 @@ export async function runEntryPoint(
     }
     process.exit(exitCode);
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
-      if (stopping) {
-        log.warn("second signal: exiting now", { signal });
-        process.exit(130);
-      }
+  const force = (signal: NodeJS.Signals) => {
+    log.warn("second signal: exiting now", { signal });
+    process.exit(130);
+  };
+  onStopSignals({
+    stop(signal) {
+      // Already stopping (a failed start, the launcher gone): a signal now insists.
+      if (stopping) force(signal);
       stopping = true;
       log.info("stopping", { signal });
       void stop(0);
-    });
-  }
+    },
+    force,
+  });
+  onLauncherGone(() => {
+    if (stopping) return;
+    stopping = true;
+    log.warn("the launcher that started this process is gone (its IPC channel closed): stopping");
+    void stop(0);
+  });
   try {
     await start(closables);
     announceReady();

@@ -1,12 +1,7 @@
-import { RedisUnavailableError } from "../errors/index.js";
+import { ConfigError, RedisUnavailableError } from "../errors/index.js";
 import type { Logger } from "../log.js";
-import {
-  probeRedis,
-  type RedisServerProcess,
-  redactRedisUrl,
-  redisAnswers,
-  startRedisServer,
-} from "./redis-server-process.js";
+import { probeRedis, redactRedisUrl, redisAnswers } from "./probe-redis.js";
+import { type RedisServerProcess, startRedisServer } from "./redis-server-process.js";
 
 export const defaultLocalRedisUrl = "redis://127.0.0.1:6379";
 
@@ -26,7 +21,7 @@ export async function findRedis(
   options: { mayStart: boolean; localUrl?: string; connectTimeoutMs?: number },
 ): Promise<FoundRedis> {
   if (redisUrl !== undefined) {
-    await waitForRedis(redisUrl, options.connectTimeoutMs ?? 30_000, log);
+    await waitForRedis(redisUrl, options.connectTimeoutMs ?? 5000, log);
     return { url: redisUrl };
   }
   const localUrl = options.localUrl ?? defaultLocalRedisUrl;
@@ -54,26 +49,42 @@ export async function findRedis(
  * Waits until the configured Redis answers, trying every second, for at most `timeoutMs`; then
  * gives up with a {@link RedisUnavailableError} that names `REDIS_URL` (its password hidden), why
  * it failed and what to check. A process that starts against a Redis that never comes up thus
- * exits instead of retrying for ever; once started, it survives outages.
+ * exits instead of retrying for ever; once started, it survives outages. A Redis that answers but
+ * turns the connection down for good (a wrong password, a database it does not have) ends the
+ * wait at once with a {@link ConfigError}.
  */
 export async function waitForRedis(url: string, timeoutMs: number, log: Logger): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let reported = false;
   for (;;) {
-    const left = deadline - performance.now();
-    const failure = await probeRedis(url, Math.max(100, Math.min(1000, left)));
+    const failure = await probeRedis(
+      url,
+      Math.max(100, Math.min(1000, deadline - performance.now())),
+    );
     if (failure === undefined) return;
-    if (performance.now() + 1000 > deadline) {
+    if (failure.refused) {
+      throw new ConfigError(`REDIS_URL=${redactRedisUrl(url)}: ${failure.reason}`);
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) {
       throw new RedisUnavailableError(
-        `could not reach Redis at REDIS_URL=${redactRedisUrl(url)} within ${Math.round(timeoutMs / 1000)} s: ${failure}. ` +
+        `could not reach Redis at REDIS_URL=${redactRedisUrl(url)} within ${formatSeconds(timeoutMs)}: ${failure.reason}. ` +
           "Check that Redis runs and is reachable from here, the host and port, the password, and " +
           "redis:// vs rediss:// (TLS); REDIS_CONNECT_TIMEOUT_MS sets how long to wait",
       );
     }
     if (!reported) {
       reported = true;
-      log.warn("waiting for Redis", { url: redactRedisUrl(url), reason: failure });
+      log.warn("waiting for Redis", {
+        url: redactRedisUrl(url),
+        reason: failure.reason,
+        timeoutMs,
+      });
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1000, left)));
   }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
 }

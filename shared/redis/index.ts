@@ -1,3 +1,4 @@
 export * from "./create-redis.js";
 export * from "./find-redis.js";
+export * from "./probe-redis.js";
 export * from "./redis-server-process.js";

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
-import { Redis } from "ioredis";
 import { RedisUnavailableError } from "../errors/index.js";
+import { redisAnswers } from "./probe-redis.js";
 
 export interface RedisServerProcess {
   readonly url: string;
@@ -21,64 +21,6 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Whether a Redis server answers PING at `url` within `timeoutMs`. */
-export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
-  return (await probeRedis(url, timeoutMs)) === undefined;
-}
-
-/**
- * Connects once and sends PING. Resolves `undefined` when Redis answered, else why it did not, in
- * words for an operator (never the URL or its password).
- */
-export async function probeRedis(url: string, timeoutMs = 1000): Promise<string | undefined> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  let lastError: Error | undefined;
-  redis.on("error", (error: Error) => {
-    lastError = error;
-  });
-  try {
-    await redis.connect();
-    const answer = await redis.ping();
-    return answer === "PONG" ? undefined : "it did not answer PING with PONG";
-  } catch (error) {
-    // The event carries the cause (ECONNREFUSED, NOAUTH…); the rejection only says it closed.
-    return describeFailure(lastError ?? (error instanceof Error ? error : undefined));
-  } finally {
-    redis.disconnect();
-  }
-}
-
-function describeFailure(error: Error | undefined): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const message = error?.message ?? "";
-  if (code === "ECONNREFUSED") return "the connection was refused (nothing listens there)";
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "the host name does not resolve";
-  if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "the connection timed out";
-  if (/NOAUTH|WRONGPASS|invalid password|AUTH/i.test(message)) {
-    return "Redis refused the credentials (check the password in REDIS_URL)";
-  }
-  if (/SSL|TLS|certificate|wrong version number/i.test(message)) {
-    return "the TLS handshake failed (rediss:// needs a TLS port; redis:// a plain one)";
-  }
-  return code === undefined ? "the connection failed" : `the connection failed (${code})`;
-}
-
-/** A Redis URL fit for a log line: the password, if any, is replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }
 
 /**

@@ -90,7 +90,7 @@ const statusOf = async (id: string) =>
 
 const rows: string[] = [];
 try {
-  await until(() => count("model ready") === 1 && count("local API listening") === 1, "start");
+  await until(() => count("model ready") === 1 && count("orchestrator ready") === 1, "start");
   for (let run = 1; run <= runs; run += 1) {
     process.kill(gpuWorkerPid(), "SIGKILL");
     await until(() => count("the gpu-worker stopped: restarting it") === run, "crash line");

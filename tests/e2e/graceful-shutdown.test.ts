@@ -1,9 +1,12 @@
 /**
  * SIGTERM while a job runs: the gpu-worker finishes it, the orchestrator keeps serving its stream,
- * and both processes exit 0 once it is done, the gpu-worker having withdrawn its registry entry. (Refusing new jobs while draining is tested in the
- * http tier, where the moment of the drain is not a race with signal delivery.)
+ * and both processes exit 0 once it is done, the gpu-worker having withdrawn its registry entry;
+ * each says at the start of its wait how many jobs it waits for and for how long at most, and
+ * when they have ended. (Refusing new jobs while draining is tested in the http tier, where the
+ * moment of the drain is not a race with signal delivery.)
  */
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { isFinalChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
@@ -30,6 +33,9 @@ describe("graceful shutdown", () => {
       prompt: "the dog",
       sampling_params: { max_tokens: 1500, temperature: 0 },
     });
+    const { orchestrator } = stack;
+    const [gpuWorker] = stack.gpuWorkers;
+    assert.ok(orchestrator && gpuWorker);
     let signalled = false;
     const { status, chunks } = await stack.streamAll(job.id, (chunk) => {
       if (signalled || isFinalChunk(chunk)) return;
@@ -44,6 +50,24 @@ describe("graceful shutdown", () => {
     assert.equal(final.usage.completion_tokens, 1500);
     assert.deepEqual(await stack.exited(), [0, 0]);
     assert.ok(stack.logs.some((line) => line.includes("gpu-worker stopped")));
+    const saidInOrder = (part: ChildProcess, lines: RegExp[]) => {
+      const log = stack.logsOf(part);
+      const at = lines.map((line) => log.findIndex((text) => line.test(text)));
+      assert.ok(
+        at.every((index, i) => index >= 0 && (i === 0 || index > (at[i - 1] ?? 0))),
+        log.join("\n"),
+      );
+    };
+    saidInOrder(orchestrator, [
+      /waiting for unfinished jobs to end before stopping jobs=1 shutdownTimeoutMs=60000$/,
+      /every unfinished job ended jobs=1 waitedMs=\d+$/,
+      /orchestrator stopped/,
+    ]);
+    saidInOrder(gpuWorker, [
+      /waiting for running jobs to end before stopping jobs=1 shutdownTimeoutMs=60000$/,
+      /every running job ended jobs=1 waitedMs=\d+$/,
+      /gpu-worker stopped/,
+    ]);
     const registry = (await keysWithPrefix(stack.redisUrl, stack.prefix)).filter((key) =>
       key.includes(":registry:"),
     );

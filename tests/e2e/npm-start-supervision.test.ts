@@ -117,7 +117,7 @@ describe("npm start supervises its gpu-worker", () => {
       () => {
         if (launcher.exitCode !== null) assert.fail(`the stack stopped:\n${output.join("")}`);
         return (
-          linesSaying("model ready").length === 1 && linesSaying("local API listening").length === 1
+          linesSaying("model ready").length === 1 && linesSaying("orchestrator ready").length === 1
         );
       },
       90_000,
@@ -223,7 +223,7 @@ describe("npm start supervises its gpu-worker", () => {
     assert.equal(crashLine()?.signal, "SIGKILL");
     assert.equal(crashLine()?.restartInMs, 1000);
     await waitFor(
-      () => linesSaying("local API listening").length === 2,
+      () => linesSaying("orchestrator ready").length === 2,
       60_000,
       "the orchestrator's restart",
     );

@@ -1,46 +1,17 @@
 /**
- * Start-up against a Redis that is not there: each process waits REDIS_CONNECT_TIMEOUT_MS for it,
- * then exits 1 with a message that names REDIS_URL (its password hidden), why and what to check,
+ * Start-up against a Redis that is not there: each process waits REDIS_CONNECT_TIMEOUT_MS (5 s by
+ * default) for it, then exits 1 with a message that names REDIS_URL (its password hidden), why and what to check,
  * instead of retrying for ever without listening. A Redis that comes up within the wait is used.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { runEntry } from "../support/run-entry.js";
 
-const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 const password = "s3cret-redis-pass";
-
-interface Ran {
-  code: number | null;
-  ms: number;
-  output: string;
-}
-
-function start(
-  part: string,
-  env: Record<string, string>,
-): { child: ChildProcess; ended: Promise<Ran>; output: () => string } {
-  const startedAt = performance.now();
-  const child = spawn(process.execPath, [`${distRoot}${part}`], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (data: Buffer) => {
-    output += data.toString();
-  });
-  child.stderr?.on("data", (data: Buffer) => {
-    output += data.toString();
-  });
-  const ended = new Promise<Ran>((resolve) => {
-    child.once("exit", (code) => resolve({ code, ms: performance.now() - startedAt, output }));
-  });
-  return { child, ended, output: () => output };
-}
 
 async function baseEnv(port: number) {
   return {
@@ -57,7 +28,7 @@ describe("start-up against an unreachable Redis", () => {
   for (const part of ["orchestrator/main.js", "gpu-worker/main.js"]) {
     it(`${part} exits 1 within the wait, naming REDIS_URL without its password`, async () => {
       const port = await freePort();
-      const { ended } = start(part, await baseEnv(port));
+      const { ended } = runEntry(part, await baseEnv(port));
       const ran = await ended;
       assert.equal(ran.code, 1, ran.output);
       assert.ok(ran.ms < 20_000, `it took ${Math.round(ran.ms)} ms`);
@@ -68,10 +39,25 @@ describe("start-up against an unreachable Redis", () => {
     });
   }
 
+  for (const entry of ["orchestrator/main.js", "scripts/start.js"]) {
+    it(`${entry} gives up within a few seconds by default`, async () => {
+      const port = await freePort();
+      // Blank is unset: the default wait (it was 30 s).
+      const env = { ...(await baseEnv(port)), REDIS_CONNECT_TIMEOUT_MS: "" };
+      const ran = await runEntry(entry, env).ended;
+      assert.equal(ran.code, 1, ran.output);
+      assert.match(
+        ran.output,
+        /could not reach Redis at REDIS_URL=\S+ within 5 s: the connection was refused/,
+      );
+      assert.ok(ran.ms < 15_000, `it took ${Math.round(ran.ms)} ms`);
+    });
+  }
+
   it("uses a Redis that comes up while the orchestrator waits", async () => {
     const port = await freePort();
     const env = { ...(await baseEnv(port)), REDIS_CONNECT_TIMEOUT_MS: "20000" };
-    const { child, ended, output } = start("orchestrator/main.js", env);
+    const { child, ended, output } = runEntry("orchestrator/main.js", env);
     let redis: ChildProcess | undefined;
     try {
       // Redis comes up only once the orchestrator has found it missing.

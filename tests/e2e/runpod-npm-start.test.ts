@@ -76,7 +76,7 @@ describe("npm start in RunPod mode", () => {
       assert.equal(await exited, 0, output.join(""));
       const lines = output.join("").split("\n").filter(Boolean);
       assert.ok(lines.some((line) => line.includes("RunPod worker stopped")));
-      assert.ok(!lines.some((line) => line.includes("local API listening")));
+      assert.ok(!lines.some((line) => line.includes("orchestrator ready")), "no local API");
       for (const line of lines) {
         const parsed = JSON.parse(line) as Record<string, unknown>;
         assert.ok("requestId" in parsed && "message" in parsed && "level" in parsed, line);

@@ -2,8 +2,11 @@
  * A job still running when the orchestrator's shutdown deadline passes is cancelled by the
  * shutdown, and says so: its caller sees `CANCELLED` with an error naming the shutdown, and the
  * log line is the shutdown's, never "cancelled by the caller" (which a caller's `/cancel` logs).
+ * The stopping orchestrator, and a stopping gpu-worker likewise, say at the start how many jobs
+ * they wait for and for how long at most, then that they cancel those left.
  */
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
@@ -24,15 +27,21 @@ describe("a job left running at shutdown", () => {
     await stack?.stop();
   });
 
-  const logged = (message: string, jobId: string) =>
-    stack.logs.some((line) => {
+  const parsedLines = (lines: readonly string[]) =>
+    lines.flatMap((line) => {
       try {
-        const parsed = JSON.parse(line) as { message?: string; jobId?: string };
-        return parsed.message === message && parsed.jobId === jobId;
+        return [JSON.parse(line) as Record<string, unknown>];
       } catch {
-        return false;
+        return [];
       }
     });
+  const logged = (message: string, jobId: string) =>
+    parsedLines(stack.logs).some((line) => line.message === message && line.jobId === jobId);
+  /** The fields of `part`'s lines saying `message`, but for the line's own keys. */
+  const linesOf = (part: ChildProcess, message: string) =>
+    parsedLines(stack.logsOf(part))
+      .filter((line) => line.message === message)
+      .map(({ time, level, component, message, ...fields }) => fields);
 
   it("is reported cancelled by the shutdown, not by its caller", async () => {
     // A caller's own cancel, for contrast: the wording the shutdown must not use.
@@ -78,5 +87,43 @@ describe("a job left running at shutdown", () => {
     assert.equal(await exited, 0);
     assert.ok(logged("job cancelled: the orchestrator is shutting down", job.id));
     assert.ok(!logged("job cancelled by the caller", job.id), "not the caller's wording");
+    assert.deepEqual(linesOf(orchestrator, "waiting for unfinished jobs to end before stopping"), [
+      { jobs: 1, shutdownTimeoutMs: 1000 },
+    ]);
+    const cancelling = linesOf(
+      orchestrator,
+      "cancelling the jobs still unfinished at SHUTDOWN_TIMEOUT_MS",
+    );
+    assert.equal(cancelling.length, 1);
+    assert.equal(cancelling[0]?.jobs, 1);
+    assert.ok(Number(cancelling[0]?.waitedMs) >= 1000);
+  });
+
+  it("a stopping gpu-worker says what it waits for, then cancels it at the deadline", async () => {
+    await stack.restartOrchestrator("SIGTERM");
+    const job = await stack.run({
+      prompt: "the dog",
+      sampling_params: { max_tokens: 4000, temperature: 0 },
+    });
+    await waitFor(
+      async () =>
+        ((await stack.get(`/status/${job.id}`)) as { status: string }).status === "IN_PROGRESS",
+      60_000,
+      "the job to run",
+    );
+    const [gpuWorker] = stack.gpuWorkers;
+    assert.ok(gpuWorker);
+    await stack.killGpuWorkers("SIGTERM");
+    assert.equal(gpuWorker.exitCode, 0);
+    assert.deepEqual(linesOf(gpuWorker, "waiting for running jobs to end before stopping"), [
+      { jobs: 1, shutdownTimeoutMs: 1000 },
+    ]);
+    const cancelling = linesOf(
+      gpuWorker,
+      "cancelling the jobs still running at SHUTDOWN_TIMEOUT_MS",
+    );
+    assert.equal(cancelling.length, 1);
+    assert.equal(cancelling[0]?.jobs, 1);
+    assert.ok(Number(cancelling[0]?.waitedMs) >= 1000);
   });
 });
