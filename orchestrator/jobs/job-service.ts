@@ -31,9 +31,13 @@ import {
   type StreamChunk,
   sealJson,
 } from "../../shared/protocol/index.js";
+import {
+  type AdmittedCapacity,
+  admitCapacity,
+  type CapacityPolicy,
+} from "../admission/admit-capacity.js";
+import { type AdmissionPolicy, admitRequest } from "../admission/admit-request.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
-import { type AdmittedCapacity, admitCapacity, type CapacityPolicy } from "./admit-capacity.js";
-import { type AdmissionPolicy, admitRequest } from "./admit-request.js";
 import { JobMirrors } from "./job-mirrors.js";
 import { isTerminalStatus, type JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";

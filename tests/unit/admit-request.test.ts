@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type AdmissionPolicy, admitRequest } from "../../orchestrator/jobs/admit-request.js";
+import { type AdmissionPolicy, admitRequest } from "../../orchestrator/admission/admit-request.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { PoolError } from "../../shared/errors/index.js";
 import { maxSeed } from "../../shared/protocol/index.js";

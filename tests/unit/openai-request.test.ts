@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type AdmissionPolicy, admitRequest } from "../../orchestrator/jobs/admit-request.js";
+import { type AdmissionPolicy, admitRequest } from "../../orchestrator/admission/admit-request.js";
 import { type ConfigHost, loadConfig } from "../../shared/config/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { ConfigError, PoolError } from "../../shared/errors/index.js";

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { clampRetryAfter, ServiceTimes } from "../../orchestrator/admission/service-times.js";
 import { fallbackWaitSeconds, parseRetryAfter } from "../../orchestrator/client/busy-retry.js";
-import { clampRetryAfter, ServiceTimes } from "../../orchestrator/jobs/service-times.js";
 import { ErrorCode, ModelUnavailableError, overloadStatusOf } from "../../shared/errors/index.js";
 import { openAiError } from "../../shared/openai/index.js";
 

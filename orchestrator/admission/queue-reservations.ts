@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import type { ModelQueues } from "./model-queues.js";
+import type { ModelQueues } from "../jobs/model-queues.js";
 
 /**
  * Checks a model's depth against its limit and reserves a place, in one step on the server, so
