@@ -3,7 +3,7 @@
  * and the reference client.
  */
 export * from "./client/index.js";
-export { JobRecord, type JobStatus } from "./jobs/job-record.js";
+export { JobRecord } from "./jobs/job-record.js";
 export { JobService, type SubmitOptions } from "./jobs/job-service.js";
 export { createLocalApi, type LocalApiOptions } from "./local-api/local-api.js";
 export { Orchestrator, type OrchestratorOptions } from "./orchestrator.js";

@@ -8,13 +8,7 @@ import { z } from "zod";
 /** `IN_QUEUE`, `IN_PROGRESS`, then one of {@link terminalStatuses}. Kept open: RunPod may add some. */
 const jobStatus = z.string().min(1);
 
-/** Job states after which nothing changes. */
-export const terminalStatuses: ReadonlySet<string> = new Set([
-  "COMPLETED",
-  "FAILED",
-  "CANCELLED",
-  "TIMED_OUT",
-]);
+export { terminalStatuses } from "../../shared/protocol/index.js";
 
 /** `POST /run` */
 export const runResponseSchema = z.looseObject({

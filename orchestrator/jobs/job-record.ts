@@ -1,36 +1,12 @@
 import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { OpenAiAnswerShape } from "../../shared/openai/index.js";
-import type { OutputChunk } from "../../shared/protocol/index.js";
-
-export type JobStatus =
-  | "IN_QUEUE"
-  | "IN_PROGRESS"
-  | "COMPLETED"
-  | "FAILED"
-  | "CANCELLED"
-  | "TIMED_OUT";
-
-const terminalStatuses: ReadonlySet<JobStatus> = new Set([
-  "COMPLETED",
-  "FAILED",
-  "CANCELLED",
-  "TIMED_OUT",
-]);
-
-export function isTerminalStatus(status: JobStatus): boolean {
-  return terminalStatuses.has(status);
-}
+import { isTerminalStatus, type JobStatus, type OutputChunk } from "../../shared/protocol/index.js";
 
 /**
  * What the orchestrator knows of one job, and the one owner of its states: its status, the chunks
  * produced so far (in order), and its error. Every transition is a method here, each is allowed
- * from the states the README's "Job states" table lists and ignored from any other, and the end
- * listener hears of the job exactly once, when it first becomes terminal.
- *
- * ```
- * IN_QUEUE ─► IN_PROGRESS ─► COMPLETED | FAILED | CANCELLED | TIMED_OUT
- *     └──────────────────────► FAILED | CANCELLED | TIMED_OUT
- * ```
+ * from the states the README's "Job states" table lists (see {@link JobStatus}) and ignored from
+ * any other, and the end listener hears of the job exactly once, when it first becomes terminal.
  */
 export class JobRecord {
   readonly id: string;

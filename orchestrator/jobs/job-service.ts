@@ -26,6 +26,7 @@ import {
   encryptChunk,
   type FinalChunk,
   isFinalChunk,
+  isTerminalStatus,
   type JobPayload,
   type ReplyMessage,
   type StreamChunk,
@@ -39,7 +40,7 @@ import {
 import { type AdmissionPolicy, admitRequest } from "../admission/admit-request.js";
 import type { ReplyRelay } from "../relay/reply-relay.js";
 import { JobMirrors } from "./job-mirrors.js";
-import { isTerminalStatus, type JobRecord } from "./job-record.js";
+import type { JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
 import { type JobSnapshot, recordOf, snapshotOf } from "./job-snapshot.js";
 import type { JobStore } from "./job-store.js";

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { isErrorCode } from "../../shared/errors/index.js";
-import type { OpenAiAnswerShape } from "../../shared/openai/index.js";
-import type { OutputChunk } from "../../shared/protocol/index.js";
-import { JobRecord, type JobStatus } from "./job-record.js";
+import { errorInfoSchema } from "../../shared/errors/index.js";
+import { openAiAnswerShapeSchema } from "../../shared/openai/index.js";
+import { jobStatusSchema, outputChunkSchema } from "../../shared/protocol/index.js";
+import { JobRecord } from "./job-record.js";
 
 /**
  * What Redis holds of one accepted job (sealed with the service key, so only ciphertext is
@@ -14,7 +14,7 @@ export const jobSnapshotSchema = z.object({
   id: z.string(),
   /** The orchestrator that tracks the job (whose reply channel its gpu-worker writes to). */
   owner: z.string(),
-  status: z.enum(["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"]),
+  status: jobStatusSchema,
   model: z.string().optional(),
   acceptedAt: z.number(),
   /** When the job times out (`JOB_TIMEOUT_MS` or the submit's own limit after acceptance). */
@@ -22,16 +22,10 @@ export const jobSnapshotSchema = z.object({
   startedAt: z.number().optional(),
   endedAt: z.number().optional(),
   encryptOutput: z.boolean(),
-  openai: z
-    .object({
-      route: z.enum(["chat", "completion"]),
-      stream: z.boolean(),
-      includeUsage: z.boolean(),
-    })
-    .optional(),
-  error: z.object({ code: z.string().refine(isErrorCode), message: z.string() }).optional(),
+  openai: openAiAnswerShapeSchema.optional(),
+  error: errorInfoSchema.optional(),
   /** The chunks, once the job ended (plaintext or encrypted, as the caller gets them). */
-  chunks: z.array(z.looseObject({ seq: z.number() })).optional(),
+  chunks: z.array(outputChunkSchema).optional(),
   generationEnded: z.boolean().optional(),
   /** How many chunks `/stream` polls had taken when this was written. */
   streamed: z.number().optional(),
@@ -88,12 +82,12 @@ export function recordOf(
     ...(onEnd === undefined ? {} : { onEnd }),
   });
   record.model = snapshot.model;
-  record.openai = snapshot.openai as OpenAiAnswerShape | undefined;
+  record.openai = snapshot.openai;
   record.restore({
-    status: snapshot.status as JobStatus,
-    chunks: (snapshot.chunks ?? []) as unknown as OutputChunk[],
+    status: snapshot.status,
+    chunks: snapshot.chunks ?? [],
     generationEnded: snapshot.generationEnded ?? false,
-    error: snapshot.error as JobRecord["error"],
+    error: snapshot.error,
     startedAt: local(snapshot.startedAt),
     endedAt: local(snapshot.endedAt),
     streamed: snapshot.streamed ?? 0,

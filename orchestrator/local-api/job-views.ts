@@ -1,4 +1,5 @@
-import type { JobRecord, JobStatus } from "../jobs/job-record.js";
+import type { JobStatus } from "../../shared/protocol/index.js";
+import type { JobRecord } from "../jobs/job-record.js";
 
 /** A job as RunPod's hosted API shows it on `/status` and `/runsync`. */
 export interface JobStatusView {

@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /**
  * Stable error codes. A code is never reused for another meaning: clients branch on it, and it is
  * the only part of an error that survives Redis and `postMessage` (`instanceof` does not).
@@ -55,6 +57,11 @@ export interface ErrorInfo {
   code: ErrorCode;
   message: string;
 }
+
+export const errorCodeSchema = z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]);
+
+/** An {@link ErrorInfo} read back (from Redis, a reply). */
+export const errorInfoSchema = z.object({ code: errorCodeSchema, message: z.string() });
 
 export interface PoolErrorOptions {
   cause?: unknown;

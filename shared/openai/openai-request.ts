@@ -127,13 +127,15 @@ export type OpenAiChatBody = z.infer<typeof openAiChatSchema>;
 export type OpenAiCompletionBody = z.infer<typeof openAiCompletionSchema>;
 export type OpenAiBody = OpenAiChatBody | OpenAiCompletionBody;
 
-/** How the answer to an OpenAI request is to be shaped. */
-export interface OpenAiAnswerShape {
-  route: OpenAiRoute;
-  stream: boolean;
+/** How the answer to an OpenAI request is to be shaped (kept with the job's record). */
+export const openAiAnswerShapeSchema = z.object({
+  route: z.enum(["chat", "completion"]),
+  stream: z.boolean(),
   /** `stream_options.include_usage`: a last chunk with empty `choices` and the usage. */
-  includeUsage: boolean;
-}
+  includeUsage: z.boolean(),
+});
+
+export type OpenAiAnswerShape = z.infer<typeof openAiAnswerShapeSchema>;
 
 /** Fields only an OpenAI body has at its top level: a decrypted request with one is read as such. */
 const openAiOnlyFields = [

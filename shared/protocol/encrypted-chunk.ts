@@ -24,6 +24,12 @@ export const encryptedChunkSchema = z.looseObject({
   encrypted: z.string().min(1),
 });
 
+/** A chunk as the API serves it, read back (from a job's record in Redis). */
+export const outputChunkSchema: z.ZodType<OutputChunk> = z.union([
+  encryptedChunkSchema,
+  streamChunkSchema,
+]);
+
 export function encryptChunk(keyRing: KeyRing, chunk: StreamChunk): EncryptedChunk {
   return { seq: chunk.seq, encrypted: keyRing.encrypt(JSON.stringify(chunk)) };
 }

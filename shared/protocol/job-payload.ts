@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { finishReasonSchema } from "./finish-reason.js";
 
 /** The data of a BullMQ job on a model queue. The task itself is sealed (see `sealed.ts`). */
 export const jobPayloadSchema = z.strictObject({
@@ -26,7 +27,7 @@ export type JobPayload = z.infer<typeof jobPayloadSchema>;
 export type JobReturnValue = JobResult;
 
 export const jobResultSchema = z.strictObject({
-  finishReason: z.enum(["stop", "length", "cancelled"]),
+  finishReason: finishReasonSchema,
   promptTokens: z.number().int().min(0),
   cachedTokens: z.number().int().min(0),
   completionTokens: z.number().int().min(0),
@@ -51,7 +52,7 @@ export const jobMetadataSchema = z.strictObject({
   status: z.enum(["active", "completed", "cancelled", "failed"]),
   /** The error code of a failed job. */
   code: z.string().optional(),
-  finishReason: z.enum(["stop", "length", "cancelled"]).optional(),
+  finishReason: finishReasonSchema.optional(),
   /** Milliseconds from queueing to the gpu-worker taking the job. */
   queueMs: z.number().min(0),
   /** Milliseconds the gpu-worker ran it (once finished). */

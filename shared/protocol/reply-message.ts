@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { ErrorCode } from "../errors/index.js";
+import { errorCodeSchema } from "../errors/index.js";
+import { finishReasonSchema } from "./finish-reason.js";
 
 /**
  * What a gpu-worker sends back to the orchestrator that submitted a job, numbered from 0 by `seq`.
@@ -10,7 +11,7 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("done"),
     seq: z.number().int().min(0),
-    finishReason: z.enum(["stop", "length", "cancelled"]),
+    finishReason: finishReasonSchema,
     promptTokens: z.number().int().min(0),
     /** Prompt tokens the prompt cache held (absent from gpu-workers before the cache: 0). */
     cachedTokens: z.number().int().min(0).optional(),
@@ -23,7 +24,7 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("error"),
     seq: z.number().int().min(0),
-    code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+    code: errorCodeSchema,
     message: z.string(),
   }),
 ]);

@@ -1,7 +1,5 @@
 import { z } from "zod";
-
-/** Why generation ended. */
-export type FinishReason = "stop" | "length" | "cancelled";
+import { type FinishReason, finishReasonSchema } from "./finish-reason.js";
 
 export interface Usage {
   prompt_tokens: number;
@@ -61,7 +59,7 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
   z.looseObject({
     seq: count,
     done: z.literal(true),
-    finish_reason: z.enum(["stop", "length", "cancelled"]),
+    finish_reason: finishReasonSchema,
     usage: z.looseObject({
       prompt_tokens: count,
       completion_tokens: count,

@@ -1,6 +1,7 @@
 import type { MessagePort } from "node:worker_threads";
 import type { GpuChoice } from "../config/index.js";
 import type { ErrorInfo } from "../errors/index.js";
+import type { FinishReason } from "./finish-reason.js";
 import type { GenerationTask } from "./generation-task.js";
 
 /** `workerData` of a model thread: what it loads, once, when it starts. */
@@ -35,7 +36,7 @@ export interface ThreadTask {
 }
 
 export interface ThreadResult {
-  finishReason: "stop" | "length" | "cancelled";
+  finishReason: FinishReason;
   promptTokens: number;
   /** Prompt tokens the job's sequence already held (the prompt cache), not evaluated again. */
   cachedTokens: number;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isTerminalStatus, JobRecord } from "../../orchestrator/jobs/job-record.js";
+import { JobRecord } from "../../orchestrator/jobs/job-record.js";
 import { JobTable } from "../../orchestrator/jobs/job-table.js";
-import type { FinalChunk } from "../../shared/protocol/index.js";
+import { type FinalChunk, isTerminalStatus } from "../../shared/protocol/index.js";
 
 const failure = { code: "INTERNAL" as const, message: "lost" };
 
