@@ -8,14 +8,12 @@ import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { QueueReservations } from "./admission/queue-reservations.js";
 import { clampRetryAfter, ServiceTimes } from "./admission/service-times.js";
-import { JobHeartbeat } from "./jobs/job-heartbeat.js";
+import { JobStore } from "./jobs/durable/job-store.js";
 import { JobService } from "./jobs/job-service.js";
-import { JobStore } from "./jobs/job-store.js";
 import { JobTable } from "./jobs/job-table.js";
 import { ModelQueues } from "./jobs/model-queues.js";
 import { OrchestratorMetrics } from "./metrics/orchestrator-metrics.js";
 import { ModelRegistryReader } from "./registry/model-registry-reader.js";
-import { ReplyRelay } from "./relay/reply-relay.js";
 
 /** How long a drained orchestrator still waits for pollers to fetch the chunks of ended jobs. */
 const drainGraceMs = 2000;
@@ -51,10 +49,7 @@ export class Orchestrator {
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #queueRedis: Redis;
-  readonly #relay: ReplyRelay;
   readonly #table: JobTable;
-  readonly #store: JobStore | undefined;
-  readonly #heartbeat: JobHeartbeat | undefined;
   readonly #config: Config;
   readonly #log: Logger;
   #closing: Promise<void> | undefined;
@@ -73,14 +68,6 @@ export class Orchestrator {
     // connection (BullMQ's 64) into each pipeline or MULTI started there, which the job records
     // and registry reads on `#redis` then do not pay.
     this.#queueRedis = createRedis(redisUrl, "orchestrator-queues", log);
-    this.#relay = new ReplyRelay({
-      subscriber: this.#subscriber,
-      redis: this.#redis,
-      names,
-      orchestratorId: this.id,
-      keyRing,
-      log,
-    });
     // A RunPod worker posts results to the platform, which keeps them: nothing to hold here.
     this.#table = new JobTable({
       retentionMs: config.mode === "runpod" ? 0 : config.resultRetentionMs,
@@ -89,7 +76,7 @@ export class Orchestrator {
       onEnd: (record) => this.metrics.jobEnded(record),
     });
     // A RunPod worker's results are the platform's to keep; the local API keeps them in Redis.
-    this.#store =
+    const store =
       config.mode === "runpod"
         ? undefined
         : new JobStore({
@@ -122,9 +109,10 @@ export class Orchestrator {
     );
     this.jobs = new JobService({
       redis: this.#redis,
+      subscriber: this.#subscriber,
       names,
+      orchestratorId: this.id,
       queues: this.queues,
-      relay: this.#relay,
       table: this.#table,
       admission: {
         keyRing,
@@ -155,20 +143,11 @@ export class Orchestrator {
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
       registryTtlMs: config.registryTtlMs,
-      ...(this.#store === undefined ? {} : { store: this.#store }),
+      ...(store === undefined ? {} : { store }),
       metrics: this.metrics,
       log,
     });
     this.metrics.observe(this.jobs);
-    this.#heartbeat =
-      this.#store === undefined
-        ? undefined
-        : new JobHeartbeat({
-            store: this.#store,
-            jobs: this.jobs,
-            presenceTtlMs: config.registryTtlMs,
-            log,
-          });
   }
 
   /**
@@ -186,9 +165,8 @@ export class Orchestrator {
   static async start(options: OrchestratorOptions): Promise<Orchestrator> {
     const orchestrator = new Orchestrator(options);
     try {
-      await orchestrator.#relay.start();
       await orchestrator.queues.ready();
-      await orchestrator.#heartbeat?.start();
+      await orchestrator.jobs.start();
     } catch (error) {
       await orchestrator.close();
       throw error;
@@ -196,7 +174,7 @@ export class Orchestrator {
     // Not yet "ready": that is the front end's to say, once it serves (the local API's port bound).
     options.log.debug("orchestrator connected to Redis", {
       models: orchestrator.models.join(","),
-      replyChannel: orchestrator.#relay.channel,
+      replyChannel: orchestrator.jobs.replyChannel,
     });
     return orchestrator;
   }
@@ -218,9 +196,8 @@ export class Orchestrator {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.drain();
-      await this.#heartbeat?.close();
       // Each gives Redis a short grace at most; side by side, a dead Redis costs it once.
-      await Promise.all([this.#relay.close(), this.queues.close()]);
+      await Promise.all([this.jobs.disconnect(), this.queues.close()]);
       this.#table.close();
       await Promise.all([
         closeRedis(this.#redis),

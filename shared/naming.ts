@@ -3,6 +3,9 @@
  * deployment's prefix (`REDIS_PREFIX`) so that several deployments, or tests, share one Redis.
  * Names carry model names and random ids only, never anything from a request's content.
  */
+/** What a BullMQ job id of a later attempt adds to the job id. */
+const attemptSuffix = ".attempt-";
+
 export class RedisNames {
   constructor(readonly prefix: string) {}
 
@@ -51,7 +54,16 @@ export class RedisNames {
    * BullMQ until its lock lapses).
    */
   static queueJobId(jobId: string, attempt: number): string {
-    return attempt <= 1 ? jobId : `${jobId}.attempt-${attempt}`;
+    return attempt <= 1 ? jobId : `${jobId}${attemptSuffix}${attempt}`;
+  }
+
+  /** The job and attempt of a BullMQ job id ({@link queueJobId} read back). */
+  static parseQueueJobId(queueJobId: string): { jobId: string; attempt: number } {
+    const at = queueJobId.lastIndexOf(attemptSuffix);
+    const attempt = at < 0 ? Number.NaN : Number(queueJobId.slice(at + attemptSuffix.length));
+    return Number.isInteger(attempt) && attempt > 1
+      ? { jobId: queueJobId.slice(0, at), attempt }
+      : { jobId: queueJobId, attempt: 1 };
   }
 
   /**

@@ -2,17 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import {
-  ErrorCode,
-  type ErrorInfo,
   InternalError,
-  isErrorCode,
-  JobLostError,
+  messageOf,
   OpenAiPlaintextDisabledError,
   PoolError,
   RedisUnavailableError,
-  TimedOutError,
   toErrorInfo,
-  WorkerLostError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
@@ -22,37 +17,33 @@ import {
   redisCloseGraceMs,
   settlesWithin,
 } from "../../shared/process/deadline.js";
-import {
-  encryptChunk,
-  type FinalChunk,
-  isFinalChunk,
-  isTerminalStatus,
-  type JobPayload,
-  type ReplyMessage,
-  type StreamChunk,
-  sealJson,
-} from "../../shared/protocol/index.js";
+import { type FinalChunk, type JobPayload, sealJson } from "../../shared/protocol/index.js";
 import {
   type AdmittedCapacity,
   admitCapacity,
   type CapacityPolicy,
 } from "../admission/admit-capacity.js";
 import { type AdmissionPolicy, admitRequest } from "../admission/admit-request.js";
-import type { ReplyRelay } from "../relay/reply-relay.js";
-import { JobMirrors } from "./job-mirrors.js";
+import { ReplyRelay } from "../relay/reply-relay.js";
+import { DurableJobs, type JobHost } from "./durable/durable-jobs.js";
+import type { JobSnapshot } from "./durable/job-snapshot.js";
+import type { JobStore } from "./durable/job-store.js";
+import { EphemeralJobs, type JobPersistence } from "./job-persistence.js";
 import type { JobRecord } from "./job-record.js";
 import { JobSignals } from "./job-signals.js";
-import { type JobSnapshot, recordOf, snapshotOf } from "./job-snapshot.js";
-import type { JobStore } from "./job-store.js";
 import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
+import { type JobContext, jobOfQueueJob, TrackedJob } from "./tracked-job.js";
 import { WorkerWatch } from "./worker-watch.js";
 
 export interface JobServiceOptions {
   redis: Redis;
+  /** The connection the reply relay subscribes on (a subscribed connection does nothing else). */
+  subscriber: Redis;
   names: RedisNames;
+  /** This orchestrator's id: its reply channel, and the owner of its jobs' records. */
+  orchestratorId: string;
   queues: ModelQueues;
-  relay: ReplyRelay;
   table: JobTable;
   admission: AdmissionPolicy;
   /** Live-worker and queue-limit checks; without it every configured model is taken, unlimited. */
@@ -67,11 +58,12 @@ export interface JobServiceOptions {
   registryTtlMs?: number;
   /**
    * The jobs' records in Redis: with it, jobs are answered for after this process restarts, or by
-   * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST`. Without it (a
-   * RunPod worker: the platform keeps results) jobs live in this process's memory only.
+   * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST` (see
+   * `durable/durable-jobs.ts`). Without it (a RunPod worker: the platform keeps results) jobs live
+   * in this process's memory only.
    */
   store?: JobStore;
-  /** Told of each completed job's final chunk (latencies, token counts). */
+  /** Told of each completed job's final chunk (latencies, token counts), and of recoveries. */
   metrics?: {
     jobCompleted(model: string, final: FinalChunk): void;
     jobRecovered(model: string, how: "requeued" | "adopted"): void;
@@ -86,47 +78,76 @@ export interface SubmitOptions {
   timeoutMs?: number;
 }
 
-interface Active {
-  record: JobRecord;
-  model: string;
-  timer: NodeJS.Timeout;
-  /** When it times out, epoch ms. */
-  deadline: number;
-  /** Whether Redis confirmed it on its queue (until then it cannot be missing from there). */
-  queued: boolean;
-  /** Whether the caller gets this job's chunks encrypted (`encrypt_output`, `ENCRYPT_OUTPUT`). */
-  encryptOutput: boolean;
-}
-
 /**
- * The path of a job through the orchestrator: admit (decrypt, validate), track its replies, queue
- * it on its model's queue, turn replies into stream chunks, and end it: completed, failed,
- * cancelled or timed out. When a job ends its reply stream is deleted at once.
+ * The front door of jobs: submit (admit, then queue), find, cancel, drain. Each accepted job is a
+ * {@link TrackedJob} until it ends, which owns its life from there; this service holds them by id
+ * (the reply relay and the watch of gpu-workers find them here) and forgets each when it ends.
+ * What makes jobs outlive this process sits behind {@link JobPersistence}.
  */
-export class JobService {
+export class JobService implements JobHost {
   readonly #options: JobServiceOptions;
-  readonly #signals: JobSignals;
-  readonly #mirrors: JobMirrors;
-  readonly #watch: WorkerWatch | undefined;
-  readonly #active = new Map<string, Active>();
+  readonly #jobs = new Map<string, TrackedJob>();
   readonly #admitting = new Set<Promise<JobRecord>>();
+  readonly #signals: JobSignals;
+  readonly #relay: ReplyRelay;
+  readonly #persistence: JobPersistence;
+  readonly #durable: DurableJobs | undefined;
+  readonly #watch: WorkerWatch | undefined;
+  readonly #context: JobContext;
   #closed = false;
   #closing: Promise<void> | undefined;
 
   constructor(options: JobServiceOptions) {
     this.#options = options;
+    const { redis, names, keyRing, queues, table, log, registryTtlMs, store } = options;
     this.#signals = new JobSignals(options);
-    this.#mirrors = new JobMirrors(options);
-    const { registryTtlMs } = options;
+    this.#relay = new ReplyRelay({ ...options, targets: this.#jobs });
     this.#watch =
       registryTtlMs === undefined
         ? undefined
-        : new WorkerWatch({
-            ...options,
-            registryTtlMs,
-            onLost: (jobId, error) => this.#finish(jobId, (r) => r.fail(error)),
-            onRequeued: (model) => options.metrics?.jobRecovered(model, "requeued"),
+        : new WorkerWatch({ redis, names, registryTtlMs, jobs: () => this.#jobs.values(), log });
+    this.#durable =
+      store === undefined
+        ? undefined
+        : new DurableJobs({
+            store,
+            redis,
+            names,
+            keyRing,
+            table,
+            queues,
+            relay: this.#relay,
+            readAttempts: this.#watch !== undefined,
+            presenceTtlMs: registryTtlMs ?? 10_000,
+            metrics: options.metrics,
+            log,
           });
+    this.#durable?.attach(this);
+    this.#persistence = this.#durable ?? new EphemeralJobs(this.#signals);
+    this.#context = {
+      keyRing,
+      signals: this.#signals,
+      queues,
+      relay: this.#relay,
+      persistence: this.#persistence,
+      requeueLost: this.#watch !== undefined,
+      serviceTimes: options.capacity?.serviceTimes,
+      metrics: options.metrics,
+      log,
+      onEnded: (job) => this.#jobs.delete(job.id),
+    };
+  }
+
+  /** The channel its jobs' gpu-workers reply on. */
+  get replyChannel(): string {
+    return this.#relay.channel;
+  }
+
+  /** Subscribes to replies, starts the watch and the heartbeat; resolves when jobs can be taken. */
+  async start(): Promise<void> {
+    await this.#relay.start();
+    this.#watch?.start();
+    await this.#persistence.start();
   }
 
   get table(): JobTable {
@@ -135,7 +156,7 @@ export class JobService {
 
   /** Jobs accepted and not yet ended. */
   get activeCount(): number {
-    return this.#active.size;
+    return this.#jobs.size;
   }
 
   /**
@@ -144,14 +165,11 @@ export class JobService {
    * something per job.
    */
   get jobsHeld(): Record<string, number> {
-    const watch = this.#watch?.size ?? { watched: 0, requeued: 0 };
     return {
-      active: this.#active.size,
+      tracked: this.#jobs.size,
       admitting: this.#admitting.size,
-      mirrors: this.#mirrors.size,
-      relay: this.#options.relay.size,
-      watched: watch.watched,
-      requeued: watch.requeued,
+      backfilling: this.#relay.backfilling,
+      mirrors: this.#durable?.mirrored ?? 0,
       unfinished: Object.values(this.table.unfinished()).reduce((sum, count) => sum + count, 0),
     };
   }
@@ -169,7 +187,7 @@ export class JobService {
   }
 
   async #submit(input: unknown, options: SubmitOptions): Promise<JobRecord> {
-    const { table, log, admission, relay, queues, keyRing } = this.#options;
+    const { table, log, admission, queues, keyRing } = this.#options;
     const record = table.create(options.id ?? randomUUID());
     if (this.#closed) {
       record.fail(new InternalError("the orchestrator is shutting down").toInfo());
@@ -206,9 +224,20 @@ export class JobService {
     record.model = task.model;
     record.openai = admitted.openai;
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
-    const active = this.#track(record, task.model, encryptOutput, Date.now() + timeoutMs);
-    const payload: JobPayload = { v: 1, replyTo: relay.channel, task: sealJson(keyRing, task) };
-    this.#watch?.track(record.id, task.model, payload, timeoutMs);
+    const payload: JobPayload = {
+      v: 1,
+      replyTo: this.#relay.channel,
+      task: sealJson(keyRing, task),
+    };
+    const job = new TrackedJob(this.#context, {
+      record,
+      model: task.model,
+      deadline: Date.now() + timeoutMs,
+      encryptOutput,
+      payload,
+      phase: "queuing",
+    });
+    this.#jobs.set(job.id, job);
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever. The record is
       // written beside the queueing, not before it: one round trip.
@@ -216,158 +245,53 @@ export class JobService {
       // Queued (it counts on the queue now) or failed: the reservation has done its work.
       if (place !== undefined) adding.then(place.release, place.release);
       await redisAnswerWithin(
-        Promise.all([adding, this.#saveUnfinished(active)]),
+        Promise.all([adding, this.#persistence.saveUnfinished(job)]),
         Math.max(0, redisDeadline - performance.now()),
       );
-      active.queued = true;
+      job.markQueued();
     } catch (error) {
-      log.error("could not queue a job", {
-        jobId: record.id,
-        error: error instanceof Error ? error.message : "unknown",
-      });
+      log.error("could not queue a job", { jobId: record.id, error: messageOf(error) });
       // If Redis takes the job after all, once it answers again, take it back off the queue.
       void queues.removeWaiting(task.model, record.id).catch(() => {});
       record.retryAfterSeconds = retryAfterOf(error);
-      const info =
+      job.fail(
         error instanceof RedisUnavailableError
           ? error.toInfo()
-          : new InternalError("the job could not be queued").toInfo();
-      this.#finish(record.id, (r) => r.fail(info));
+          : new InternalError("the job could not be queued").toInfo(),
+      );
       return record;
     }
     log.info("job queued", { jobId: record.id, model: task.model });
     return record;
   }
 
-  /** Starts tracking an unfinished job: its timeout, and its replies. */
-  #track(record: JobRecord, model: string, encryptOutput: boolean, deadline: number): Active {
-    const timeoutMs = Math.max(0, deadline - Date.now());
-    const total = Math.max(0, deadline - record.acceptedAtDate);
-    const timer = setTimeout(() => void this.#timeOut(record.id, total), timeoutMs);
-    timer.unref();
-    const active: Active = { record, model, timer, deadline, encryptOutput, queued: false };
-    this.#active.set(record.id, active);
-    this.#options.relay.track(record.id, {
-      onStarted: () => record.markStarted(),
-      onReply: (message) => this.#onReply(record.id, message),
-      onUnreadable: () =>
-        this.#finish(record.id, (r) =>
-          r.fail(
-            new InternalError(
-              "a reply for this job could not be opened: do the orchestrator and the gpu-workers share the same ENCRYPTION_KEY?",
-            ).toInfo(),
-          ),
-        ),
-    });
-    return active;
-  }
-
-  /** Writes an unfinished job's record to Redis (when records are kept there). */
-  async #saveUnfinished(active: Active): Promise<void> {
-    const { store } = this.#options;
-    if (store === undefined) return;
-    await store.saveUnfinished(
-      snapshotOf(active.record, {
-        owner: store.owner,
-        deadline: active.deadline,
-        encryptOutput: active.encryptOutput,
-      }),
-    );
-  }
-
   /**
-   * A job by id: from this process's memory, else from its record in Redis. A job whose
-   * orchestrator is gone is adopted first (this one then tracks it to its end); one another live
-   * orchestrator tracks is shown as its record says, read-only.
+   * A job by id: from this process's memory, else from its record in Redis (read-only: a job of
+   * another orchestrator, live or gone, is shown as far as it got; adoption is the heartbeat's).
    */
   async find(id: string): Promise<JobRecord | undefined> {
-    const { table, store } = this.#options;
-    const known = table.get(id);
-    if (known !== undefined || store === undefined) return known;
-    const snapshot = await store.load(id);
-    if (snapshot === undefined) return undefined;
-    if (isTerminalStatus(snapshot.status)) {
-      // Chunks a mirror here already handed to `/stream` are not handed out again.
-      const streamed = Math.max(snapshot.streamed ?? 0, this.#mirrors.streamedOf(id));
-      this.#mirrors.forget(id);
-      return table.insert(recordOf({ ...snapshot, streamed }));
-    }
-    if (!(await store.isAlive(snapshot.owner))) {
-      this.#mirrors.forget(id);
-      await this.adopt(await store.claimFrom(snapshot.owner));
-      const adopted = table.get(id);
-      if (adopted !== undefined) return adopted;
-    }
-    return this.#mirrors.follow(snapshot);
+    return this.#options.table.get(id) ?? (await this.#persistence.find(id));
   }
 
-  /**
-   * Takes over jobs an orchestrator that is gone had accepted (claimed already, see
-   * `JobStore.claimOrphans`): each is tracked here to its end, from its record in Redis, its
-   * reply stream (what it produced so far) and its old reply channel (what it produces next).
-   */
-  async adopt(ids: readonly string[]): Promise<void> {
-    const { store, table, relay, log } = this.#options;
-    if (store === undefined) return;
-    for (const id of ids) {
-      if (table.has(id)) continue;
-      let snapshot: JobSnapshot | undefined;
-      try {
-        snapshot = await store.load(id);
-      } catch (error) {
-        log.warn("could not read an adopted job's record", {
-          jobId: id,
-          error: error instanceof Error ? error.message : "unknown",
-        });
-        continue;
-      }
-      // Expired or lost: nothing to answer for.
-      if (snapshot === undefined) continue;
-      const record = table.insert(recordOf(snapshot, table.endListener));
-      if (record.terminal || snapshot.model === undefined) continue;
-      await relay.listen(relay.channelOf(snapshot.owner));
-      const active = this.#track(record, snapshot.model, snapshot.encryptOutput, snapshot.deadline);
-      active.queued = true;
-      await this.#watch?.adopt(id, snapshot.model, snapshot.deadline - Date.now());
-      await this.#saveUnfinished(active);
-      this.#options.metrics?.jobRecovered(snapshot.model, "adopted");
-      log.info("job adopted from an orchestrator that is gone", {
-        jobId: id,
-        model: snapshot.model,
-        from: snapshot.owner,
-      });
-      void relay.backfill(id);
-    }
+  tracks(jobId: string): boolean {
+    return this.#jobs.has(jobId);
   }
 
-  /**
-   * After Redis lost its data (restarted empty, or was flushed): fails `JOB_LOST` the jobs whose
-   * queue entry it lost (waiting ones, and running ones, whose gpu-worker lost its lock on them
-   * and stops), and writes the records of the others again.
-   */
-  async recoverFromLostRedis(): Promise<void> {
-    const { queues, log } = this.#options;
-    // Each by the BullMQ id of its current attempt (a job run again has its own).
-    const queued = [...this.#active.values()]
-      .filter((active) => active.queued && !active.record.terminal)
-      .map((active) => ({
-        active,
-        model: active.model,
-        queueJobId: this.#watch?.queueJobId(active.record.id) ?? active.record.id,
-      }));
-    const missing = await queues.missing(queued);
-    for (const { active, queueJobId } of queued) {
-      if (!missing.has(queueJobId)) continue;
-      this.#finish(active.record.id, (r) => r.fail(new JobLostError().toInfo()));
-    }
-    const lost = missing.size;
-    await Promise.all([...this.#active.values()].map((active) => this.#saveUnfinished(active)));
-    // Also reached when this orchestrator's presence merely lapsed (Redis unreachable for longer
-    // than the TTL, data intact): then nothing was lost.
-    log[lost > 0 ? "warn" : "info"]("checked the jobs after this orchestrator's presence lapsed", {
-      lost,
-      kept: this.#active.size,
+  tracked(): Iterable<TrackedJob> {
+    return this.#jobs.values();
+  }
+
+  adopt(record: JobRecord, snapshot: JobSnapshot & { model: string }, attempt: number): TrackedJob {
+    const job = new TrackedJob(this.#context, {
+      record,
+      model: snapshot.model,
+      deadline: snapshot.deadline,
+      encryptOutput: snapshot.encryptOutput,
+      attempt,
+      phase: "queued",
     });
+    this.#jobs.set(job.id, job);
+    return job;
   }
 
   /**
@@ -389,150 +313,19 @@ export class JobService {
   async cancel(id: string, by: "caller" | "shutdown" = "caller"): Promise<JobRecord | undefined> {
     const record = await this.find(id);
     if (record === undefined || record.terminal) return record;
-    const active = this.#active.get(id);
-    if (active === undefined) {
-      // Tracked by another live orchestrator: tell the gpu-workers; its owner records the end.
+    const job = this.#jobs.get(id);
+    if (job === undefined) {
+      // Tracked by another orchestrator: tell the gpu-workers; its owner records the end.
       if (record.model !== undefined) await this.#signals.stop(id, record.model, false);
       return record;
     }
-    if (by === "shutdown") {
-      record.stop("CANCELLED", shutdownCancelError.toInfo());
-      this.#options.log.warn("job cancelled: the orchestrator is shutting down", { jobId: id });
-    } else {
-      record.stop("CANCELLED");
-      this.#options.log.info("job cancelled by the caller", { jobId: id });
-    }
-    await this.#stopJob(id);
+    await job.cancel(by);
     return record;
   }
 
   /** Fails a job the queue reports failed, if its own error reply never reached us. */
   async onQueueFailed(queueJobId: string, failedReason: string): Promise<void> {
-    // `undefined`: an attempt superseded after its gpu-worker was lost; not the job's failure.
-    const jobId = this.#watch ? this.#watch.jobOf(queueJobId) : queueJobId;
-    if (jobId === undefined || !this.#active.has(jobId)) return;
-    await this.#options.relay.backfill(jobId);
-    if (!this.#active.has(jobId)) return;
-    const error = parseFailedReason(failedReason);
-    if (error.code === ErrorCode.WORKER_LOST && this.#watch) await this.#watch.lost(jobId);
-    else this.#finish(jobId, (record) => record.fail(error));
-  }
-
-  #onReply(jobId: string, message: ReplyMessage): void {
-    const active = this.#active.get(jobId);
-    if (active === undefined) return;
-    const { record } = active;
-    if (message.kind === "delta") {
-      this.#emit(active, { seq: message.seq, delta: message.text });
-      return;
-    }
-    if (message.kind === "error") {
-      this.#finish(jobId, (r) => r.fail({ code: message.code, message: message.message }));
-      return;
-    }
-    const now = performance.now();
-    const totalMs = Math.round(now - record.acceptedAt);
-    const final: FinalChunk = {
-      seq: message.seq,
-      done: true,
-      finish_reason: message.finishReason,
-      usage: {
-        prompt_tokens: message.promptTokens,
-        completion_tokens: message.completionTokens,
-        prompt_tokens_details: { cached_tokens: message.cachedTokens ?? 0 },
-      },
-      timings: {
-        queue_ms: Math.max(0, totalMs - Math.round(message.runMs)),
-        ttft_ms: Math.round((record.firstChunkAt ?? now) - record.acceptedAt),
-        total_ms: totalMs,
-      },
-      ...(message.seed === undefined ? {} : { seed: message.seed }),
-    };
-    if (!record.terminal) {
-      this.#options.metrics?.jobCompleted(active.model, final);
-      this.#options.capacity?.serviceTimes.observe(active.model, message.runMs);
-    }
-    this.#emit(active, final);
-    this.#finish(jobId, (r) => r.complete());
-  }
-
-  /**
-   * The one place a job's chunks are made visible (to `/stream`, `/status`, `/runsync` and any
-   * other front end reading the record): encrypted here when the job's output is to be.
-   */
-  #emit(active: Active, chunk: StreamChunk): void {
-    const { keyRing } = this.#options;
-    active.record.addChunk(
-      active.encryptOutput ? encryptChunk(keyRing, chunk) : chunk,
-      isFinalChunk(chunk),
-    );
-  }
-
-  async #timeOut(jobId: string, timeoutMs: number): Promise<void> {
-    const active = this.#active.get(jobId);
-    if (active === undefined) return;
-    if (active.record.terminal) {
-      // Cancelled earlier, and its gpu-worker never confirmed: stop tracking it.
-      this.#finish(jobId, () => {});
-      return;
-    }
-    active.record.stop(
-      "TIMED_OUT",
-      new TimedOutError(`the job did not finish within ${timeoutMs} ms`).toInfo(),
-    );
-    this.#options.log.warn("job timed out", { jobId, timeoutMs });
-    await this.#stopJob(jobId);
-  }
-
-  /** Stops a job wherever it is: off the queue if waiting, else aborted by its gpu-worker. */
-  async #stopJob(jobId: string): Promise<void> {
-    const active = this.#active.get(jobId);
-    if (active === undefined) return;
-    try {
-      // Commands wait out a Redis reconnect; a cancel (or a shutdown) must not wait for ever.
-      const wasWaiting = await redisAnswerWithin(
-        this.#signals.stop(jobId, active.model, true, this.#watch?.queueJobId(jobId)),
-        stopDeadlineMs,
-      );
-      // Taken off the queue: no gpu-worker will confirm its end, so its tracking ends now.
-      if (wasWaiting) this.#finish(jobId, () => {});
-    } catch (error) {
-      this.#options.log.warn("could not signal a cancellation", {
-        jobId,
-        error: error instanceof Error ? error.message : "unknown",
-      });
-    }
-  }
-
-  /** Ends a job's tracking: applies the end, forgets the job, and deletes what Redis holds of it. */
-  #finish(jobId: string, end: (record: JobRecord) => void): void {
-    const active = this.#active.get(jobId);
-    if (active === undefined) return;
-    end(active.record);
-    clearTimeout(active.timer);
-    this.#active.delete(jobId);
-    this.#options.relay.untrack(jobId);
-    this.#watch?.untrack(jobId);
-    const { log, store } = this.#options;
-    const ended =
-      store === undefined
-        ? this.#signals.forget(jobId)
-        : store.saveEnded(
-            snapshotOf(active.record, {
-              owner: store.owner,
-              deadline: active.deadline,
-              encryptOutput: active.encryptOutput,
-            }),
-          );
-    ended.catch((error: Error) =>
-      log.warn("could not record a job's end in Redis", { jobId, error: error.message }),
-    );
-    log.info("job ended", {
-      jobId,
-      status: active.record.status,
-      code: active.record.error?.code,
-      chunks: active.record.chunks.length,
-    });
+    await jobOfQueueJob(this.#jobs, queueJobId)?.queueFailed(failedReason);
   }
 
   /**
@@ -559,7 +352,7 @@ export class JobService {
     const startedAt = performance.now();
     const deadline = startedAt + timeoutMs;
     // A job already ended (cancelled, its gpu-worker yet to confirm) is not waited for.
-    const unfinished = () => [...this.#active.values()].filter(({ record }) => !record.terminal);
+    const unfinished = () => [...this.#jobs.values()].filter(({ record }) => !record.terminal);
     const waitingFor = unfinished().length + this.#admitting.size;
     if (waitingFor > 0) {
       log.info("waiting for unfinished jobs to end before stopping", {
@@ -569,7 +362,7 @@ export class JobService {
     }
     // Jobs accepted just before the drain are still on their way to the queue: wait for them too.
     await settlesWithin(Promise.allSettled([...this.#admitting]), timeoutMs);
-    for (const { record } of [...this.#active.values()]) {
+    for (const { record } of [...this.#jobs.values()]) {
       await record.waitForEnd(Math.max(0, deadline - performance.now()));
     }
     const waitedMs = Math.round(performance.now() - startedAt);
@@ -583,19 +376,24 @@ export class JobService {
       log.info("every unfinished job ended", { jobs: waitingFor, waitedMs });
     }
     // Each is CANCELLED at once; telling the gpu-workers needs Redis, which gets a short grace.
-    const cancels = [...this.#active.keys()].map((jobId) => this.cancel(jobId, "shutdown"));
+    const cancels = [...this.#jobs.values()].map((job) => job.cancel("shutdown"));
     if (!(await settlesWithin(Promise.all(cancels), redisCloseGraceMs))) {
-      this.#options.log.warn("Redis did not carry the cancels of the jobs left at shutdown", {
+      log.warn("Redis did not carry the cancels of the jobs left at shutdown", {
         jobs: cancels.length,
       });
     }
-    for (const { timer } of this.#active.values()) clearTimeout(timer);
+    for (const job of this.#jobs.values()) job.stopTimer();
     this.#watch?.close();
+  }
+
+  /** After {@link close}: stops the heartbeat and the reply subscription (never throws). */
+  async disconnect(): Promise<void> {
+    this.#watch?.close();
+    await this.#persistence.close();
+    await this.#relay.close();
   }
 }
 
-/** What the caller of a job still running when the orchestrator stops sees (status `CANCELLED`). */
-const shutdownCancelError = new InternalError("the orchestrator shut down before the job finished");
 /**
  * How long `/run` waits for Redis to admit and take a job (both together) before refusing it
  * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
@@ -612,25 +410,4 @@ function retryAfterOf(error: unknown): number | undefined {
   if (error instanceof RedisUnavailableError)
     return error.retryAfterSeconds ?? redisRetryAfterSeconds;
   return error.retryAfterSeconds;
-}
-/** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
-const stopDeadlineMs = 5000;
-
-function parseFailedReason(reason: string): ErrorInfo {
-  try {
-    const parsed: unknown = JSON.parse(reason);
-    if (
-      typeof parsed === "object" &&
-      parsed !== null &&
-      "code" in parsed &&
-      "message" in parsed &&
-      isErrorCode(parsed.code) &&
-      typeof parsed.message === "string"
-    ) {
-      return { code: parsed.code, message: parsed.message };
-    }
-  } catch {
-    // Not ours: BullMQ's own reasons, such as a stalled job (its gpu-worker stopped).
-  }
-  return new WorkerLostError().toInfo();
 }

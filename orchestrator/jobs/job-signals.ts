@@ -40,6 +40,19 @@ export class JobSignals {
   }
 
   /**
+   * Fences a job's earlier attempts off before it is queued as `attempt`: its owner key names the
+   * new attempt with no gpu-worker yet (a lost gpu-worker can no longer claim it or write for it),
+   * and the replies the lost attempt stored are deleted.
+   */
+  async fence(jobId: string, attempt: number, ttlMs: number): Promise<void> {
+    await this.#redis
+      .multi()
+      .set(this.#names.ownerKey(jobId), `${attempt}:`, "PX", ttlMs)
+      .del(this.#names.deltaStream(jobId))
+      .exec();
+  }
+
+  /**
    * Deletes an ended job's reply stream, cancel mark and owner key (without its owner key, a
    * gpu-worker still running the job can write nothing more for it).
    */

@@ -1,51 +1,43 @@
 import type { Redis } from "ioredis";
-import type { KeyRing } from "../../shared/crypto/index.js";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
-import {
-  decodeEnvelope,
-  openReply,
-  type ReplyEnvelope,
-  type ReplyMessage,
-} from "../../shared/protocol/index.js";
-import { ReplySequencer } from "./reply-sequencer.js";
+import { decodeEnvelope, type ReplyEnvelope } from "../../shared/protocol/index.js";
 
-type Sequenced = Extract<ReplyEnvelope, { s: number }>;
-
-export interface ReplyHandlers {
-  /** Processing began (best effort: the first reply implies it too). */
-  onStarted(): void;
-  /** The next reply, in order, without gaps or repeats. */
-  onReply(message: ReplyMessage): void;
-  /** A reply could not be opened (sealed with a key this orchestrator does not have). */
-  onUnreadable(): void;
+/** Where the relay hands one job's replies: the job's owner in this process. */
+export interface ReplyTarget {
+  /**
+   * A reply of the job as it arrived: in any order, possibly twice (pub/sub and the stream), and
+   * possibly an attempt's that is not the job's current one. The target orders and opens them.
+   */
+  receive(envelope: ReplyEnvelope): void;
 }
 
-interface Tracked {
-  handlers: ReplyHandlers;
-  /** The attempt whose replies are taken; those of any other are dropped. */
-  attempt: number;
-  sequencer: ReplySequencer<Sequenced>;
-  backfilling: boolean;
-  backfillAgain: boolean;
+/** The jobs whose replies are taken here, by id (the job service's map of tracked jobs). */
+export interface ReplyTargets {
+  get(jobId: string): ReplyTarget | undefined;
+  keys(): Iterable<string>;
 }
 
 /**
- * Receives the replies of this orchestrator's jobs on its own channel, subscribed once at start
- * (so no job can publish before anyone listens), and hands each job its replies in order. A gap
- * in the numbering, or a reconnect of the subscriber, is repaired from the jobs' streams.
+ * The transport of this orchestrator's replies: its own channel, subscribed once at start (so no
+ * job can publish before anyone listens), and the jobs' reply streams, read to repair what
+ * pub/sub missed (a gap the job found, a reconnect of the subscriber). It routes each reply to
+ * its job by id and keeps nothing per job: ordering, attempts and opening are the job's own (see
+ * `jobs/tracked-job.ts`).
  */
 export class ReplyRelay {
   readonly channel: string;
   readonly #subscriber: Redis;
   readonly #redis: Redis;
   readonly #names: RedisNames;
-  readonly #keyRing: KeyRing;
+  readonly #targets: ReplyTargets;
   readonly #log: Logger;
-  readonly #jobs = new Map<string, Tracked>();
   /** Its own channel, and those of orchestrators that are gone whose jobs it adopted. */
   readonly #channels = new Set<string>();
+  /** Jobs whose stream is being read, and whether another read was asked for meanwhile. */
+  readonly #backfilling = new Map<string, { again: boolean }>();
   #connectedOnce = false;
   #closing: Promise<void> | undefined;
 
@@ -54,13 +46,13 @@ export class ReplyRelay {
     redis: Redis;
     names: RedisNames;
     orchestratorId: string;
-    keyRing: KeyRing;
+    targets: ReplyTargets;
     log: Logger;
   }) {
     this.#subscriber = options.subscriber;
     this.#redis = options.redis;
     this.#names = options.names;
-    this.#keyRing = options.keyRing;
+    this.#targets = options.targets;
     this.#log = options.log;
     this.channel = options.names.replyChannel(options.orchestratorId);
     this.#channels.add(this.channel);
@@ -75,13 +67,14 @@ export class ReplyRelay {
       // ioredis reports "ready" before it resubscribes: subscribe (idempotent, and ordered after
       // its own resubscription) before reading the streams, or a reply published in between
       // would reach us by neither path.
+      const jobIds = [...this.#targets.keys()];
       this.#log.info("reply subscriber reconnected: repairing from streams", {
-        jobs: this.#jobs.size,
+        jobs: jobIds.length,
       });
       this.#subscriber
         .subscribe(...this.#channels)
         .then(() => {
-          for (const jobId of this.#jobs.keys()) void this.backfill(jobId);
+          for (const jobId of jobIds) void this.backfill(jobId);
         })
         .catch((error: Error) =>
           this.#log.warn("could not resubscribe to replies", { error: error.message }),
@@ -106,107 +99,45 @@ export class ReplyRelay {
     await this.#subscriber.subscribe(channel);
   }
 
-  /** Starts routing a job's replies; call before the job is queued. */
-  /** Jobs whose replies it relays now. */
-  get size(): number {
-    return this.#jobs.size;
-  }
-
-  track(jobId: string, handlers: ReplyHandlers): void {
-    this.#jobs.set(jobId, {
-      handlers,
-      attempt: 1,
-      sequencer: new ReplySequencer(),
-      backfilling: false,
-      backfillAgain: false,
-    });
-  }
-
-  untrack(jobId: string): void {
-    this.#jobs.delete(jobId);
-  }
-
-  /** Whether any reply of the job's current attempt has been handed over. */
-  delivered(jobId: string): boolean {
-    return (this.#jobs.get(jobId)?.sequencer.next ?? 0) > 0;
+  /** Jobs whose stream is being read now (0 when idle). */
+  get backfilling(): number {
+    return this.#backfilling.size;
   }
 
   /**
-   * Takes only `attempt`'s replies from now on, numbered from 0 again: the job runs anew after its
-   * gpu-worker was lost, and whatever the lost attempt still sends is dropped.
-   */
-  restart(jobId: string, attempt: number): void {
-    const tracked = this.#jobs.get(jobId);
-    if (tracked === undefined) return;
-    tracked.attempt = attempt;
-    tracked.sequencer = new ReplySequencer();
-  }
-
-  /**
-   * Reads a job's stream and delivers whatever pub/sub has not. A request made while a read is
-   * under way runs again after it, so a reply stored after that read is not missed.
+   * Reads a job's stream and hands every reply in it to the job (which drops what it has). A
+   * request made while a read is under way runs again after it, so a reply stored after that
+   * read is not missed.
    */
   async backfill(jobId: string): Promise<void> {
-    const tracked = this.#jobs.get(jobId);
-    if (tracked === undefined) return;
-    if (tracked.backfilling) {
-      tracked.backfillAgain = true;
+    if (this.#targets.get(jobId) === undefined) return;
+    const running = this.#backfilling.get(jobId);
+    if (running !== undefined) {
+      running.again = true;
       return;
     }
-    tracked.backfilling = true;
-    tracked.backfillAgain = false;
+    const state = { again: false };
+    this.#backfilling.set(jobId, state);
     try {
-      const entries = await this.#redis.xrange(this.#names.deltaStream(jobId), "-", "+");
-      for (const [, fields] of entries) {
-        const text = fields[1];
-        if (text !== undefined) this.#receive(text);
-      }
+      do {
+        state.again = false;
+        const entries = await this.#redis.xrange(this.#names.deltaStream(jobId), "-", "+");
+        for (const [, fields] of entries) {
+          const text = fields[1];
+          if (text !== undefined) this.#receive(text);
+        }
+      } while (state.again && this.#targets.get(jobId) !== undefined);
     } catch (error) {
-      this.#log.warn("could not read a job's reply stream", {
-        jobId,
-        error: error instanceof Error ? error.message : "unknown",
-      });
+      this.#log.warn("could not read a job's reply stream", { jobId, error: messageOf(error) });
     } finally {
-      tracked.backfilling = false;
+      this.#backfilling.delete(jobId);
     }
-    if (tracked.backfillAgain && this.#jobs.get(jobId) === tracked) await this.backfill(jobId);
   }
 
   #receive(text: string): void {
     const envelope = decodeEnvelope(text);
     if (envelope === undefined) return;
-    const tracked = this.#jobs.get(envelope.j);
-    if (tracked === undefined || (envelope.a ?? 1) !== tracked.attempt) return;
-    if (!("s" in envelope)) {
-      tracked.handlers.onStarted();
-      return;
-    }
-    const ready = tracked.sequencer.offer(envelope.s, envelope);
-    for (const item of ready) {
-      let message: ReplyMessage;
-      try {
-        message = openReply(this.#keyRing, item);
-      } catch {
-        this.#log.error(
-          "a reply could not be opened: is every process on the same ENCRYPTION_KEY?",
-          { jobId: envelope.j },
-        );
-        tracked.handlers.onUnreadable();
-        return;
-      }
-      if (message.seq !== item.s) {
-        // The number outside the seal disagrees with the one inside: not a reply we can trust.
-        this.#log.error("a reply's sequence number does not match its sealed content", {
-          jobId: envelope.j,
-        });
-        tracked.handlers.onUnreadable();
-        return;
-      }
-      tracked.handlers.onReply(message);
-      // The handler may have untracked the job (terminal reply).
-      if (!this.#jobs.has(envelope.j)) return;
-    }
-    if (tracked.sequencer.hasGap) void this.backfill(envelope.j);
+    this.#targets.get(envelope.j)?.receive(envelope);
   }
 
   /** Stops listening; gives Redis up to `timeoutMs` to confirm. Never throws. */

@@ -1,7 +1,8 @@
 /**
  * The reply path end to end on a real Redis: a gpu-worker's ReplyPublisher writes each job's
  * numbered replies to the job's stream and the orchestrator's channel; the orchestrator's
- * ReplyRelay hands them to the job in order, repairing gaps and reconnects from the stream.
+ * ReplyRelay hands them to the job, whose JobReplies takes them in order, the relay repairing gaps
+ * and reconnects from the stream.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -9,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { ReplyPublisher } from "../../gpu-worker/publish/reply-publisher.js";
+import { JobReplies } from "../../orchestrator/relay/job-replies.js";
 import { ReplyRelay } from "../../orchestrator/relay/reply-relay.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
@@ -40,6 +42,8 @@ let names: RedisNames;
 /** Every connection opened here, closed in `after`. */
 const connections: Redis[] = [];
 const relays: ReplyRelay[] = [];
+/** Each relay's jobs, as the job service holds them. */
+const targetsOf = new Map<ReplyRelay, Map<string, JobReplies>>();
 
 function connect(label: string): Redis {
   const redis = createRedis(url, `${prefix}-${label}`, log);
@@ -51,15 +55,17 @@ function connect(label: string): Redis {
 async function startRelay(label: string) {
   const subscriberName = `${prefix}-${label}-sub`;
   const subscriber = connect(`${label}-sub`);
+  const targets = new Map<string, JobReplies>();
   const relay = new ReplyRelay({
     subscriber,
     redis: connect(`${label}-cmd`),
     names,
     orchestratorId: `orch-${label}`,
-    keyRing,
+    targets,
     log,
   });
   relays.push(relay);
+  targetsOf.set(relay, targets);
   await relay.start();
   return { relay, subscriber, subscriberName };
 }
@@ -86,7 +92,12 @@ function collect(relay: ReplyRelay, jobId: string) {
   const ended = new Promise<void>((resolve) => {
     resolveEnd = resolve;
   });
-  relay.track(jobId, {
+  const targets = targetsOf.get(relay);
+  assert.ok(targets !== undefined);
+  const replies: JobReplies = new JobReplies({
+    jobId,
+    keyRing,
+    log,
     onStarted: () => {
       started += 1;
     },
@@ -97,11 +108,14 @@ function collect(relay: ReplyRelay, jobId: string) {
       messages.push(message);
       arrivals.push(performance.now());
       if (message.kind !== "delta") {
-        relay.untrack(jobId);
+        replies.close();
+        targets.delete(jobId);
         resolveEnd();
       }
     },
+    onGap: () => void relay.backfill(jobId),
   });
+  targets.set(jobId, replies);
   return {
     messages,
     arrivals,

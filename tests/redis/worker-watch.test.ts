@@ -1,6 +1,6 @@
 /**
  * The orchestrator's watch over running jobs' gpu-workers, on a real Redis with the real registry,
- * queues, relay and reply publisher: when the gpu-worker that claimed a job leaves the registry, a
+ * queues, relay, tracked jobs and reply publisher: when the gpu-worker that claimed a job leaves the registry, a
  * job that replied nothing is queued once more as attempt 2 (and the lost attempt is fenced off:
  * its writes and claims are refused, its BullMQ failure is not the job's), and a job that had
  * replied fails `WORKER_LOST`. A gpu-worker that is shutting down (`draining`) is alive.
@@ -12,7 +12,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { ReplyPublisher } from "../../gpu-worker/publish/reply-publisher.js";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
+import { EphemeralJobs } from "../../orchestrator/jobs/job-persistence.js";
+import { JobRecord } from "../../orchestrator/jobs/job-record.js";
+import { JobSignals } from "../../orchestrator/jobs/job-signals.js";
 import { ModelQueues } from "../../orchestrator/jobs/model-queues.js";
+import { type JobContext, jobOfQueueJob, TrackedJob } from "../../orchestrator/jobs/tracked-job.js";
 import { WorkerWatch } from "../../orchestrator/jobs/worker-watch.js";
 import { ModelRegistryReader } from "../../orchestrator/registry/model-registry-reader.js";
 import { ReplyRelay } from "../../orchestrator/relay/reply-relay.js";
@@ -20,7 +24,7 @@ import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import type { ErrorInfo } from "../../shared/errors/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
-import type { JobPayload, ReplyMessage } from "../../shared/protocol/index.js";
+import type { JobPayload } from "../../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
@@ -38,6 +42,9 @@ describe("the watch over running jobs' gpu-workers", () => {
   let relay: ReplyRelay;
   let queues: ModelQueues;
   let watch: WorkerWatch;
+  let context: JobContext;
+  /** The tracked jobs, as the job service holds them. */
+  const jobs = new Map<string, TrackedJob>();
   const ended: [string, ErrorInfo][] = [];
 
   const gpuWorker = async (workerId: string) => {
@@ -54,18 +61,24 @@ describe("the watch over running jobs' gpu-workers", () => {
     return { registry, publisher };
   };
 
-  /** A job as the job service starts one: its replies tracked, then watched. */
+  /** A job as the job service starts one: tracked (its replies taken, watched), then queued. */
   const startJob = () => {
     const jobId = randomUUID();
-    const received: ReplyMessage[] = [];
-    relay.track(jobId, {
-      onStarted: () => {},
-      onReply: (message) => received.push(message),
-      onUnreadable: () => assert.fail("unreadable reply"),
-    });
     const payload: JobPayload = { v: 1, replyTo: relay.channel, task: "sealed" };
-    watch.track(jobId, "tiny", payload, 60_000);
-    return { jobId, received };
+    const job = new TrackedJob(context, {
+      record: new JobRecord(jobId),
+      model: "tiny",
+      deadline: Date.now() + 60_000,
+      encryptOutput: false,
+      payload,
+      phase: "queuing",
+    });
+    jobs.set(jobId, job);
+    job.markQueued();
+    /** What the job's caller got: each chunk's number, and whether it is a delta or the end. */
+    const received = () =>
+      job.record.chunks.map((chunk) => [chunk.seq, "done" in chunk ? "done" : "delta"]);
+    return { jobId, job, received };
   };
 
   const queuedData = async (queueJobId: string) => {
@@ -80,7 +93,14 @@ describe("the watch over running jobs' gpu-workers", () => {
     names = new RedisNames(prefix);
     redis = createRedis(url, `${prefix}-cmd`, log);
     subscriber = createRedis(url, `${prefix}-sub`, log);
-    relay = new ReplyRelay({ subscriber, redis, names, orchestratorId: "orch", keyRing, log });
+    relay = new ReplyRelay({
+      subscriber,
+      redis,
+      names,
+      orchestratorId: "orch",
+      targets: jobs,
+      log,
+    });
     await relay.start();
     queues = new ModelQueues({
       models: ["tiny"],
@@ -91,15 +111,21 @@ describe("the watch over running jobs' gpu-workers", () => {
       onFailed: () => {},
     });
     await queues.ready();
-    watch = new WorkerWatch({
-      redis,
-      names,
+    context = {
+      keyRing,
+      signals: new JobSignals({ redis, names, queues }),
       queues,
       relay,
-      registryTtlMs,
-      onLost: (jobId, error) => ended.push([jobId, error]),
+      persistence: new EphemeralJobs(new JobSignals({ redis, names, queues })),
+      requeueLost: true,
       log,
-    });
+      onEnded: (job) => {
+        jobs.delete(job.id);
+        if (job.record.error !== undefined) ended.push([job.id, job.record.error]);
+      },
+    };
+    watch = new WorkerWatch({ redis, names, registryTtlMs, jobs: () => jobs.values(), log });
+    watch.start();
   });
 
   after(async () => {
@@ -112,10 +138,10 @@ describe("the watch over running jobs' gpu-workers", () => {
 
   it("queues a job that replied nothing once more, and fences the lost attempt off", async () => {
     const lost = await gpuWorker("gpu-a");
-    const { jobId, received } = startJob();
+    const { jobId, job, received } = startJob();
     const stale = lost.publisher.forJob(jobId, relay.channel, 1);
     assert.equal(await stale.claim(), true);
-    assert.equal(watch.jobOf(jobId), jobId, "the first attempt is the job's");
+    assert.equal(jobOfQueueJob(jobs, jobId), job, "the first attempt is the job's");
     await lost.registry.close();
 
     const retryId = RedisNames.queueJobId(jobId, 2);
@@ -129,9 +155,13 @@ describe("the watch over running jobs' gpu-workers", () => {
     });
     assert.equal(await redis.get(names.ownerKey(jobId)), "2:");
     assert.ok((await redis.pttl(names.ownerKey(jobId))) > 0, "the fence expires");
-    assert.equal(watch.queueJobId(jobId), retryId);
-    assert.equal(watch.jobOf(jobId), undefined, "BullMQ's failure of attempt 1 is not the job's");
-    assert.equal(watch.jobOf(retryId), jobId);
+    assert.equal(job.queueJobId, retryId);
+    assert.equal(
+      jobOfQueueJob(jobs, jobId),
+      undefined,
+      "BullMQ's failure of attempt 1 is not the job's",
+    );
+    assert.equal(jobOfQueueJob(jobs, retryId), job);
     assert.deepEqual(ended, []);
 
     // The lost gpu-worker comes back: its reply is refused, and nothing reaches Redis.
@@ -152,21 +182,17 @@ describe("the watch over running jobs' gpu-workers", () => {
       completionTokens: 1,
       runMs: 1,
     });
-    await waitFor(() => received.length === 2, 5000, "attempt 2's replies");
-    assert.deepEqual(
-      received.map((message) => [message.seq, message.kind]),
-      [
-        [0, "delta"],
-        [1, "done"],
-      ],
-    );
-    relay.untrack(jobId);
-    watch.untrack(jobId);
+    await waitFor(() => received().length === 2, 5000, "attempt 2's replies");
+    assert.deepEqual(received(), [
+      [0, "delta"],
+      [1, "done"],
+    ]);
+    assert.equal(jobs.has(jobId), false, "its end ends its tracking");
   });
 
   it("takes a draining gpu-worker for alive, though no longer serving", async () => {
     const draining = await gpuWorker("gpu-e");
-    const { jobId } = startJob();
+    const { jobId, job } = startJob();
     assert.equal(await draining.publisher.forJob(jobId, relay.channel, 1).claim(), true);
     await draining.registry.drain();
     const reader = new ModelRegistryReader({ redis, names, log });
@@ -174,10 +200,9 @@ describe("the watch over running jobs' gpu-workers", () => {
     // Twice the TTL: an entry not refreshed (as `draining`) would have lapsed by now.
     await sleep(2 * registryTtlMs);
     assert.deepEqual(ended, []);
-    assert.equal(watch.queueJobId(jobId), jobId, "not queued again");
+    assert.equal(job.queueJobId, jobId, "not queued again");
     await draining.registry.close();
-    watch.untrack(jobId);
-    relay.untrack(jobId);
+    job.forget();
   });
 
   it("fails a job that had replied WORKER_LOST, and queues nothing", async () => {
@@ -186,11 +211,11 @@ describe("the watch over running jobs' gpu-workers", () => {
     const replies = lost.publisher.forJob(jobId, relay.channel, 1);
     assert.equal(await replies.claim(), true);
     replies.text("some text");
-    await waitFor(() => received.length === 1, 5000, "the first reply");
+    await waitFor(() => received().length === 1, 5000, "the first reply");
     await lost.registry.close();
     await waitFor(() => ended.some(([id]) => id === jobId), 10_000, "the job to fail");
     assert.equal(ended.find(([id]) => id === jobId)?.[1].code, "WORKER_LOST");
     assert.equal(await queuedData(RedisNames.queueJobId(jobId, 2)), undefined);
-    watch.untrack(jobId);
+    assert.equal(jobs.has(jobId), false, "its end ends its tracking");
   });
 });

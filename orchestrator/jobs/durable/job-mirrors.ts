@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
-import type { KeyRing } from "../../shared/crypto/index.js";
-import type { RedisNames } from "../../shared/naming.js";
-import { decodeEnvelope, encryptChunk, openReply } from "../../shared/protocol/index.js";
-import type { JobRecord } from "./job-record.js";
+import type { KeyRing } from "../../../shared/crypto/index.js";
+import type { RedisNames } from "../../../shared/naming.js";
+import { decodeEnvelope, encryptChunk, openReply } from "../../../shared/protocol/index.js";
+import type { JobRecord } from "../job-record.js";
 import { type JobSnapshot, recordOf } from "./job-snapshot.js";
 
 interface Mirror {

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { errorInfoSchema } from "../../shared/errors/index.js";
-import { openAiAnswerShapeSchema } from "../../shared/openai/index.js";
-import { jobStatusSchema, outputChunkSchema } from "../../shared/protocol/index.js";
-import { JobRecord } from "./job-record.js";
+import { errorInfoSchema } from "../../../shared/errors/index.js";
+import { openAiAnswerShapeSchema } from "../../../shared/openai/index.js";
+import { jobStatusSchema, outputChunkSchema } from "../../../shared/protocol/index.js";
+import { JobRecord } from "../job-record.js";
 
 /**
  * What Redis holds of one accepted job (sealed with the service key, so only ciphertext is

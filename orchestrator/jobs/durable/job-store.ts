@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
-import type { KeyRing } from "../../shared/crypto/index.js";
-import type { RedisNames } from "../../shared/naming.js";
-import { openJson, sealJson } from "../../shared/protocol/index.js";
+import type { KeyRing } from "../../../shared/crypto/index.js";
+import type { RedisNames } from "../../../shared/naming.js";
+import { openJson, sealJson } from "../../../shared/protocol/index.js";
 import { type JobSnapshot, jobSnapshotSchema } from "./job-snapshot.js";
 
 export interface JobStoreOptions {
