@@ -150,10 +150,11 @@ describe("operators' view: readiness, metrics, dashboard", () => {
       assert.ok(final, "the job has a final chunk");
       finals.get(model)?.push(final);
     }
-    // Fails on the gpu-worker: the prompt does not fit alpha's 512-token context.
+    // Fails on the gpu-worker: the prompt does not fit alpha's 512-token context (short tokens:
+    // its bytes are under the bound admission checks, so it reaches a model thread).
     const failed = (await stack.runsync({
       model: "alpha",
-      prompt: `${marker} `.repeat(400),
+      prompt: `${marker} ${"a ".repeat(700)}`,
       sampling_params: { max_tokens: 4 },
     })) as JobView;
     assert.equal(failed.status, "FAILED");
