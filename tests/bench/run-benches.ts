@@ -16,7 +16,7 @@ const suffix = ".bench.js";
 const available = readdirSync(dir)
   .filter((name) => name.endsWith(suffix))
   .map((name) => name.slice(0, -suffix.length));
-/** The order of the README, then any other benchmark by name. */
+/** The order of docs/benchmarks.md, then any other benchmark by name. */
 const order = [
   "serving",
   "hops",

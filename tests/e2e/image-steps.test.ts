@@ -5,7 +5,7 @@
  * lines assemble the app folder, and the image's CMD starts it with the runtime ENV (less what
  * needs the container: the GPU, /app). The result must pass the image's HEALTHCHECK and serve a
  * job to the reference client, and stop cleanly on SIGTERM. What the image holds is measured (the
- * sizes go to the test's diagnostics; the README quotes them).
+ * sizes go to the test's diagnostics; docs/deployment.md quotes them).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";

@@ -1,14 +1,15 @@
 /**
  * Every environment variable the code reads is documented, and nothing documented is unread: the
  * names the code reads (found in its sources) equal the names in .env.example and the names in
- * the README's tables (Configuration, and the variables RunPod sets).
+ * the tables of docs/configuration.md (the pool's processes, the reference client and the proxy,
+ * and the variables RunPod sets).
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { packageRoot } from "../../shared/paths.js";
-import { readmeSection, tableNames } from "../support/readme.js";
+import { doc, tableNames } from "../support/readme.js";
 
 const root = packageRoot();
 
@@ -87,11 +88,8 @@ describe("environment variables", () => {
     });
   });
 
-  it("the README's tables list exactly the variables the code reads", () => {
-    const documented = [
-      ...tableNames(readmeSection("Configuration")),
-      ...tableNames(readmeSection("Deploying to RunPod")),
-    ];
+  it("the tables of docs/configuration.md list exactly the variables the code reads", () => {
+    const documented = tableNames(doc("docs/configuration.md"));
     assert.deepEqual(sorted(documented), sorted(code));
   });
 });

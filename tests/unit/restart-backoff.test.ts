@@ -1,4 +1,4 @@
-/** The waits `npm start` leaves before restarting a crashed part, as the README states them. */
+/** The waits `npm start` leaves before restarting a crashed part, as docs/operations.md states them. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { restartBackoff, restartDelayMs } from "../../scripts/launcher/restart-backoff.js";
