@@ -5,7 +5,7 @@ import { isTerminalStatus, type JobStatus, type OutputChunk } from "../../shared
 /**
  * What the orchestrator knows of one job, and the one owner of its states: its status, the chunks
  * produced so far (in order), and its error. Every transition is a method here, each is allowed
- * from the states the README's "Job states" table lists (see {@link JobStatus}) and ignored from
+ * from the states docs/api.md's "Job states" lists (see {@link JobStatus}) and ignored from
  * any other, and the end listener hears of the job exactly once, when it first becomes terminal.
  */
 export class JobRecord {
