@@ -1,4 +1,4 @@
-import type { LogFormat, LogLevel } from "./config/index.js";
+import type { LogFormat, LogLevel } from "./config/config.js";
 
 const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

@@ -1,6 +1,14 @@
 import type { JobRecord } from "./job-record.js";
 import type { JobSignals } from "./job-signals.js";
-import type { TrackedJob } from "./tracked-job.js";
+
+/** What is kept of a tracked job (a `TrackedJob`). */
+export interface PersistedJob {
+  readonly id: string;
+  readonly record: JobRecord;
+  /** When it times out, epoch ms. */
+  readonly deadline: number;
+  readonly encryptOutput: boolean;
+}
 
 /**
  * The seam between a job's life and what makes it outlive this process. The job service calls
@@ -10,9 +18,9 @@ import type { TrackedJob } from "./tracked-job.js";
  */
 export interface JobPersistence {
   /** Writes the record of a job tracked here, unfinished (beside its queueing, on adoption). */
-  saveUnfinished(job: TrackedJob): Promise<void>;
+  saveUnfinished(job: PersistedJob): Promise<void>;
   /** Records a tracked job's end, and deletes what Redis holds of its run. */
-  saveEnded(job: TrackedJob): Promise<void>;
+  saveEnded(job: PersistedJob): Promise<void>;
   /**
    * A job this process does not track, read-only: its final record, or another orchestrator's
    * unfinished job as far as it got. Reading never takes a job over.
@@ -37,7 +45,7 @@ export class EphemeralJobs implements JobPersistence {
 
   async saveUnfinished(): Promise<void> {}
 
-  saveEnded(job: TrackedJob): Promise<void> {
+  saveEnded(job: PersistedJob): Promise<void> {
     return this.#signals.forget(job.id);
   }
 

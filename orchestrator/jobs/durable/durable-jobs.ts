@@ -7,7 +7,7 @@ import { redisCloseGraceMs, settlesWithin } from "../../../shared/process/deadli
 import { isTerminalStatus } from "../../../shared/protocol/index.js";
 import { parseOwner } from "../../../shared/registry/job-owner.js";
 import type { ReplyRelay } from "../../relay/reply-relay.js";
-import type { JobPersistence } from "../job-persistence.js";
+import type { JobPersistence, PersistedJob } from "../job-persistence.js";
 import type { JobRecord } from "../job-record.js";
 import type { JobTable } from "../job-table.js";
 import type { ModelQueues } from "../model-queues.js";
@@ -74,11 +74,11 @@ export class DurableJobs implements JobPersistence {
     this.#host = host;
   }
 
-  saveUnfinished(job: TrackedJob): Promise<void> {
+  saveUnfinished(job: PersistedJob): Promise<void> {
     return this.#options.store.saveUnfinished(this.#snapshotOf(job));
   }
 
-  saveEnded(job: TrackedJob): Promise<void> {
+  saveEnded(job: PersistedJob): Promise<void> {
     return this.#options.store.saveEnded(this.#snapshotOf(job));
   }
 
@@ -206,7 +206,7 @@ export class DurableJobs implements JobPersistence {
     );
   }
 
-  #snapshotOf(job: TrackedJob): JobSnapshot {
+  #snapshotOf(job: PersistedJob): JobSnapshot {
     return snapshotOf(job.record, {
       owner: this.#options.store.owner,
       deadline: job.deadline,
