@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { fallbackWaitSeconds, parseRetryAfter } from "../../orchestrator/client/busy-retry.js";
+import { fallbackWaitSeconds, parseRetryAfter } from "../../client/pool-client/busy-retry.js";
 import { clampRetryAfter, ServiceTimes } from "../../orchestrator/jobs/service-times.js";
 import { ErrorCode, ModelUnavailableError, overloadStatusOf } from "../../shared/errors/index.js";
 import { openAiError } from "../../shared/openai/index.js";

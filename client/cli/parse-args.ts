@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { normalizeBaseUrl } from "./base-url.js";
-import { UsageError } from "./client-errors.js";
+import { normalizeBaseUrl } from "../pool-client/base-url.js";
+import { UsageError } from "../pool-client/client-errors.js";
 import { numericSamplingFlags, type SamplingParams, samplingParams } from "./sampling-flags.js";
 
 /** Where the request's text comes from. */

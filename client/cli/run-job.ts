@@ -1,6 +1,6 @@
 import type { JobInput } from "../../shared/protocol/index.js";
-import { ExitCode, JobFailedError } from "./client-errors.js";
-import type { PoolClient } from "./pool-client.js";
+import { ExitCode, JobFailedError } from "../pool-client/client-errors.js";
+import type { PoolClient } from "../pool-client/pool-client.js";
 import type { StreamPrinter } from "./print.js";
 
 export interface RunJobOptions {

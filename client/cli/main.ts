@@ -5,15 +5,20 @@
  */
 import path from "node:path";
 import { packageRoot } from "../../shared/paths.js";
-import { isCleartextRemote, normalizeBaseUrl } from "./base-url.js";
+import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
+import {
+  ClientError,
+  ExitCode,
+  InterruptedError,
+  UsageError,
+} from "../pool-client/client-errors.js";
+import { PoolClient } from "../pool-client/pool-client.js";
+import { resolveClientKey } from "../pool-client/resolve-key.js";
 import { buildRequest, encryptRequest } from "./build-request.js";
-import { ClientError, ExitCode, InterruptedError, UsageError } from "./client-errors.js";
 import { readMessagesFile } from "./messages-file.js";
 import { type ClientArgs, parseClientArgs } from "./parse-args.js";
-import { PoolClient } from "./pool-client.js";
 import { StreamPrinter } from "./print.js";
 import { readPromptFile } from "./prompt-file.js";
-import { resolveClientKey } from "./resolve-key.js";
 import { runJob } from "./run-job.js";
 import { usageText } from "./usage.js";
 

@@ -7,15 +7,10 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../../shared/paths.js";
-import {
-  ClientError,
-  ExitCode,
-  isCleartextRemote,
-  normalizeBaseUrl,
-  PoolClient,
-  resolveClientKey,
-  UsageError,
-} from "../client/index.js";
+import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
+import { ClientError, ExitCode, UsageError } from "../pool-client/client-errors.js";
+import { PoolClient } from "../pool-client/pool-client.js";
+import { resolveClientKey } from "../pool-client/resolve-key.js";
 import { OpenAiProxy } from "./openai-proxy.js";
 
 const usage = `npm run proxy -- [--listen HOST:PORT] [--url BASE] [options]
