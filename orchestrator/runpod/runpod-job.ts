@@ -12,10 +12,10 @@ import type { JobService } from "../jobs/job-service.js";
 import type { PlatformHttp } from "./platform-http.js";
 import { aborted } from "./sleep.js";
 import { StreamPoster } from "./stream-poster.js";
-import type { TakenJob } from "./taken-jobs.js";
+import type { TakenJob } from "./take-answer.js";
 import type { WebhookUrls } from "./webhook-urls.js";
 
-export interface JobRunnerDeps {
+export interface RunpodJobDeps {
   jobs: JobService;
   http: PlatformHttp;
   urls: WebhookUrls;
@@ -32,17 +32,17 @@ const stopConfirmMs = 5000;
  * (`isStream=true`, the aggregated chunk list) or `{"error": "<json {code, message}>"}`. A job the
  * platform stops posts nothing more.
  */
-export class JobRunner {
+export class RunpodJob {
   readonly id: string;
   readonly #job: TakenJob;
-  readonly #deps: JobRunnerDeps;
+  readonly #deps: RunpodJobDeps;
   readonly #interrupt = new AbortController();
   #stopped = false;
   #fatal: ErrorInfo | undefined;
   #poster: StreamPoster | undefined;
   #record: JobRecord | undefined;
 
-  constructor(job: TakenJob, deps: JobRunnerDeps) {
+  constructor(job: TakenJob, deps: RunpodJobDeps) {
     this.id = job.id;
     this.#job = job;
     this.#deps = deps;
