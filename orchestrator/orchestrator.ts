@@ -5,6 +5,7 @@ import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
 import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
+import { sleep } from "../shared/process/sleep.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { JobHeartbeat } from "./jobs/job-heartbeat.js";
 import { JobService } from "./jobs/job-service.js";
@@ -210,7 +211,7 @@ export class Orchestrator {
     // Give pollers a moment to fetch the last chunks of jobs that just ended.
     const deadline = performance.now() + drainGraceMs;
     while (this.#table.hasRecentlyEndedUnstreamed(drainGraceMs) && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 

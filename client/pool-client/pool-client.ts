@@ -1,4 +1,5 @@
 import type { KeyRing } from "../../shared/crypto/index.js";
+import { sleep } from "../../shared/process/sleep.js";
 import {
   decryptChunk,
   encryptedChunkSchema,
@@ -20,7 +21,6 @@ import { type BusyRetryPolicy, type BusyWait, defaultBusyRetries } from "./busy-
 import { ConnectionError } from "./client-errors.js";
 import { jobFailure } from "./job-error.js";
 import { JsonHttp } from "./json-http.js";
-import { sleep } from "./sleep.js";
 
 export interface PoolClientOptions {
   /**
@@ -167,7 +167,10 @@ export class PoolClient {
       }
       // Nothing new. The local API waited for news already; the hosted one answers at once.
       if (response.status === previousStatus) {
-        await sleep(this.#idlePollMs - (performance.now() - startedAt), options.signal);
+        await sleep(this.#idlePollMs - (performance.now() - startedAt), {
+          signal: options.signal,
+          onAbort: "reject",
+        });
       }
       previousStatus = response.status;
     }
@@ -192,7 +195,7 @@ export class PoolClient {
       throw jobFailure(state.id, state.status, state.error, answer.retryAfterSeconds);
     }
     while (!terminalStatuses.has(state.status)) {
-      await sleep(statusPollMs, options.signal);
+      await sleep(statusPollMs, { signal: options.signal, onAbort: "reject" });
       state = await this.status(state.id, options);
     }
     return this.#finished(state);

@@ -1,6 +1,7 @@
 import type { Logger } from "../../shared/log.js";
+import { aborted } from "../../shared/process/aborted.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
-import { aborted, sleep } from "./sleep.js";
 
 /** How often to look for the gpu-workers while waiting for them. */
 const pollMs = 250;
@@ -31,6 +32,6 @@ export async function waitForGpuWorkers(
     }
     if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
     logged = true;
-    await sleep(pollMs, signal);
+    await sleep(pollMs, { signal, onAbort: "resolve" });
   }
 }

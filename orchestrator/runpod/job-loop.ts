@@ -1,7 +1,8 @@
 import type { Logger } from "../../shared/log.js";
+import { aborted } from "../../shared/process/aborted.js";
 import { createBackoff } from "../../shared/process/backoff.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { aborted, sleep } from "./sleep.js";
 import { type ParsedTake, parseTakeAnswer } from "./take-answer.js";
 import type { WebhookUrls } from "./webhook-urls.js";
 
@@ -78,23 +79,26 @@ export class JobLoop {
           error: error instanceof Error ? error.message : "unknown",
           retryInMs: wait,
         });
-        await sleep(wait, signal);
+        await sleep(wait, { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 204 || status === 400) {
         this.#backoff.reset();
-        await sleep(emptyPollSpacingMs - (performance.now() - startedAt), signal);
+        await sleep(emptyPollSpacingMs - (performance.now() - startedAt), {
+          signal,
+          onAbort: "resolve",
+        });
         continue;
       }
       if (status === 429) {
         log.info("the platform asked to slow down (429)", { retryInMs: tooManyRequestsWaitMs });
-        await sleep(tooManyRequestsWaitMs, signal);
+        await sleep(tooManyRequestsWaitMs, { signal, onAbort: "resolve" });
         continue;
       }
       if (status < 200 || status >= 300) {
         const wait = this.#backoff.next();
         log.warn("job take answered with an error", { status, retryInMs: wait });
-        await sleep(wait, signal);
+        await sleep(wait, { signal, onAbort: "resolve" });
         continue;
       }
       this.#backoff.reset();

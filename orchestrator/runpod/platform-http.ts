@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/log.js";
 import { callSignal } from "../../shared/process/call-signal.js";
-import { sleep } from "./sleep.js";
+import { sleep } from "../../shared/process/sleep.js";
 
 export interface PlatformResponse {
   status: number;
@@ -80,7 +80,7 @@ export class PlatformHttp {
           retryInMs: delay,
         });
       }
-      await sleep(delay, options.signal);
+      await sleep(delay, { signal: options.signal, onAbort: "resolve" });
     }
   }
 

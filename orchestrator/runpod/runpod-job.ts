@@ -6,11 +6,11 @@ import {
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { OpenAiAnswer, openAiRoutePaths, sseEvent } from "../../shared/openai/index.js";
+import { aborted } from "../../shared/process/aborted.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { aborted } from "./sleep.js";
 import { StreamPoster } from "./stream-poster.js";
 import type { TakenJob } from "./take-answer.js";
 import type { WebhookUrls } from "./webhook-urls.js";

@@ -1,7 +1,7 @@
 import type { Logger } from "../../shared/log.js";
 import { type Backoff, createBackoff } from "../../shared/process/backoff.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { sleep } from "./sleep.js";
 
 export interface StopChannelOptions {
   http: PlatformHttp;
@@ -48,7 +48,7 @@ export class StopChannel {
         log.warn("the stop channel failed", {
           error: error instanceof Error ? error.message : "unknown",
         });
-        await sleep(this.#backoff.next(), signal);
+        await sleep(this.#backoff.next(), { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 404) {
@@ -56,7 +56,7 @@ export class StopChannel {
         return;
       }
       if (status === 429) {
-        await sleep(5000, signal);
+        await sleep(5000, { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 204 || status === 400) {
@@ -65,7 +65,7 @@ export class StopChannel {
       }
       if (status !== 200) {
         log.warn("the stop channel answered with an error", { status });
-        await sleep(this.#backoff.next(), signal);
+        await sleep(this.#backoff.next(), { signal, onAbort: "resolve" });
         continue;
       }
       this.#backoff.reset();

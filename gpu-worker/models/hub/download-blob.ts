@@ -11,6 +11,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ModelLoadError } from "../../../shared/errors/index.js";
+import { sleep } from "../../../shared/process/sleep.js";
 
 export interface BlobExpectation {
   readonly size: number;
@@ -66,7 +67,7 @@ export async function downloadBlob(options: DownloadBlobOptions): Promise<void> 
           { cause: error, retryable: true },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, attempt * (options.retryDelayMs ?? 1000)));
+      await sleep(attempt * (options.retryDelayMs ?? 1000));
     }
   }
 }
