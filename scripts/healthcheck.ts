@@ -13,6 +13,7 @@
  */
 import { ModelRegistryReader } from "../orchestrator/registry/model-registry-reader.js";
 import { loadConfig } from "../shared/config/index.js";
+import { messageOf } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
@@ -69,6 +70,6 @@ try {
   clearTimeout(timer);
   process.exit(0);
 } catch (error) {
-  process.stderr.write(`unhealthy: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`unhealthy: ${messageOf(error)}\n`);
   process.exit(1);
 }

@@ -4,6 +4,7 @@
  * only file of the client that reads `process.argv` and `process.env`.
  */
 import path from "node:path";
+import { messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
 import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
 import {
@@ -40,7 +41,7 @@ function baseUrl(args: ClientArgs): string {
   try {
     return normalizeBaseUrl(fromEnv);
   } catch (error) {
-    throw new UsageError(`POOL_URL: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(`POOL_URL: ${messageOf(error)}`);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
 import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
 import { ClientError, ExitCode, UsageError } from "../pool-client/client-errors.js";
@@ -43,7 +44,7 @@ function url(flag: string | undefined): string {
   try {
     return normalizeBaseUrl(text);
   } catch (error) {
-    throw new UsageError(`${from}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(`${from}: ${messageOf(error)}`);
   }
 }
 
@@ -70,7 +71,7 @@ function parseFlags(args: string[]) {
   try {
     return parseArgs({ args, options, strict: true }).values;
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(messageOf(error));
   }
 }
 
@@ -131,7 +132,7 @@ try {
   }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   process.stderr.write(
-    `error: ${code === "EADDRINUSE" ? "the --listen address is in use" : error instanceof Error ? error.message : String(error)}\n`,
+    `error: ${code === "EADDRINUSE" ? "the --listen address is in use" : messageOf(error)}\n`,
   );
   process.exit(ExitCode.connection);
 }

@@ -12,6 +12,7 @@ import {
   LlamaLogLevel,
   readGgufFileInfo,
 } from "node-llama-cpp";
+import { messageOf } from "../../shared/errors/index.js";
 import {
   DEFAULT_MAX_CONTEXT_SIZE,
   type EstimateMessage,
@@ -74,7 +75,7 @@ try {
 } catch (error) {
   message = {
     type: "estimate-failed",
-    message: error instanceof Error ? error.message : String(error),
+    message: messageOf(error),
   };
 } finally {
   // Idle (nothing generates here), so disposing is safe.

@@ -3,6 +3,7 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import {
@@ -74,7 +75,7 @@ export class DashboardQueues {
         this.show(await redisAnswerWithin(this.#options.discovery.find(), discoveryRedisMs));
       } catch (error) {
         this.#options.log.warn("the dashboard could not look for models in Redis", {
-          error: error instanceof Error ? error.message : String(error),
+          error: messageOf(error),
         });
       } finally {
         this.#looking = undefined;

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { latencyBuckets, metricPrefix, noModelLabel } from "../../shared/metrics/metric-names.js";
 import { redisAnswerWithin } from "../../shared/process/deadline.js";
@@ -206,8 +207,4 @@ export class OrchestratorMetrics {
   #label(model: string | undefined): string {
     return model !== undefined && this.#models.has(model) ? model : noModelLabel;
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : "unknown";
 }

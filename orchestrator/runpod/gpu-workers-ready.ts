@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { aborted } from "../../shared/process/aborted.js";
 import { sleep } from "../../shared/process/sleep.js";
@@ -27,7 +28,7 @@ export async function waitForGpuWorkers(
       if (models.every((model) => serving.get(model)?.state === "ready")) return;
     } catch (error) {
       log.warn("could not count the gpu-workers", {
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
     }
     if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");

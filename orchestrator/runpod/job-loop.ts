@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { aborted } from "../../shared/process/aborted.js";
 import { createBackoff } from "../../shared/process/backoff.js";
@@ -76,7 +77,7 @@ export class JobLoop {
         if (error instanceof Error && error.name === "TimeoutError") continue;
         const wait = this.#backoff.next();
         log.warn("job take failed", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
           retryInMs: wait,
         });
         await sleep(wait, { signal, onAbort: "resolve" });
@@ -107,7 +108,7 @@ export class JobLoop {
         take = parseTakeAnswer(text);
       } catch (error) {
         log.warn("ignored a job-take answer that is not a job", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
         continue;
       }

@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { callSignal } from "../../shared/process/call-signal.js";
 import { sleep } from "../../shared/process/sleep.js";
@@ -76,7 +77,7 @@ export class PlatformHttp {
         this.#log.warn("a post failed: retrying", {
           jobId,
           what: options.what,
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
           retryInMs: delay,
         });
       }

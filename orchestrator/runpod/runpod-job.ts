@@ -2,6 +2,7 @@ import {
   ErrorCode,
   type ErrorInfo,
   InternalError,
+  messageOf,
   toErrorInfo,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
@@ -76,7 +77,7 @@ export class RunpodJob {
       // Only a job id this orchestrator still remembers gets here.
       log.error("could not accept a job", {
         jobId: this.id,
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
       await this.#postError(new InternalError("the worker could not accept this job").toInfo());
       return;
@@ -211,7 +212,7 @@ export class RunpodJob {
     } catch (error) {
       log.error("could not post a job's result", {
         jobId: this.id,
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
     }
   }

@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { type Backoff, createBackoff } from "../../shared/process/backoff.js";
 import { sleep } from "../../shared/process/sleep.js";
@@ -46,7 +47,7 @@ export class StopChannel {
         if (signal.aborted) return;
         if (error instanceof Error && error.name === "TimeoutError") continue;
         log.warn("the stop channel failed", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
         await sleep(this.#backoff.next(), { signal, onAbort: "resolve" });
         continue;

@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
@@ -91,7 +92,7 @@ export class StreamPoster {
         log.warn("a stream post was lost", {
           jobId,
           chunks: batch.length,
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
       }
     }

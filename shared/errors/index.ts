@@ -1,3 +1,4 @@
 export * from "./errors.js";
 export * from "./http-status.js";
+export * from "./message-of.js";
 export * from "./pool-error.js";

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { messageOf } from "../../shared/errors/index.js";
 import {
   decryptChunk,
   isEncryptedChunk,
@@ -319,7 +320,7 @@ export class TestStack {
     try {
       return await promise;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = messageOf(error);
       throw new Error(`${message}\n--- stack logs ---\n${this.logs.join("\n")}`);
     }
   }
