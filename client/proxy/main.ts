@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { messageOf } from "../../shared/errors/index.js";
+import { isAddressInUse, messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
 import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
 import { ClientError, ExitCode, UsageError } from "../pool-client/client-errors.js";
@@ -130,9 +130,8 @@ try {
     process.stderr.write(`error: ${error.message}\n`);
     process.exit(error.exitCode);
   }
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
   process.stderr.write(
-    `error: ${code === "EADDRINUSE" ? "the --listen address is in use" : messageOf(error)}\n`,
+    `error: ${isAddressInUse(error) ? "the --listen address is in use" : messageOf(error)}\n`,
   );
   process.exit(ExitCode.connection);
 }
