@@ -19,7 +19,7 @@ import {
   type EstimateReport,
   type EstimateRequest,
   type ModelEstimate,
-} from "./memory-estimate.js";
+} from "./estimate-messages.js";
 
 const request = workerData as EstimateRequest;
 
