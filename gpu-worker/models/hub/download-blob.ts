@@ -64,7 +64,7 @@ export async function downloadBlob(options: DownloadBlobOptions): Promise<void> 
         throw new ModelLoadError(
           `downloading ${options.label} failed after ${attempt} attempt(s): ${describe(error)}; ` +
             "the partial file is kept and the next start continues it",
-          { cause: error, retryable: true },
+          { cause: error },
         );
       }
       await sleep(attempt * (options.retryDelayMs ?? 1000));
