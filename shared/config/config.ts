@@ -28,8 +28,6 @@ export interface RunpodConfig {
   readonly podId: string;
   /** `RUNPOD_PING_INTERVAL`: heartbeat period in milliseconds (default 10000). */
   readonly pingIntervalMs: number;
-  /** `RUNPOD_ENDPOINT_ID`: the endpoint this worker serves, if the platform said. */
-  readonly endpointId: string | undefined;
 }
 
 /**

@@ -240,6 +240,5 @@ function readRunpod(env: Env): RunpodConfig {
     apiKey: readRaw(env, "RUNPOD_AI_API_KEY"),
     podId: readRaw(env, "RUNPOD_POD_ID") ?? randomUUID(),
     pingIntervalMs: readInt(env, "RUNPOD_PING_INTERVAL", 100, 3_600_000) ?? 10_000,
-    endpointId: readRaw(env, "RUNPOD_ENDPOINT_ID"),
   });
 }

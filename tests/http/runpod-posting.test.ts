@@ -197,7 +197,6 @@ describe("RunPod job loop", () => {
       apiKey: "k",
       podId: "p1",
       pingIntervalMs: 1000,
-      endpointId: undefined,
     });
     const taken: string[] = [];
     const malformed: (string | undefined)[] = [];

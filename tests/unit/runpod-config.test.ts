@@ -29,7 +29,6 @@ function runpodConfig(overrides: Partial<RunpodConfig> = {}): RunpodConfig {
     apiKey: "k",
     podId: "pod9",
     pingIntervalMs: 10_000,
-    endpointId: undefined,
     ...overrides,
   };
 }
