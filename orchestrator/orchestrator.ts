@@ -3,7 +3,6 @@ import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
-import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { sleep } from "../shared/process/sleep.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
@@ -67,7 +66,7 @@ export class Orchestrator {
     this.#log = log;
     this.maxRequestBytes = config.maxRequestBytes;
     this.allowPlaintextOpenai = config.allowPlaintextOpenai;
-    this.models = servedModels(config).map((model) => model.name);
+    this.models = config.served.map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
     // BullMQ's queues have a connection of their own: ioredis copies every script defined on a
@@ -118,9 +117,7 @@ export class Orchestrator {
       registry: this.registry,
       log,
     });
-    const settings = new Map(
-      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model)]),
-    );
+    const settings = new Map(config.served.map((model) => [model.name, model.settings]));
     this.jobs = new JobService({
       redis: this.#redis,
       names,

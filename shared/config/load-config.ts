@@ -6,6 +6,7 @@ import { z } from "zod";
 import { KeyRing } from "../crypto/index.js";
 import { ConfigError } from "../errors/index.js";
 import { parseModelsList } from "../models/model-spec.js";
+import { resolveServedModels } from "../models/served-models.js";
 import { packageRoot } from "../paths.js";
 import type { Config, DashboardRetention, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
 import { type Env, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
@@ -68,7 +69,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       ? "/runpod-volume/huggingface-cache"
       : path.join(host.homeDir, ".cache", "huggingface"));
 
-  const config: Config = {
+  const settings: Omit<Config, "served"> = {
     mode,
     runpod: mode === "runpod" ? readRunpod(env) : undefined,
     maxConcurrency: readInt(env, "MAX_CONCURRENCY", 1, 100_000),
@@ -160,6 +161,10 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     ),
     logLevel: readEnum(env, "LOG_LEVEL", ["debug", "info", "warn", "error"]) ?? "info",
     logFormat: readLogFormat(env),
+  };
+  const config: Config = {
+    ...settings,
+    served: resolveServedModels(settings.models, settings.dataDir, settings),
   };
   if (config.allowPlaintextOpenai && config.encryptOutput === "always") {
     throw new ConfigError(
