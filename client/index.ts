@@ -17,6 +17,11 @@ export {
   UsageError,
 } from "./pool-client/client-errors.js";
 export {
+  type LongPollOptions,
+  longPollStream,
+  type StreamPage,
+} from "./pool-client/long-poll-stream.js";
+export {
   type CallOptions,
   type FinishedJob,
   PoolClient,
