@@ -4,7 +4,6 @@ import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
-import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import type { ThreadStatsReport } from "../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
@@ -88,7 +87,7 @@ export class GpuWorker {
     try {
       log.info("gpu-worker starting", { id: gpuWorker.id });
       await gpuWorker.#registry.announce(
-        servedModels(config).map((model) => model.name),
+        config.served.map((model) => model.name),
         "loading",
       );
       const models = await resolveModels(config, log);

@@ -4,7 +4,7 @@
  * serves Prometheus `/metrics` on HOST:METRICS_PORT.
  */
 import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
-import { ConfigError } from "../shared/errors/index.js";
+import { explainListenError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
@@ -28,14 +28,7 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
     // Up before the models load, so a scrape during loading already answers.
     const address = await server
       .listen({ host: config.host, port: config.metricsPort })
-      .catch((error) => {
-        if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-          throw new ConfigError(
-            `METRICS_PORT ${config.metricsPort} on ${config.host} is in use: set METRICS_PORT to a free port`,
-          );
-        }
-        throw error;
-      });
+      .catch(explainListenError("METRICS_PORT", config.host, config.metricsPort));
     closables.push({ close: () => server.close() });
     log.info("metrics listening", { address });
   }

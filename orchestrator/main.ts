@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 
 import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
-import { ConfigError } from "../shared/errors/index.js";
+import { explainListenError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { servedSlots } from "../shared/models/served-models.js";
 import { packageRoot } from "../shared/paths.js";
@@ -50,14 +50,9 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   closables.push({ close: () => closeApp(api) });
   // Closed first: new jobs are refused while running ones finish and can still be polled.
   closables.push({ close: () => orchestrator.drain() });
-  const address = await api.listen({ host: config.host, port: config.port }).catch((error) => {
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-      throw new ConfigError(
-        `PORT ${config.port} on ${config.host} is in use: set PORT to a free port`,
-      );
-    }
-    throw error;
-  });
+  const address = await api
+    .listen({ host: config.host, port: config.port })
+    .catch(explainListenError("PORT", config.host, config.port));
   // Only now: a port in use must not be preceded by a "ready" line.
   await logReady(log, orchestrator, {
     address,

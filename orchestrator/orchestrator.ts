@@ -3,8 +3,8 @@ import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
-import { modelSettingsOf, servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
+import { sleep } from "../shared/process/sleep.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import { QueueReservations } from "./admission/queue-reservations.js";
 import { clampRetryAfter, ServiceTimes } from "./admission/service-times.js";
@@ -61,7 +61,7 @@ export class Orchestrator {
     this.#log = log;
     this.maxRequestBytes = config.maxRequestBytes;
     this.allowPlaintextOpenai = config.allowPlaintextOpenai;
-    this.models = servedModels(config).map((model) => model.name);
+    this.models = config.served.map((model) => model.name);
     this.#redis = createRedis(redisUrl, "orchestrator", log);
     this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
     // BullMQ's queues have a connection of their own: ioredis copies every script defined on a
@@ -104,9 +104,7 @@ export class Orchestrator {
       registry: this.registry,
       log,
     });
-    const settings = new Map(
-      servedModels(config).map((model) => [model.name, modelSettingsOf(config, model)]),
-    );
+    const settings = new Map(config.served.map((model) => [model.name, model.settings]));
     this.jobs = new JobService({
       redis: this.#redis,
       subscriber: this.#subscriber,
@@ -188,7 +186,7 @@ export class Orchestrator {
     // Give pollers a moment to fetch the last chunks of jobs that just ended.
     const deadline = performance.now() + drainGraceMs;
     while (this.#table.hasRecentlyEndedUnstreamed(drainGraceMs) && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 

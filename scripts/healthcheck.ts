@@ -13,8 +13,8 @@
  */
 import { ModelRegistryReader } from "../orchestrator/registry/model-registry-reader.js";
 import { loadConfig } from "../shared/config/index.js";
+import { messageOf } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
-import { servedModels } from "../shared/models/served-models.js";
 import { RedisNames } from "../shared/naming.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 
@@ -46,7 +46,7 @@ async function check(): Promise<void> {
           names: new RedisNames(config.redisPrefix),
           log,
         });
-        const models = servedModels(config).map((model) => model.name);
+        const models = config.served.map((model) => model.name);
         const serving = await reader.read(models);
         const notReady = models.filter((model) => serving.get(model)?.state !== "ready");
         if (notReady.length > 0) throw new Error(`not ready: ${notReady.join(", ")}`);
@@ -69,6 +69,6 @@ try {
   clearTimeout(timer);
   process.exit(0);
 } catch (error) {
-  process.stderr.write(`unhealthy: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`unhealthy: ${messageOf(error)}\n`);
   process.exit(1);
 }

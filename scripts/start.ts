@@ -10,7 +10,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
-import { PoolError } from "../shared/errors/index.js";
+import { messageOf, PoolError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { onStopSignals } from "../shared/process/stop-signals.js";
 import { findRedis } from "../shared/redis/index.js";
@@ -88,7 +88,7 @@ try {
     force,
   });
 } catch (error) {
-  log.error(error instanceof Error ? error.message : String(error), {
+  log.error(messageOf(error), {
     code: error instanceof PoolError ? error.code : undefined,
   });
   // As the parts do: 2 for a configuration to fix (a REDIS_URL that Redis refuses, a bad key file).

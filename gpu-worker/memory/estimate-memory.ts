@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ModelLoadError } from "../../shared/errors/index.js";
-import type { EstimateMessage, EstimateReport, EstimateRequest } from "./memory-estimate.js";
+import type { EstimateMessage, EstimateReport, EstimateRequest } from "./estimate-messages.js";
 
 /** The estimator thread's module, with this module's own extension (`.js` compiled, `.ts` in tsx). */
 function estimateThreadPath(): string {

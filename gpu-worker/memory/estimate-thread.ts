@@ -12,13 +12,14 @@ import {
   LlamaLogLevel,
   readGgufFileInfo,
 } from "node-llama-cpp";
+import { messageOf } from "../../shared/errors/index.js";
 import {
   DEFAULT_MAX_CONTEXT_SIZE,
   type EstimateMessage,
   type EstimateReport,
   type EstimateRequest,
   type ModelEstimate,
-} from "./memory-estimate.js";
+} from "./estimate-messages.js";
 
 const request = workerData as EstimateRequest;
 
@@ -74,7 +75,7 @@ try {
 } catch (error) {
   message = {
     type: "estimate-failed",
-    message: error instanceof Error ? error.message : String(error),
+    message: messageOf(error),
   };
 } finally {
   // Idle (nothing generates here), so disposing is safe.

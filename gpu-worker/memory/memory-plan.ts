@@ -1,5 +1,5 @@
 import type { EffectiveModelSettings } from "../../shared/models/model-settings.js";
-import type { EstimateReport } from "./memory-estimate.js";
+import type { EstimateReport } from "./estimate-messages.js";
 
 /** One model's line of the plan. */
 export interface PlannedModel {

@@ -3,8 +3,7 @@ import type { Config } from "../../shared/config/index.js";
 import { ModelLoadError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { EffectiveModelSettings } from "../../shared/models/model-settings.js";
-import type { ModelEntry } from "../../shared/models/model-spec.js";
-import { modelSettingsOf, servedModels } from "../../shared/models/served-models.js";
+import type { ServedModel } from "../../shared/models/served-models.js";
 import { type FetchOptions, fetchHubModels } from "./hub/fetch-hub-models.js";
 import { splitSetPaths } from "./hub/gguf-choice.js";
 import { hubClientOptions } from "./hub/hub-client.js";
@@ -37,7 +36,7 @@ export async function resolveModels(
   log: Logger,
   options: ResolveOptions = { terminal: process.stderr.isTTY ? process.stderr : undefined },
 ): Promise<readonly ResolvedModel[]> {
-  const models = servedModels(config);
+  const models = config.served;
   const client = hubClientOptions(config);
   const context = {
     client,
@@ -70,14 +69,14 @@ export async function resolveModels(
         path: files[0] ?? "",
         files: Object.freeze(files),
         sizeBytes,
-        settings: modelSettingsOf(config, model),
+        settings: model.settings,
       }),
     );
   }
   return resolved;
 }
 
-function hubFiles(model: ModelEntry, plan: HubModelPlan, log: Logger): string[] {
+function hubFiles(model: ServedModel, plan: HubModelPlan, log: Logger): string[] {
   const files = plan.paths.map((repoPath) => plan.cache.snapshotPath(plan.sha, repoPath));
   log.info(
     plan.fromCache ? "model found in the Hugging Face cache" : "model fetched from Hugging Face",
@@ -92,7 +91,7 @@ function hubFiles(model: ModelEntry, plan: HubModelPlan, log: Logger): string[] 
   return files;
 }
 
-async function localFiles(model: ModelEntry, demo: boolean, log: Logger): Promise<string[]> {
+async function localFiles(model: ServedModel, demo: boolean, log: Logger): Promise<string[]> {
   if (model.source.kind !== "file") return [];
   const file = model.source.path;
   if (demo) {

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
@@ -53,7 +54,7 @@ export class Cancellations {
       (error: unknown) => {
         this.#log.warn("could not check the cancel key", {
           jobId,
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
       },
     );

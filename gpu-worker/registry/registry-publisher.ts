@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
@@ -134,7 +135,7 @@ export class RegistryPublisher {
         const failed = ((await pipeline.exec()) ?? []).find(([error]) => error !== null);
         if (failed?.[0]) problem = failed[0].message;
       })().catch((error: unknown) => {
-        problem = error instanceof Error ? error.message : "unknown";
+        problem = messageOf(error);
       });
       if (!(await settlesWithin(withdrawn, timeoutMs))) problem = "Redis did not answer";
       if (problem !== undefined) {

@@ -1,5 +1,6 @@
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
 import { InvalidRequestError } from "../../shared/errors/index.js";
+import { sleep } from "../../shared/process/sleep.js";
 import { type GrammarSpec, gbnfProblem } from "../../shared/protocol/index.js";
 
 /** Grammars a thread keeps compiled, by their text: clients tend to send the same schema again. */
@@ -53,7 +54,7 @@ async function compile(llama: Llama, spec: GrammarSpec): Promise<LlamaGrammar> {
   } catch (error) {
     if (error instanceof InvalidRequestError) throw error;
     // llama.cpp reports the reason through the log callback, which may run a moment later.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
     const reason = lastParseError === undefined ? "" : ` (${lastParseError})`;
     throw new InvalidRequestError(
       spec.kind === "gbnf"

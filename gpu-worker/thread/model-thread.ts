@@ -7,7 +7,7 @@
  */
 
 import { parentPort, threadId, workerData } from "node:worker_threads";
-import { ModelLoadError, toErrorInfo } from "../../shared/errors/index.js";
+import { ModelLoadError, messageOf, toErrorInfo } from "../../shared/errors/index.js";
 import {
   type MainToThreadMessage,
   type ModelThreadOptions,
@@ -37,7 +37,7 @@ async function start(): Promise<LoadedModel | Error> {
     });
     return loaded;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = messageOf(error);
     report({ type: "model-load-failed", modelName: options.modelName, message, threadId });
     return error instanceof Error ? error : new Error(message);
   }

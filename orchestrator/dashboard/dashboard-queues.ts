@@ -3,17 +3,16 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import {
+  redisAnswerMs,
   redisAnswerWithin,
   redisCloseGraceMs,
   settlesWithin,
 } from "../../shared/process/deadline.js";
 import type { ModelDiscovery } from "./model-discovery.js";
-
-/** How long a look for models waits for Redis before the dashboard goes on with those it has. */
-const discoveryRedisMs = 3000;
 
 export interface DashboardQueuesOptions {
   connection: Redis;
@@ -71,10 +70,10 @@ export class DashboardQueues {
     this.#looking ??= (async () => {
       this.#lookedAt = performance.now();
       try {
-        this.show(await redisAnswerWithin(this.#options.discovery.find(), discoveryRedisMs));
+        this.show(await redisAnswerWithin(this.#options.discovery.find(), redisAnswerMs));
       } catch (error) {
         this.#options.log.warn("the dashboard could not look for models in Redis", {
-          error: error instanceof Error ? error.message : String(error),
+          error: messageOf(error),
         });
       } finally {
         this.#looking = undefined;

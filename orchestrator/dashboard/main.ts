@@ -5,7 +5,7 @@
  */
 
 import { loadConfigOrExit } from "../../shared/config/index.js";
-import { ConfigError } from "../../shared/errors/index.js";
+import { explainListenError } from "../../shared/errors/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { runEntryPoint } from "../../shared/process/run-entry-point.js";
@@ -32,14 +32,7 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   closables.push(dashboard);
   const address = await dashboard.app
     .listen({ host: config.host, port: config.dashboardPort })
-    .catch((error) => {
-      if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-        throw new ConfigError(
-          `DASHBOARD_PORT ${config.dashboardPort} on ${config.host} is in use: set DASHBOARD_PORT to a free port`,
-        );
-      }
-      throw error;
-    });
+    .catch(explainListenError("DASHBOARD_PORT", config.host, config.dashboardPort));
   const models = await dashboard.findModels();
   log.info("queue dashboard listening", {
     address,

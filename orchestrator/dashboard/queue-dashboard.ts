@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import { redisAnswerWithin } from "../../shared/process/deadline.js";
+import { redisAnswerMs, redisAnswerWithin } from "../../shared/process/deadline.js";
 import { closeApp } from "../http/close-app.js";
 import { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
@@ -31,9 +31,6 @@ export const dashboardCsp = [
 
 /** bull-board's page asks Google for its fonts; the page falls back on system fonts without. */
 const externalFontLink = /<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)\.com[^>]*>\s*/g;
-
-/** How long the page waits for Redis for its overview before showing the page without it. */
-const overviewRedisMs = 3000;
 
 /** Redis is asked for the models it knows at most this often (on the page's requests), in ms. */
 const modelRefreshMs = 2000;
@@ -83,7 +80,7 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
   queues.show(options.models);
   const registry = new ModelRegistryReader({ redis: connection, names, log });
   const overview = () =>
-    redisAnswerWithin(readOverview(queues.byModel, registry, connection), overviewRedisMs);
+    redisAnswerWithin(readOverview(queues.byModel, registry, connection), redisAnswerMs);
 
   const app = Fastify({ logger: false, return503OnClosing: true });
   app.addHook("onRequest", async (_request, reply) => {

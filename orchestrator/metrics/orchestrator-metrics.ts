@@ -1,14 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { latencyBuckets, metricPrefix, noModelLabel } from "../../shared/metrics/metric-names.js";
-import { redisAnswerWithin } from "../../shared/process/deadline.js";
+import { redisAnswerMs, redisAnswerWithin } from "../../shared/process/deadline.js";
 import type { FinalChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
 import type { ModelQueues } from "../jobs/model-queues.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
-
-/** How long a scrape waits for Redis (queue counts, the registry) before leaving those gauges out. */
-const scrapeRedisMs = 3000;
 
 export interface OrchestratorMetricsOptions {
   /** The configured models: the only values the `model` label takes (besides `none`). */
@@ -113,7 +111,7 @@ export class OrchestratorMetrics {
       async collect() {
         this.reset();
         try {
-          const counts = await redisAnswerWithin(queues.counts(), scrapeRedisMs);
+          const counts = await redisAnswerWithin(queues.counts(), redisAnswerMs);
           for (const [model, byState] of counts) {
             for (const [state, count] of Object.entries(byState)) this.set({ model, state }, count);
           }
@@ -130,7 +128,7 @@ export class OrchestratorMetrics {
       async collect() {
         this.reset();
         try {
-          const serving = await redisAnswerWithin(registry.read(models), scrapeRedisMs);
+          const serving = await redisAnswerWithin(registry.read(models), redisAnswerMs);
           for (const [model, served] of serving) {
             this.set({ model, state: "ready" }, served.ready);
             this.set({ model, state: "loading" }, served.workers - served.ready);
@@ -206,8 +204,4 @@ export class OrchestratorMetrics {
   #label(model: string | undefined): string {
     return model !== undefined && this.#models.has(model) ? model : noModelLabel;
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : "unknown";
 }

@@ -1,6 +1,6 @@
+import type { AnswerFailure } from "../../shared/openai/index.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
-import type { AnswerFailure } from "./send-openai-answer.js";
 
 /** Thrown by {@link recordChunks} when the job did not complete. */
 export class JobEndedError extends Error {

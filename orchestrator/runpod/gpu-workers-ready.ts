@@ -1,6 +1,8 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
+import { aborted } from "../../shared/process/aborted.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
-import { aborted, sleep } from "./sleep.js";
 
 /** How often to look for the gpu-workers while waiting for them. */
 const pollMs = 250;
@@ -26,11 +28,11 @@ export async function waitForGpuWorkers(
       if (models.every((model) => serving.get(model)?.state === "ready")) return;
     } catch (error) {
       log.warn("could not count the gpu-workers", {
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
     }
     if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
     logged = true;
-    await sleep(pollMs, signal);
+    await sleep(pollMs, { signal, onAbort: "resolve" });
   }
 }

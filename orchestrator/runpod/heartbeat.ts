@@ -1,3 +1,4 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { PlatformHttp } from "./platform-http.js";
 import type { WebhookUrls } from "./webhook-urls.js";
@@ -52,7 +53,7 @@ export class Heartbeat {
         if (this.#failures <= 3 || this.#failures % 10 === 0) {
           log.warn("heartbeat failed", {
             failures: this.#failures,
-            error: error instanceof Error ? error.message : "unknown",
+            error: messageOf(error),
           });
         }
       });

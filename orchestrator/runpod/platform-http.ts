@@ -1,6 +1,7 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { callSignal } from "../../shared/process/call-signal.js";
-import { sleep } from "./sleep.js";
+import { sleep } from "../../shared/process/sleep.js";
 
 export interface PlatformResponse {
   status: number;
@@ -76,11 +77,11 @@ export class PlatformHttp {
         this.#log.warn("a post failed: retrying", {
           jobId,
           what: options.what,
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
           retryInMs: delay,
         });
       }
-      await sleep(delay, options.signal);
+      await sleep(delay, { signal: options.signal, onAbort: "resolve" });
     }
   }
 

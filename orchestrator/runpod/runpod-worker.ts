@@ -5,11 +5,11 @@ import type { Orchestrator } from "../orchestrator.js";
 import { FatalWatch } from "./fatal-watch.js";
 import { waitForGpuWorkers } from "./gpu-workers-ready.js";
 import { Heartbeat } from "./heartbeat.js";
-import { JobRunner } from "./job-runner.js";
-import { JobTaker } from "./job-taker.js";
+import { JobLoop } from "./job-loop.js";
 import { PlatformHttp } from "./platform-http.js";
+import { RunpodJob } from "./runpod-job.js";
 import { StopChannel } from "./stop-channel.js";
-import type { ParsedTake } from "./taken-jobs.js";
+import type { ParsedTake } from "./take-answer.js";
 import { WebhookUrls } from "./webhook-urls.js";
 
 export interface RunpodWorkerOptions {
@@ -38,8 +38,8 @@ export class RunpodWorker {
   readonly #options: RunpodWorkerOptions;
   readonly #urls: WebhookUrls;
   readonly #http: PlatformHttp;
-  readonly #held = new Map<string, { runner: JobRunner; done: Promise<void> }>();
-  readonly #taker: JobTaker;
+  readonly #held = new Map<string, { job: RunpodJob; done: Promise<void> }>();
+  readonly #jobLoop: JobLoop;
   readonly #heartbeat: Heartbeat;
   readonly #stopChannel: StopChannel | undefined;
   readonly #watch: FatalWatch;
@@ -52,7 +52,7 @@ export class RunpodWorker {
     const { runpod, log } = options;
     this.#urls = new WebhookUrls(runpod);
     this.#http = new PlatformHttp(runpod.apiKey, log);
-    this.#taker = new JobTaker({
+    this.#jobLoop = new JobLoop({
       http: this.#http,
       urls: this.#urls,
       concurrency: options.concurrency,
@@ -103,7 +103,7 @@ export class RunpodWorker {
     const { runpod, concurrency, log } = this.#options;
     this.#heartbeat.start();
     this.#stopChannel?.start();
-    this.#taker.start();
+    this.#jobLoop.start();
     log.info("RunPod worker started", {
       podId: runpod.podId,
       concurrency,
@@ -124,15 +124,15 @@ export class RunpodWorker {
         continue;
       }
       log.info("job taken", { jobId: job.id });
-      const runner = new JobRunner(job, {
+      const running = new RunpodJob(job, {
         jobs: this.#options.orchestrator.jobs,
         http: this.#http,
         urls: this.#urls,
         streamWindowMs: this.#options.streamWindowMs,
         log,
       });
-      const done = runner.run().finally(() => this.#release(job.id, runner));
-      this.#held.set(job.id, { runner, done });
+      const done = running.run().finally(() => this.#release(job.id, running));
+      this.#held.set(job.id, { job: running, done });
     }
   }
 
@@ -145,8 +145,8 @@ export class RunpodWorker {
       .catch(() => {});
   }
 
-  #release(jobId: string, runner: JobRunner): void {
-    if (this.#held.get(jobId)?.runner !== runner) return;
+  #release(jobId: string, job: RunpodJob): void {
+    if (this.#held.get(jobId)?.job !== job) return;
     this.#held.delete(jobId);
     const waiters = this.#slotWaiters;
     this.#slotWaiters = [];
@@ -159,22 +159,22 @@ export class RunpodWorker {
       const held = this.#held.get(jobId);
       if (held === undefined) continue;
       log.info("the platform stopped a job", { jobId });
-      const stopping = held.runner.stop().then((ms) => {
+      const stopping = held.job.stop().then((ms) => {
         if (ms !== undefined) {
           log.info("generation stopped", { jobId, stoppedInMs: Math.round(ms * 10) / 10 });
         }
       });
       this.#track(stopping);
       // The slot is free at once: the stopped job posts nothing more.
-      this.#release(jobId, held.runner);
+      this.#release(jobId, held.job);
     }
   }
 
   async #fatal(reason: string): Promise<void> {
     const error = new InternalError(`the worker failed and is being replaced: ${reason}`).toInfo();
-    await this.#taker.close();
+    await this.#jobLoop.close();
     const held = [...this.#held.values()];
-    for (const { runner } of held) runner.failFatal(error);
+    for (const { job } of held) job.failFatal(error);
     await Promise.all(held.map(({ done }) => done));
     this.#options.onFatal();
   }
@@ -190,8 +190,8 @@ export class RunpodWorker {
       const { orchestrator, log } = this.#options;
       // A gpu-worker that drains and exits alongside is no fault now.
       this.#watch.close();
-      await this.#taker.close();
-      log.info("no longer taking jobs", { held: this.#held.size, takes: this.#taker.takes });
+      await this.#jobLoop.close();
+      log.info("no longer taking jobs", { held: this.#held.size, takes: this.#jobLoop.takes });
       // Waits for the held jobs up to the shutdown timeout, then cancels those still running.
       await orchestrator.drain();
       await Promise.all([...this.#held.values()].map(({ done }) => done));

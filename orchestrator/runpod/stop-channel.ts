@@ -1,7 +1,8 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { type Backoff, createBackoff } from "../../shared/process/backoff.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { sleep } from "./sleep.js";
 
 export interface StopChannelOptions {
   http: PlatformHttp;
@@ -46,9 +47,9 @@ export class StopChannel {
         if (signal.aborted) return;
         if (error instanceof Error && error.name === "TimeoutError") continue;
         log.warn("the stop channel failed", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
-        await sleep(this.#backoff.next(), signal);
+        await sleep(this.#backoff.next(), { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 404) {
@@ -56,7 +57,7 @@ export class StopChannel {
         return;
       }
       if (status === 429) {
-        await sleep(5000, signal);
+        await sleep(5000, { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 204 || status === 400) {
@@ -65,7 +66,7 @@ export class StopChannel {
       }
       if (status !== 200) {
         log.warn("the stop channel answered with an error", { status });
-        await sleep(this.#backoff.next(), signal);
+        await sleep(this.#backoff.next(), { signal, onAbort: "resolve" });
         continue;
       }
       this.#backoff.reset();

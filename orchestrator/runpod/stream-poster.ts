@@ -1,6 +1,7 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { sleep } from "./sleep.js";
 
 /** RunPod's limit on one stream post. */
 export const maxStreamPostBytes = 1_000_000;
@@ -74,7 +75,7 @@ export class StreamPoster {
     const { http, url, jobId, windowMs, log } = this.#options;
     while (this.#pending.length > 0 && !this.#abandon.signal.aborted) {
       const wait = this.#lastPostAt + windowMs - performance.now();
-      if (wait > 0) await sleep(wait, this.#hurry.signal);
+      if (wait > 0) await sleep(wait, { signal: this.#hurry.signal, onAbort: "resolve" });
       const batch = this.#takeBatch();
       if (batch.length === 0) break;
       this.#lastPostAt = performance.now();
@@ -91,7 +92,7 @@ export class StreamPoster {
         log.warn("a stream post was lost", {
           jobId,
           chunks: batch.length,
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
       }
     }

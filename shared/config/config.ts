@@ -1,5 +1,6 @@
 import type { KeyRing } from "../crypto/index.js";
 import type { ModelEntry } from "../models/model-spec.js";
+import type { ServedModel } from "../models/served-models.js";
 
 export type RunMode = "local" | "runpod";
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -28,8 +29,6 @@ export interface RunpodConfig {
   readonly podId: string;
   /** `RUNPOD_PING_INTERVAL`: heartbeat period in milliseconds (default 10000). */
   readonly pingIntervalMs: number;
-  /** `RUNPOD_ENDPOINT_ID`: the endpoint this worker serves, if the platform said. */
-  readonly endpointId: string | undefined;
 }
 
 /**
@@ -61,6 +60,11 @@ export interface Config {
   readonly streamPostWindowMs: number;
   /** Models from `MODELS`; empty when unset (the built-in demo model is served then). */
   readonly models: readonly ModelEntry[];
+  /**
+   * The models served (`MODELS`, or the demo model when it is unset), each with the settings it
+   * runs with: its `MODELS` overrides over the global variables. Resolved here, once.
+   */
+  readonly served: readonly ServedModel[];
   /** Keys from `ENCRYPTION_KEY`; `undefined` when unset (local mode then uses a key file). */
   readonly keyRing: KeyRing | undefined;
   /** `HF_TOKEN`, for gated Hugging Face repositories. */

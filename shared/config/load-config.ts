@@ -6,6 +6,7 @@ import { z } from "zod";
 import { KeyRing } from "../crypto/index.js";
 import { ConfigError } from "../errors/index.js";
 import { parseModelsList } from "../models/model-spec.js";
+import { resolveServedModels } from "../models/served-models.js";
 import { packageRoot } from "../paths.js";
 import type { Config, DashboardRetention, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
 import { type Env, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
@@ -68,7 +69,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       ? "/runpod-volume/huggingface-cache"
       : path.join(host.homeDir, ".cache", "huggingface"));
 
-  const config: Config = {
+  const settings: Omit<Config, "served"> = {
     mode,
     runpod: mode === "runpod" ? readRunpod(env) : undefined,
     maxConcurrency: readInt(env, "MAX_CONCURRENCY", 1, 100_000),
@@ -161,6 +162,10 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     logLevel: readEnum(env, "LOG_LEVEL", ["debug", "info", "warn", "error"]) ?? "info",
     logFormat: readLogFormat(env),
   };
+  const config: Config = {
+    ...settings,
+    served: resolveServedModels(settings.models, settings.dataDir, settings),
+  };
   if (config.allowPlaintextOpenai && config.encryptOutput === "always") {
     throw new ConfigError(
       "ALLOW_PLAINTEXT_OPENAI=true contradicts ENCRYPT_OUTPUT=always: a plaintext OpenAI request gets a plaintext answer (leave one of them unset)",
@@ -240,6 +245,5 @@ function readRunpod(env: Env): RunpodConfig {
     apiKey: readRaw(env, "RUNPOD_AI_API_KEY"),
     podId: readRaw(env, "RUNPOD_POD_ID") ?? randomUUID(),
     pingIntervalMs: readInt(env, "RUNPOD_PING_INTERVAL", 100, 3_600_000) ?? 10_000,
-    endpointId: readRaw(env, "RUNPOD_ENDPOINT_ID"),
   });
 }

@@ -53,19 +53,19 @@ export class ConfigError extends PoolError {
 
 export class RedisUnavailableError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
-    super(ErrorCode.REDIS_UNAVAILABLE, message, { retryable: true, ...options });
+    super(ErrorCode.REDIS_UNAVAILABLE, message, options);
   }
 }
 
 export class QueueFullError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
-    super(ErrorCode.QUEUE_FULL, message, { retryable: true, ...options });
+    super(ErrorCode.QUEUE_FULL, message, options);
   }
 }
 
 export class ModelUnavailableError extends PoolError {
   constructor(message: string, options?: PoolErrorOptions) {
-    super(ErrorCode.MODEL_UNAVAILABLE, message, { retryable: true, ...options });
+    super(ErrorCode.MODEL_UNAVAILABLE, message, options);
   }
 }
 
@@ -103,7 +103,7 @@ export class WorkerLostError extends PoolError {
     message = "the gpu-worker running this job stopped before it finished",
     options?: PoolErrorOptions,
   ) {
-    super(ErrorCode.WORKER_LOST, message, { retryable: true, ...options });
+    super(ErrorCode.WORKER_LOST, message, options);
   }
 }
 
@@ -112,7 +112,7 @@ export class JobLostError extends PoolError {
     message = "Redis lost this job (it restarted without its data, or was flushed): submit it again",
     options?: PoolErrorOptions,
   ) {
-    super(ErrorCode.JOB_LOST, message, { retryable: true, ...options });
+    super(ErrorCode.JOB_LOST, message, options);
   }
 }
 

@@ -1,4 +1,7 @@
-/** An error's message for a log line: its `message` if it is an `Error`, else `"unknown"`. */
+/**
+ * The message of anything thrown: an `Error`'s own message, anything else as text. For logs and
+ * a command's own error lines; what a pool caller may see goes through `toErrorInfo` instead.
+ */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : "unknown";
+  return error instanceof Error ? error.message : String(error);
 }

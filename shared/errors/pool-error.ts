@@ -65,8 +65,6 @@ export const errorInfoSchema = z.object({ code: errorCodeSchema, message: z.stri
 
 export interface PoolErrorOptions {
   cause?: unknown;
-  /** Whether trying the same thing again may succeed (default `false`). */
-  retryable?: boolean;
   /** When to try again, in whole seconds (HTTP `Retry-After`), for a refusal under overload. */
   retryAfterSeconds?: number;
 }
@@ -77,14 +75,12 @@ export interface PoolErrorOptions {
  */
 export class PoolError extends Error {
   readonly code: ErrorCode;
-  readonly retryable: boolean;
   readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: PoolErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retryable = options.retryable ?? false;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 

@@ -17,6 +17,14 @@ import { RedisUnavailableError } from "../errors/index.js";
 export const redisCloseGraceMs = 2000;
 
 /**
+ * How long a read on the request path waits for Redis before the caller is answered without it: a
+ * local API route (HTTP 503 `REDIS_UNAVAILABLE`), a metrics scrape (the Redis gauges left out), a
+ * dashboard page (shown without its overview, or with the models already found). A live Redis
+ * answers in milliseconds; a caller must not wait out a reconnect.
+ */
+export const redisAnswerMs = 3000;
+
+/**
  * Resolves `true` once `promise` settles (fulfilled or rejected) within `ms`, else `false` at the
  * deadline; never rejects. The timer is cleared as soon as the promise settles.
  */

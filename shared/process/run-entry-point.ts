@@ -1,4 +1,4 @@
-import { PoolError } from "../errors/index.js";
+import { messageOf, PoolError } from "../errors/index.js";
 import type { Logger } from "../log.js";
 import { onLauncherGone } from "./launcher-gone.js";
 import { announceReady } from "./ready-signal.js";
@@ -48,7 +48,7 @@ export async function runEntryPoint(
         await closable.close();
       } catch (error) {
         log.error("error while stopping", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
       }
     }

@@ -1,5 +1,6 @@
 import { ConfigError, RedisUnavailableError } from "../errors/index.js";
 import type { Logger } from "../log.js";
+import { sleep } from "../process/sleep.js";
 import { probeRedis, redactRedisUrl, redisAnswers } from "./probe-redis.js";
 import { type RedisServerProcess, startRedisServer } from "./redis-server-process.js";
 
@@ -81,7 +82,7 @@ export async function waitForRedis(url: string, timeoutMs: number, log: Logger):
         timeoutMs,
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(1000, left)));
+    await sleep(Math.min(1000, left));
   }
 }
 

@@ -23,6 +23,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
+import { longPollStream } from "../../client/index.js";
 import { createSeededRandom } from "../../gpu-worker/models/gguf/seeded-random.js";
 import { freePort } from "../../shared/redis/index.js";
 import { sharedModelPath, tinyModelPath } from "../support/models.js";
@@ -155,8 +156,9 @@ async function runJob(request: object, cancel: boolean): Promise<string> {
   }
   if (cancel) await requestJson(`${stack.url}/cancel/${job.id}`, {});
   let text = "";
-  for (;;) {
-    const page = (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as StreamPage;
+  const poll = async () =>
+    (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as StreamPage;
+  for await (const page of longPollStream(poll)) {
     for (const { output } of page.stream ?? []) text += output.delta ?? "";
     if (page.status === "COMPLETED") ends.completed += 1;
     else if (page.status === "CANCELLED") ends.cancelled += 1;
@@ -164,6 +166,7 @@ async function runJob(request: object, cancel: boolean): Promise<string> {
     else continue;
     return text;
   }
+  return text;
 }
 
 let stopping = false;

@@ -2,6 +2,7 @@
  * One job through a running stack, as the benchmarks' caller sends it: `/run` with an encrypted
  * greedy request, then `/stream` long polls until the final chunk; timed from the `/run`.
  */
+import { longPollStream } from "../../client/index.js";
 import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import type { TestStack } from "../support/stack.js";
 import { requestJson } from "./lean-http.js";
@@ -27,11 +28,12 @@ export async function stackComplete(
     },
   })) as { id: string };
   let first = 0;
-  for (;;) {
-    const page = (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as {
+  const poll = async () =>
+    (await requestJson(`${stack.url}/stream/${job.id}?wait=10000`)) as {
       status: string;
       stream: { output: StreamChunk }[];
     };
+  for await (const page of longPollStream(poll)) {
     for (const { output } of page.stream) {
       if (!isFinalChunk(output)) {
         first ||= performance.now();
@@ -48,4 +50,5 @@ export async function stackComplete(
       throw new Error(`a benchmark job ended ${page.status}`);
     }
   }
+  throw new Error("a benchmark job ended without its final chunk");
 }

@@ -1,5 +1,5 @@
 /**
- * The reference client (`orchestrator/client/main.js`) run as a user runs it, as a child process,
+ * The reference client (`client/cli/main.js`) run as a user runs it, as a child process,
  * against the real stack: the orchestrator and a gpu-worker started from their compiled entry
  * points, on real Redis (a unique prefix) and a generated tiny model.
  */
@@ -20,7 +20,7 @@ import { waitFor } from "../support/wait-for.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 const entryPoint = (part: string) => path.join(distRoot, part, "main.js");
-const clientEntry = entryPoint("orchestrator/client");
+const clientEntry = entryPoint("client/cli");
 
 interface ClientRun {
   code: number | null;
@@ -121,7 +121,7 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
   const withUrl = (...args: string[]) => [...args, "--url", stack.url];
 
   before(async () => {
-    for (const part of ["orchestrator", "gpu-worker", "orchestrator/client"]) {
+    for (const part of ["orchestrator", "gpu-worker", "client/cli"]) {
       if (!existsSync(entryPoint(part))) {
         throw new Error(`${entryPoint(part)} is missing: run \`npm run build\` first`);
       }

@@ -256,7 +256,7 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
     }
     const client = execFileSync(
       process.execPath,
-      ["dist/orchestrator/client/main.js", "--max-tokens", "16", "Once upon a time"],
+      ["dist/client/cli/main.js", "--max-tokens", "16", "Once upon a time"],
       { cwd: appDir, env: { ...env, POOL_URL: `http://127.0.0.1:${port}` }, encoding: "utf8" },
     );
     assert.ok(client.trim().length > 0, "the client printed the generated text");

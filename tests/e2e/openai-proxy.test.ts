@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import { PoolClient } from "../../orchestrator/client/index.js";
-import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
+import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { abortAtFirstText, readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";

@@ -11,8 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
-import { PoolClient } from "../../orchestrator/client/index.js";
-import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
+import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";

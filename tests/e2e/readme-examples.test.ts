@@ -139,7 +139,7 @@ for (const kind of ["the local API", "a RunPod endpoint"] as const) {
       const started = spawn(
         process.execPath,
         [
-          path.join(packageRoot(), "dist/orchestrator/proxy/main.js"),
+          path.join(packageRoot(), "dist/client/proxy/main.js"),
           "--listen",
           `127.0.0.1:${port}`,
           "--url",

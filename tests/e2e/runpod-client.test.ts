@@ -14,7 +14,7 @@ import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack, textOf } from "../support/stack.js";
 
-const clientEntry = fileURLToPath(new URL("../../orchestrator/client/main.js", import.meta.url));
+const clientEntry = fileURLToPath(new URL("../../client/cli/main.js", import.meta.url));
 const userApiKey = "user-key-for-hosted-api";
 
 function runClient(

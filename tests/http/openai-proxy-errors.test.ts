@@ -8,8 +8,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import { PoolClient } from "../../orchestrator/client/index.js";
-import { OpenAiProxy } from "../../orchestrator/proxy/openai-proxy.js";
+import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 

@@ -2,13 +2,13 @@
  * The RunPod worker's HTTP clients against a real local server: stream posts go out in order,
  * coalesced and size-capped, without ever blocking the producer; result posts retry on 5xx as
  * runpod-python does and not on 4xx; a 404 on the job-stop channel ends its polling quietly; the
- * job taker reads every kind of job-take answer.
+ * job loop reads every kind of job-take answer.
  */
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { JobTaker } from "../../orchestrator/runpod/job-taker.js";
+import { JobLoop } from "../../orchestrator/runpod/job-loop.js";
 import { PlatformHttp } from "../../orchestrator/runpod/platform-http.js";
 import { StopChannel } from "../../orchestrator/runpod/stop-channel.js";
 import { StreamPoster } from "../../orchestrator/runpod/stream-poster.js";
@@ -166,7 +166,7 @@ describe("RunPod posting", () => {
   });
 });
 
-describe("RunPod job taker", () => {
+describe("RunPod job loop", () => {
   it("reads objects and arrays, skips 204/400/garbage, re-polls after a timeout, fails malformed jobs alone", async () => {
     const answers: (number | string | "hang")[] = [
       204,
@@ -197,12 +197,11 @@ describe("RunPod job taker", () => {
       apiKey: "k",
       podId: "p1",
       pingIntervalMs: 1000,
-      endpointId: undefined,
     });
     const taken: string[] = [];
     const malformed: (string | undefined)[] = [];
     let held = 0;
-    const taker = new JobTaker({
+    const jobLoop = new JobLoop({
       http: new PlatformHttp("k", silentLogger),
       urls,
       concurrency: 3,
@@ -218,7 +217,7 @@ describe("RunPod job taker", () => {
       takeTimeoutMs: 300,
     });
     try {
-      taker.start();
+      jobLoop.start();
       const deadline = Date.now() + 10_000;
       while (taken.length < 2 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -236,7 +235,7 @@ describe("RunPod job taker", () => {
       assert.ok(hang && afterHang);
       assert.ok(afterHang.at - hang.at < 1000, "a timed-out long poll is re-polled at once");
     } finally {
-      await taker.close();
+      await jobLoop.close();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }

@@ -9,7 +9,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { longPollStream } from "../../client/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import { messageOf } from "../../shared/errors/index.js";
 import {
   decryptChunk,
   isEncryptedChunk,
@@ -319,7 +321,7 @@ export class TestStack {
     try {
       return await promise;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = messageOf(error);
       throw new Error(`${message}\n--- stack logs ---\n${this.logs.join("\n")}`);
     }
   }
@@ -366,25 +368,26 @@ export class TestStack {
   ): Promise<{ status: string; chunks: StreamChunk[]; raw: OutputChunk[]; error?: string }> {
     const chunks: StreamChunk[] = [];
     const raw: OutputChunk[] = [];
-    for (;;) {
-      const page = (await this.get(`/stream/${id}?wait=10000`)) as {
+    const poll = async () =>
+      (await this.get(`/stream/${id}?wait=10000`)) as {
         status: string;
         stream: { output: OutputChunk }[];
         error?: string;
       };
+    let status = "";
+    let error: string | undefined;
+    for await (const page of longPollStream(poll)) {
+      ({ status, error } = page);
       for (const { output } of page.stream) {
         raw.push(output);
         const chunk = this.open(output);
         chunks.push(chunk);
         onChunk?.(chunk);
       }
-      const terminal = ["COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"].includes(page.status);
       const last = chunks.at(-1);
-      const ended = page.status === "COMPLETED" && last !== undefined && isFinalChunk(last);
-      if ((terminal && page.stream.length === 0) || ended) {
-        return { status: page.status, chunks, raw, ...(page.error ? { error: page.error } : {}) };
-      }
+      if (status === "COMPLETED" && last !== undefined && isFinalChunk(last)) break;
     }
+    return { status, chunks, raw, ...(error ? { error } : {}) };
   }
 
   /** A chunk as served, opened with the stack's key when encrypted. */

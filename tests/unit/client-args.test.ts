@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseClientArgs, UsageError } from "../../orchestrator/client/index.js";
+import { parseClientArgs, UsageError } from "../../client/index.js";
 
 const secret = "a-prompt-nobody-may-see";
 

@@ -5,7 +5,7 @@ import { inspect } from "node:util";
 import { type ConfigHost, loadConfig } from "../../shared/config/index.js";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { ConfigError, ErrorCode } from "../../shared/errors/index.js";
-import { modelSettingsOf, servedSlots } from "../../shared/models/served-models.js";
+import { servedSlots } from "../../shared/models/served-models.js";
 
 const host: ConfigHost = {
   cwd: "/srv/app",
@@ -158,7 +158,7 @@ describe("loadConfig defaults", () => {
       },
       host,
     );
-    const [a, b] = mixed.models.map((model) => modelSettingsOf(mixed, model));
+    const [a, b] = mixed.served.map((model) => model.settings);
     assert.deepEqual(a, {
       contextSize: 1024,
       sequences: 4,

@@ -33,12 +33,10 @@ function namesReadByCode(): Set<string> {
     /\b(?:process\.)?env\[\s*"([A-Z][A-Z0-9_]+)"\s*\]/g,
   ];
   const names = new Set<string>();
-  const files = ["shared", "orchestrator", "gpu-worker", "scripts"].flatMap(sources);
+  const files = ["shared", "orchestrator", "gpu-worker", "client", "scripts"].flatMap(sources);
   for (const file of files) {
-    // The test runner's own variables (REDIS_URL of the test Redis) are not the product's, nor
-    // the GPU check kit's (it runs the product with settings of its own on a lent machine).
-    if (/scripts\/(run-tests|redis-for-run|test-counts)\.|scripts\/gpu-check\//.test(file))
-      continue;
+    // The test runner's own variables (REDIS_URL of the test Redis) are not the product's.
+    if (/scripts\/(run-tests|redis-for-run|test-counts)\./.test(file)) continue;
     const text = readFileSync(path.join(root, file), "utf8");
     for (const pattern of patterns) {
       for (const match of text.matchAll(pattern)) names.add(match[1] ?? "");

@@ -7,17 +7,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import {
-  DEVICE_LIMITS,
-  deviceCall,
-  KIT_DIR,
-  KIT_FILES,
-} from "../../scripts/gpu-check/kit-layout.js";
 import { packageRoot } from "../../shared/paths.js";
+import { DEVICE_LIMITS, deviceCall, KIT_DIR, KIT_FILES } from "../gpu-check/kit-layout.js";
 
 const root = packageRoot();
 const read = (file: string) => readFileSync(path.join(root, file), "utf8");
-const entryScript = read("scripts/gpu-check/run-kit.sh");
+const entryScript = read("tests/gpu-check/run-kit.sh");
 
 describe("GPU check kit", () => {
   it("the device call fits the tool's limits and carries the kit, which git ignores", () => {

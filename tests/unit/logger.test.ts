@@ -207,16 +207,13 @@ describe("toErrorInfo", () => {
 });
 
 describe("PoolError", () => {
-  it("carries a stable code, retryable flag, class name and cause", () => {
+  it("carries a stable code, class name and cause", () => {
     const cause = new Error("socket closed");
     const error = new RedisUnavailableError("redis down", { cause });
     assert.equal(error.code, "REDIS_UNAVAILABLE");
-    assert.equal(error.retryable, true);
     assert.equal(error.name, "RedisUnavailableError");
     assert.equal(error.cause, cause);
     assert.ok(error instanceof PoolError && error instanceof Error);
-    assert.equal(new UnknownModelError("x").retryable, false);
-    assert.equal(new RedisUnavailableError("x", { retryable: false }).retryable, false);
   });
 
   it("recognises exactly the known codes", () => {

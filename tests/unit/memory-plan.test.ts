@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { EstimateReport } from "../../gpu-worker/memory/memory-estimate.js";
+import type { EstimateReport } from "../../gpu-worker/memory/estimate-messages.js";
 import { formatPlanTable, planMemory } from "../../gpu-worker/memory/memory-plan.js";
 
 const MiB = 1024 * 1024;

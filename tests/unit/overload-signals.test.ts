@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { fallbackWaitSeconds, parseRetryAfter } from "../../client/pool-client/busy-retry.js";
 import { clampRetryAfter, ServiceTimes } from "../../orchestrator/admission/service-times.js";
-import { fallbackWaitSeconds, parseRetryAfter } from "../../orchestrator/client/busy-retry.js";
 import { ErrorCode, ModelUnavailableError, overloadStatusOf } from "../../shared/errors/index.js";
 import { openAiError } from "../../shared/openai/index.js";
 
@@ -30,10 +30,9 @@ describe("overload statuses", () => {
     assert.equal(openAiError("UNKNOWN_MODEL", "m").status, 404);
   });
 
-  it("MODEL_UNAVAILABLE is retryable and carries its wait", () => {
+  it("MODEL_UNAVAILABLE carries its wait", () => {
     const error = new ModelUnavailableError("m", { retryAfterSeconds: 10 });
     assert.equal(error.code, "MODEL_UNAVAILABLE");
-    assert.equal(error.retryable, true);
     assert.equal(error.retryAfterSeconds, 10);
     assert.deepEqual(error.toInfo(), { code: "MODEL_UNAVAILABLE", message: "m" });
   });

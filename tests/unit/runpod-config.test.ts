@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseTakenJobs } from "../../orchestrator/runpod/taken-jobs.js";
+import { parseTakeAnswer } from "../../orchestrator/runpod/take-answer.js";
 import { fillTemplate, WebhookUrls, withQuery } from "../../orchestrator/runpod/webhook-urls.js";
 import { type ConfigHost, loadConfig, type RunpodConfig } from "../../shared/config/index.js";
 import { FernetKey } from "../../shared/crypto/index.js";
@@ -29,7 +29,6 @@ function runpodConfig(overrides: Partial<RunpodConfig> = {}): RunpodConfig {
     apiKey: "k",
     podId: "pod9",
     pingIntervalMs: 10_000,
-    endpointId: undefined,
     ...overrides,
   };
 }
@@ -100,11 +99,11 @@ describe("URL templates", () => {
 
 describe("job-take answers", () => {
   it("reads one job (an object) or several (an array), ignoring extra fields", () => {
-    assert.deepEqual(parseTakenJobs('{"id":"a","input":{"x":1},"webhook":"w"}'), {
+    assert.deepEqual(parseTakeAnswer('{"id":"a","input":{"x":1},"webhook":"w"}'), {
       jobs: [{ id: "a", input: { x: 1 } }],
       malformed: [],
     });
-    const many = parseTakenJobs('[{"id":"a","input":1},{"id":"b","input":{}}]');
+    const many = parseTakeAnswer('[{"id":"a","input":1},{"id":"b","input":{}}]');
     assert.deepEqual(
       many.jobs.map((job) => job.id),
       ["a", "b"],
@@ -112,7 +111,7 @@ describe("job-take answers", () => {
   });
 
   it("reports a job missing its id or input on its own", () => {
-    const take = parseTakenJobs('[{"id":"a","input":{}},{"id":"b"},{"input":{}},7]');
+    const take = parseTakeAnswer('[{"id":"a","input":{}},{"id":"b"},{"input":{}},7]');
     assert.deepEqual(
       take.jobs.map((job) => job.id),
       ["a"],
@@ -124,8 +123,8 @@ describe("job-take answers", () => {
   });
 
   it("throws on a body that is not JSON or not a job", () => {
-    assert.throws(() => parseTakenJobs("<html>"));
-    assert.throws(() => parseTakenJobs('"text"'));
+    assert.throws(() => parseTakeAnswer("<html>"));
+    assert.throws(() => parseTakeAnswer('"text"'));
   });
 });
 

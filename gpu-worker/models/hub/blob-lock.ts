@@ -5,6 +5,7 @@
  * lock left by a process that died is taken over once it has not been refreshed for `staleMs`.
  */
 import { open, rm, stat, utimes } from "node:fs/promises";
+import { sleep } from "../../../shared/process/sleep.js";
 
 export interface BlobLockOptions {
   /** A lock not refreshed for this long is stale. Default 30 s. */
@@ -38,7 +39,7 @@ export async function withBlobLock<T>(
     }
     if (!waited) options.onWait?.();
     waited = true;
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
+    await sleep(options.pollMs ?? 250);
   }
   const refresh = setInterval(() => {
     const now = new Date();

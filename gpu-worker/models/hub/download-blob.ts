@@ -11,6 +11,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ModelLoadError } from "../../../shared/errors/index.js";
+import { sleep } from "../../../shared/process/sleep.js";
 
 export interface BlobExpectation {
   readonly size: number;
@@ -63,10 +64,10 @@ export async function downloadBlob(options: DownloadBlobOptions): Promise<void> 
         throw new ModelLoadError(
           `downloading ${options.label} failed after ${attempt} attempt(s): ${describe(error)}; ` +
             "the partial file is kept and the next start continues it",
-          { cause: error, retryable: true },
+          { cause: error },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, attempt * (options.retryDelayMs ?? 1000)));
+      await sleep(attempt * (options.retryDelayMs ?? 1000));
     }
   }
 }

@@ -103,7 +103,6 @@ export function hubError(
     }
     return new ModelLoadError(`the Hugging Face Hub answered HTTP ${status} for ${what}`, {
       cause: error,
-      retryable: status >= 500 || status === 429,
     });
   }
   const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
@@ -112,7 +111,7 @@ export function hubError(
   return new ModelLoadError(
     `could not reach the Hugging Face Hub at ${client.hubUrl} for ${what}${code}; ` +
       "with HF_HUB_OFFLINE=1 models are served from the cache only",
-    { cause: error, retryable: true },
+    { cause: error },
   );
 }
 

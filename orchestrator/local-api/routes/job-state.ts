@@ -1,11 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { redisAnswerWithin } from "../../../shared/process/deadline.js";
+import { redisAnswerMs, redisAnswerWithin } from "../../../shared/process/deadline.js";
 import type { Orchestrator } from "../../orchestrator.js";
 import { statusView, streamView } from "../job-views.js";
 import { parseWait } from "../query.js";
-
-/** How long a route waits for Redis before answering 503. */
-const redisAnswerMs = 3000;
 
 const notFound = {
   error: "no such job (unknown id, or finished longer ago than RESULT_RETENTION_MS)",

@@ -1,8 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { OpenAiPlaintextDisabledError } from "../../../shared/errors/index.js";
-import { openAiError, openAiModelList, openAiRoutePaths } from "../../../shared/openai/index.js";
+import {
+  openAiError,
+  openAiModelList,
+  openAiRoutePaths,
+  sendJson,
+  sendOpenAiAnswer,
+} from "../../../shared/openai/index.js";
 import { recordChunks, recordFailureOf } from "../../openai/record-chunks.js";
-import { sendJson, sendOpenAiAnswer } from "../../openai/send-openai-answer.js";
 import type { Orchestrator } from "../../orchestrator.js";
 
 /**

@@ -1,10 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { registerMetricsRoute } from "../../../shared/metrics/metrics-route.js";
-import { redisAnswerWithin } from "../../../shared/process/deadline.js";
+import { redisAnswerMs, redisAnswerWithin } from "../../../shared/process/deadline.js";
 import type { Orchestrator } from "../../orchestrator.js";
-
-/** How long a probe waits for Redis before answering 503. */
-const redisAnswerMs = 3000;
 
 /** Routes that need no API key: probes say whether the service is up, nothing about its jobs. */
 export const publicRoutes: ReadonlySet<string> = new Set(["/health", "/ready", "/ping"]);

@@ -1,9 +1,6 @@
 import type { FastifyInstance } from "fastify";
-import { redisAnswerWithin } from "../../../shared/process/deadline.js";
+import { redisAnswerMs, redisAnswerWithin } from "../../../shared/process/deadline.js";
 import type { Orchestrator } from "../../orchestrator.js";
-
-/** How long a route waits for Redis before answering 503. */
-const redisAnswerMs = 3000;
 
 /** `/health` and `/purge-queue`. */
 export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {

@@ -4,7 +4,7 @@
  * reports as one JSON line, holds the model while the parent reads `nvidia-smi`, and exits when
  * its stdin closes. One process per model, so each model's memory is measured alone.
  *
- *   node dist/scripts/gpu-check/measure-model.js '<ModelThreadOptions as JSON>'
+ *   node dist/tests/gpu-check/measure-model.js '<ModelThreadOptions as JSON>'
  */
 import { once } from "node:events";
 import { loadModel } from "../../gpu-worker/thread/load-model.js";

@@ -2,8 +2,8 @@
  * The GPU check's runner, on the machine the kit was carried to (`run.sh` calls it after building
  * the backend). Two commands:
  *
- *   node dist/scripts/gpu-check/gpu-check.js write-models --models DIR --big 1b|small
- *   node dist/scripts/gpu-check/gpu-check.js run --models DIR --gpu cuda|off --out DIR
+ *   node dist/tests/gpu-check/gpu-check.js write-models --models DIR --big 1b|small
+ *   node dist/tests/gpu-check/gpu-check.js run --models DIR --gpu cuda|off --out DIR
  *
  * `run` takes these steps, stopping at the first that fails (its report says which, and why):
  * 0. the backend: node-llama-cpp, asked as the project asks it (`build: "never"`), must load the
@@ -31,10 +31,10 @@ import { resolveModels } from "../../gpu-worker/models/resolve-models.js";
 import { loadConfig } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/log.js";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
-import { percentile } from "../../tests/bench/bench-stats.js";
-import { measureDirect, measureStack } from "../../tests/bench/generation-measures.js";
-import { measureHops } from "../../tests/bench/hops.js";
-import { TestStack } from "../../tests/support/stack.js";
+import { percentile } from "../bench/bench-stats.js";
+import { measureDirect, measureStack } from "../bench/generation-measures.js";
+import { measureHops } from "../bench/hops.js";
+import { TestStack } from "../support/stack.js";
 import {
   BIG_MODEL_SIZES,
   type BigModelSize,

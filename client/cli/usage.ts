@@ -1,6 +1,6 @@
 /** The `--help` text of the reference client. */
 export const usageText = `Usage: npm run client -- [options] [PROMPT...]
-       node dist/orchestrator/client/main.js [options] [PROMPT...]
+       node dist/client/cli/main.js [options] [PROMPT...]
        some-command | npm run client -- [options] -
 
 Encrypts one generation request, sends it to a pool (the local stack or a RunPod endpoint),

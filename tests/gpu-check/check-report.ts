@@ -3,8 +3,8 @@
  * (`gpu-check.md`) of the same numbers.
  */
 import { formatBytes, type PlannedModel } from "../../gpu-worker/memory/memory-plan.js";
-import { percentile } from "../../tests/bench/bench-stats.js";
-import type { GenerationSamples } from "../../tests/bench/generation-measures.js";
+import { percentile } from "../bench/bench-stats.js";
+import type { GenerationSamples } from "../bench/generation-measures.js";
 import type { CheckModel } from "./check-models.js";
 import type { LoadedModelReport } from "./measure-model.js";
 import type { GpuReading } from "./nvidia-smi.js";

@@ -4,16 +4,22 @@
  * only file of the client that reads `process.argv` and `process.env`.
  */
 import path from "node:path";
+import { messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
-import { isCleartextRemote, normalizeBaseUrl } from "./base-url.js";
+import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
+import {
+  ClientError,
+  ExitCode,
+  InterruptedError,
+  UsageError,
+} from "../pool-client/client-errors.js";
+import { PoolClient } from "../pool-client/pool-client.js";
+import { resolveClientKey } from "../pool-client/resolve-key.js";
 import { buildRequest, encryptRequest } from "./build-request.js";
-import { ClientError, ExitCode, InterruptedError, UsageError } from "./client-errors.js";
 import { readMessagesFile } from "./messages-file.js";
 import { type ClientArgs, parseClientArgs } from "./parse-args.js";
-import { PoolClient } from "./pool-client.js";
 import { StreamPrinter } from "./print.js";
 import { readPromptFile } from "./prompt-file.js";
-import { resolveClientKey } from "./resolve-key.js";
 import { runJob } from "./run-job.js";
 import { usageText } from "./usage.js";
 
@@ -35,7 +41,7 @@ function baseUrl(args: ClientArgs): string {
   try {
     return normalizeBaseUrl(fromEnv);
   } catch (error) {
-    throw new UsageError(`POOL_URL: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(`POOL_URL: ${messageOf(error)}`);
   }
 }
 

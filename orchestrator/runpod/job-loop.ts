@@ -1,11 +1,13 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
+import { aborted } from "../../shared/process/aborted.js";
 import { createBackoff } from "../../shared/process/backoff.js";
+import { sleep } from "../../shared/process/sleep.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { aborted, sleep } from "./sleep.js";
-import { type ParsedTake, parseTakenJobs } from "./taken-jobs.js";
+import { type ParsedTake, parseTakeAnswer } from "./take-answer.js";
 import type { WebhookUrls } from "./webhook-urls.js";
 
-export interface JobTakerOptions {
+export interface JobLoopOptions {
   http: PlatformHttp;
   urls: WebhookUrls;
   /** Most jobs held at once (taken and not yet posted). */
@@ -28,20 +30,21 @@ const emptyPollSpacingMs = 100;
 const tooManyRequestsWaitMs = 5000;
 
 /**
- * The job-take loop (protocol §3): while slots are free, long-poll for that many jobs (batch take
- * when more than one), with `job_in_progress` telling the platform whether this worker holds any.
+ * The RunPod job loop (protocol §3): while slots are free, long-poll the job-take URL for that
+ * many jobs (batch take when more than one), with `job_in_progress` telling the platform whether
+ * this worker holds any.
  * `204`/`400` mean no job; `429` waits 5 s; other errors back off (1 s, doubling to 30 s).
  * `close()` aborts the poll in flight: no take starts after it.
  */
-export class JobTaker {
-  readonly #options: JobTakerOptions;
+export class JobLoop {
+  readonly #options: JobLoopOptions;
   readonly #closed = new AbortController();
   readonly #backoff = createBackoff();
   #loop: Promise<void> | undefined;
   /** Job-take calls made, for the log. */
   takes = 0;
 
-  constructor(options: JobTakerOptions) {
+  constructor(options: JobLoopOptions) {
     this.#options = options;
   }
 
@@ -74,35 +77,38 @@ export class JobTaker {
         if (error instanceof Error && error.name === "TimeoutError") continue;
         const wait = this.#backoff.next();
         log.warn("job take failed", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
           retryInMs: wait,
         });
-        await sleep(wait, signal);
+        await sleep(wait, { signal, onAbort: "resolve" });
         continue;
       }
       if (status === 204 || status === 400) {
         this.#backoff.reset();
-        await sleep(emptyPollSpacingMs - (performance.now() - startedAt), signal);
+        await sleep(emptyPollSpacingMs - (performance.now() - startedAt), {
+          signal,
+          onAbort: "resolve",
+        });
         continue;
       }
       if (status === 429) {
         log.info("the platform asked to slow down (429)", { retryInMs: tooManyRequestsWaitMs });
-        await sleep(tooManyRequestsWaitMs, signal);
+        await sleep(tooManyRequestsWaitMs, { signal, onAbort: "resolve" });
         continue;
       }
       if (status < 200 || status >= 300) {
         const wait = this.#backoff.next();
         log.warn("job take answered with an error", { status, retryInMs: wait });
-        await sleep(wait, signal);
+        await sleep(wait, { signal, onAbort: "resolve" });
         continue;
       }
       this.#backoff.reset();
       let take: ParsedTake;
       try {
-        take = parseTakenJobs(text);
+        take = parseTakeAnswer(text);
       } catch (error) {
         log.warn("ignored a job-take answer that is not a job", {
-          error: error instanceof Error ? error.message : "unknown",
+          error: messageOf(error),
         });
         continue;
       }

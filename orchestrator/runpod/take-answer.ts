@@ -20,7 +20,7 @@ export interface ParsedTake {
  * `input` is reported on its own and never harms the others. Throws only when the body is not
  * JSON or is neither an object nor an array.
  */
-export function parseTakenJobs(text: string): ParsedTake {
+export function parseTakeAnswer(text: string): ParsedTake {
   const body: unknown = JSON.parse(text);
   const items: unknown[] = Array.isArray(body) ? body : [body];
   if (!Array.isArray(body) && (typeof body !== "object" || body === null)) {

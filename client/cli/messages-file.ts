@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { ChatMessage } from "../../shared/protocol/index.js";
-import { UsageError } from "./client-errors.js";
+import { UsageError } from "../pool-client/client-errors.js";
 
 /**
  * Reads `--messages-file`: a JSON array of `{"role", "content"}` messages. Only its shape is

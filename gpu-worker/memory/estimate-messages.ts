@@ -1,3 +1,7 @@
+/**
+ * What `estimateMemory` (estimate-memory.ts) and its thread (estimate-thread.ts) pass each other:
+ * the request, the report and the thread's one message.
+ */
 import type { GpuChoice } from "../../shared/config/index.js";
 
 /** What the estimator thread is asked: the backend to probe and each model's context shape. */

@@ -3,15 +3,18 @@ import type { AddressInfo } from "node:net";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import { InvalidRequestError, PoolError } from "../../shared/errors/index.js";
 import {
+  type AnswerFailure,
   type OpenAiRoute,
   openAiError,
   openAiModelList,
   openAiRoutePaths,
   readOpenAiBody,
+  sendJson,
+  sendOpenAiAnswer,
 } from "../../shared/openai/index.js";
-import { ConnectionError, JobFailedError, type PoolClient } from "../client/index.js";
-import { jobFailure } from "../client/job-error.js";
-import { type AnswerFailure, sendJson, sendOpenAiAnswer } from "../openai/send-openai-answer.js";
+import { ConnectionError, JobFailedError } from "../pool-client/client-errors.js";
+import { jobFailure } from "../pool-client/job-error.js";
+import type { PoolClient } from "../pool-client/pool-client.js";
 
 export interface OpenAiProxyOptions {
   /** The pool it forwards to (local API or RunPod endpoint), holding the key to open outputs. */

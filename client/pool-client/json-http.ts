@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { callSignal } from "../../shared/process/call-signal.js";
+import { sleep } from "../../shared/process/sleep.js";
 import {
   type BusyRetryPolicy,
   fallbackWaitSeconds,
@@ -8,7 +9,6 @@ import {
 } from "./busy-retry.js";
 import { ConnectionError } from "./client-errors.js";
 import { serverText } from "./server-text.js";
-import { sleep } from "./sleep.js";
 
 export interface JsonCallOptions {
   /** Sent as JSON. */
@@ -100,7 +100,7 @@ export class JsonHttp {
         if (options.signal?.aborted) throw options.signal.reason;
         const failure = networkFailure(display, error, timeoutMs);
         if (retryDelay === undefined) throw failure;
-        await sleep(retryDelay, options.signal);
+        await sleep(retryDelay, { signal: options.signal, onAbort: "reject" });
         continue;
       } finally {
         call.done();
@@ -119,7 +119,7 @@ export class JsonHttp {
             attempt: busyAttempt,
             retries,
           });
-          await sleep(seconds * 1000, options.signal);
+          await sleep(seconds * 1000, { signal: options.signal, onAbort: "reject" });
           attempt -= 1;
           continue;
         }
@@ -134,7 +134,7 @@ export class JsonHttp {
       if (!response.ok) {
         const retryable = response.status === 429 || response.status >= 500;
         if (retryable && retryDelay !== undefined) {
-          await sleep(retryDelay, options.signal);
+          await sleep(retryDelay, { signal: options.signal, onAbort: "reject" });
           continue;
         }
         throw new ConnectionError(display, response.status, errorDetail(text, response));

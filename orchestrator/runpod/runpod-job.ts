@@ -2,20 +2,21 @@ import {
   ErrorCode,
   type ErrorInfo,
   InternalError,
+  messageOf,
   toErrorInfo,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { OpenAiAnswer, openAiRoutePaths, sseEvent } from "../../shared/openai/index.js";
+import { aborted } from "../../shared/process/aborted.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { PlatformHttp } from "./platform-http.js";
-import { aborted } from "./sleep.js";
 import { StreamPoster } from "./stream-poster.js";
-import type { TakenJob } from "./taken-jobs.js";
+import type { TakenJob } from "./take-answer.js";
 import type { WebhookUrls } from "./webhook-urls.js";
 
-export interface JobRunnerDeps {
+export interface RunpodJobDeps {
   jobs: JobService;
   http: PlatformHttp;
   urls: WebhookUrls;
@@ -32,17 +33,17 @@ const stopConfirmMs = 5000;
  * (`isStream=true`, the aggregated chunk list) or `{"error": "<json {code, message}>"}`. A job the
  * platform stops posts nothing more.
  */
-export class JobRunner {
+export class RunpodJob {
   readonly id: string;
   readonly #job: TakenJob;
-  readonly #deps: JobRunnerDeps;
+  readonly #deps: RunpodJobDeps;
   readonly #interrupt = new AbortController();
   #stopped = false;
   #fatal: ErrorInfo | undefined;
   #poster: StreamPoster | undefined;
   #record: JobRecord | undefined;
 
-  constructor(job: TakenJob, deps: JobRunnerDeps) {
+  constructor(job: TakenJob, deps: RunpodJobDeps) {
     this.id = job.id;
     this.#job = job;
     this.#deps = deps;
@@ -76,7 +77,7 @@ export class JobRunner {
       // Only a job id this orchestrator still remembers gets here.
       log.error("could not accept a job", {
         jobId: this.id,
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
       await this.#postError(new InternalError("the worker could not accept this job").toInfo());
       return;
@@ -211,7 +212,7 @@ export class JobRunner {
     } catch (error) {
       log.error("could not post a job's result", {
         jobId: this.id,
-        error: error instanceof Error ? error.message : "unknown",
+        error: messageOf(error),
       });
     }
   }

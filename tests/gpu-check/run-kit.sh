@@ -3,7 +3,7 @@
 # On a machine with no Node.js, no npm and no network: unpacks Node, the project's built output
 # and production dependencies, llama.cpp's source and a redis-server; builds node-llama-cpp's
 # backend from that source for the present GPU with every core, while the project's GGUF writer
-# generates the two test models; then runs the check (scripts/gpu-check/gpu-check.ts) and leaves
+# generates the two test models; then runs the check (tests/gpu-check/gpu-check.ts) and leaves
 # gpu-check.json, gpu-check.md, stack.log, build.log and run.log in $OUT.
 #
 #   bash .gpu-check-kit/run.sh                         # on the GPU machine: CUDA, the ~1B model
@@ -136,7 +136,7 @@ echo "node $(node --version); $(redis-server --version)"
 end
 
 begin "models (in the background)"
-(cd "$app" && node --enable-source-maps dist/scripts/gpu-check/gpu-check.js write-models \
+(cd "$app" && node --enable-source-maps dist/tests/gpu-check/gpu-check.js write-models \
   --models "$work/models" --big "$big") > "$work/models.log" 2>&1 &
 models_pid=$!
 end
@@ -165,7 +165,7 @@ end
 
 begin "check"
 [ "$(left)" -gt 30 ] || die "no time left for the check ($(left) s)"
-(cd "$app" && timeout "$(left)" node --enable-source-maps dist/scripts/gpu-check/gpu-check.js run \
+(cd "$app" && timeout "$(left)" node --enable-source-maps dist/tests/gpu-check/gpu-check.js run \
   --models "$work/models" --gpu "$gpu" --out "$out" --runs "$runs" \
   --llama-threads "$llama_threads" --shell-steps "$steps") || die "see the lines above and gpu-check.md"
 end

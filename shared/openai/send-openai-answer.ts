@@ -1,7 +1,8 @@
 import type { ServerResponse } from "node:http";
-import type { OpenAiAnswerShape } from "../../shared/openai/index.js";
-import { OpenAiAnswer, openAiError, sseEvent } from "../../shared/openai/index.js";
-import type { StreamChunk } from "../../shared/protocol/index.js";
+import type { StreamChunk } from "../protocol/index.js";
+import { OpenAiAnswer, sseEvent } from "./openai-answer.js";
+import { openAiError } from "./openai-errors.js";
+import type { OpenAiAnswerShape } from "./openai-request.js";
 
 /** A failure while a job's chunks were read: the pool's code (or the proxy's own) and a message. */
 export interface AnswerFailure {

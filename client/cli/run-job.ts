@@ -1,6 +1,7 @@
+import { messageOf } from "../../shared/errors/index.js";
 import type { JobInput } from "../../shared/protocol/index.js";
-import { ExitCode, JobFailedError } from "./client-errors.js";
-import type { PoolClient } from "./pool-client.js";
+import { ExitCode, JobFailedError } from "../pool-client/client-errors.js";
+import type { PoolClient } from "../pool-client/pool-client.js";
 import type { StreamPrinter } from "./print.js";
 
 export interface RunJobOptions {
@@ -68,7 +69,7 @@ async function cancel(
   try {
     return await client.cancel(jobId, { signal: AbortSignal.timeout(cancelTimeoutMs) });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : "unknown error";
+    const reason = messageOf(error);
     warn(`could not cancel job ${jobId}: ${reason}`);
     return undefined;
   }

@@ -35,7 +35,7 @@ const unknownPart = parts.find((part) => !allParts.includes(part));
 if (unknownPart !== undefined)
   throw new Error(`--parts: no part "${unknownPart}" (${allParts.join(", ")})`);
 const kit = path.resolve(root, values.out);
-const sources = path.join(root, "scripts", "gpu-check");
+const sources = path.join(root, "tests", "gpu-check");
 const MiB = 2 ** 20;
 
 /** Runs a shell pipeline in the repository root; its output goes to this process's. */
@@ -55,7 +55,7 @@ async function packNode(): Promise<void> {
 
 /** The built output, the sources and the production dependencies, as `npm ls` lists them. */
 async function packApp(): Promise<void> {
-  await stat(path.join(root, "dist", "scripts", "gpu-check", "gpu-check.js")).catch(() => {
+  await stat(path.join(root, "dist", "tests", "gpu-check", "gpu-check.js")).catch(() => {
     throw new Error("dist/ lacks the GPU check: run `npm run build` first");
   });
   const packages = output("npm", ["ls", "--omit=dev", "--all", "--parseable"])

@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { normalizeBaseUrl } from "./base-url.js";
-import { UsageError } from "./client-errors.js";
+import { messageOf } from "../../shared/errors/index.js";
+import { normalizeBaseUrl } from "../pool-client/base-url.js";
+import { UsageError } from "../pool-client/client-errors.js";
 import { numericSamplingFlags, type SamplingParams, samplingParams } from "./sampling-flags.js";
 
 /** Where the request's text comes from. */
@@ -81,7 +82,7 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(messageOf(error));
   }
   const { values, positionals } = parsed;
   if (values.help) return { help: true };
@@ -91,7 +92,7 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
     try {
       url = normalizeBaseUrl(values.url);
     } catch (error) {
-      throw new UsageError(`--url: ${error instanceof Error ? error.message : String(error)}`);
+      throw new UsageError(`--url: ${messageOf(error)}`);
     }
   }
   if (values["api-key"] !== undefined && values["api-key"].trim() === "") {

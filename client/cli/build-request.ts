@@ -6,7 +6,7 @@ import {
   generationRequestSchema,
   type JobInput,
 } from "../../shared/protocol/index.js";
-import { UsageError } from "./client-errors.js";
+import { UsageError } from "../pool-client/client-errors.js";
 import type { RequestArgs } from "./parse-args.js";
 
 /** The pool's own `MAX_TOKENS_LIMIT` is unknown here; it checks that bound itself. */

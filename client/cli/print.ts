@@ -1,5 +1,5 @@
 import { type FinalChunk, isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
-import type { JobFailedError } from "./client-errors.js";
+import type { JobFailedError } from "../pool-client/client-errors.js";
 
 export interface PrinterOptions {
   /** One JSON line per chunk on `out` instead of the text. */

@@ -6,16 +6,12 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { isAddressInUse, messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
-import {
-  ClientError,
-  ExitCode,
-  isCleartextRemote,
-  normalizeBaseUrl,
-  PoolClient,
-  resolveClientKey,
-  UsageError,
-} from "../client/index.js";
+import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
+import { ClientError, ExitCode, UsageError } from "../pool-client/client-errors.js";
+import { PoolClient } from "../pool-client/pool-client.js";
+import { resolveClientKey } from "../pool-client/resolve-key.js";
 import { OpenAiProxy } from "./openai-proxy.js";
 
 const usage = `npm run proxy -- [--listen HOST:PORT] [--url BASE] [options]
@@ -48,7 +44,7 @@ function url(flag: string | undefined): string {
   try {
     return normalizeBaseUrl(text);
   } catch (error) {
-    throw new UsageError(`${from}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UsageError(`${from}: ${messageOf(error)}`);
   }
 }
 
@@ -75,7 +71,7 @@ function parseFlags(args: string[]) {
   try {
     return parseArgs({ args, options, strict: true }).values;
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(messageOf(error));
   }
 }
 
@@ -134,9 +130,8 @@ try {
     process.stderr.write(`error: ${error.message}\n`);
     process.exit(error.exitCode);
   }
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
   process.stderr.write(
-    `error: ${code === "EADDRINUSE" ? "the --listen address is in use" : error instanceof Error ? error.message : String(error)}\n`,
+    `error: ${isAddressInUse(error) ? "the --listen address is in use" : messageOf(error)}\n`,
   );
   process.exit(ExitCode.connection);
 }

@@ -1,4 +1,5 @@
 import type { KeyRing } from "../../shared/crypto/index.js";
+import { sleep } from "../../shared/process/sleep.js";
 import {
   decryptChunk,
   encryptedChunkSchema,
@@ -11,6 +12,7 @@ import {
   healthResponseSchema,
   runResponseSchema,
   type StatusResponse,
+  type StreamResponse,
   statusResponseSchema,
   streamResponseSchema,
   terminalStatuses,
@@ -20,7 +22,7 @@ import { type BusyRetryPolicy, type BusyWait, defaultBusyRetries } from "./busy-
 import { ConnectionError } from "./client-errors.js";
 import { jobFailure } from "./job-error.js";
 import { JsonHttp } from "./json-http.js";
-import { sleep } from "./sleep.js";
+import { longPollStream } from "./long-poll-stream.js";
 
 export interface PoolClientOptions {
   /**
@@ -134,18 +136,20 @@ export class PoolClient {
    */
   async *chunks(jobId: string, options: CallOptions = {}): AsyncGenerator<StreamChunk, void> {
     const path = `/stream/${encodeURIComponent(jobId)}`;
-    let previousStatus: string | undefined;
-    for (;;) {
-      const startedAt = performance.now();
-      const response = await this.#http.call("GET", path, streamResponseSchema, {
+    const poll = () =>
+      this.#http.call("GET", path, streamResponseSchema, {
         query: { wait: String(this.#streamWaitMs) },
         extraTimeoutMs: this.#streamWaitMs,
         retry: true,
         signal: options.signal,
       });
-      const items = response.stream ?? [];
+    // The local API waits for news already; the hosted one answers at once, so idle polls are spaced.
+    const pages = longPollStream(poll, { idlePollMs: this.#idlePollMs, signal: options.signal });
+    let last: StreamResponse | undefined;
+    for await (const page of pages) {
+      last = page;
       let sawFinal = false;
-      for (const item of items) {
+      for (const item of page.stream ?? []) {
         // A RunPod worker posts the chunks produced since its previous post as one list.
         const outputs = Array.isArray(item.output) ? item.output : [item.output];
         for (const output of outputs) {
@@ -155,22 +159,12 @@ export class PoolClient {
         }
       }
       // The final chunk is the last by contract: no need for one more (empty) poll.
-      if (sawFinal && response.status === "COMPLETED") return;
-      if (items.length > 0) {
-        previousStatus = response.status;
-        continue;
-      }
-      if (terminalStatuses.has(response.status)) {
-        if (response.status === "COMPLETED") return;
-        const error = response.error ?? (await this.status(jobId, options)).error;
-        throw jobFailure(jobId, response.status, error);
-      }
-      // Nothing new. The local API waited for news already; the hosted one answers at once.
-      if (response.status === previousStatus) {
-        await sleep(this.#idlePollMs - (performance.now() - startedAt), options.signal);
-      }
-      previousStatus = response.status;
+      if (sawFinal && page.status === "COMPLETED") return;
     }
+    // The loop ended on a terminal page that streamed nothing.
+    if (last === undefined || last.status === "COMPLETED") return;
+    const error = last.error ?? (await this.status(jobId, options)).error;
+    throw jobFailure(jobId, last.status, error);
   }
 
   /**
@@ -192,7 +186,7 @@ export class PoolClient {
       throw jobFailure(state.id, state.status, state.error, answer.retryAfterSeconds);
     }
     while (!terminalStatuses.has(state.status)) {
-      await sleep(statusPollMs, options.signal);
+      await sleep(statusPollMs, { signal: options.signal, onAbort: "reject" });
       state = await this.status(state.id, options);
     }
     return this.#finished(state);

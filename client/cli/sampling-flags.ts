@@ -1,5 +1,5 @@
 import type { GenerationRequest } from "../../shared/protocol/index.js";
-import { UsageError } from "./client-errors.js";
+import { UsageError } from "../pool-client/client-errors.js";
 
 /** `sampling_params` of a request, with vLLM's names. */
 export type SamplingParams = NonNullable<GenerationRequest["sampling_params"]>;

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { UsageError } from "./client-errors.js";
+import { UsageError } from "../pool-client/client-errors.js";
 import type { RequestInput } from "./parse-args.js";
 
 /** Standard input, read when the file is `-`. */
