@@ -37,6 +37,5 @@ export const healthResponseSchema = z.looseObject({
   models: z.array(z.looseObject({ name: z.string().min(1) })).optional(),
 });
 
-export type RunResponse = z.infer<typeof runResponseSchema>;
 export type StreamResponse = z.infer<typeof streamResponseSchema>;
 export type StatusResponse = z.infer<typeof statusResponseSchema>;

@@ -13,6 +13,7 @@ import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { openAiModelList } from "../../shared/openai/index.js";
 import {
+  redisAnswerMs,
   redisAnswerWithin,
   redisCloseGraceMs,
   settlesWithin,
@@ -69,6 +70,16 @@ export interface JobServiceOptions {
     jobRecovered(model: string, how: "requeued" | "adopted"): void;
   };
   log: Logger;
+}
+
+/** Jobs by end (since start), and unfinished ones by status (now). */
+export interface JobCounts {
+  completed: number;
+  failed: number;
+  cancelled: number;
+  timedOut: number;
+  inQueue: number;
+  inProgress: number;
 }
 
 export interface SubmitOptions {
@@ -152,6 +163,22 @@ export class JobService implements JobHost {
 
   get table(): JobTable {
     return this.#options.table;
+  }
+
+  /** A job this process holds a record of (its own, or one read before), without asking Redis. */
+  known(id: string): JobRecord | undefined {
+    return this.#options.table.get(id);
+  }
+
+  /** Records held in memory (for `/status`: unfinished, and finished within retention and cap). */
+  get recordCount(): number {
+    return this.#options.table.size;
+  }
+
+  /** The jobs this process accepted, by how they ended, and those unfinished, by status. */
+  counts(): JobCounts {
+    const { table } = this.#options;
+    return { ...table.counts, ...table.unfinished() };
   }
 
   /** Jobs accepted and not yet ended. */
@@ -270,7 +297,7 @@ export class JobService implements JobHost {
    * another orchestrator, live or gone, is shown as far as it got; adoption is the heartbeat's).
    */
   async find(id: string): Promise<JobRecord | undefined> {
-    return this.#options.table.get(id) ?? (await this.#persistence.find(id));
+    return this.known(id) ?? (await this.#persistence.find(id));
   }
 
   tracks(jobId: string): boolean {
@@ -398,7 +425,7 @@ export class JobService implements JobHost {
  * How long `/run` waits for Redis to admit and take a job (both together) before refusing it
  * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
  */
-const enqueueDeadlineMs = 3000;
+const enqueueDeadlineMs = redisAnswerMs;
 /** ioredis connection states in which the server is known to be gone. */
 const redisDownStates: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
 /** `Retry-After` of `REDIS_UNAVAILABLE`: about one reconnect attempt of the connection. */

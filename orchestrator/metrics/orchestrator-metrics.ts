@@ -152,7 +152,7 @@ export class OrchestratorMetrics {
    * Reads what the job service holds at each scrape: `llmpool_jobs_held{holder}` (all 0 when no
    * job runs) and `llmpool_job_records` (records kept for `/status`, within retention and cap).
    */
-  observe(jobs: { readonly jobsHeld: Record<string, number>; readonly table: { size: number } }) {
+  observe(jobs: { readonly jobsHeld: Record<string, number>; readonly recordCount: number }) {
     const registers = [this.registry];
     new Gauge({
       name: `${metricPrefix}jobs_held`,
@@ -168,7 +168,7 @@ export class OrchestratorMetrics {
       help: "Job records this orchestrator keeps for /status: unfinished, and finished within RESULT_RETENTION_MS and the cap.",
       registers,
       collect() {
-        this.set(jobs.table.size);
+        this.set(jobs.recordCount);
       },
     });
   }

@@ -61,7 +61,7 @@ export class RunpodJob {
       return;
     }
     let record: JobRecord;
-    const known = jobs.table.get(this.id);
+    const known = jobs.known(this.id);
     try {
       if (known !== undefined) {
         // The platform delivered a job this worker already ran (a lost output post, a retried

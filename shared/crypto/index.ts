@@ -1,9 +1,3 @@
-export {
-  type DecryptOptions,
-  type EncryptOptions,
-  FernetKey,
-  InvalidKeyError,
-  InvalidTokenError,
-} from "./fernet.js";
+export { FernetKey, InvalidKeyError, InvalidTokenError } from "./fernet.js";
 export { KeyRing } from "./key-ring.js";
-export { maxClockSkewSeconds, type TokenAge, tokenAge } from "./replay-window.js";
+export { tokenAge } from "./replay-window.js";

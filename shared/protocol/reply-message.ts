@@ -31,7 +31,3 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
 
 export type ReplyMessage = z.infer<typeof replyMessageSchema>;
 export type TerminalReplyMessage = Exclude<ReplyMessage, { kind: "delta" }>;
-
-export function isTerminalReply(message: ReplyMessage): message is TerminalReplyMessage {
-  return message.kind !== "delta";
-}

@@ -171,7 +171,7 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
     }
     // Dev-only packages are gone (typescript stays: node-llama-cpp and valibot name it as an
     // optional peer, which npm keeps).
-    for (const dev of ["tsx", "@biomejs/biome", "dockerfile-utils"]) {
+    for (const dev of ["knip", "@biomejs/biome", "dockerfile-utils"]) {
       assert.ok(!existsSync(path.join(buildDir, "node_modules", dev)), `${dev} was not pruned`);
     }
   });

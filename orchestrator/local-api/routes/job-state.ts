@@ -45,7 +45,7 @@ export function registerJobStateRoutes(app: FastifyInstance, orchestrator: Orche
       if (record === undefined) return reply.code(404).send(notFound);
       // A job another live orchestrator tracks is read from its record: no change comes here to
       // wait for, so the poll is answered after a short pause instead.
-      const tracked = orchestrator.jobs.table.has(record.id);
+      const tracked = orchestrator.jobs.known(record.id) !== undefined;
       const pauseMs = tracked ? waitMs : Math.min(waitMs, 1000);
       await record.waitForChunks(pauseMs);
       return streamView(record);

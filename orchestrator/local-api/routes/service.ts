@@ -5,7 +5,6 @@ import type { Orchestrator } from "../../orchestrator.js";
 /** `/health` and `/purge-queue`. */
 export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   app.get("/health", async () => {
-    const { table } = orchestrator.jobs;
     // A Redis that does not answer makes /health answer 503 at once, not hang.
     const [depths, serving] = await redisAnswerWithin(
       Promise.all([orchestrator.queues.depths(), orchestrator.registry.read(orchestrator.models)]),
@@ -26,15 +25,15 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
         workers: served?.workers ?? 0,
       };
     });
-    const unfinished = table.unfinished();
+    const counts = orchestrator.jobs.counts();
     return {
       jobs: {
-        completed: table.counts.completed,
-        failed: table.counts.failed,
-        cancelled: table.counts.cancelled,
-        timedOut: table.counts.timedOut,
-        inProgress: unfinished.inProgress,
-        inQueue: unfinished.inQueue,
+        completed: counts.completed,
+        failed: counts.failed,
+        cancelled: counts.cancelled,
+        timedOut: counts.timedOut,
+        inProgress: counts.inProgress,
+        inQueue: counts.inQueue,
         retried: 0,
       },
       // Live gpu-worker processes (by the registry) serving any of this orchestrator's models.
@@ -53,7 +52,7 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
     let removed = 0;
     const waiting = await redisAnswerWithin(orchestrator.queues.waitingJobIds(), redisAnswerMs);
     for (const { jobId } of waiting) {
-      const record = orchestrator.jobs.table.get(jobId);
+      const record = orchestrator.jobs.known(jobId);
       if (record === undefined || record.terminal) continue;
       await orchestrator.jobs.cancel(jobId);
       removed += 1;
