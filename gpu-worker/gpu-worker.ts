@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
@@ -16,6 +15,8 @@ import { Cancellations } from "./queue/cancellations.js";
 import { JobsDrain } from "./queue/jobs-drain.js";
 import { closeModelWorker, createModelWorker } from "./queue/model-worker.js";
 import { RegistryPublisher } from "./registry/registry-publisher.js";
+import { type HostedModel, ModelHost } from "./scheduling/model-host.js";
+import { ModelScheduler } from "./scheduling/model-scheduler.js";
 
 export interface GpuWorkerOptions {
   config: Config;
@@ -26,14 +27,11 @@ export interface GpuWorkerOptions {
   log: Logger;
 }
 
-interface ServedModel {
-  pool: ModelPool;
-  worker: Worker;
-}
-
 /**
- * The model host: for each served model a pool of threads holding it and a BullMQ Worker taking
- * jobs from its queue; replies go back through Redis; cancels come in on the control channel.
+ * One gpu-worker: the models of its catalogue (`MODELS`), loaded as its memory budget holds them
+ * and as the pool's jobs ask (`scheduling/`), each a pool of threads holding it and a BullMQ Worker
+ * taking jobs from its queue; replies go back through Redis; cancels and load requests come in on
+ * the control channel.
  */
 export class GpuWorker {
   readonly #redis: Redis;
@@ -41,7 +39,8 @@ export class GpuWorker {
   readonly #replies: Redis;
   readonly #cancellations: Cancellations;
   readonly #registry: RegistryPublisher;
-  readonly #served: ServedModel[] = [];
+  #host: ModelHost | undefined;
+  #scheduler: ModelScheduler | undefined;
   readonly #log: Logger;
   readonly #shutdownTimeoutMs: number;
   #closing: Promise<void> | undefined;
@@ -53,7 +52,14 @@ export class GpuWorker {
     this.#log = options.log;
     this.#shutdownTimeoutMs = options.config.shutdownTimeoutMs;
     const names = new RedisNames(options.config.redisPrefix);
-    this.#cancellations = new Cancellations({ redis, subscriber, names, log: options.log });
+    this.#cancellations = new Cancellations({
+      redis,
+      subscriber,
+      names,
+      log: options.log,
+      // A job waits for a model no gpu-worker has loaded: the scheduler looks at once.
+      onLoadRequest: () => this.#scheduler?.wake(),
+    });
     this.#registry = new RegistryPublisher({
       redis,
       names,
@@ -70,9 +76,11 @@ export class GpuWorker {
 
   /**
    * Announces its models as `loading` in the registry (jobs for them queue up meanwhile), plans
-   * memory, loads every model, then starts taking jobs and announces each model `ready`. Rejects
-   * (after cleaning up, which withdraws the announcements) if the plan does not fit or a model
-   * fails to load; nothing is loaded when the plan does not fit.
+   * memory (each model must fit the budget on its own), loads the preloaded models that fit (the
+   * others are `cold`: loaded when a job asks), then starts the scheduler that loads and unloads
+   * models as the pool's jobs ask. Rejects (after cleaning up, which withdraws the announcements) if
+   * a model does not fit the budget on its own or a preloaded model fails to load; nothing is
+   * loaded when the plan does not fit.
    */
   static async start(options: GpuWorkerOptions): Promise<GpuWorker> {
     const { config, keyRing, log } = options;
@@ -101,48 +109,77 @@ export class GpuWorker {
         workerId: gpuWorker.id,
         log,
       });
-      for (const model of models) {
-        const { settings } = model;
+      const catalogue = models.map((model) => {
         const planned = plan.models.find((line) => line.name === model.name);
-        log.info("loading model", { model: model.name, threads: settings.threads });
-        const pool = await ModelPool.start({
-          model,
-          threads: settings.threads,
-          sequences: settings.sequences,
-          llamaThreads: settings.llamaThreads,
-          contextSize: planned?.contextSize ?? settings.contextSize,
-          gpu: config.gpu,
-          gpuMemoryUtilization: config.gpuMemoryUtilization,
-          vramCapBytes: planned?.threadVramCapBytes,
-          promptCache: config.promptCache,
-          deltaWindowMs: config.deltaWindowMs,
-          log,
-        });
-        const worker = createModelWorker({
-          pool,
-          publisher,
-          cancellations: gpuWorker.#cancellations,
-          keyRing,
-          metrics: options.metrics,
-          log,
-          connection: redis,
-          names,
-          lockMs: config.jobLockMs,
-        });
-        gpuWorker.#served.push({ pool, worker });
-        options.metrics?.modelLoaded(model.name, pool.capacity);
-        await gpuWorker.#registry.announce([model.name], "ready", {
-          contextSize: pool.contextSize,
-          maxTokenBytes: pool.maxTokenBytes,
-        });
-        log.info("model ready", {
-          model: model.name,
-          queue: names.modelQueue(model.name),
-          concurrency: pool.capacity,
-          contextSize: pool.contextSize,
-          llamaThreads: settings.llamaThreads,
-        });
-      }
+        if (planned === undefined) throw new Error(`the memory plan has no line for ${model.name}`);
+        return { model, planned };
+      });
+      const host = new ModelHost({
+        catalogue,
+        budgetBytes: plan.budgetBytes,
+        device: plan.device,
+        registry: gpuWorker.#registry,
+        startPool: ({ model, planned }) =>
+          ModelPool.start({
+            model,
+            threads: model.settings.threads,
+            sequences: model.settings.sequences,
+            llamaThreads: model.settings.llamaThreads,
+            contextSize: planned.contextSize,
+            gpu: config.gpu,
+            gpuMemoryUtilization: config.gpuMemoryUtilization,
+            vramCapBytes: planned.threadVramCapBytes,
+            promptCache: config.promptCache,
+            deltaWindowMs: config.deltaWindowMs,
+            log,
+          }),
+        startWorker: (hosted, pool) =>
+          createModelWorker({
+            pool,
+            publisher,
+            cancellations: gpuWorker.#cancellations,
+            keyRing,
+            metrics: options.metrics,
+            log,
+            connection: redis,
+            names,
+            lockMs: config.jobLockMs,
+            onJobStarted: () => host.touch(pool.name),
+            onJobEnded: () => gpuWorker.#scheduler?.wake(),
+            loadMs: (enqueuedAt) => waitedForLoadMs(hosted, enqueuedAt),
+          }),
+        stopModel: (worker, pool) =>
+          closeModelWorker(worker, pool, {
+            abortAll: () => gpuWorker.#cancellations.cancelAll(),
+            drainMs: config.shutdownTimeoutMs,
+            log,
+          }),
+        metrics: options.metrics,
+        log,
+      });
+      gpuWorker.#host = host;
+      gpuWorker.#scheduler = new ModelScheduler({
+        host,
+        redis,
+        names,
+        workerId: gpuWorker.id,
+        keepAliveMs: config.keepAliveMs,
+        maxSwapWaitMs: config.maxSwapWaitMs,
+        log,
+      });
+      await gpuWorker.#scheduler.start();
+      const loaded = new Set(host.hosted.map((hosted) => hosted.name));
+      log.info("gpu-worker ready", {
+        id: gpuWorker.id,
+        loaded: [...loaded].join(",") || "none",
+        cold:
+          models
+            .filter((model) => !loaded.has(model.name))
+            .map((m) => m.name)
+            .join(",") || "none",
+        budgetBytes: host.budgetBytes,
+        usedBytes: host.usedBytes,
+      });
     } catch (error) {
       await gpuWorker.close();
       throw error;
@@ -150,13 +187,13 @@ export class GpuWorker {
     return gpuWorker;
   }
 
-  /** Model names and how many jobs each can run at once. */
+  /** The models loaded here now, and how many jobs each can run at once. */
   get models(): { name: string; capacity: number; contextSize: number }[] {
-    return this.#served.map(({ pool }) => ({
-      name: pool.name,
-      capacity: pool.capacity,
-      contextSize: pool.contextSize,
-    }));
+    return (this.#host?.hosted ?? []).flatMap(({ pool }) =>
+      pool === undefined
+        ? []
+        : [{ name: pool.name, capacity: pool.capacity, contextSize: pool.contextSize }],
+    );
   }
 
   /**
@@ -167,14 +204,14 @@ export class GpuWorker {
   get jobsHeld(): { cancellations: number; pools: number; threads: number } {
     return {
       cancellations: this.#cancellations.size,
-      pools: this.#served.reduce((sum, { pool }) => sum + pool.running, 0),
+      pools: (this.#host?.hosted ?? []).reduce((sum, { pool }) => sum + (pool?.running ?? 0), 0),
       threads: this.threadStats.reduce((sum, stats) => sum + stats.jobs, 0),
     };
   }
 
   /** The latest report of every model thread (memory, jobs, prompt cache). */
   get threadStats(): ThreadStatsReport[] {
-    return this.#served.flatMap(({ pool }) => pool.threadStats);
+    return this.#host?.threadStats ?? [];
   }
 
   /**
@@ -190,14 +227,20 @@ export class GpuWorker {
       // jobs finish, and do not take them for lost. Not awaited before the drain, so a dead Redis
       // delays neither. Out of the registry once the jobs are done.
       const marked = this.#registry.drain();
+      // A load under way finishes first: its threads must not be stopped while they load.
+      await this.#scheduler?.close();
       const drain = new JobsDrain(this.#cancellations, this.#shutdownTimeoutMs, this.#log);
       const drained = Promise.allSettled(
-        this.#served.map(({ worker, pool }) =>
-          closeModelWorker(worker, pool, {
-            abortAll: () => drain.abortAll(),
-            drainMs: this.#shutdownTimeoutMs,
-            log: this.#log,
-          }),
+        (this.#host?.hosted ?? []).flatMap(({ worker, pool }) =>
+          worker === undefined || pool === undefined
+            ? []
+            : [
+                closeModelWorker(worker, pool, {
+                  abortAll: () => drain.abortAll(),
+                  drainMs: this.#shutdownTimeoutMs,
+                  log: this.#log,
+                }),
+              ],
         ),
       );
       await Promise.all([marked, drained]);
@@ -216,4 +259,14 @@ export class GpuWorker {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * How long a job waited for its model to load here: from when it was queued (or the load began,
+ * if later) to when the model was ready; 0 for a job queued after that.
+ */
+function waitedForLoadMs(hosted: HostedModel, enqueuedAt: number): number {
+  const readyAt = hosted.readyAt ?? Date.now();
+  if (enqueuedAt >= readyAt) return 0;
+  return Math.max(0, readyAt - Math.max(enqueuedAt, hosted.loadStartedAt));
 }

@@ -149,14 +149,16 @@ export class Orchestrator {
   }
 
   /**
-   * Whether every served model has a ready gpu-worker (by the registry), and each model's state.
-   * Rejects when Redis does not answer.
+   * Whether every served model is served (by the registry): `ready` on a gpu-worker, or `cold` on
+   * one that loads it when a job asks (a model a gpu-worker is still loading, or that none has,
+   * is not), and each model's state. Rejects when Redis does not answer.
    */
   async readiness(): Promise<{ ready: boolean; models: Record<string, string> }> {
     const serving = await this.registry.read(this.models);
     const models: Record<string, string> = {};
     for (const model of this.models) models[model] = serving.get(model)?.state ?? "unavailable";
-    return { ready: Object.values(models).every((state) => state === "ready"), models };
+    const ready = Object.values(models).every((state) => state === "ready" || state === "cold");
+    return { ready, models };
   }
 
   /** Connects and subscribes; resolves when jobs can be accepted. */

@@ -92,6 +92,19 @@ export class RedisNames {
     return key.slice(queue.length, -":meta".length) || undefined;
   }
 
+  /**
+   * Who loads a model that no gpu-worker has loaded: the id of the one gpu-worker that claimed the
+   * load, with an expiry it refreshes while it loads (a gpu-worker that dies mid-load frees it).
+   */
+  loadClaim(model: string): string {
+    return `${this.prefix}:load:${model}`;
+  }
+
+  /** The live gpu-workers' budgets and what they hold: field = gpu-worker id, value = JSON. */
+  get gpuWorkers(): string {
+    return `${this.prefix}:gpu-workers`;
+  }
+
   /** One accepted job's sealed record (its state, and its chunks once it ended). */
   jobRecord(jobId: string): string {
     return `${this.prefix}:job:${jobId}`;

@@ -64,7 +64,8 @@ export class StreamPrinter {
         `prompt_tokens=${usage.prompt_tokens} ` +
         `cached_tokens=${usage.prompt_tokens_details?.cached_tokens ?? 0} ` +
         `completion_tokens=${usage.completion_tokens} ` +
-        `queue_ms=${timings.queue_ms} ttft_ms=${timings.ttft_ms} total_ms=${timings.total_ms} ` +
+        `queue_ms=${timings.queue_ms} load_ms=${timings.load_ms ?? 0} ` +
+        `ttft_ms=${timings.ttft_ms} total_ms=${timings.total_ms} ` +
         (final.seed === undefined ? "" : `seed=${final.seed} `) +
         `job=${jobId}`,
     );

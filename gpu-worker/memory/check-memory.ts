@@ -6,9 +6,10 @@ import { estimateMemory } from "./estimate-memory.js";
 import { formatBytes, formatPlanTable, type MemoryPlan, planMemory } from "./memory-plan.js";
 
 /**
- * Plans memory for the models before any is loaded and logs the plan as a table. When the models
- * do not fit the budget, logs the table as errors and throws `INSUFFICIENT_MEMORY`, so the
- * gpu-worker exits having loaded nothing.
+ * Plans memory for the models before any is loaded and logs the plan as a table. When a model does
+ * not fit the budget on its own, logs the table as errors and throws `INSUFFICIENT_MEMORY` naming
+ * it, so the gpu-worker exits having loaded nothing. Models that fit one by one but not all at
+ * once are fine: they are loaded on demand.
  */
 export async function checkMemory(
   models: readonly ResolvedModel[],
@@ -29,7 +30,7 @@ export async function checkMemory(
     budgetMb: config.memoryBudgetMb,
   });
   const write = plan.fits ? log.info : log.error;
-  write(plan.fits ? "memory plan" : "memory plan: the models do not fit", {
+  write(plan.fits ? "memory plan" : "memory plan: a model does not fit the budget on its own", {
     device: plan.device,
     totalBytes: plan.totalBytes,
     budgetBytes: plan.budgetBytes,
@@ -37,10 +38,13 @@ export async function checkMemory(
   });
   for (const line of formatPlanTable(plan)) write(`  ${line}`);
   if (!plan.fits) {
+    const needs = plan.tooLarge
+      .map((model) => `"${model.name}" needs ${formatBytes(model.totalBytes)}`)
+      .join(", ");
     throw new InsufficientMemoryError(
-      `the models need ${formatBytes(plan.totalBytes)} but the budget is ${formatBytes(plan.budgetBytes)} ` +
-        `(${plan.budgetSource}); nothing was loaded. Lower context, sequences or threads, serve fewer ` +
-        "models, or raise GPU_MEMORY_UTILIZATION (or MEMORY_BUDGET_MB)",
+      `${needs} on its own, but the budget is ${formatBytes(plan.budgetBytes)} ` +
+        `(${plan.budgetSource}); nothing was loaded. Lower its context, sequences or threads, ` +
+        "or raise GPU_MEMORY_UTILIZATION (or MEMORY_BUDGET_MB)",
     );
   }
   return plan;

@@ -30,8 +30,12 @@ export interface MemoryPlan {
   readonly budgetBytes: number;
   /** How the budget was set, for the table. */
   readonly budgetSource: string;
+  /** What all models need together: more than the budget is fine, they load on demand. */
   readonly totalBytes: number;
+  /** Whether every model fits the budget on its own (else the configuration is refused). */
   readonly fits: boolean;
+  /** The models that do not fit the budget on their own. */
+  readonly tooLarge: readonly PlannedModel[];
   readonly models: readonly PlannedModel[];
 }
 
@@ -50,10 +54,12 @@ export interface BudgetSettings {
 const MiB = 1024 * 1024;
 
 /**
- * The memory plan: what every thread of every model allocates, against one budget shared by all
- * models. Each model thread holds its own llama.cpp instance with the model and one context of
- * `sequences` sequences, so a GPU holds the weights once per thread; on a CPU the weights are
- * memory-mapped and a model's threads share the file's pages, so they count once per model.
+ * The memory plan: what every thread of every model allocates, against one budget shared by the
+ * models loaded at once. Each model thread holds its own llama.cpp instance with the model and one
+ * context of `sequences` sequences, so a GPU holds the weights once per thread; on a CPU the
+ * weights are memory-mapped and a model's threads share the file's pages, so they count once per
+ * model. Each model must fit the budget on its own; together they need not (the scheduler loads
+ * what fits and the rest on demand).
  */
 export function planMemory(
   report: EstimateReport,
@@ -77,18 +83,8 @@ export function planMemory(
     return { estimate, threads, sequences, weightCopies, totalBytes };
   });
   const totalBytes = lines.reduce((sum, line) => sum + line.totalBytes, 0);
-  const fits = totalBytes <= budgetBytes;
-  // Caps partition the budget in proportion to need, so every thread may use a little more than
-  // estimated and all of them together never more than the budget.
-  const scale = fits && totalBytes > 0 ? budgetBytes / totalBytes : 1;
-  return {
-    device: report.device,
-    backend: report.backend,
-    budgetBytes,
-    budgetSource,
-    totalBytes,
-    fits,
-    models: lines.map(({ estimate, threads, sequences, weightCopies, totalBytes: total }) => ({
+  const planned = lines.map(
+    ({ estimate, threads, sequences, weightCopies, totalBytes: total }): PlannedModel => ({
       name: estimate.name,
       threads,
       sequences,
@@ -97,13 +93,31 @@ export function planMemory(
       weightCopies,
       contextBytes: estimate.contextBytes,
       totalBytes: total,
+      // A little over the thread's need, within the budget: its GPU layers are fitted under it.
       threadVramCapBytes:
         report.device === "gpu"
-          ? Math.floor((estimate.weightsBytes + estimate.contextBytes) * scale)
+          ? Math.floor(
+              (estimate.weightsBytes + estimate.contextBytes) *
+                Math.max(1, Math.min(capHeadroom, budgetBytes / Math.max(1, total))),
+            )
           : undefined,
-    })),
+    }),
+  );
+  const tooLarge = planned.filter((model) => model.totalBytes > budgetBytes);
+  return {
+    device: report.device,
+    backend: report.backend,
+    budgetBytes,
+    budgetSource,
+    totalBytes,
+    fits: tooLarge.length === 0,
+    tooLarge,
+    models: planned,
   };
 }
+
+/** A thread's VRAM cap may exceed its estimated need by this factor (the estimate is not exact). */
+const capHeadroom = 1.1;
 
 /** The plan as a table for the log, one string per line. */
 export function formatPlanTable(plan: MemoryPlan): string[] {
@@ -115,7 +129,7 @@ export function formatPlanTable(plan: MemoryPlan): string[] {
     String(model.threads),
     formatBytes(model.totalBytes),
   ]);
-  rows.push(["all models", "", "", "", formatBytes(plan.totalBytes)]);
+  rows.push(["all models (need not fit at once)", "", "", "", formatBytes(plan.totalBytes)]);
   rows.push([
     "budget",
     "",

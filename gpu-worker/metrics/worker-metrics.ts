@@ -23,6 +23,9 @@ export class WorkerMetrics {
   readonly #promptTokens: Counter<"model">;
   readonly #generationTokens: Counter<"model">;
   readonly #cachedTokens: Counter<"model">;
+  readonly #loads: Counter<"model" | "reason">;
+  readonly #evictions: Counter<"model" | "reason">;
+  readonly #loadSeconds: Histogram<"model">;
 
   constructor() {
     const registers = [this.registry];
@@ -64,6 +67,25 @@ export class WorkerMetrics {
       "worker_prompt_cached_tokens_total",
       "Prompt tokens of completed jobs taken from this gpu-worker's prompt cache.",
     );
+    this.#loads = new Counter({
+      name: `${metricPrefix}model_loads_total`,
+      help: "Models this gpu-worker loaded, by model and reason (preload, demand, join).",
+      labelNames: ["model", "reason"],
+      registers,
+    });
+    this.#evictions = new Counter({
+      name: `${metricPrefix}model_unloads_total`,
+      help: "Models this gpu-worker unloaded, by model and reason (idle, pressure, swap, shutdown).",
+      labelNames: ["model", "reason"],
+      registers,
+    });
+    this.#loadSeconds = new Histogram({
+      name: `${metricPrefix}model_load_seconds`,
+      help: "Seconds a model took to load on this gpu-worker, from the start of its load to its first job taken.",
+      labelNames: ["model"],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320],
+      registers,
+    });
   }
 
   /**
@@ -118,14 +140,23 @@ export class WorkerMetrics {
     );
   }
 
-  /** A model's pool is loaded and takes jobs. */
-  modelLoaded(model: string, sequences: number): void {
+  /** A model's pool is loaded and takes jobs: `seconds` it took, `reason` it was loaded. */
+  modelLoaded(model: string, sequences: number, reason: string, seconds: number): void {
+    this.#loads.inc({ model, reason });
+    this.#loadSeconds.observe({ model }, seconds);
     this.#sequences.set({ model }, sequences);
     this.#busy.set({ model }, 0);
     this.#jobs.inc({ model, status: "completed" }, 0);
     for (const counter of [this.#promptTokens, this.#generationTokens, this.#cachedTokens]) {
       counter.inc({ model }, 0);
     }
+  }
+
+  /** A model was unloaded (`reason`: idle, pressure, swap, shutdown): it no longer has sequences. */
+  modelUnloaded(model: string, reason: string): void {
+    this.#evictions.inc({ model, reason });
+    this.#sequences.set({ model }, 0);
+    this.#busy.set({ model }, 0);
   }
 
   /** A job took a sequence; call the returned function once when it gives it back. */

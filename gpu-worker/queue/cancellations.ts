@@ -10,7 +10,8 @@ import { controlMessageSchema } from "../../shared/protocol/index.js";
  * arrive on the control channel (every gpu-worker hears them and acts on its own jobs). A job
  * picked up just after its cancel message went by is caught by the cancel key the orchestrator
  * sets before publishing: `register` checks it after recording the job, so no order of events
- * misses a cancel.
+ * misses a cancel. The control channel also carries load requests (a job waits for a model no
+ * gpu-worker has loaded): they go to `onLoadRequest`.
  */
 export class Cancellations {
   readonly #running = new Map<string, AbortController>();
@@ -18,13 +19,22 @@ export class Cancellations {
   readonly #subscriber: Redis;
   readonly #names: RedisNames;
   readonly #log: Logger;
+  readonly #onLoadRequest: ((model: string) => void) | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: { redis: Redis; subscriber: Redis; names: RedisNames; log: Logger }) {
+  constructor(options: {
+    redis: Redis;
+    subscriber: Redis;
+    names: RedisNames;
+    log: Logger;
+    /** Told of each load request on the control channel. */
+    onLoadRequest?: (model: string) => void;
+  }) {
     this.#redis = options.redis;
     this.#subscriber = options.subscriber;
     this.#names = options.names;
     this.#log = options.log;
+    this.#onLoadRequest = options.onLoadRequest;
   }
 
   async start(): Promise<void> {
@@ -35,7 +45,8 @@ export class Cancellations {
         this.#log.warn("ignored a malformed control message");
         return;
       }
-      this.cancel(parsed.jobId);
+      if (parsed.type === "cancel") this.cancel(parsed.jobId);
+      else this.#onLoadRequest?.(parsed.model);
     });
     await this.#subscriber.subscribe(this.#names.controlChannel);
   }

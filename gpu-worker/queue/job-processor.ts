@@ -23,6 +23,11 @@ export interface JobProcessorOptions {
   /** When set, the jobs' sequences, token counts and run times are counted. */
   metrics?: WorkerMetrics;
   log: Logger;
+  /** Told when a job starts on the model, and when it ends (the scheduler's use and idle times). */
+  onJobStarted?: () => void;
+  onJobEnded?: () => void;
+  /** How long a job queued at `enqueuedAt` (epoch ms) waited for the model to load (`load_ms`). */
+  loadMs?: (enqueuedAt: number) => number;
 }
 
 /**
@@ -34,7 +39,8 @@ export interface JobProcessorOptions {
  * meanwhile is stopped and gets no reply at all.
  */
 export function createJobProcessor(options: JobProcessorOptions) {
-  const { pool, publisher, cancellations, keyRing, metrics, log } = options;
+  const { pool, publisher, cancellations, keyRing, metrics, log, onJobStarted, onJobEnded } =
+    options;
   // Three parameters: BullMQ then hands each job an abort signal (`lockSignal`), which
   // `model-worker.ts` fires when the job's lock could not be renewed.
   return async (
@@ -53,6 +59,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
       );
     }
     const attempt = payload.data.attempt ?? Math.max(1, job.attemptsStarted);
+    onJobStarted?.();
+    const loadMs = Math.round(options.loadMs?.(job.timestamp) ?? 0);
     const replies = publisher.forJob(jobId, payload.data.replyTo, attempt);
     // One controller stops the generation: a cancel, or the job found lost (a reply refused, the
     // lock gone). Not `AbortSignal.any`: Node keeps a composite signal with an abort listener
@@ -109,7 +117,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         runMs,
       });
       release?.();
-      await replies.end({ kind: "done", ...result, runMs });
+      await replies.end({ kind: "done", ...result, runMs, loadMs });
       // The seed goes to the caller only (sealed), not into the job's plain metadata.
       const { seed: _seed, ...counts } = result;
       const jobResult: JobResult = { ...counts, runMs };
@@ -150,6 +158,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       release?.();
       lockSignal?.removeEventListener("abort", onLockLost);
       cancellations.unregister(jobId);
+      onJobEnded?.();
     }
   };
 }

@@ -20,14 +20,16 @@ export interface RegistryPublisherOptions {
 }
 
 /**
- * A gpu-worker's side of the model registry: announces each model it serves (`loading`, then
- * `ready`, and `draining` when it shuts down), refreshes the entries on a heartbeat so they lapse
- * if the process dies, and deletes them when it stops.
+ * A gpu-worker's side of the model registry: announces each model of its catalogue (`cold` while
+ * not loaded, `loading`, then `ready`, and `draining` when it shuts down) and, once told, its
+ * memory budget and use; refreshes the entries on a heartbeat so they lapse if the process dies,
+ * and deletes them when it stops.
  */
 export class RegistryPublisher {
   readonly #options: RegistryPublisherOptions;
   readonly #states = new Map<string, ModelState>();
   readonly #loaded = new Map<string, LoadedModelInfo>();
+  #budget: { device: string; budgetBytes: number; usedBytes: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
@@ -53,6 +55,7 @@ export class RegistryPublisher {
     for (const model of models) {
       this.#states.set(model, state);
       if (loaded !== undefined) this.#loaded.set(model, loaded);
+      else if (state === "cold") this.#loaded.delete(model);
     }
     this.#timer ??= setInterval(
       () => {
@@ -64,6 +67,11 @@ export class RegistryPublisher {
     );
     this.#timer.unref();
     await this.#beat();
+  }
+
+  /** Its memory budget and what the loaded models use: written with the next write. */
+  setBudget(budget: { device: string; budgetBytes: number; usedBytes: number }): void {
+    this.#budget = budget;
   }
 
   /**
@@ -93,12 +101,18 @@ export class RegistryPublisher {
   async #write(): Promise<void> {
     const { redis, names, workerId, ttlMs } = this.#options;
     const models = [...this.#states.keys()];
+    const info =
+      this.#budget === undefined
+        ? ""
+        : JSON.stringify({ ...this.#budget, models: Object.fromEntries(this.#states) });
     await redis.eval(
       registryHeartbeatScript,
-      models.length,
+      models.length + 1,
+      names.gpuWorkers,
       ...models.map((model) => names.modelRegistry(model)),
       ttlMs,
       workerId,
+      info,
       ...models.flatMap((model) => {
         const loaded = this.#loaded.get(model);
         return [
@@ -130,7 +144,7 @@ export class RegistryPublisher {
       const withdrawn = (async () => {
         // A heartbeat in flight must not write the entries back after they are deleted.
         await this.#beating.catch(() => {});
-        const pipeline = redis.pipeline();
+        const pipeline = redis.pipeline().hdel(names.gpuWorkers, workerId);
         for (const model of models) pipeline.hdel(names.modelRegistry(model), workerId);
         const failed = ((await pipeline.exec()) ?? []).find(([error]) => error !== null);
         if (failed?.[0]) problem = failed[0].message;

@@ -28,11 +28,14 @@ export const registryMaxAgeMs = 1000;
 export interface AdmittedCapacity {
   /** Gives the place back; call once the job is on the queue, or failed to get there. */
   release(): void;
+  /** Whether no gpu-worker has the model loaded or loading: one must load it for the job. */
+  cold: boolean;
 }
 
 /**
  * The second half of admission, after the request itself was found valid: the model must be
- * served by a live gpu-worker (loading counts: its jobs wait until it is ready), the prompt must
+ * served by a live gpu-worker (loading counts: its jobs wait until it is ready; so does `cold`, a
+ * gpu-worker that can load it: the job waits for the load), the prompt must
  * not be larger than any of them could fit (by its bytes, see `protocol/prompt-bytes.ts`), and
  * the model's queue must have room, which is reserved at once (see {@link QueueReservations}):
  * the limit holds exactly, also with several orchestrators on one Redis. Throws
@@ -60,7 +63,7 @@ export async function admitCapacity(
   if (serving.value.state === "unavailable") {
     if (reservation.value.reserved) release();
     throw new ModelUnavailableError(
-      `no gpu-worker serves the model "${model}" at the moment (none is loading or running it); try again in ${policy.unavailableRetryAfterSeconds} s`,
+      `no gpu-worker serves the model "${model}" at the moment (none can load it, is loading it or runs it); try again in ${policy.unavailableRetryAfterSeconds} s`,
       { retryAfterSeconds: policy.unavailableRetryAfterSeconds },
     );
   }
@@ -81,5 +84,5 @@ export async function admitCapacity(
       { retryAfterSeconds: seconds },
     );
   }
-  return { release };
+  return { release, cold: serving.value.state === "cold" };
 }

@@ -276,6 +276,15 @@ export class JobService implements JobHost {
         Math.max(0, redisDeadline - performance.now()),
       );
       job.markQueued();
+      if (place?.cold) {
+        // Not awaited: the job is queued; a lost request is caught by the gpu-workers' own tick.
+        this.#signals.requestLoad(task.model).catch((error: unknown) =>
+          log.warn("could not ask for a model's load", {
+            model: task.model,
+            error: messageOf(error),
+          }),
+        );
+      }
     } catch (error) {
       log.error("could not queue a job", { jobId: record.id, error: messageOf(error) });
       // If Redis takes the job after all, once it answers again, take it back off the queue.

@@ -40,6 +40,15 @@ export class JobSignals {
   }
 
   /**
+   * Asks the gpu-workers to load a model no gpu-worker has loaded (a job waits for it): one of
+   * those that can hold it claims the load (see `gpu-worker/scheduling/`).
+   */
+  async requestLoad(model: string): Promise<void> {
+    const message: ControlMessage = { type: "load", model };
+    await this.#redis.publish(this.#names.controlChannel, JSON.stringify(message));
+  }
+
+  /**
    * Fences a job's earlier attempts off before it is queued as `attempt`: its owner key names the
    * new attempt with no gpu-worker yet (a lost gpu-worker can no longer claim it or write for it),
    * and the replies the lost attempt stored are deleted.

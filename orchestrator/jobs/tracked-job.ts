@@ -297,6 +297,7 @@ export class TrackedJob implements ReplyTarget {
       },
       timings: {
         queue_ms: Math.max(0, totalMs - Math.round(message.runMs)),
+        load_ms: Math.round(message.loadMs ?? 0),
         ttft_ms: Math.round((record.firstChunkAt ?? now) - record.acceptedAt),
         total_ms: totalMs,
       },

@@ -122,7 +122,7 @@ export class OrchestratorMetrics {
     });
     new Gauge({
       name: `${metricPrefix}gpu_workers`,
-      help: "Live gpu-workers serving each model, by state (loading, ready), from the registry.",
+      help: "Live gpu-workers with each model, by state (ready, loading; cold: can load it on demand), from the registry.",
       labelNames: ["model", "state"],
       registers,
       async collect() {
@@ -132,6 +132,7 @@ export class OrchestratorMetrics {
           for (const [model, served] of serving) {
             this.set({ model, state: "ready" }, served.ready);
             this.set({ model, state: "loading" }, served.workers - served.ready);
+            this.set({ model, state: "cold" }, served.cold ?? 0);
           }
         } catch (error) {
           log.warn("metrics: the model registry is unavailable", { error: messageOf(error) });

@@ -3,19 +3,26 @@ import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { promptBytesLimit } from "../../shared/protocol/index.js";
 import {
+  type GpuWorkerInfo,
   type ModelState,
+  parseGpuWorkerInfo,
   parseRegistryEntry,
   redisTimeMs,
 } from "../../shared/registry/model-registry.js";
 
 /** Who serves one model right now, by the registry. */
 export interface ModelServing {
-  /** `ready` if a live gpu-worker has it loaded, `loading` if one is loading it, else `unavailable`. */
+  /**
+   * `ready` if a live gpu-worker has it loaded, `loading` if one is loading it, `cold` if none has
+   * it but one can load it (a job for it waits for the load), else `unavailable`.
+   */
   state: Exclude<ModelState, "draining"> | "unavailable";
   /** Live gpu-workers serving it (loading or ready). */
   workers: number;
   /** Those of them that have it loaded. */
   ready: number;
+  /** Live gpu-workers that have it in their catalogue, not loaded (they can load it). */
+  cold?: number;
   /** Their ids. */
   workerIds: string[];
   /**
@@ -64,6 +71,11 @@ export class ModelRegistryReader {
         }
         // Alive but shutting down: it finishes its jobs and takes no new ones.
         if (entry.state === "draining") continue;
+        if (entry.state === "cold") {
+          serving.cold = (serving.cold ?? 0) + 1;
+          if (serving.state === "unavailable") serving.state = "cold";
+          continue;
+        }
         serving.workers += 1;
         if (entry.state === "ready") {
           serving.ready += 1;
@@ -72,7 +84,7 @@ export class ModelRegistryReader {
           else limits?.push({ bytes, contextSize: entry.contextSize });
         }
         serving.workerIds.push(workerId);
-        if (entry.state === "ready" || serving.state === "unavailable") serving.state = entry.state;
+        if (entry.state === "ready" || serving.state !== "ready") serving.state = entry.state;
       }
       serving.promptLimit = limits?.reduce<ModelServing["promptLimit"]>(
         (largest, limit) =>
@@ -118,6 +130,24 @@ export class ModelRegistryReader {
     };
     serving.then((found) => found.state === "unavailable" && forget(), forget);
     return serving;
+  }
+
+  /** The live gpu-workers' budgets and what they hold (the `gpu-workers` hash), by id. */
+  async gpuWorkers(): Promise<Map<string, Omit<GpuWorkerInfo, "expiresAt">>> {
+    const { redis, names } = this.options;
+    const [[timeError, time] = [], [error, hash] = []] =
+      (await redis.pipeline().time().hgetall(names.gpuWorkers).exec()) ?? [];
+    if (timeError) throw timeError;
+    if (error) throw error;
+    const now = redisTimeMs(time as string[]);
+    const out = new Map<string, Omit<GpuWorkerInfo, "expiresAt">>();
+    for (const [id, value] of Object.entries((hash ?? {}) as Record<string, string>)) {
+      const info = parseGpuWorkerInfo(value);
+      if (info === undefined || info.expiresAt <= now) continue;
+      const { expiresAt: _expiresAt, ...rest } = info;
+      out.set(id, rest);
+    }
+    return out;
   }
 
   /** One model's serving state. */

@@ -8,9 +8,10 @@ import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 const pollMs = 250;
 
 /**
- * Resolves once a gpu-worker has every model loaded (`ready` in the registry), or `signal` aborts. A RunPod worker takes no
- * job before: one taken while its model still loads would wait here while other workers of the
- * endpoint could run it.
+ * Resolves once a gpu-worker has a model loaded (`ready` in the registry) and every model is
+ * `ready` or `cold` (loaded on demand), or `signal` aborts. A RunPod worker takes no job before:
+ * one taken while no model is loaded yet would wait here while other workers of the endpoint could
+ * run it. A job for a cold model then waits for its load like any other.
  */
 export async function waitForGpuWorkers(
   registry: ModelRegistryReader,
@@ -25,13 +26,15 @@ export async function waitForGpuWorkers(
     try {
       const serving = await Promise.race([registry.read(models), closed]);
       if (serving === undefined) return;
-      if (models.every((model) => serving.get(model)?.state === "ready")) return;
+      const states = models.map((model) => serving.get(model)?.state);
+      const served = states.every((state) => state === "ready" || state === "cold");
+      if (served && states.includes("ready")) return;
     } catch (error) {
       log.warn("could not count the gpu-workers", {
         error: messageOf(error),
       });
     }
-    if (!logged) log.info("waiting for the gpu-worker to serve every model before taking jobs");
+    if (!logged) log.info("waiting for the gpu-worker to load a model before taking jobs");
     logged = true;
     await sleep(pollMs, { signal, onAbort: "resolve" });
   }

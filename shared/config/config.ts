@@ -174,6 +174,16 @@ export interface Config {
   readonly deltaWindowMs: number;
   /** `SHUTDOWN_TIMEOUT_MS`: on SIGTERM, running jobs get this long to finish before being aborted. */
   readonly shutdownTimeoutMs: number;
+  /**
+   * `KEEP_ALIVE` (default 5 min): a loaded model idle this long (no job running or waiting for it
+   * on its gpu-worker) is unloaded; 0 unloads it as soon as it is idle, -1 never. In ms.
+   */
+  readonly keepAliveMs: number;
+  /**
+   * `MAX_SWAP_WAIT_MS` (default 30 s): how long the oldest job of a model that no gpu-worker has
+   * loaded may wait before a model with jobs of its own (none running) is unloaded to make room.
+   */
+  readonly maxSwapWaitMs: number;
   /** `DATA_DIR`: local state (the generated key file, the demo model). */
   readonly dataDir: string;
   readonly logLevel: LogLevel;

@@ -52,3 +52,26 @@ export function readEnum<const T extends readonly [string, ...string[]]>(
 ): T[number] | undefined {
   return readVar(env, name, z.enum(values), `be one of ${values.join(", ")}`);
 }
+
+/**
+ * A duration like Ollama's `keep_alive`: a whole number of milliseconds, or one with a unit
+ * (`500ms`, `30s`, `5m`, `1h`); `-1` means for ever (returned as `-1`).
+ */
+export function readDuration(env: Env, name: string): number | undefined {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const schema = z
+    .string()
+    .regex(/^(-1|\d+(ms|s|m|h)?)$/)
+    .transform((text) => {
+      if (text === "-1") return -1;
+      const [, digits = "0", unit = "ms"] = /^(\d+)(ms|s|m|h)?$/.exec(text) ?? [];
+      return Number(digits) * (units[unit] ?? 1);
+    })
+    .pipe(z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER));
+  return readVar(
+    env,
+    name,
+    schema,
+    "be a duration such as 0, 30s, 5m or 1h (milliseconds without a unit), or -1 for ever",
+  );
+}

@@ -9,7 +9,7 @@ import { parseModelsList } from "../models/model-spec.js";
 import { resolveServedModels } from "../models/served-models.js";
 import { packageRoot } from "../paths.js";
 import type { Config, DashboardRetention, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
-import { type Env, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
+import { type Env, readDuration, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
 
 /** Facts about the machine that defaults depend on; injectable so tests need no real machine. */
 export interface ConfigHost {
@@ -155,6 +155,8 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     promptCache: (readEnum(env, "PROMPT_CACHE", ["on", "off"]) ?? "on") === "on",
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
     shutdownTimeoutMs: readInt(env, "SHUTDOWN_TIMEOUT_MS", 0) ?? 30_000,
+    keepAliveMs: readDuration(env, "KEEP_ALIVE") ?? 300_000,
+    maxSwapWaitMs: readInt(env, "MAX_SWAP_WAIT_MS", 0) ?? 30_000,
     dataDir: path.resolve(
       host.cwd,
       readRaw(env, "DATA_DIR") ?? path.join(host.packageRoot, ".data"),

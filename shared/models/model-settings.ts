@@ -2,7 +2,7 @@ import { ConfigError } from "../errors/index.js";
 
 /**
  * Per-model overrides of the global model settings, written after a `?` in a `MODELS` entry:
- * `chat=models/chat.gguf?context=8192&sequences=8&threads=2&llama_threads=4`.
+ * `chat=models/chat.gguf?context=8192&sequences=8&threads=2&llama_threads=4&pin=true`.
  */
 export interface ModelSettings {
   /** `context`: tokens per sequence (overrides `CONTEXT_SIZE`). */
@@ -15,6 +15,10 @@ export interface ModelSettings {
   readonly llamaThreads?: number;
   /** `queue_limit`: jobs that may wait in this model's queue (overrides `MAX_QUEUED_JOBS`). */
   readonly queueLimit?: number;
+  /** `preload`: loaded at start while the budget holds it (default true; false: on demand only). */
+  readonly preload?: boolean;
+  /** `pin`: once loaded, never unloaded (default false). */
+  readonly pin?: boolean;
 }
 
 /** The settings a model actually runs with: its overrides over the global defaults. */
@@ -24,13 +28,13 @@ export interface EffectiveModelSettings {
   readonly threads: number;
   readonly llamaThreads: number;
   readonly queueLimit: number;
+  readonly preload: boolean;
+  readonly pin: boolean;
 }
 
-interface SettingRule {
-  readonly field: keyof ModelSettings;
-  readonly min: number;
-  readonly max: number;
-}
+type SettingRule =
+  | { readonly field: keyof ModelSettings; readonly min: number; readonly max: number }
+  | { readonly field: keyof ModelSettings; readonly boolean: true };
 
 /** The keys an entry may set, with the same ranges as the global variables they override. */
 const settingRules: Readonly<Record<string, SettingRule>> = {
@@ -39,11 +43,13 @@ const settingRules: Readonly<Record<string, SettingRule>> = {
   threads: { field: "threads", min: 1, max: 64 },
   llama_threads: { field: "llamaThreads", min: 1, max: 1024 },
   queue_limit: { field: "queueLimit", min: 1, max: Number.MAX_SAFE_INTEGER },
+  preload: { field: "preload", boolean: true },
+  pin: { field: "pin", boolean: true },
 };
 
 /** Parses the text after `?` of a `MODELS` entry; `where` names the entry in messages. */
 export function parseModelSettings(text: string, where: string): ModelSettings {
-  const settings: Record<string, number> = {};
+  const settings: Record<string, number | boolean> = {};
   for (const pair of text.split("&")) {
     if (pair.trim() === "") continue;
     const equals = pair.indexOf("=");
@@ -56,6 +62,13 @@ export function parseModelSettings(text: string, where: string): ModelSettings {
       );
     }
     if (rule.field in settings) throw new ConfigError(`${where}: setting "${key}" is given twice`);
+    if ("boolean" in rule) {
+      if (value !== "true" && value !== "false") {
+        throw new ConfigError(`${where}: setting "${key}" must be true or false, got "${value}"`);
+      }
+      settings[rule.field] = value === "true";
+      continue;
+    }
     const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(number) || number < rule.min || number > rule.max) {
       throw new ConfigError(
@@ -86,5 +99,7 @@ export function effectiveModelSettings(
     threads: settings.threads ?? defaults.modelThreads,
     llamaThreads: settings.llamaThreads ?? defaults.llamaThreads,
     queueLimit: settings.queueLimit ?? defaults.maxQueuedJobs,
+    preload: settings.preload ?? true,
+    pin: settings.pin ?? false,
   });
 }

@@ -20,6 +20,8 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     seed: z.number().int().min(0).optional(),
     /** Milliseconds from the start of processing to the end, on the gpu-worker's clock. */
     runMs: z.number().min(0),
+    /** Milliseconds the job waited for its model to load (absent from older gpu-workers: 0). */
+    loadMs: z.number().min(0).optional(),
   }),
   z.strictObject({
     kind: z.literal("error"),

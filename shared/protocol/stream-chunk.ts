@@ -16,7 +16,10 @@ export interface Usage {
  * time to the first delta (or to the end, when there was none), and the whole job.
  */
 export interface Timings {
+  /** Time queued, the wait for its model's load included. */
   queue_ms: number;
+  /** Of that, the wait for its model to load on a gpu-worker (0 when it was loaded). */
+  load_ms: number;
   ttft_ms: number;
   total_ms: number;
 }
@@ -65,7 +68,7 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
       completion_tokens: count,
       prompt_tokens_details: z.looseObject({ cached_tokens: count }).optional(),
     }),
-    timings: z.looseObject({ queue_ms: ms, ttft_ms: ms, total_ms: ms }),
+    timings: z.looseObject({ queue_ms: ms, load_ms: ms.default(0), ttft_ms: ms, total_ms: ms }),
     seed: count.optional(),
   }),
 ]);

@@ -9,12 +9,13 @@ import { z } from "zod";
  * (and delete) it. Only model names and random gpu-worker ids are stored.
  *
  * A gpu-worker that is shutting down marks its entries `draining`: it takes no new jobs (readers
- * do not count it as serving) but is alive, so its running jobs are not taken for lost.
+ * do not count it as serving) but is alive, so its running jobs are not taken for lost. A model of
+ * its catalogue that it has not loaded (or unloaded) is `cold`: it can load it when a job asks.
  */
-export type ModelState = "loading" | "ready" | "draining";
+export type ModelState = "cold" | "loading" | "ready" | "draining";
 
 export const registryEntrySchema = z.object({
-  state: z.enum(["loading", "ready", "draining"]),
+  state: z.enum(["cold", "loading", "ready", "draining"]),
   /** Redis server time (ms since the epoch) after which the entry is dead. */
   expiresAt: z.number(),
   /**
@@ -34,24 +35,46 @@ export interface LoadedModelInfo {
 
 export type RegistryEntry = z.infer<typeof registryEntrySchema>;
 
+/** What a gpu-worker holds against its memory budget (the `gpu-workers` hash, one field each). */
+export const gpuWorkerInfoSchema = z.object({
+  /** `gpu` or `cpu`: where its models live. */
+  device: z.string(),
+  /** What all its models may use together, and what the loaded ones use (by the memory plan). */
+  budgetBytes: z.number(),
+  usedBytes: z.number(),
+  /** Its models by state (`cold` ones it can load on demand). */
+  models: z.record(z.string(), z.enum(["cold", "loading", "ready", "draining"])),
+  /** Redis server time (ms) after which the entry is dead. */
+  expiresAt: z.number(),
+});
+
+export type GpuWorkerInfo = z.infer<typeof gpuWorkerInfoSchema>;
+
 /**
  * Writes a gpu-worker's entries with expiries from the server's clock, and keeps each hash alive
- * for the TTL past its latest write. KEYS: the models' hashes; ARGV: ttlMs, worker id, then per
+ * for the TTL past its latest write. KEYS: the `gpu-workers` hash, then the models' hashes; ARGV:
+ * ttlMs, worker id, its budget info as JSON (without `expiresAt`; empty: none), then per model
  * key its state, context size and longest token in bytes (0: unknown, left out).
  */
 export const registryHeartbeatScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local at = 3 * i
+if ARGV[3] ~= '' then
+  local info = cjson.decode(ARGV[3])
+  info.expiresAt = now + ttl
+  redis.call('HSET', KEYS[1], ARGV[2], cjson.encode(info))
+  redis.call('PEXPIRE', KEYS[1], ttl * 2)
+end
+for i = 2, #KEYS do
+  local at = 3 * i - 2
   local entry = { state = ARGV[at], expiresAt = now + ttl }
   local contextSize = tonumber(ARGV[at + 1])
   local maxTokenBytes = tonumber(ARGV[at + 2])
   if contextSize > 0 then entry.contextSize = contextSize end
   if maxTokenBytes > 0 then entry.maxTokenBytes = maxTokenBytes end
-  redis.call('HSET', key, ARGV[2], cjson.encode(entry))
-  redis.call('PEXPIRE', key, ttl * 2)
+  redis.call('HSET', KEYS[i], ARGV[2], cjson.encode(entry))
+  redis.call('PEXPIRE', KEYS[i], ttl * 2)
 end
 return now
 `;
@@ -65,6 +88,16 @@ export function redisTimeMs(time: [string, string] | string[]): number {
 export function parseRegistryEntry(value: string): RegistryEntry | undefined {
   try {
     const parsed = registryEntrySchema.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses a `gpu-workers` value; `undefined` for anything that is not one. */
+export function parseGpuWorkerInfo(value: string): GpuWorkerInfo | undefined {
+  try {
+    const parsed = gpuWorkerInfoSchema.safeParse(JSON.parse(value));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

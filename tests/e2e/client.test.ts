@@ -144,7 +144,7 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
     assert.ok(first.stdout.endsWith("\n"), "the text ends with a newline");
     assert.match(
       first.stderr,
-      /^status=COMPLETED finish_reason=(stop|length) prompt_tokens=\d+ cached_tokens=\d+ completion_tokens=\d+ queue_ms=\d+ ttft_ms=\d+ total_ms=\d+ seed=\d+ job=\S+\n$/,
+      /^status=COMPLETED finish_reason=(stop|length) prompt_tokens=\d+ cached_tokens=\d+ completion_tokens=\d+ queue_ms=\d+ load_ms=\d+ ttft_ms=\d+ total_ms=\d+ seed=\d+ job=\S+\n$/,
     );
     assert.doesNotMatch(first.stderr, /warning/);
 

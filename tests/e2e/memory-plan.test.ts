@@ -45,7 +45,8 @@ describe("a memory plan that does not fit", () => {
           REDIS_PREFIX: prefix,
           ENCRYPTION_KEY: FernetKey.generate().exportKey(),
           MODELS: `small=${small}?sequences=2,other=${other}?threads=2&context=1024`,
-          MEMORY_BUDGET_MB: "20",
+          // Less than either model needs on its own (together they need not fit).
+          MEMORY_BUDGET_MB: "1",
           LLAMA_GPU: "off",
           LLAMA_THREADS: "1",
         },
@@ -59,11 +60,12 @@ describe("a memory plan that does not fit", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     const log = lines.join("\n");
     assert.equal(code, 1, log);
-    assert.match(log, /memory plan: the models do not fit/);
+    assert.match(log, /memory plan: a model does not fit the budget on its own/);
+    assert.match(log, /"small" needs [\d.]+ MiB, "other" needs [\d.]+ MiB on its own/);
     assert.match(log, /model\s+weights\s+KV cache\s+threads\s+total/);
     assert.match(log, /small\s+[\d.]+ MiB\s+[\d.]+ MiB \(2048×2\)\s+1\s+[\d.]+ MiB/);
     assert.match(log, /other\s+[\d.]+ MiB \(shared\)\s+[\d.]+ MiB \(1024×4\)\s+2\s+[\d.]+ MiB/);
-    assert.match(log, /budget\s+20\.0 MiB \(MEMORY_BUDGET_MB, cpu\)/);
+    assert.match(log, /budget\s+1\.0 MiB \(MEMORY_BUDGET_MB, cpu\)/);
     assert.match(log, /code=INSUFFICIENT_MEMORY/);
     assert.doesNotMatch(log, /loading model|model thread ready|model ready/);
     assert.deepEqual(

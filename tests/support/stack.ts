@@ -249,14 +249,13 @@ export class TestStack {
 
   /**
    * Starts one more gpu-worker with the stack's settings (`env` overrides some, e.g. `MODELS` for
-   * a gpu-worker that serves other models); resolves when it serves a model.
+   * a gpu-worker that serves other models); resolves when it is up: its scheduler started, having
+   * loaded what it preloads (`gpu-worker ready`).
    */
   async addGpuWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
-    const readyLines = () => this.logs.filter((line) => line.includes("model ready")).length;
-    const before = readyLines();
     const child = this.#spawn("gpu-worker", { ...this.#gpuWorkerEnv, ...env });
     const deadline = Date.now() + 60_000;
-    while (readyLines() === before) {
+    while (!this.logsOf(child).some((line) => line.includes("gpu-worker ready"))) {
       if (child.exitCode !== null)
         throw new Error(`the gpu-worker exited:\n${this.logs.join("\n")}`);
       if (Date.now() > deadline) throw new Error("the gpu-worker did not start");
@@ -264,7 +263,6 @@ export class TestStack {
     }
     return child;
   }
-
   async #waitForLogs(modelCount: number): Promise<void> {
     const deadline = Date.now() + 60_000;
     const count = (text: string) => this.logs.filter((line) => line.includes(text)).length;

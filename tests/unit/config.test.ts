@@ -151,7 +151,7 @@ describe("loadConfig defaults", () => {
     const mixed = loadConfig(
       {
         MODELS:
-          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7",
+          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7&preload=false&pin=true",
         MODEL_SEQUENCES: "4",
         CONTEXT_SIZE: "1024",
         MAX_QUEUED_JOBS: "50",
@@ -165,6 +165,8 @@ describe("loadConfig defaults", () => {
       threads: 1,
       llamaThreads: 2,
       queueLimit: 50,
+      preload: true,
+      pin: false,
     });
     assert.deepEqual(b, {
       contextSize: 2048,
@@ -172,9 +174,37 @@ describe("loadConfig defaults", () => {
       threads: 2,
       llamaThreads: 3,
       queueLimit: 7,
+      preload: false,
+      pin: true,
     });
     assert.equal(servedSlots(mixed), 1 * 4 + 2 * 8);
     assert.equal(servedSlots(loadConfig({ MODEL_SEQUENCES: "3" }, host)), 3);
+  });
+
+  it("reads KEEP_ALIVE as Ollama's keep_alive, and MAX_SWAP_WAIT_MS", () => {
+    const keep = (value: string) => loadConfig({ KEEP_ALIVE: value }, host).keepAliveMs;
+    assert.equal(loadConfig({}, host).keepAliveMs, 300_000);
+    assert.equal(keep("0"), 0);
+    assert.equal(keep("-1"), -1);
+    assert.equal(keep("1500"), 1500);
+    assert.equal(keep("250ms"), 250);
+    assert.equal(keep("30s"), 30_000);
+    assert.equal(keep("5m"), 300_000);
+    assert.equal(keep("2h"), 7_200_000);
+    assert.throws(
+      () => keep("5 minutes"),
+      /KEEP_ALIVE must be a duration such as 0, 30s, 5m or 1h/,
+    );
+    assert.throws(() => keep("-2"), /KEEP_ALIVE must be/);
+    assert.equal(loadConfig({}, host).maxSwapWaitMs, 30_000);
+    assert.equal(loadConfig({ MAX_SWAP_WAIT_MS: "0" }, host).maxSwapWaitMs, 0);
+  });
+
+  it("refuses a preload or pin setting that is not true or false", () => {
+    assert.throws(
+      () => loadConfig({ MODELS: "a=/m/a.gguf?pin=yes" }, host),
+      /MODELS entry .*setting "pin" must be true or false, got "yes"/,
+    );
   });
 
   it("never gives llama.cpp fewer than one thread", () => {

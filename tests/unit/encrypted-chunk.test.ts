@@ -16,7 +16,7 @@ const final: StreamChunk = {
   done: true,
   finish_reason: "stop",
   usage: { prompt_tokens: 2, completion_tokens: 3 },
-  timings: { queue_ms: 1, ttft_ms: 2, total_ms: 3 },
+  timings: { queue_ms: 1, load_ms: 0, ttft_ms: 2, total_ms: 3 },
 };
 
 describe("encrypted chunks", () => {

@@ -23,12 +23,12 @@ function sources(dir: string): string[] {
 }
 
 /**
- * Names read by the code: through the config readers (`readInt(env, "NAME", ...)`, the client's
+ * Names read by the code: through the config readers (`readInt(env, "NAME", ...)`, `readDuration`, the client's
  * `env("NAME")`, ...) or `process.env.NAME` / `env.NAME` / `env["NAME"]`.
  */
 function namesReadByCode(): Set<string> {
   const patterns = [
-    /\b(?:readRaw|readVar|readInt|readEnum|readBoolean|url|env)\(\s*(?:env,\s*)?"([A-Z][A-Z0-9_]+)"/g,
+    /\b(?:readRaw|readVar|readInt|readEnum|readBoolean|readDuration|url|env)\(\s*(?:env,\s*)?"([A-Z][A-Z0-9_]+)"/g,
     /\b(?:process\.)?env\.([A-Z][A-Z0-9_]+)\b/g,
     /\b(?:process\.)?env\[\s*"([A-Z][A-Z0-9_]+)"\s*\]/g,
   ];

@@ -13,7 +13,7 @@ function final(seq: number): FinalChunk {
     done: true,
     finish_reason: "stop",
     usage: { prompt_tokens: 1, completion_tokens: seq },
-    timings: { queue_ms: 0, ttft_ms: 0, total_ms: 0 },
+    timings: { queue_ms: 0, load_ms: 0, ttft_ms: 0, total_ms: 0 },
   };
 }
 

@@ -7,7 +7,7 @@ import type { Orchestrator } from "../../orchestrator.js";
 export const publicRoutes: ReadonlySet<string> = new Set(["/health", "/ready", "/ping"]);
 
 /**
- * `/ready` (200 once every served model has a ready gpu-worker, else 503), `/ping` (RunPod's
+ * `/ready` (200 once every served model is `ready` or `cold` on a gpu-worker, else 503), `/ping` (RunPod's
  * load-balancer probe: 200 ready, 204 still initialising) and `/metrics` (Prometheus text).
  */
 export function registerProbeRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {

@@ -6,8 +6,12 @@ import type { Orchestrator } from "../../orchestrator.js";
 export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orchestrator): void {
   app.get("/health", async () => {
     // A Redis that does not answer makes /health answer 503 at once, not hang.
-    const [depths, serving] = await redisAnswerWithin(
-      Promise.all([orchestrator.queues.depths(), orchestrator.registry.read(orchestrator.models)]),
+    const [depths, serving, gpuWorkers] = await redisAnswerWithin(
+      Promise.all([
+        orchestrator.queues.depths(),
+        orchestrator.registry.read(orchestrator.models),
+        orchestrator.registry.gpuWorkers(),
+      ]),
       redisAnswerMs,
     );
     const liveWorkers = new Set<string>();
@@ -18,11 +22,15 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
       running += depth.active;
       return {
         name,
-        // From the registry: `ready`, `loading` (jobs wait for it) or `unavailable` (refused).
+        // From the registry: `ready`, `loading` or `cold` (jobs wait for its load), or
+        // `unavailable` (refused: no live gpu-worker has it in its catalogue).
         state: served?.state ?? "unavailable",
         queue: { waiting: depth.waiting, active: depth.active },
-        // Live gpu-workers serving the model (loading or ready).
+        // Live gpu-workers serving the model (loading or ready), those of them that have it
+        // loaded, and those that could load it.
         workers: served?.workers ?? 0,
+        readyOn: served?.ready ?? 0,
+        coldOn: served?.cold ?? 0,
       };
     });
     const counts = orchestrator.jobs.counts();
@@ -43,6 +51,8 @@ export function registerServiceRoutes(app: FastifyInstance, orchestrator: Orches
         connected: liveWorkers.size,
       },
       models,
+      // Each live gpu-worker's memory budget, what its loaded models use, and its models' states.
+      gpuWorkers: [...gpuWorkers].map(([id, info]) => ({ id, ...info })),
     };
   });
 

@@ -1,0 +1,88 @@
+import type { Redis } from "ioredis";
+import type { RedisNames } from "../../shared/naming.js";
+import { parseRegistryEntry, redisTimeMs } from "../../shared/registry/model-registry.js";
+
+/** What the pool asks of one model, and who serves it, as one read found it. */
+export interface ModelDemand {
+  /** Jobs waiting in its queue (not yet taken by a gpu-worker). */
+  waiting: number;
+  /** How long its oldest waiting job has waited, in ms (0 when none waits). */
+  oldestWaitMs: number;
+  /** Live gpu-workers that have it loaded, or are loading it (this one included). */
+  serving: number;
+  /** The gpu-worker that claimed its load, if one did and the claim has not lapsed. */
+  claimedBy: string | undefined;
+  /** Whether that gpu-worker is alive (its registry entry for the model has not lapsed). */
+  claimantAlive: boolean;
+}
+
+/**
+ * Per model, in one Redis round trip each: the length of its queue's wait list and prioritized set,
+ * and the enqueue time of the oldest waiting job (BullMQ pushes new jobs at the left of the wait
+ * list and takes them from the right). KEYS: per model its wait list and prioritized set; ARGV:
+ * per model the prefix of its jobs' hashes.
+ */
+const demandScript = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  local waiting = redis.call('LLEN', KEYS[i]) + redis.call('ZCARD', KEYS[i + 1])
+  local oldest = redis.call('LINDEX', KEYS[i], -1)
+  local enqueued = 0
+  if oldest then
+    enqueued = tonumber(redis.call('HGET', ARGV[(i + 1) / 2] .. oldest, 'timestamp')) or 0
+  end
+  table.insert(out, waiting)
+  table.insert(out, enqueued)
+end
+return out
+`;
+
+/**
+ * Reads what the pool asks of each model of a catalogue: its waiting jobs and how long the oldest
+ * has waited (BullMQ's own keys), which live gpu-workers have it loaded or loading (the registry),
+ * and who claimed its load. One pipeline for all models.
+ */
+export async function readPoolDemand(
+  redis: Redis,
+  names: RedisNames,
+  models: readonly string[],
+): Promise<Map<string, ModelDemand>> {
+  const queueKey = (model: string, type: string) =>
+    `${names.bullPrefix}:${names.modelQueue(model)}:${type}`;
+  const pipeline = redis.pipeline().time();
+  pipeline.eval(
+    demandScript,
+    models.length * 2,
+    ...models.flatMap((model) => [queueKey(model, "wait"), queueKey(model, "prioritized")]),
+    ...models.map((model) => queueKey(model, "")),
+  );
+  for (const model of models) pipeline.hgetall(names.modelRegistry(model));
+  if (models.length > 0) pipeline.mget(...models.map((model) => names.loadClaim(model)));
+  const results = (await pipeline.exec()) ?? [];
+  for (const [error] of results) if (error) throw error;
+  const now = redisTimeMs(results[0]?.[1] as string[]);
+  const counts = (results[1]?.[1] ?? []) as number[];
+  const claims = (results[2 + models.length]?.[1] ?? []) as (string | null)[];
+  const out = new Map<string, ModelDemand>();
+  models.forEach((model, index) => {
+    const hash = (results[2 + index]?.[1] ?? {}) as Record<string, string>;
+    let serving = 0;
+    const live = new Set<string>();
+    for (const [workerId, value] of Object.entries(hash)) {
+      const entry = parseRegistryEntry(value);
+      if (entry === undefined || entry.expiresAt <= now) continue;
+      live.add(workerId);
+      if (entry.state === "ready" || entry.state === "loading") serving += 1;
+    }
+    const claimedBy = claims[index] ?? undefined;
+    const enqueuedAt = Number(counts[2 * index + 1] ?? 0);
+    out.set(model, {
+      waiting: Number(counts[2 * index] ?? 0),
+      oldestWaitMs: enqueuedAt > 0 ? Math.max(0, now - enqueuedAt) : 0,
+      serving,
+      claimedBy,
+      claimantAlive: claimedBy !== undefined && live.has(claimedBy),
+    });
+  });
+  return out;
+}
