@@ -1,6 +1,7 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { jobMetadataSchema } from "../../shared/protocol/index.js";
+import type { GpuWorkerInfo } from "../../shared/registry/model-registry.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { countCancelledJobs } from "./cancelled-jobs.js";
 
@@ -12,8 +13,10 @@ const recentJobsRead = 200;
 /** One model's line of the dashboard's overview. */
 export interface ModelOverview {
   model: string;
-  /** `ready`, `loading` or `unavailable`, by the registry. */
+  /** `ready`, `loading`, `cold` or `unavailable`, by the registry. */
   state: string;
+  /** The state across the pool, as shown: `ready on 2`, `loading`, `cold (1 can load it)`. */
+  stateText: string;
   /** Live gpu-workers serving it (loading or ready). */
   workers: number;
   waiting: number;
@@ -52,9 +55,16 @@ export async function readOverview(
       if (metadata.success) tokens += metadata.data.completionTokens ?? 0;
     }
     const served = serving.get(model);
+    const state = served?.state ?? "unavailable";
     lines.push({
       model,
-      state: served?.state ?? "unavailable",
+      state,
+      stateText:
+        state === "ready"
+          ? `ready on ${served?.ready ?? 0}`
+          : state === "cold"
+            ? `cold (${served?.cold ?? 0} can load it)`
+            : state,
       workers: served?.workers ?? 0,
       waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
       active: counts.active ?? 0,
@@ -87,7 +97,26 @@ const noModelsText =
  * The overview as an HTML section, rendered with the page; a script from this server
  * (`overview.js`) refreshes it every few seconds.
  */
-export function renderOverview(lines: readonly ModelOverview[] | undefined): string {
+export function renderOverview(
+  lines: readonly ModelOverview[] | undefined,
+  gpuWorkers?: ReadonlyMap<string, Omit<GpuWorkerInfo, "expiresAt">>,
+): string {
+  const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+  const workerRows = [...(gpuWorkers ?? [])]
+    .map(
+      ([id, info]) =>
+        `<tr><td>${escapeHtml(id.slice(0, 8))}</td><td>${escapeHtml(info.device)}</td>` +
+        `<td>${mib(info.usedBytes)} / ${mib(info.budgetBytes)}</td><td>${escapeHtml(
+          Object.entries(info.models)
+            .map(([model, state]) => `${model}: ${state}`)
+            .join(", "),
+        )}</td></tr>`,
+    )
+    .join("");
+  const workersTable =
+    workerRows === ""
+      ? ""
+      : `<h2>GPU workers</h2><table class="llmpool-workers"><thead><tr><th>gpu-worker</th><th>device</th><th>memory used / budget (MiB)</th><th>models</th></tr></thead><tbody>${workerRows}</tbody></table>`;
   const rows =
     lines === undefined
       ? '<tr><td colspan="9">Redis does not answer: no overview</td></tr>'
@@ -97,7 +126,7 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
             .map(
               (line) =>
                 `<tr data-model="${escapeHtml(line.model)}"><td>${escapeHtml(line.model)}</td>` +
-                `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.state)}</td>` +
+                `<td class="state-${escapeHtml(line.state)}">${escapeHtml(line.stateText)}</td>` +
                 `<td>${line.workers}</td><td>${line.waiting}</td><td>${line.active}</td>` +
                 `<td>${line.completed}</td><td>${line.failed}</td><td>${line.cancelled}</td>` +
                 `<td>${line.tokensPerSecond.toFixed(1)}</td></tr>`,
@@ -109,6 +138,6 @@ export function renderOverview(lines: readonly ModelOverview[] | undefined): str
 #llmpool-overview table{border-collapse:collapse;font-size:.85rem;background:var(--card,#fff);border:1px solid var(--border,#e2e7ec)}
 #llmpool-overview th,#llmpool-overview td{padding:.25rem .75rem;text-align:right;border-bottom:1px solid #e3e7eb}
 #llmpool-overview th:first-child,#llmpool-overview td:first-child,#llmpool-overview td:nth-child(2){text-align:left}
-#llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-unavailable{color:#c5221f}
-</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>cancelled (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table><script src="overview.js" defer></script></section>`;
+#llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-cold{color:#1a73e8}#llmpool-overview .state-unavailable{color:#c5221f}
+</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>cancelled (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table>${workersTable}<script src="overview.js" defer></script></section>`;
 }

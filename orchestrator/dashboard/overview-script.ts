@@ -4,7 +4,7 @@
  */
 export const overviewScript = `"use strict";
 (() => {
-  const cells = (line) => [line.model, line.state, line.workers, line.waiting, line.active,
+  const cells = (line) => [line.model, line.stateText ?? line.state, line.workers, line.waiting, line.active,
     line.completed, line.failed, line.cancelled, line.tokensPerSecond.toFixed(1)];
   async function refresh() {
     try {

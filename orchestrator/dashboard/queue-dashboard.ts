@@ -119,9 +119,12 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
       log.warn("dashboard overview unavailable", { error: error.message });
       return undefined;
     });
+    const gpuWorkers = await redisAnswerWithin(registry.gpuWorkers(), redisAnswerMs).catch(
+      () => undefined,
+    );
     return payload
       .replace(externalFontLink, "")
-      .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines)}`);
+      .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines, gpuWorkers)}`);
   });
   void app.register(queues.serverAdapter.registerPlugin(), { prefix: "/" });
 

@@ -395,7 +395,7 @@ describe("operators' view: readiness, metrics, dashboard", () => {
             .allInnerTexts();
           assert.deepEqual(cells.slice(0, 7), [
             model,
-            "ready",
+            "ready on 1",
             "1",
             "0",
             "0",
