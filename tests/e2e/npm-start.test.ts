@@ -81,7 +81,7 @@ describe("npm start (the local stack launcher)", () => {
     const client = spawnSync(
       process.execPath,
       [
-        path.join(distRoot, "orchestrator", "client", "main.js"),
+        path.join(distRoot, "client", "cli", "main.js"),
         "--url",
         url,
         "-n",
