@@ -101,7 +101,7 @@ if [ "$gpu" = cuda ]; then
   nvcc --version | tail -2
   cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
   [ -n "$cap" ] || die "nvidia-smi reported no compute capability"
-  export GPU_CHECK_CUDA_ARCHITECTURES="${cap}-real"
+  export LLAMA_BUILD_CUDA_ARCHITECTURES="${cap}-real"
   cuda_lib="$(dirname "$(dirname "$(command -v nvcc)")")/lib64"
   [ -d "$cuda_lib" ] && export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -147,8 +147,9 @@ else
   begin "build backend ($gpu, $jobs jobs)"
   unset CI # node-llama-cpp reads CI as a boolean and throws on any other value
   build_gpu=$([ "$gpu" = cuda ] && echo cuda || echo false)
-  if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" \
-    GPU_CHECK_CMAKE_OPTIONS="$cmake_options" timeout "$(left)" \
+  # The npm shim (docker/npm-shim.sh, as in the image's cuda-build stage) runs cmake-js.
+  if ! (cd "$app" && LLAMA_BUILD_APP="$app" LLAMA_BUILD_JOBS="$jobs" \
+    LLAMA_BUILD_CMAKE_OPTIONS="$cmake_options" timeout "$(left)" \
     node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu "$build_gpu" \
     --noUsageExample) > "$out/build.log" 2>&1; then
     tail -n 40 "$out/build.log"
