@@ -107,6 +107,11 @@ describe("the image's CUDA architectures", () => {
     for (const name of set)
       assert.ok(reads.has(name), `${name} is set, but the shim never reads it`);
     assert.ok(dockerfile.includes("COPY --chmod=755 docker/npm-shim.sh /usr/local/bin/npm"));
+    // The kit builds with the image's cmake options (its --cmake options come after them).
+    const imageOptions = /LLAMA_BUILD_CMAKE_OPTIONS="([^"]+)"/.exec(stage("cuda-build").join("\n"));
+    const kitOptions = /^cmake_options="([^"]+)"$/m.exec(read("tests/gpu-check/run-kit.sh"));
+    assert.ok(imageOptions !== null && kitOptions !== null);
+    assert.equal(kitOptions[1], imageOptions[1]);
     assert.match(read("tests/gpu-check/pack-kit.ts"), /"docker", "npm-shim\.sh"/);
   });
 
