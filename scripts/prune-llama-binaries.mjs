@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 /**
- * Removes the node-llama-cpp prebuilt binaries the image cannot use (Dockerfile.gpu runs it after
+ * Removes the node-llama-cpp prebuilt binaries the image does not use (Dockerfile.gpu runs it after
  * `npm prune --omit=dev`; tests/e2e/image-steps.test.ts runs the same steps outside Docker).
  *
- * Kept, for linux x64 with glibc:
- * - `@node-llama-cpp/linux-x64`: the CPU build (`LLAMA_GPU=off`, the compose file's CPU variant).
- * - `@node-llama-cpp/linux-x64-cuda`: the addon, llama.cpp and the CPU backends it loads first,
- *   but not its `libggml-cuda.so`, which links CUDA 13 (`libcudart.so.13`, driver >= 580): the
- *   image's base is CUDA 12, so that file could never load there.
- * - `@node-llama-cpp/linux-x64-cuda-ext`: `bins/linux-x64-cuda/fallback/libggml-cuda.so`, the
- *   CUDA 12 build that node-llama-cpp loads when the CUDA 13 one is absent or fails to load.
- * Removed: every other platform's package (arm64, armv7l, Vulkan, macOS, Windows).
+ * Kept, for linux x64 with glibc: `@node-llama-cpp/linux-x64`, the CPU build (`LLAMA_GPU=off`, the
+ * compose file's CPU variant).
+ *
+ * Removed: every other package, the prebuilt CUDA ones included. The image's CUDA backend is
+ * compiled in its cuda-build stage for the GPUs it serves, into node-llama-cpp's
+ * `llama/localBuilds/linux-x64-cuda`, which `getLlama({build: "never", gpu: "cuda"})` loads before
+ * any prebuilt binary (node-llama-cpp's `loadExistingLlamaBinary` tries the local build first). A
+ * prebuilt CUDA build would only be loaded if the local one failed to load, and then for the same
+ * reasons (the same CUDA 12 libraries and driver) it would fail too, while a GPU that the local
+ * build has no code for is not found out at load time but at the first kernel launch: so the
+ * prebuilt could not serve as a fallback, and it is large (`@node-llama-cpp/linux-x64-cuda-ext`'s
+ * CUDA 12 `libggml-cuda.so` alone is 374 MB, `@node-llama-cpp/linux-x64-cuda`'s CUDA 13 one, which
+ * could never load on the image's CUDA 12 base, 159 MB). Also removed: the arm64, armv7l and
+ * Vulkan packages, and those of any other platform.
  *
  * `node scripts/prune-llama-binaries.mjs [node_modules folder]`; prints what it removed.
  */
@@ -24,16 +30,7 @@ if (!existsSync(scope)) {
   process.exit(1);
 }
 
-const keptPackages = ["linux-x64", "linux-x64-cuda", "linux-x64-cuda-ext"];
-const cuda13 = path.join(scope, "linux-x64-cuda", "bins", "linux-x64-cuda", "libggml-cuda.so");
-const cuda12 = path.join(
-  scope,
-  "linux-x64-cuda-ext",
-  "bins",
-  "linux-x64-cuda",
-  "fallback",
-  "libggml-cuda.so",
-);
+const keptPackages = ["linux-x64"];
 
 function sizeOf(target) {
   const stat = statSync(target);
@@ -53,17 +50,14 @@ const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 for (const name of readdirSync(scope)) {
   if (!keptPackages.includes(name)) remove(path.join(scope, name));
 }
-if (existsSync(cuda13)) remove(cuda13);
 for (const name of keptPackages) {
   if (!existsSync(path.join(scope, name))) {
-    process.stderr.write(`@node-llama-cpp/${name} is missing: the image would have no binary\n`);
+    process.stderr.write(
+      `@node-llama-cpp/${name} is missing: the image would have no CPU binary\n`,
+    );
     process.exit(1);
   }
 }
-if (!existsSync(cuda12)) {
-  process.stderr.write(`${cuda12} is missing: the image would have no CUDA 12 backend\n`);
-  process.exit(1);
-}
 process.stdout.write(
-  `removed ${mib(removedBytes)} of unusable binaries; kept ${keptPackages.map((name) => `@node-llama-cpp/${name}`).join(", ")} (${mib(sizeOf(scope))})\n`,
+  `removed ${mib(removedBytes)} of binaries the image does not use; kept ${keptPackages.map((name) => `@node-llama-cpp/${name}`).join(", ")} (${mib(sizeOf(scope))})\n`,
 );

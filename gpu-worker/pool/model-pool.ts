@@ -340,6 +340,7 @@ function waitForThread(
         model: options.model.name,
         thread: message.threadId,
         contextSize: message.contextSize,
+        warmUpMs: message.warmUpMs,
       });
       resolve({ contextSize: message.contextSize, maxTokenBytes: message.maxTokenBytes });
     };

@@ -1,6 +1,6 @@
 /**
- * The entry of a model thread (a piscina worker). Importing it loads the model, once; piscina
- * waits for that before it hands the thread any job. Each job gets a MessagePort: text goes out on
+ * The entry of a model thread (a piscina worker). Importing it loads the model, once, and warms
+ * it up (`warm-up.ts`); piscina waits for that before it hands the thread any job. Each job gets a MessagePort: text goes out on
  * it as it is generated, an `abort` message comes in on it to cancel, and `end` (or `error`) is
  * always the last message, since piscina may resolve the task before the port's last message
  * arrives. The thread is never terminated to cancel a job: that aborts the whole process.
@@ -21,6 +21,7 @@ import { generate } from "./generate.js";
 import { type LoadedModel, loadModel } from "./load-model.js";
 import { TextWindows } from "./text-windows.js";
 import { threadStats } from "./thread-stats.js";
+import { warmUp } from "./warm-up.js";
 
 const options = workerData as ModelThreadOptions;
 const windows = new TextWindows(options.deltaWindowMs);
@@ -28,11 +29,14 @@ const windows = new TextWindows(options.deltaWindowMs);
 async function start(): Promise<LoadedModel | Error> {
   try {
     const loaded = await loadModel(options);
+    // Before the report: a model is ready once it has evaluated a token, not when its file is in.
+    const warmUpMs = await warmUp(loaded);
     report({
       type: "model-loaded",
       modelName: options.modelName,
       contextSize: loaded.context.contextSize,
       ...(loaded.maxTokenBytes === undefined ? {} : { maxTokenBytes: loaded.maxTokenBytes }),
+      warmUpMs: Math.round(warmUpMs),
       threadId,
     });
     return loaded;

@@ -64,6 +64,11 @@ export type ThreadLoadReport =
       contextSize: number;
       /** The most text bytes one token stands for; absent when unknown (see `prompt-bytes.ts`). */
       maxTokenBytes?: number;
+      /**
+       * How long the thread's warm-up took (one token evaluated after loading, before this
+       * report), in ms; absent from a thread that does not warm up.
+       */
+      warmUpMs?: number;
       threadId: number;
     }
   | { type: "model-load-failed"; modelName: string; message: string; threadId: number };

@@ -1,11 +1,15 @@
 /**
  * The image's steps, run outside Docker (no Docker engine here): the build stage of Dockerfile.gpu
  * is read from the file and replayed in a clean temporary folder (its COPY, ENV and RUN lines, in
- * order: `npm ci`, build, `npm prune --omit=dev`, the binary pruning), the runtime stage's COPY
- * lines assemble the app folder, and the image's CMD starts it with the runtime ENV (less what
- * needs the container: the GPU, /app). The result must pass the image's HEALTHCHECK and serve a
- * job to the reference client, and stop cleanly on SIGTERM. What the image holds is measured (the
- * sizes go to the test's diagnostics; docs/deployment.md quotes them).
+ * order: `npm ci`, build, `npm prune --omit=dev`, the binary pruning); the cuda-build stage is
+ * replayed up to the CUDA compiler, which is not here (node-llama-cpp clones its llama.cpp source
+ * for real; its build runs with the npm shim printing the cmake-js command lines instead of running
+ * them, so the test reads the architectures, options and output folder the image's build uses, and
+ * sees node-llama-cpp fail for want of a compiled result); the runtime stage's COPY lines assemble
+ * the app folder, and the image's CMD starts it with the runtime ENV (less what needs the
+ * container: the GPU, /app). The result must pass the image's HEALTHCHECK and serve a job to the
+ * reference client, and stop cleanly on SIGTERM. What the image holds is measured (the sizes go to
+ * the test's diagnostics; docs/deployment.md quotes them).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
@@ -57,6 +61,16 @@ function envPairs(args: string): [string, string][] {
   ]);
 }
 
+/** The default values of the ARGs declared before the first stage. */
+function globalArgs(): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const { keyword, args: text } of instructions(dockerfile)) {
+    if (keyword === "FROM") break;
+    if (keyword === "ARG") for (const [name, value] of envPairs(text)) args[name] = value;
+  }
+  return args;
+}
+
 function stages(): Map<string, { keyword: string; args: string }[]> {
   const out = new Map<string, { keyword: string; args: string }[]>();
   let current: { keyword: string; args: string }[] | undefined;
@@ -80,6 +94,11 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
   const work = mkdtempSync(path.join(os.tmpdir(), "llmpool-image-"));
   const buildDir = path.join(work, "build");
   const appDir = path.join(work, "app");
+  const cudaAppDir = path.join(work, "cuda-build");
+  /** The cmake-js compile command line the cuda-build stage's build would run. */
+  let compileArgs: string[] = [];
+  /** The cuda-build stage's instructions after its build. */
+  let afterBuild: { keyword: string; args: string }[] = [];
   const dataDir = path.join(work, "data");
   let redisUrl: string;
   const prefix = uniquePrefix("image");
@@ -135,27 +154,9 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
         assert.equal(result.status, 0, `RUN ${args} failed:\n${result.stdout}\n${result.stderr}`);
       }
     }
+    // Only the CPU build is kept prebuilt: the CUDA backend comes from the cuda-build stage.
     const scope = path.join(buildDir, "node_modules", "@node-llama-cpp");
-    assert.deepEqual(readdirSync(scope).sort(), [
-      "linux-x64",
-      "linux-x64-cuda",
-      "linux-x64-cuda-ext",
-    ]);
-    assert.ok(
-      !existsSync(path.join(scope, "linux-x64-cuda", "bins", "linux-x64-cuda", "libggml-cuda.so")),
-    );
-    assert.ok(
-      existsSync(
-        path.join(
-          scope,
-          "linux-x64-cuda-ext",
-          "bins",
-          "linux-x64-cuda",
-          "fallback",
-          "libggml-cuda.so",
-        ),
-      ),
-    );
+    assert.deepEqual(readdirSync(scope).sort(), ["linux-x64"]);
     // The postinstall patched node-llama-cpp in the clean folder as it does in the image.
     const { patches } = (await import(
       pathToFileURL(path.join(root, "patches", "patches.mjs")).href
@@ -174,6 +175,163 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
     for (const dev of ["knip", "@biomejs/biome", "dockerfile-utils"]) {
       assert.ok(!existsSync(path.join(buildDir, "node_modules", dev)), `${dev} was not pruned`);
     }
+  });
+
+  it("replays the cuda-build stage up to the CUDA compiler: source, command line, output", {
+    timeout: 600_000,
+  }, (t) => {
+    const cudaBuild = stages().get("cuda-build");
+    assert.ok(cudaBuild !== undefined, "Dockerfile.gpu has a stage named cuda-build");
+    // The stage's /app, and a folder standing for the root of its file system.
+    mkdirSync(cudaAppDir);
+    const fsRoot = path.join(work, "cuda-root");
+    const local = (target: string) =>
+      target === "/app" || target.startsWith("/app/")
+        ? path.join(cudaAppDir, target.slice("/app".length))
+        : path.join(fsRoot, target);
+    const global = globalArgs();
+    const env: Record<string, string> = {
+      PATH: `${path.join(fsRoot, "usr", "local", "bin")}:${process.env.PATH ?? ""}`,
+      HOME: os.homedir(),
+    };
+    const expand = (value: string) =>
+      value.replace(/\$\{(\w+)\}/g, (_, name: string) => env[name] ?? "");
+    let cwd = cudaAppDir;
+    const remaining = [...cudaBuild];
+    while (remaining.length > 0) {
+      const { keyword, args } = remaining.shift() ?? { keyword: "", args: "" };
+      if (keyword === "ARG") {
+        for (const [name, value] of envPairs(args)) env[name] = value || (global[name] ?? "");
+      } else if (keyword === "ENV") {
+        for (const [name, value] of envPairs(args)) {
+          env[name] = expand(value) === "/app" ? cudaAppDir : expand(value);
+        }
+      } else if (keyword === "WORKDIR") {
+        cwd = local(args);
+        mkdirSync(cwd, { recursive: true });
+      } else if (keyword === "COPY") {
+        const parts = args.split(/\s+/).filter((part) => !part.startsWith("--chmod="));
+        const target = parts.pop() ?? "";
+        const from = parts[0]?.startsWith("--from=") ? parts.shift()?.slice("--from=".length) : "";
+        for (const source of parts) {
+          // This process's own node stands for the build stage's.
+          if (from === "build" && source === "/usr/local/bin/node") continue;
+          const origin =
+            from === "build"
+              ? path.join(buildDir, source.slice("/app/".length))
+              : path.join(root, source);
+          const into = target.startsWith("/") ? local(target) : path.join(cwd, target);
+          mkdirSync(target.endsWith("/") ? into : path.dirname(into), { recursive: true });
+          cpSync(origin, target.endsWith("/") ? path.join(into, path.basename(source)) : into, {
+            recursive: true,
+          });
+        }
+      } else if (keyword === "RUN" && args.startsWith("apt-get ")) {
+        // The packages it installs are this machine's tools.
+        const installed = /apt-get install [^&]*/.exec(args)?.[0].split(/\s+/) ?? [];
+        for (const tool of ["cmake", "g++", "make", "git"]) {
+          assert.ok(installed.includes(tool), `the stage does not install ${tool}`);
+          assert.equal(spawnSync("sh", ["-c", `command -v ${tool}`]).status, 0, `no ${tool} here`);
+        }
+      } else if (keyword === "RUN" && args.includes(" source download ")) {
+        const result = spawnSync("sh", ["-c", args], { cwd, env, encoding: "utf8" });
+        assert.equal(result.status, 0, `RUN ${args} failed:\n${result.stdout}\n${result.stderr}`);
+      } else if (keyword === "RUN" && args.includes(" source build ")) {
+        // The build: the shim prints what it would compile with; nothing is compiled.
+        const started = Date.now();
+        const result = spawnSync("sh", ["-c", args], {
+          cwd,
+          env: { ...env, LLAMA_BUILD_PRINT_ONLY: "1" },
+          encoding: "utf8",
+        });
+        t.diagnostic(`RUN ${args.slice(0, 60)}… ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const output = `${result.stdout}\n${result.stderr}`;
+        assert.notEqual(result.status, 0, "the build cannot succeed without a CUDA compiler");
+        assert.match(output, /Could not find Release directory/);
+        compileArgs = (/^cmake-js compile (.*)$/m.exec(result.stdout)?.[1] ?? "").split(" ");
+        assert.ok(compileArgs.length > 5, output);
+        break;
+      } else if (keyword === "RUN") assert.fail(`an unexpected RUN before the build: ${args}`);
+    }
+    afterBuild = remaining;
+  });
+
+  it("builds node-llama-cpp's own llama.cpp source, patched as node-llama-cpp patches it", () => {
+    const llama = path.join(cudaAppDir, "node_modules", "node-llama-cpp", "llama");
+    assert.ok(existsSync(path.join(llama, "llama.cpp", ".git")), "the source was cloned");
+    const info = JSON.parse(readFileSync(path.join(llama, "llama.cpp.info.json"), "utf8"));
+    const shipped = JSON.parse(
+      readFileSync(path.join(llama, "binariesGithubRelease.json"), "utf8"),
+    );
+    assert.equal(info.tag, shipped.release, "the release node-llama-cpp's binaries are built from");
+    const patches = readdirSync(path.join(llama, "patches")).filter((name) =>
+      name.endsWith(".diff"),
+    );
+    assert.ok(patches.length > 0);
+    for (const patch of patches) {
+      const reverse = spawnSync(
+        "git",
+        [
+          "apply",
+          "--check",
+          "--reverse",
+          "--ignore-whitespace",
+          path.join(llama, "patches", patch),
+        ],
+        { cwd: path.join(llama, "llama.cpp"), encoding: "utf8" },
+      );
+      assert.equal(reverse.status, 0, `${patch} is not applied: ${reverse.stderr}`);
+    }
+  });
+
+  it("compiles for the ARG's architectures, portable CPU code, into the folder getLlama loads", () => {
+    const defines = new Map<string, string>();
+    for (const arg of compileArgs) {
+      const define = /^--CD([^=]+)=(.*)$/.exec(arg);
+      // cmake-js keeps the last value of a key.
+      if (define !== null) defines.set(define[1] ?? "", define[2] ?? "");
+    }
+    assert.equal(defines.get("CMAKE_CUDA_ARCHITECTURES"), globalArgs().CUDA_ARCHITECTURES);
+    assert.equal(defines.get("GGML_CUDA"), "1");
+    assert.equal(defines.get("GGML_NATIVE"), "OFF", "no -march=native of the builder's CPU");
+    assert.equal(defines.get("GGML_OPENMP"), "OFF");
+    // LLAMA_BUILD_JOBS is empty: one job per core.
+    const cores = execFileSync("nproc", { encoding: "utf8" }).trim();
+    assert.ok(compileArgs.includes(`--parallel=${cores}`), compileArgs.join(" "));
+    // node-llama-cpp names the folder after the build's platform, architecture and GPU, and after
+    // custom cmake options, of which it was given none (the shim's defines are not its options).
+    const out = compileArgs[compileArgs.indexOf("--out") + 1];
+    assert.equal(out, "localBuilds/linux-x64-cuda");
+    // The check and the copy after the build take that folder to the same place in the runtime.
+    const [workdir, check] = afterBuild;
+    assert.deepEqual(workdir, {
+      keyword: "WORKDIR",
+      args: "/app/node_modules/node-llama-cpp/llama/localBuilds",
+    });
+    assert.match(check?.args ?? "", /^node \S+check-cuda-build\.mjs linux-x64-cuda /);
+    assert.match(
+      check?.args ?? "",
+      /cp -a linux-x64-cuda\/Release linux-x64-cuda\/buildDone\.status \/llama-cuda\/linux-x64-cuda\/$/,
+    );
+    const runtime = stages().get("runtime") ?? [];
+    assert.ok(
+      runtime.some(
+        (i) =>
+          i.keyword === "COPY" &&
+          i.args ===
+            "--from=cuda-build /llama-cuda/ ./node_modules/node-llama-cpp/llama/localBuilds/",
+      ),
+      "the runtime stage takes the build into node-llama-cpp's localBuilds",
+    );
+    // At run time node-llama-cpp looks for the folder named with the custom cmake options it reads
+    // from the environment: the image sets none.
+    const runtimeNames = runtime
+      .filter((i) => i.keyword === "ENV")
+      .flatMap((i) => envPairs(i.args).map(([name]) => name));
+    assert.deepEqual(
+      runtimeNames.filter((name) => /^(NODE_LLAMA_CPP_CMAKE_OPTION_|GGML_)/.test(name)),
+      [],
+    );
   });
 
   it("assembles the runtime stage and measures it", (t) => {

@@ -6,7 +6,8 @@ import { formatBytes, type PlannedModel } from "../../gpu-worker/memory/memory-p
 import { percentile } from "../bench/bench-stats.js";
 import type { GenerationSamples } from "../bench/generation-measures.js";
 import type { CheckModel } from "./check-models.js";
-import type { LoadedModelReport } from "./measure-model.js";
+import type { FirstRequestLine } from "./first-request.js";
+import type { FirstRequestReport, LoadedModelReport } from "./measure-model.js";
 import type { GpuReading } from "./nvidia-smi.js";
 
 export interface CheckReport {
@@ -68,6 +69,8 @@ export function formatReport(report: CheckReport): string {
     lines.push(`## ${step.name} (${(step.ms / 1000).toFixed(1)} s)`, "");
     if (step.name === "memory plan") {
       lines.push(...memorySection(step.result, report.settings.utilization));
+    } else if (step.name === "first request after load") {
+      lines.push(...firstRequestSection(step.result));
     } else if (step.name === "node-llama-cpp vs stack")
       lines.push(...throughputSection(step.result));
     else if (step.name === "cancellation") lines.push(...cancellationSection(step.result));
@@ -98,6 +101,33 @@ function memorySection(result: Record<string, unknown>, utilization: string): st
       (line) =>
         `| ${line.name} | ${mib(line.planned?.totalBytes)} (${mib(line.planned?.weightsBytes)} + ${mib(line.planned?.contextBytes)}) | ${mib(line.loaded.vramCapBytes)} | ${line.loaded.gpuLayers}/${line.loaded.totalLayers ?? "?"} | ${mib(line.loaded.vram.used)} | ${mib(line.loaded.llamaUsage.gpuVram)} / ${mib(line.loaded.llamaUsage.cpuRam)} | ${line.nvidiaSmi?.processMiB ?? "–"} | ${line.nvidiaSmi?.gpuUsedGrowthMiB ?? "–"} | ${(line.loaded.loadMs / 1000).toFixed(1)} s |`,
     ),
+    "",
+  ];
+}
+
+/** The first request after a load against the second, cold and after the warm-up. */
+export function firstRequestSection(result: Record<string, unknown>): string[] {
+  const models = (result.models as FirstRequestLine[] | undefined) ?? [];
+  const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(1));
+  const row = (model: string, label: string, line: FirstRequestReport) => {
+    const [first, second] = line.requests;
+    const ratio =
+      first?.firstTextMs !== undefined &&
+      second?.firstTextMs !== undefined &&
+      second.firstTextMs > 0
+        ? `${(first.firstTextMs / second.firstTextMs).toFixed(1)}×`
+        : "–";
+    return `| ${model} | ${label} | ${(line.loadMs / 1000).toFixed(1)} s | ${ms(line.warmUpMs)} | ${first?.promptTokens ?? "–"} | ${ms(first?.firstTextMs)} | ${ms(second?.firstTextMs)} | ${ratio} |`;
+  };
+  return [
+    `Each model in a fresh process with an empty CUDA JIT cache: the first request after the load, then a second of the same length (about ${result.promptTokens} prompt tokens, no common prefix, no prompt cache, ${models[0]?.cold.requests[0]?.completionTokens ?? "?"} tokens generated); time to the first text, as a model thread hands it on (ms). *cold*: right after the load; *warmed up*: after the model thread's one-token warm-up, as the pool's first job finds it.`,
+    "",
+    "| model | first request | load | warm-up (ms) | prompt tokens | 1st request: first text | 2nd request: first text | 1st / 2nd |",
+    "|---|---|---|---|---|---|---|---|",
+    ...models.flatMap((line) => [
+      row(line.model, "cold", line.cold),
+      row(line.model, "warmed up", line.warm),
+    ]),
     "",
   ];
 }

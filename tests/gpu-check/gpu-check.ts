@@ -10,7 +10,8 @@
  *    kit's own local build for `LLAMA_GPU` (no prebuilt binary travels with the kit);
  * 1. the memory plan for both models at GPU_MEMORY_UTILIZATION 0.5, made by the gpu-worker's own
  *    code, then each model loaded alone, as a model thread loads it, next to what node-llama-cpp
- *    and nvidia-smi then report;
+ *    and nvidia-smi then report; then each model's first request after the load against its
+ *    second, without and with the model thread's warm-up (`first-request.ts`);
  * 2. node-llama-cpp alone against the whole stack on the big model, 1 and 8 requests at once;
  *    then the floor under the stack's time to first token on this machine: its process hops with
  *    no work in them (`tests/bench/hops.ts`);
@@ -42,6 +43,7 @@ import {
   writeCheckModels,
 } from "./check-models.js";
 import { type CheckReport, formatReport } from "./check-report.js";
+import { measureFirstRequests } from "./first-request.js";
 import type { LoadedModelReport } from "./measure-model.js";
 import { processMiB, readGpu } from "./nvidia-smi.js";
 
@@ -121,11 +123,14 @@ const stackEnv = {
   LLAMA_THREADS: String(llamaThreads),
 };
 let stack: TestStack | undefined;
+/** What the gpu-worker hands each model's threads, as the memory plan step made it. */
+const threadOptions: ModelThreadOptions[] = [];
 
 try {
   report.gpuBefore = await readGpu();
   await step("backend", backend);
   await step("memory plan", memoryPlan);
+  await step("first request after load", firstRequest);
   await step("node-llama-cpp vs stack", throughput);
   await step("hops floor", hopsFloor);
   await step("cancellation", cancellation);
@@ -209,6 +214,7 @@ async function memoryPlan(): Promise<Record<string, unknown>> {
       promptCache: config.promptCache,
       deltaWindowMs: config.deltaWindowMs,
     };
+    threadOptions.push(options);
     const before = await readGpu();
     const { report: child, gpu } = await loadInChild(options);
     loaded.push({
@@ -226,6 +232,12 @@ async function memoryPlan(): Promise<Record<string, unknown>> {
     });
   }
   return { planTable: lines, plan, loaded };
+}
+
+/** Step 1, continued: each model's first request after the load, then its second. */
+async function firstRequest(): Promise<Record<string, unknown>> {
+  if (threadOptions.length === 0) throw new Error("the memory plan step made no thread options");
+  return { ...(await measureFirstRequests(threadOptions)) };
 }
 
 /** Loads one model in `measure-model.js`; reads nvidia-smi while the child holds it. */

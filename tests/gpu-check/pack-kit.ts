@@ -139,7 +139,8 @@ async function main(): Promise<void> {
     await rm(temp, { recursive: true, force: true });
   }
   await copyFile(path.join(sources, "run-kit.sh"), path.join(kit, "run.sh"));
-  await copyFile(path.join(sources, "npm-shim.sh"), path.join(kit, "npm-shim.sh"));
+  // The image's cuda-build stage uses the same shim.
+  await copyFile(path.join(root, "docker", "npm-shim.sh"), path.join(kit, "npm-shim.sh"));
 
   const sizes: Record<string, number> = {};
   for (const file of await readdir(kit)) sizes[file] = (await stat(path.join(kit, file))).size;

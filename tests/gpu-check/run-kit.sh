@@ -18,7 +18,9 @@
 #   --llama-threads N     llama.cpp CPU threads per model (default 4 with cuda, 1 without)
 #   --time-limit SECONDS  the whole run's limit (default 560; the device tool stops a run at 600)
 #   --cmake KEY=VALUE     an extra cmake option for llama.cpp (repeatable), e.g. GGML_CUDA_FA=OFF
-#                         to build quicker without the FlashAttention kernels
+#                         to build quicker without the FlashAttention kernels; it comes after the
+#                         image's own (GGML_NATIVE=OFF GGML_OPENMP=OFF), which the backend is
+#                         built with as in the image (Dockerfile.gpu's LLAMA_BUILD_CMAKE_OPTIONS)
 #   --reuse-build         keep the backend an earlier run built in --work (to iterate on the check)
 # Fails at the first step that breaks, naming it.
 set -euo pipefail
@@ -35,7 +37,10 @@ jobs="$(nproc)"
 runs=3
 llama_threads=""
 time_limit=560
-cmake_options=""
+# The image's options: CPU code for any x86-64 with AVX2, not -march=native, and ggml's own thread
+# pool instead of OpenMP. (Native code died of SIGILL in a dry run on the development VM, whose CPU
+# advertises AMX: ggml's AMX kernel, `tileloadd`, on the first long prompt.)
+cmake_options="GGML_NATIVE=OFF GGML_OPENMP=OFF"
 reuse_build=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -101,7 +106,7 @@ if [ "$gpu" = cuda ]; then
   nvcc --version | tail -2
   cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
   [ -n "$cap" ] || die "nvidia-smi reported no compute capability"
-  export GPU_CHECK_CUDA_ARCHITECTURES="${cap}-real"
+  export LLAMA_BUILD_CUDA_ARCHITECTURES="${cap}-real"
   cuda_lib="$(dirname "$(dirname "$(command -v nvcc)")")/lib64"
   [ -d "$cuda_lib" ] && export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
@@ -147,8 +152,9 @@ else
   begin "build backend ($gpu, $jobs jobs)"
   unset CI # node-llama-cpp reads CI as a boolean and throws on any other value
   build_gpu=$([ "$gpu" = cuda ] && echo cuda || echo false)
-  if ! (cd "$app" && GPU_CHECK_APP="$app" GPU_CHECK_BUILD_JOBS="$jobs" \
-    GPU_CHECK_CMAKE_OPTIONS="$cmake_options" timeout "$(left)" \
+  # The npm shim (docker/npm-shim.sh, as in the image's cuda-build stage) runs cmake-js.
+  if ! (cd "$app" && LLAMA_BUILD_APP="$app" LLAMA_BUILD_JOBS="$jobs" \
+    LLAMA_BUILD_CMAKE_OPTIONS="$cmake_options" timeout "$(left)" \
     node node_modules/node-llama-cpp/dist/cli/cli.js source build --gpu "$build_gpu" \
     --noUsageExample) > "$out/build.log" 2>&1; then
     tail -n 40 "$out/build.log"

@@ -1,16 +1,31 @@
 /**
- * The image keeps node-llama-cpp's CUDA 12 backend on a CUDA 12 base (see Dockerfile.gpu). Without
- * a Docker engine or a GPU here, what can be checked is the linking: every NEEDED library of every
- * binary the image keeps is a file beside it, a library of the base image (written down with its
- * sources in docker/cuda-base-libraries.json), or a driver library the NVIDIA Container Toolkit
- * mounts; and no binary needs newer glibc/libstdc++ symbol versions than the base has. Needs
- * `readelf` (binutils) and the linux-x64 CUDA packages that `npm ci` installs on linux x64.
+ * The image runs a CUDA backend that its cuda-build stage compiles with the CUDA 12.6 toolkit (see
+ * Dockerfile.gpu), on a CUDA 12.6 runtime base. Without a Docker engine, a CUDA toolkit or a GPU
+ * here, that build cannot happen here; the check the stage runs on it, docker/check-cuda-build.mjs
+ * (the GPU code's architectures, the files node-llama-cpp needs, every NEEDED library beside the
+ * binary, in the runtime base — written down with its sources in docker/cuda-base-libraries.json —
+ * or the host driver's, no glibc/libstdc++ symbol newer than the base's), is checked here on
+ * node-llama-cpp's own prebuilt CUDA builds, real binaries whose contents its CMakeLists states:
+ * it passes the CUDA 12 one and refuses what would not run on the base. The prebuilt CPU build the
+ * image keeps (`LLAMA_GPU=off`) is checked against the base the same way. Needs `readelf`
+ * (binutils) and the linux-x64 packages that `npm ci` installs on linux x64.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { packageRoot } from "../../shared/paths.js";
 
 interface BaseLibraries {
@@ -22,12 +37,26 @@ interface BaseLibraries {
   symbolVersions: Record<string, string>;
 }
 
+interface Architectures {
+  sass: number[];
+  ptx: number[];
+}
+
+/** docker/check-cuda-build.mjs, the check the image's cuda-build stage runs. */
+interface CudaBuildCheck {
+  fatbinArchitectures(file: string): Architectures | undefined;
+  neededLibraries(file: string): string[];
+  linkProblems(files: string[], beside: Set<string>, base: BaseLibraries): string[];
+}
+
 const root = packageRoot();
-const base = JSON.parse(
-  readFileSync(path.join(root, "docker", "cuda-base-libraries.json"), "utf8"),
-) as BaseLibraries;
+const checkScript = path.join(root, "docker", "check-cuda-build.mjs");
+const baseFile = path.join(root, "docker", "cuda-base-libraries.json");
+const base = JSON.parse(readFileSync(baseFile, "utf8")) as BaseLibraries;
+const check = (await import(pathToFileURL(checkScript).href)) as CudaBuildCheck;
 const scope = path.join(root, "node_modules", "@node-llama-cpp");
 const cudaBins = path.join(scope, "linux-x64-cuda", "bins", "linux-x64-cuda");
+const cpuBins = path.join(scope, "linux-x64", "bins", "linux-x64");
 const fallback = path.join(
   scope,
   "linux-x64-cuda-ext",
@@ -47,99 +76,106 @@ const hasReadelf = (() => {
 })();
 const skip = !hasReadelf
   ? "readelf is missing (apt-get install binutils)"
-  : !existsSync(fallback)
-    ? "@node-llama-cpp/linux-x64-cuda-ext is not installed (not linux x64)"
+  : !existsSync(fallback) || !existsSync(cuda13)
+    ? "node-llama-cpp's linux-x64 CUDA packages are not installed (not linux x64)"
     : false;
 
-function needed(file: string): string[] {
-  const text = execFileSync("readelf", ["-d", "-W", file], { encoding: "utf8" });
-  return [...text.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1] ?? "");
-}
+/** The shared libraries and the addon of a folder of node-llama-cpp binaries. */
+const binariesIn = (folder: string, except: string[] = []) =>
+  readdirSync(folder)
+    .filter((name) => /\.(so|node)$/.test(name) && !except.includes(name))
+    .map((name) => path.join(folder, name));
 
-/** The highest version this binary needs of each symbol family (GLIBC_2.34 → GLIBC: 2.34). */
-function versionNeeds(file: string): Map<string, string> {
-  const text = execFileSync("readelf", ["-V", "-W", file], { encoding: "utf8" });
-  const highest = new Map<string, string>();
-  for (const match of text.matchAll(/Name: (GLIBC|GLIBCXX|CXXABI|GCC)_([\d.]+)/g)) {
-    const [family, version] = [match[1] ?? "", match[2] ?? ""];
-    const current = highest.get(family);
-    if (current === undefined || compareVersions(version, current) > 0) {
-      highest.set(family, version);
-    }
+const work = mkdtempSync(path.join(os.tmpdir(), "llmpool-cuda-check-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/**
+ * node-llama-cpp's prebuilt CUDA 12 build laid out as a local build folder (`Release/` and
+ * `buildDone.status`, as `getLlama` wants it), of links to the real files: the addon, llama.cpp
+ * and the CPU backends of `@node-llama-cpp/linux-x64-cuda`, the CUDA 12 `libggml-cuda.so` of
+ * `-ext`.
+ */
+function prebuiltAsLocalBuild(): string {
+  const folder = path.join(work, "linux-x64-cuda");
+  const release = path.join(folder, "Release");
+  mkdirSync(release, { recursive: true });
+  for (const name of readdirSync(cudaBins)) {
+    if (name !== "libggml-cuda.so")
+      symlinkSync(path.join(cudaBins, name), path.join(release, name));
   }
-  return highest;
+  symlinkSync(fallback, path.join(release, "libggml-cuda.so"));
+  writeFileSync(path.join(folder, "buildDone.status"), "");
+  return folder;
 }
 
-function compareVersions(a: string, b: string): number {
-  const [x, y] = [a.split(".").map(Number), b.split(".").map(Number)];
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    const difference = (x[i] ?? 0) - (y[i] ?? 0);
-    if (difference !== 0) return difference;
-  }
-  return 0;
-}
-
-/** The binaries scripts/prune-llama-binaries.mjs keeps for the CUDA backend. */
-function keptCudaBinaries(): string[] {
-  const files = readdirSync(cudaBins)
-    .filter((name) => /\.(so|node)$/.test(name) && name !== "libggml-cuda.so")
-    .map((name) => path.join(cudaBins, name));
-  return [...files, fallback];
+function runCheck(folder: string, architectures: string) {
+  return spawnSync(process.execPath, [checkScript, folder, architectures, baseFile], {
+    encoding: "utf8",
+  });
 }
 
 describe("CUDA libraries of the image", { skip }, () => {
-  const provided = new Set([
-    ...Object.values(base.packages).flat(),
-    ...Object.values(base.system).flat(),
-    ...base.hostDriver,
-  ]);
-
-  it("the data file describes the base image Dockerfile.gpu builds on", () => {
+  it("the data file describes the runtime base Dockerfile.gpu builds on", () => {
     const dockerfile = readFileSync(path.join(root, "Dockerfile.gpu"), "utf8");
     const image = /^ARG CUDA_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
     assert.equal(image, base.image);
     assert.match(image ?? "", new RegExp(`^nvidia/cuda:${base.cudaMajor}\\.`));
   });
 
-  it("the kept CUDA backend is the CUDA 12 build", () => {
-    const libraries = needed(fallback);
-    assert.ok(libraries.includes(`libcudart.so.${base.cudaMajor}`), libraries.join(" "));
-    assert.ok(libraries.includes(`libcublas.so.${base.cudaMajor}`), libraries.join(" "));
+  it("reads the GPU code of node-llama-cpp's prebuilt CUDA builds as their CMake lists say", () => {
+    // llama/CMakeLists.txt (CI mode, CUDA 12): 50/61/70/75/80-virtual and 86-real (89-real and
+    // 90-virtual removed for size). ggml-cuda's own list for CUDA 13: 75/80-virtual, 86-real,
+    // 89-real, 90-virtual, 120a/121a-real.
+    assert.deepEqual(check.fatbinArchitectures(fallback), {
+      sass: [86],
+      ptx: [50, 61, 70, 75, 80],
+    });
+    assert.deepEqual(check.fatbinArchitectures(cuda13), {
+      sass: [86, 89, 120, 121],
+      ptx: [75, 80, 90],
+    });
+    assert.equal(check.fatbinArchitectures(path.join(cpuBins, "llama-addon.node")), undefined);
   });
 
-  it("every NEEDED library of every kept binary is beside it, in the base, or the driver's", () => {
-    const beside = new Set(readdirSync(cudaBins));
-    const missing: string[] = [];
-    for (const file of keptCudaBinaries()) {
-      for (const library of needed(file)) {
-        if (!beside.has(library) && !provided.has(library)) {
-          missing.push(`${path.relative(scope, file)} needs ${library}`);
-        }
-      }
-    }
-    assert.deepEqual(missing, []);
-  });
-
-  it("no kept binary needs newer glibc or libstdc++ symbols than the base has", () => {
-    const tooNew: string[] = [];
-    for (const file of keptCudaBinaries()) {
-      for (const [family, version] of versionNeeds(file)) {
-        const limit = base.symbolVersions[family];
-        if (limit === undefined || compareVersions(version, limit) > 0) {
-          tooNew.push(`${path.relative(scope, file)} needs ${family}_${version} (base: ${limit})`);
-        }
-      }
-    }
-    assert.deepEqual(tooNew, []);
-  });
-
-  it("the CUDA 13 build the image drops could not load on this base", {
-    skip: !existsSync(cuda13),
-  }, () => {
-    const unmet = needed(cuda13).filter((library) => !provided.has(library));
+  it("the CUDA 12 prebuilt links against the base; the CUDA 13 one needs what it lacks", () => {
+    const cuda12 = [...binariesIn(cudaBins, ["libggml-cuda.so"]), fallback];
+    assert.deepEqual(check.linkProblems(cuda12, new Set(readdirSync(cudaBins)), base), []);
+    const needs = check.neededLibraries(fallback);
+    assert.ok(needs.includes(`libcudart.so.${base.cudaMajor}`), needs.join(" "));
+    assert.ok(needs.includes(`libcublas.so.${base.cudaMajor}`), needs.join(" "));
+    const refused = check.linkProblems([cuda13], new Set(readdirSync(cudaBins)), base);
     assert.ok(
-      unmet.includes("libcudart.so.13"),
-      `expected libcudart.so.13 to be missing from the base, unmet: ${unmet.join(" ")}`,
+      refused.some((problem) => problem.includes("libcudart.so.13")),
+      refused.join("\n"),
     );
+  });
+
+  it("the prebuilt CPU build the image keeps links against the base", () => {
+    assert.deepEqual(
+      check.linkProblems(binariesIn(cpuBins), new Set(readdirSync(cpuBins)), base),
+      [],
+    );
+  });
+
+  it("the image's check passes a complete build of the architectures asked, and no other", () => {
+    const folder = prebuiltAsLocalBuild();
+    const passed = runCheck(
+      folder,
+      "50-virtual;61-virtual;70-virtual;75-virtual;80-virtual;86-real",
+    );
+    assert.equal(passed.status, 0, passed.stderr);
+    assert.match(passed.stdout, /SASS for sm_86; PTX for compute_50, compute_61, compute_70/);
+    // The image's list: this build lacks its SASS for sm_80, 89, 90 and its compute_90 PTX.
+    const dockerfile = readFileSync(path.join(root, "Dockerfile.gpu"), "utf8");
+    const imageList = /^ARG CUDA_ARCHITECTURES="([^"]+)"$/m.exec(dockerfile)?.[1] ?? "";
+    const refused = runCheck(folder, imageList);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /SASS for \[86\], not \[80, 86, 89, 90\]/);
+    assert.match(refused.stderr, /PTX for \[50, 61, 70, 75, 80\], not \[90\]/);
+    // A build that did not finish: node-llama-cpp would not load it.
+    rmSync(path.join(folder, "buildDone.status"));
+    const unfinished = runCheck(folder, imageList);
+    assert.equal(unfinished.status, 1);
+    assert.match(unfinished.stderr, /buildDone\.status is missing/);
   });
 });

@@ -202,12 +202,12 @@ describe("Dockerfile.gpu lint", () => {
     const bases = [...dockerfile.matchAll(/^ARG (\w+_IMAGE)=(\S+)$/gm)].map(
       (match) => match[2] ?? "",
     );
-    assert.equal(bases.length, 2);
+    assert.equal(bases.length, 3);
     for (const image of bases) assert.match(image, /^[\w./-]+:[\w.-]+$/, `${image} has no tag`);
     for (const image of bases) assert.ok(!image.endsWith(":latest"), `${image} is :latest`);
     assert.deepEqual(
       [...dockerfile.matchAll(/^FROM \S+ AS (\S+)$/gm)].map((match) => match[1]),
-      ["build", "runtime"],
+      ["build", "cuda-build", "runtime"],
     );
   });
 
