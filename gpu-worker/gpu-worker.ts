@@ -10,6 +10,7 @@ import { checkMemory } from "./memory/check-memory.js";
 import type { WorkerMetrics } from "./metrics/worker-metrics.js";
 import { resolveModels } from "./models/resolve-models.js";
 import { ModelPool } from "./pool/model-pool.js";
+import { ThreadSpares } from "./pool/thread-spares.js";
 import { ReplyPublisher } from "./publish/reply-publisher.js";
 import { Cancellations } from "./queue/cancellations.js";
 import { JobsDrain } from "./queue/jobs-drain.js";
@@ -40,6 +41,7 @@ export class GpuWorker {
   readonly #cancellations: Cancellations;
   readonly #registry: RegistryPublisher;
   #host: ModelHost | undefined;
+  #spares: ThreadSpares | undefined;
   #scheduler: ModelScheduler | undefined;
   readonly #log: Logger;
   readonly #shutdownTimeoutMs: number;
@@ -98,6 +100,16 @@ export class GpuWorker {
         config.served.map((model) => model.name),
         "loading",
       );
+      // Started now, warming while the rest starts: the first load takes one.
+      const spares = new ThreadSpares({
+        count: config.warmThreads,
+        backend: {
+          gpu: config.gpu,
+          gpuMemoryUtilization: config.gpuMemoryUtilization,
+          deltaWindowMs: config.deltaWindowMs,
+        },
+      });
+      gpuWorker.#spares = spares;
       const models = await resolveModels(config, log);
       const plan = await checkMemory(models, config, log);
       await gpuWorker.#cancellations.start();
@@ -131,6 +143,7 @@ export class GpuWorker {
             vramCapBytes: planned.threadVramCapBytes,
             promptCache: config.promptCache,
             deltaWindowMs: config.deltaWindowMs,
+            spares,
             log,
           }),
         startWorker: (hosted, pool) =>
@@ -148,10 +161,11 @@ export class GpuWorker {
             onJobEnded: () => gpuWorker.#scheduler?.wake(),
             loadMs: (enqueuedAt) => waitedForLoadMs(hosted, enqueuedAt),
           }),
-        stopModel: (worker, pool) =>
+        stopModel: (worker, pool, recycle) =>
           closeModelWorker(worker, pool, {
             abortAll: () => gpuWorker.#cancellations.cancelAll(),
             drainMs: config.shutdownTimeoutMs,
+            recycle,
             log,
           }),
         metrics: options.metrics,
@@ -243,7 +257,7 @@ export class GpuWorker {
               ],
         ),
       );
-      await Promise.all([marked, drained]);
+      await Promise.all([marked, drained, this.#spares?.close()]);
       drain.ended();
       await Promise.all([this.#registry.close(), this.#cancellations.close()]);
       await Promise.all([

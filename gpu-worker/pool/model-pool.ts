@@ -1,5 +1,5 @@
 import { MessageChannel } from "node:worker_threads";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
 import type { GpuChoice } from "../../shared/config/index.js";
 import {
   type ErrorInfo,
@@ -10,16 +10,19 @@ import {
 import type { Logger } from "../../shared/log.js";
 import type {
   GenerationTask,
+  JobTask,
+  LoadTask,
   MainToThreadMessage,
-  ModelThreadOptions,
+  ModelLoadOptions,
+  ThreadLoadReport,
   ThreadParentMessage,
   ThreadResult,
   ThreadStatsReport,
-  ThreadTask,
   ThreadToMainMessage,
+  UnloadTask,
 } from "../../shared/protocol/index.js";
 import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
-import { threadEntryPath } from "./thread-entry-path.js";
+import { ThreadSpares } from "./thread-spares.js";
 
 export interface ModelPoolOptions {
   /** The model's name and its `.gguf` file. */
@@ -38,6 +41,8 @@ export interface ModelPoolOptions {
   promptCache?: boolean;
   /** `DELTA_WINDOW_MS`: the threads coalesce text within this window (default 0: every piece). */
   deltaWindowMs?: number;
+  /** Where its threads come from: started ones, waiting for a model (default: new ones). */
+  spares?: ThreadSpares;
   log: Logger;
 }
 
@@ -81,12 +86,19 @@ export class ModelPool {
   readonly #promptCache: boolean;
   readonly #log: Logger;
   readonly #running = new Set<Promise<unknown>>();
+  /** Where its threads go back when it closes, if spares are short. */
+  #spares: ThreadSpares | undefined;
+  /** Jobs waiting for a free sequence, each started by calling it. */
+  readonly #waiting: (() => void)[] = [];
+  /** The model its threads hold: each job names it (a replacement thread loads it first). */
+  readonly #load: ModelLoadOptions;
   #clock = 0;
   #contextSize = 0;
   #maxTokenBytes: number | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(lanes: Piscina[], options: ModelPoolOptions) {
+  private constructor(lanes: Piscina[], options: ModelPoolOptions, load: ModelLoadOptions) {
+    this.#load = load;
     this.#lanes = lanes.map((piscina) => ({
       piscina,
       running: 0,
@@ -101,36 +113,36 @@ export class ModelPool {
     this.#log = options.log;
   }
 
-  /** Starts the threads and resolves once every one has loaded the model. */
+  /**
+   * Takes its threads (started ones from `spares`, or new ones) and resolves once every one has
+   * loaded the model and warmed it up.
+   */
   static async start(options: ModelPoolOptions): Promise<ModelPool> {
-    const workerData: ModelThreadOptions = {
+    const load: ModelLoadOptions = {
       modelName: options.model.name,
       modelPath: options.model.path,
       contextSize: options.contextSize,
       sequences: options.sequences,
       llamaThreads: options.llamaThreads,
-      gpu: options.gpu,
-      gpuMemoryUtilization: options.gpuMemoryUtilization,
       vramCapBytes: options.vramCapBytes,
       promptCache: options.promptCache ?? true,
-      deltaWindowMs: options.deltaWindowMs ?? 0,
     };
-    const lanes = Array.from(
-      { length: options.threads },
-      () =>
-        new Piscina({
-          filename: threadEntryPath(),
-          minThreads: 1,
-          maxThreads: 1,
-          concurrentTasksPerWorker: options.sequences,
-          idleTimeout: Number.POSITIVE_INFINITY,
-          atomics: "disabled",
-          workerData,
-        }),
-    );
-    const pool = new ModelPool(lanes, options);
-    const loads = await Promise.allSettled(lanes.map((lane) => waitForThread(lane, options)));
-    const failed = loads.find((load) => load.status === "rejected");
+    const spares =
+      options.spares ??
+      new ThreadSpares({
+        count: 0,
+        backend: {
+          gpu: options.gpu,
+          gpuMemoryUtilization: options.gpuMemoryUtilization,
+          deltaWindowMs: options.deltaWindowMs ?? 0,
+        },
+      });
+    const lanes = Array.from({ length: options.threads }, () => spares.take());
+    const recycle = options.spares;
+    const pool = new ModelPool(lanes, options, load);
+    pool.#spares = recycle;
+    const loads = await Promise.allSettled(lanes.map((lane) => loadThread(lane, load, options)));
+    const failed = loads.find((result) => result.status === "rejected");
     if (failed !== undefined) {
       await Promise.all(lanes.map((lane) => lane.destroy()));
       throw failed.reason;
@@ -176,10 +188,31 @@ export class ModelPool {
     return this.#lanes.flatMap((lane) => (lane.stats === undefined ? [] : [lane.stats]));
   }
 
-  /** Runs one job on a free sequence of some thread. Rejects with a {@link PoolError}. */
+  /**
+   * Runs one job on a free sequence of some thread; with every sequence taken, the job waits for
+   * one (in order of arrival). Rejects with a {@link PoolError}.
+   */
   run(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     if (this.#closing) return Promise.reject(new InternalError("the model pool is closing"));
     if (hooks.signal.aborted) return Promise.resolve(cancelledBeforeStart);
+    const free = this.#lanes.some((lane) => lane.running < this.#sequences);
+    if (free && this.#waiting.length === 0) return this.#start(jobId, task, hooks);
+    return new Promise((resolve, reject) => {
+      const go = () => {
+        hooks.signal.removeEventListener("abort", onAbort);
+        if (this.#closing) reject(new InternalError("the model pool is closing"));
+        else this.#start(jobId, task, hooks).then(resolve, reject);
+      };
+      const onAbort = () => {
+        this.#waiting.splice(this.#waiting.indexOf(go), 1);
+        resolve(cancelledBeforeStart);
+      };
+      hooks.signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiting.push(go);
+    });
+  }
+
+  #start(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
     // digests of what they hold (never the text itself).
     const routing = this.#promptCache && this.#lanes.length > 1;
@@ -211,7 +244,7 @@ export class ModelPool {
         else reject(fromErrorInfo(message.error));
       });
 
-      const threadTask: ThreadTask = { jobId, task, port: port2 };
+      const threadTask: JobTask = { kind: "job", jobId, task, port: port2, model: this.#load };
       threadRun = lane.piscina
         .run(threadTask, { transferList: [port2] })
         .catch((error: unknown) => {
@@ -231,6 +264,7 @@ export class ModelPool {
     void tracked.then(([ended]) => {
       this.#running.delete(tracked);
       lane.running -= 1;
+      this.#waiting.shift()?.();
       if (routing) {
         this.#remember(
           lane,
@@ -276,13 +310,27 @@ export class ModelPool {
   }
 
   /**
-   * Waits for running jobs to end, then stops the threads. Callers stop intake first and abort
+   * Waits for running jobs to end, then lets the threads go: each lets go of its model; then,
+   * with `recycle` (a swap: another model loads next), it keeps its backend and goes back to the
+   * spares, which start no thread for that load; else it lets go of its backend too (it then holds
+   * no native memory) and is stopped, unless spares are short. Callers stop intake first and abort
    * what must not be waited for; terminating a thread mid-generation would abort the process.
    */
-  close(): Promise<void> {
+  close(options: { recycle?: boolean } = {}): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#running]);
-      await Promise.all(this.#lanes.map((lane) => lane.piscina.destroy()));
+      await Promise.allSettled(
+        this.#lanes.map(async ({ piscina }) => {
+          const spares = this.#spares;
+          const keep =
+            spares !== undefined && (options.recycle === true || spares.size < spares.count);
+          const unload: UnloadTask = { kind: "unload", keepBackend: keep };
+          await piscina.run(unload);
+          piscina.removeAllListeners("message");
+          piscina.removeAllListeners("error");
+          if (!keep || spares?.giveBack(piscina) !== true) await piscina.destroy();
+        }),
+      );
     })();
     return this.#closing;
   }
@@ -319,44 +367,31 @@ function fromErrorInfo(info: ErrorInfo): PoolError {
   return new PoolError(info.code, info.message);
 }
 
-/** Resolves with what the lane's one thread reported once it loaded the model. */
-function waitForThread(
+/** Loads the model on a lane's thread; resolves with what the thread reported. */
+async function loadThread(
   piscina: Piscina,
+  load: ModelLoadOptions,
   options: ModelPoolOptions,
 ): Promise<{ contextSize: number; maxTokenBytes: number | undefined }> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: ThreadParentMessage) => {
-      if (message?.modelName !== options.model.name || message.type === "thread-stats") return;
-      cleanup();
-      if (message.type === "model-load-failed") {
-        reject(
-          new ModelLoadError(
-            `model "${options.model.name}" could not be loaded from ${options.model.path}: ${message.message}`,
-          ),
-        );
-        return;
-      }
-      options.log.info("model thread ready", {
-        model: options.model.name,
-        thread: message.threadId,
-        contextSize: message.contextSize,
-        warmUpMs: message.warmUpMs,
-      });
-      resolve({ contextSize: message.contextSize, maxTokenBytes: message.maxTokenBytes });
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(
-        new ModelLoadError(`a thread of model "${options.model.name}" crashed while loading`, {
-          cause: error,
-        }),
-      );
-    };
-    const cleanup = () => {
-      piscina.off("message", onMessage);
-      piscina.off("error", onError);
-    };
-    piscina.on("message", onMessage);
-    piscina.on("error", onError);
+  const task: LoadTask = { kind: "load", model: load };
+  let report: ThreadLoadReport | undefined;
+  try {
+    report = (await piscina.run(task)) as ThreadLoadReport | undefined;
+  } catch (error) {
+    throw new ModelLoadError(`a thread of model "${options.model.name}" crashed while loading`, {
+      cause: error,
+    });
+  }
+  if (report?.type !== "model-loaded") {
+    throw new ModelLoadError(
+      `model "${options.model.name}" could not be loaded from ${options.model.path}: ${report?.message ?? "no report"}`,
+    );
+  }
+  options.log.info("model thread ready", {
+    model: options.model.name,
+    thread: report.threadId,
+    contextSize: report.contextSize,
+    warmUpMs: report.warmUpMs,
   });
+  return { contextSize: report.contextSize, maxTokenBytes: report.maxTokenBytes };
 }

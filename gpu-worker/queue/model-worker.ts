@@ -51,6 +51,8 @@ export interface CloseModelWorkerOptions {
   drainMs: number;
   /** How long Redis then gets for the jobs' last writes and BullMQ's own close. */
   redisGraceMs?: number;
+  /** The pool's threads wait for another model (see `ModelPool.close`). */
+  recycle?: boolean;
   log: Logger;
 }
 
@@ -73,7 +75,7 @@ export async function closeModelWorker(
   const { abortAll, drainMs, redisGraceMs = redisCloseGraceMs, log } = options;
   const closing = worker.close();
   if (!(await settlesWithin(closing, drainMs))) abortAll();
-  await pool.close();
+  await pool.close({ recycle: options.recycle ?? false });
   if (!(await settlesWithin(closing, redisGraceMs))) {
     log.warn("the queue worker did not close: Redis did not answer; gave up on it", {
       model: pool.name,

@@ -44,8 +44,11 @@ export interface ModelHostOptions {
   startPool: (entry: CatalogueModel) => Promise<ModelPool>;
   /** Starts taking a loaded model's jobs (its BullMQ worker). */
   startWorker: (hosted: HostedModel, pool: ModelPool) => Worker;
-  /** Stops taking a model's jobs, lets the running ones end, and stops its threads. */
-  stopModel: (worker: Worker, pool: ModelPool) => Promise<void>;
+  /**
+   * Stops taking a model's jobs, lets the running ones end, and lets its threads go (`recycle`:
+   * another model loads next, they wait for it).
+   */
+  stopModel: (worker: Worker, pool: ModelPool, recycle: boolean) => Promise<void>;
   metrics?:
     | {
         modelLoaded(model: string, capacity: number, reason: LoadReason, seconds: number): void;
@@ -231,7 +234,7 @@ export class ModelHost {
       await this.#options.registry.announce([name], "cold");
     }
     hosted.draining = true;
-    await this.#release(hosted);
+    await this.#release(hosted, reason === "pressure" || reason === "swap");
     this.#options.metrics?.modelUnloaded(name, reason);
     this.#options.log.info("model unloaded", {
       model: name,
@@ -244,10 +247,10 @@ export class ModelHost {
   }
 
   /** Stops a hosted model's worker and threads, and forgets it. */
-  async #release(hosted: HostedModel): Promise<void> {
+  async #release(hosted: HostedModel, recycle = false): Promise<void> {
     try {
       if (hosted.worker !== undefined && hosted.pool !== undefined) {
-        await this.#options.stopModel(hosted.worker, hosted.pool);
+        await this.#options.stopModel(hosted.worker, hosted.pool, recycle);
       } else {
         await hosted.pool?.close();
       }

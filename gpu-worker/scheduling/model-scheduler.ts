@@ -4,7 +4,7 @@ import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { LoadClaim } from "./load-claim.js";
 import type { HostedModel, ModelHost } from "./model-host.js";
-import { type ModelDemand, readPoolDemand } from "./pool-demand.js";
+import { type ModelDemand, readPoolDemand, type WorkerRoom } from "./pool-demand.js";
 
 export interface ModelSchedulerOptions {
   host: ModelHost;
@@ -66,6 +66,8 @@ export class ModelScheduler {
   readonly #evictionSeenAt = new Map<string, number>();
   /** When a model served elsewhere first had a queue long enough for this one to join. */
   readonly #longQueueSince = new Map<string, number>();
+  /** The live gpu-workers' room, as the last read found it. */
+  #workers: ReadonlyMap<string, WorkerRoom> = new Map();
   #changing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
@@ -143,8 +145,9 @@ export class ModelScheduler {
   async #decide(): Promise<void> {
     const { host, redis, names } = this.#options;
     const models = host.catalogue.map(({ model }) => model.name);
-    const demand = await readPoolDemand(redis, names, models);
+    const { demand, workers } = await readPoolDemand(redis, names, models);
     if (this.#closed) return;
+    this.#workers = workers;
     const now = Date.now();
     this.#unloadIdle(demand, now);
     if (this.#changing !== undefined) return;
@@ -211,7 +214,7 @@ export class ModelScheduler {
     }
     const room = this.#room(entry.planned.totalBytes, asked);
     if (room === undefined) return false;
-    if (room.unload.length > 0 || room.drain.length > 0) {
+    if ((room.unload.length > 0 || room.drain.length > 0) && this.#roomElsewhere(name)) {
       // A gpu-worker with free room (or with less used models to give up) goes first.
       const seen = this.#evictionSeenAt.get(name) ?? now;
       this.#evictionSeenAt.set(name, seen);
@@ -242,6 +245,19 @@ export class ModelScheduler {
       }
     });
     return true;
+  }
+
+  /**
+   * Whether another live gpu-worker may load `name` with less to give up: one that has it in its
+   * catalogue and the room, or models of its own it could unload. Without one, this gpu-worker
+   * claims the load at once.
+   */
+  #roomElsewhere(name: string): boolean {
+    for (const [id, room] of this.#workers) {
+      if (id === this.#options.workerId || room.models[name] === undefined) continue;
+      return true;
+    }
+    return false;
   }
 
   /** What making room for `bytes` takes here now; `undefined` when it cannot be made. */

@@ -1,6 +1,10 @@
 import type { Redis } from "ioredis";
 import type { RedisNames } from "../../shared/naming.js";
-import { parseRegistryEntry, redisTimeMs } from "../../shared/registry/model-registry.js";
+import {
+  parseGpuWorkerInfo,
+  parseRegistryEntry,
+  redisTimeMs,
+} from "../../shared/registry/model-registry.js";
 
 /** What the pool asks of one model, and who serves it, as one read found it. */
 export interface ModelDemand {
@@ -37,6 +41,13 @@ end
 return out
 `;
 
+/** What a live gpu-worker has room for, by its line in the `gpu-workers` hash. */
+export interface WorkerRoom {
+  freeBytes: number;
+  /** Its models by state. */
+  models: Readonly<Record<string, string>>;
+}
+
 /**
  * Reads what the pool asks of each model of a catalogue: its waiting jobs and how long the oldest
  * has waited (BullMQ's own keys), which live gpu-workers have it loaded or loading (the registry),
@@ -46,7 +57,7 @@ export async function readPoolDemand(
   redis: Redis,
   names: RedisNames,
   models: readonly string[],
-): Promise<Map<string, ModelDemand>> {
+): Promise<{ demand: Map<string, ModelDemand>; workers: Map<string, WorkerRoom> }> {
   const queueKey = (model: string, type: string) =>
     `${names.bullPrefix}:${names.modelQueue(model)}:${type}`;
   const pipeline = redis.pipeline().time();
@@ -58,11 +69,19 @@ export async function readPoolDemand(
   );
   for (const model of models) pipeline.hgetall(names.modelRegistry(model));
   if (models.length > 0) pipeline.mget(...models.map((model) => names.loadClaim(model)));
+  pipeline.hgetall(names.gpuWorkers);
   const results = (await pipeline.exec()) ?? [];
   for (const [error] of results) if (error) throw error;
   const now = redisTimeMs(results[0]?.[1] as string[]);
   const counts = (results[1]?.[1] ?? []) as number[];
   const claims = (results[2 + models.length]?.[1] ?? []) as (string | null)[];
+  const workers = new Map<string, WorkerRoom>();
+  const infos = (results[results.length - 1]?.[1] ?? {}) as Record<string, string>;
+  for (const [id, value] of Object.entries(infos)) {
+    const info = parseGpuWorkerInfo(value);
+    if (info === undefined || info.expiresAt <= now) continue;
+    workers.set(id, { freeBytes: info.budgetBytes - info.usedBytes, models: info.models });
+  }
   const out = new Map<string, ModelDemand>();
   models.forEach((model, index) => {
     const hash = (results[2 + index]?.[1] ?? {}) as Record<string, string>;
@@ -84,5 +103,5 @@ export async function readPoolDemand(
       claimantAlive: claimedBy !== undefined && live.has(claimedBy),
     });
   });
-  return out;
+  return { demand: out, workers };
 }

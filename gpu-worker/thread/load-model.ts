@@ -7,7 +7,7 @@ import {
   type LlamaModel,
   resolveChatWrapper,
 } from "node-llama-cpp";
-import type { ModelThreadOptions } from "../../shared/protocol/index.js";
+import type { ModelLoadOptions, ThreadBackendOptions } from "../../shared/protocol/index.js";
 import { takeGrammarLogLine } from "./grammar.js";
 import { SequenceSlots } from "./sequence-slots.js";
 import { maxTokenBytes } from "./token-bytes.js";
@@ -29,13 +29,16 @@ export interface LoadedModel {
 const defaultMaxContextSize = 4096;
 
 /**
- * Loads the model and creates one context with `sequences` sequences, so the thread can run that
- * many jobs at once (continuous batching). The llama.cpp thread count is always explicit: its
- * default oversubscribes small machines (measured 2,000× slower on 2 cores).
+ * Starts the thread's backend: node-llama-cpp's binding and llama.cpp's backend (on a GPU, its
+ * device). Done as the thread starts, before it is given a model. `label()` names the model in
+ * llama.cpp's error lines once there is one.
  */
-export async function loadModel(options: ModelThreadOptions): Promise<LoadedModel> {
+export async function startBackend(
+  options: ThreadBackendOptions,
+  label: () => string,
+): Promise<Llama> {
   const headroom = 1 - options.gpuMemoryUtilization;
-  const llama = await getLlama({
+  return getLlama({
     build: "never",
     gpu: options.gpu,
     logLevel: LlamaLogLevel.warn,
@@ -44,11 +47,19 @@ export async function loadModel(options: ModelThreadOptions): Promise<LoadedMode
       // Grammar parse errors quote the request's grammar: kept out of the log.
       if (takeGrammarLogLine(message)) return;
       if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
-        process.stderr.write(`[llama.cpp ${options.modelName}] ${message.trimEnd()}\n`);
+        process.stderr.write(`[llama.cpp ${label()}] ${message.trimEnd()}\n`);
       }
     },
     vramPadding: (totalVram) => Math.max(totalVram * headroom, 0),
   });
+}
+
+/**
+ * Loads the model and creates one context with `sequences` sequences, so the thread can run that
+ * many jobs at once (continuous batching). The llama.cpp thread count is always explicit: its
+ * default oversubscribes small machines (measured 2,000× slower on 2 cores).
+ */
+export async function loadModel(llama: Llama, options: ModelLoadOptions): Promise<LoadedModel> {
   if (options.vramCapBytes !== undefined && llama.gpu !== false) {
     // The memory plan's share of the GPU for this thread: GPU layers are fitted under it.
     await llama.setVramCap(options.vramCapBytes);

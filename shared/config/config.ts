@@ -184,6 +184,11 @@ export interface Config {
    * loaded may wait before a model with jobs of its own (none running) is unloaded to make room.
    */
   readonly maxSwapWaitMs: number;
+  /**
+   * `WARM_THREADS` (default 1): model threads a gpu-worker keeps started, their backend up and no
+   * model, so a model's load does not wait for a thread to start.
+   */
+  readonly warmThreads: number;
   /** `DATA_DIR`: local state (the generated key file, the demo model). */
   readonly dataDir: string;
   readonly logLevel: LogLevel;

@@ -156,6 +156,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     deltaWindowMs: readInt(env, "DELTA_WINDOW_MS", 0, 10_000) ?? 20,
     shutdownTimeoutMs: readInt(env, "SHUTDOWN_TIMEOUT_MS", 0) ?? 30_000,
     keepAliveMs: readDuration(env, "KEEP_ALIVE") ?? 300_000,
+    warmThreads: readInt(env, "WARM_THREADS", 0, 8) ?? 1,
     maxSwapWaitMs: readInt(env, "MAX_SWAP_WAIT_MS", 0) ?? 30_000,
     dataDir: path.resolve(
       host.cwd,

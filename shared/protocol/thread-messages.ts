@@ -4,8 +4,24 @@ import type { ErrorInfo } from "../errors/index.js";
 import type { FinishReason } from "./finish-reason.js";
 import type { GenerationTask } from "./generation-task.js";
 
-/** `workerData` of a model thread: what it loads, once, when it starts. */
-export interface ModelThreadOptions {
+/**
+ * `workerData` of a model thread: its backend. A thread starts the backend (node-llama-cpp and
+ * llama.cpp's) as it starts, before it holds any model, so a spare thread waits ready for the
+ * model it is given (see `gpu-worker/pool/thread-spares.ts`).
+ */
+export interface ThreadBackendOptions {
+  gpu: GpuChoice;
+  /** Share of GPU memory llama.cpp may use, in (0, 1]. */
+  gpuMemoryUtilization: number;
+  /** `DELTA_WINDOW_MS`: text generated within this window goes to the main thread as one piece. */
+  deltaWindowMs: number;
+}
+
+/** A thread's backend and the model it holds, in one (the GPU check loads models this way). */
+export type ModelThreadOptions = ThreadBackendOptions & ModelLoadOptions;
+
+/** The model a thread holds, given by its first task ({@link LoadTask}). */
+export interface ModelLoadOptions {
   modelName: string;
   modelPath: string;
   /** Tokens per sequence; `undefined` = the model's training size, at most 4096. */
@@ -14,9 +30,6 @@ export interface ModelThreadOptions {
   sequences: number;
   /** llama.cpp CPU threads. */
   llamaThreads: number;
-  gpu: GpuChoice;
-  /** Share of GPU memory llama.cpp may use, in (0, 1]. */
-  gpuMemoryUtilization: number;
   /**
    * The memory plan's VRAM cap for this thread (node-llama-cpp `setVramCap`), in bytes; the
    * thread fits its GPU layers to it. `undefined` on a CPU or without a plan.
@@ -24,16 +37,37 @@ export interface ModelThreadOptions {
   vramCapBytes?: number | undefined;
   /** `PROMPT_CACHE`: keep sequences' tokens between jobs and reuse shared prefixes. */
   promptCache: boolean;
-  /** `DELTA_WINDOW_MS`: text generated within this window goes to the main thread as one piece. */
-  deltaWindowMs: number;
 }
 
-/** A job handed to a model thread. `port` carries the job's messages in both directions. */
-export interface ThreadTask {
+/**
+ * A job handed to a model thread. `port` carries the job's messages in both directions. `model`
+ * names what the thread holds: a thread that holds nothing (piscina's replacement of one that
+ * died) loads it first.
+ */
+export interface JobTask {
+  kind: "job";
   jobId: string;
   task: GenerationTask;
   port: MessagePort;
+  model: ModelLoadOptions;
 }
+
+/** Loads the model a thread holds from then on; resolves with its report. */
+export interface LoadTask {
+  kind: "load";
+  model: ModelLoadOptions;
+}
+
+/**
+ * Lets go of the thread's model; and of its backend too, before the thread is stopped, unless
+ * `keepBackend`: the thread then waits for another model, as a spare.
+ */
+export interface UnloadTask {
+  kind: "unload";
+  keepBackend?: boolean;
+}
+
+export type ThreadTask = JobTask | LoadTask | UnloadTask;
 
 export interface ThreadResult {
   finishReason: FinishReason;

@@ -14,7 +14,7 @@
  */
 import { once } from "node:events";
 import { generate } from "../../gpu-worker/thread/generate.js";
-import { type LoadedModel, loadModel } from "../../gpu-worker/thread/load-model.js";
+import { type LoadedModel, loadModel, startBackend } from "../../gpu-worker/thread/load-model.js";
 import { warmUp } from "../../gpu-worker/thread/warm-up.js";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
 import { greedyTask } from "../support/tasks.js";
@@ -101,7 +101,8 @@ async function firstRequest(options: ModelThreadOptions, mode: string, tokens: n
     throw new Error("PROMPT_TOKENS must be a whole number");
   const start = performance.now();
   // Without the prompt cache, each request evaluates its whole prompt.
-  const loaded = await loadModel({ ...options, promptCache: false });
+  const llama = await startBackend(options, () => options.modelName);
+  const loaded = await loadModel(llama, { ...options, promptCache: false });
   const loadMs = performance.now() - start;
   const warmUpMs = mode === "warm" ? await warmUp(loaded) : undefined;
   // Room for the completion in the sequence.
@@ -125,7 +126,10 @@ async function firstRequest(options: ModelThreadOptions, mode: string, tokens: n
 
 async function loadAndHold(options: ModelThreadOptions) {
   const start = performance.now();
-  const { llama, model, context } = await loadModel(options);
+  const { llama, model, context } = await loadModel(
+    await startBackend(options, () => options.modelName),
+    options,
+  );
   const vram = await llama.getVramState();
   const report: LoadedModelReport = {
     pid: process.pid,

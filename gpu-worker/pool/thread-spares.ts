@@ -1,0 +1,78 @@
+import { Piscina } from "piscina";
+import type { ThreadBackendOptions } from "../../shared/protocol/index.js";
+import { threadEntryPath } from "./thread-entry-path.js";
+
+/** Most sequences a thread may run (a model's `sequences`): the pool itself keeps to its own. */
+const maxSequences = 256;
+
+/**
+ * Model threads started ahead of need: each a one-thread piscina pool whose thread has started
+ * its backend (node-llama-cpp, llama.cpp's backend) and waits for a model. A model's load takes one
+ * instead of starting a thread, which on the CPU saved about 0.8 s of a cold load's 0.9 s for a
+ * tiny model (the module's import and `getLlama`; measured here, one thread spawned by hand); the
+ * gpu-worker keeps `count` of them, starting another as one is taken; a thread whose model is
+ * unloaded is taken back instead when spares are short (a swap of models then starts no thread).
+ * Each spare holds its backend's memory (on a GPU, its device context) while it waits.
+ */
+export class ThreadSpares {
+  readonly #count: number;
+  readonly #backend: ThreadBackendOptions;
+  readonly #ready: Piscina[] = [];
+  #closed = false;
+
+  constructor(options: { count: number; backend: ThreadBackendOptions }) {
+    this.#count = options.count;
+    this.#backend = options.backend;
+    for (let i = 0; i < this.#count; i += 1) this.#ready.push(this.#start());
+  }
+
+  /** Spares started and not yet taken. */
+  get size(): number {
+    return this.#ready.length;
+  }
+
+  /** How many it keeps. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * A started thread if there is one (another starts in its place while spares are short), else
+   * one starting now.
+   */
+  take(): Piscina {
+    const spare = this.#ready.shift() ?? this.#start();
+    if (!this.#closed && this.#ready.length < this.#count) this.#ready.push(this.#start());
+    return spare;
+  }
+
+  /**
+   * Takes back a thread whose model was unloaded (its backend still up): at most one beyond
+   * `count`, for the load that follows a swap; whether it did (else the caller stops the thread).
+   * Taken first: it is started already.
+   */
+  giveBack(thread: Piscina): boolean {
+    if (this.#closed || this.#ready.length > this.#count) return false;
+    this.#ready.unshift(thread);
+    return true;
+  }
+
+  #start(): Piscina {
+    return new Piscina({
+      filename: threadEntryPath(),
+      minThreads: 1,
+      maxThreads: 1,
+      concurrentTasksPerWorker: maxSequences,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      atomics: "disabled",
+      workerData: this.#backend,
+    });
+  }
+
+  /** Stops the spares (idempotent). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const spares = this.#ready.splice(0);
+    await Promise.all(spares.map((spare) => spare.destroy()));
+  }
+}
