@@ -8,8 +8,8 @@ const maxSequences = 256;
 /**
  * Model threads started ahead of need: each a one-thread piscina pool whose thread has started
  * its backend (node-llama-cpp, llama.cpp's backend) and waits for a model. A model's load takes one
- * instead of starting a thread, which on the CPU saved about 0.8 s of a cold load's 0.9 s for a
- * tiny model (the module's import and `getLlama`; measured here, one thread spawned by hand); the
+ * instead of starting a thread: a cold tiny model's first token came in ~100 ms instead of ~1 s
+ * on the CPU here (node-llama-cpp's import and `getLlama` are most of a thread's start); the
  * gpu-worker keeps `count` of them, starting another as one is taken; a thread whose model is
  * unloaded is taken back instead when spares are short (a swap of models then starts no thread).
  * Each spare holds its backend's memory (on a GPU, its device context) while it waits.
