@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import type { KeyRing } from "../../shared/crypto/index.js";
 import {
   InternalError,
   messageOf,
@@ -9,8 +7,6 @@ import {
   RedisUnavailableError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
-import type { Logger } from "../../shared/log.js";
-import type { RedisNames } from "../../shared/naming.js";
 import { openAiModelList } from "../../shared/openai/index.js";
 import {
   redisAnswerMs,
@@ -18,76 +14,20 @@ import {
   redisCloseGraceMs,
   settlesWithin,
 } from "../../shared/process/deadline.js";
-import { type FinalChunk, type JobPayload, sealJson } from "../../shared/protocol/index.js";
-import {
-  type AdmittedCapacity,
-  admitCapacity,
-  type CapacityPolicy,
-} from "../admission/admit-capacity.js";
-import { type AdmissionPolicy, admitRequest } from "../admission/admit-request.js";
+import { type JobPayload, sealJson } from "../../shared/protocol/index.js";
+import { type AdmittedCapacity, admitCapacity } from "../admission/admit-capacity.js";
+import { admitRequest } from "../admission/admit-request.js";
 import { ReplyRelay } from "../relay/reply-relay.js";
 import { DurableJobs, type JobHost } from "./durable/durable-jobs.js";
 import type { JobSnapshot } from "./durable/job-snapshot.js";
-import type { JobStore } from "./durable/job-store.js";
 import { EphemeralJobs, type JobPersistence } from "./job-persistence.js";
 import type { JobRecord } from "./job-record.js";
+import type { JobCounts, JobServiceOptions, SubmitOptions } from "./job-service-options.js";
 import { JobSignals } from "./job-signals.js";
 import type { JobTable } from "./job-table.js";
-import type { ModelQueues } from "./model-queues.js";
-import { type JobContext, jobOfQueueJob, TrackedJob } from "./tracked-job.js";
+import { jobOfQueueJob } from "./queue-attempts.js";
+import { type JobContext, TrackedJob } from "./tracked-job.js";
 import { WorkerWatch } from "./worker-watch.js";
-
-export interface JobServiceOptions {
-  redis: Redis;
-  /** The connection the reply relay subscribes on (a subscribed connection does nothing else). */
-  subscriber: Redis;
-  names: RedisNames;
-  /** This orchestrator's id: its reply channel, and the owner of its jobs' records. */
-  orchestratorId: string;
-  queues: ModelQueues;
-  table: JobTable;
-  admission: AdmissionPolicy;
-  /** Live-worker and queue-limit checks; without it every configured model is taken, unlimited. */
-  capacity?: CapacityPolicy;
-  keyRing: KeyRing;
-  /** Default limit on a job's life, from acceptance; a submit may ask for a shorter or longer one. */
-  jobTimeoutMs: number;
-  /**
-   * `REGISTRY_TTL_MS`: when set, running jobs whose gpu-worker's registry entry lapsed are found
-   * within it and run again or failed `WORKER_LOST` (see `worker-watch.ts`).
-   */
-  registryTtlMs?: number;
-  /**
-   * The jobs' records in Redis: with it, jobs are answered for after this process restarts, or by
-   * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST` (see
-   * `durable/durable-jobs.ts`). Without it (a RunPod worker: the platform keeps results) jobs live
-   * in this process's memory only.
-   */
-  store?: JobStore;
-  /** Told of each completed job's final chunk (latencies, token counts), and of recoveries. */
-  metrics?: {
-    jobCompleted(model: string, final: FinalChunk): void;
-    jobRecovered(model: string, how: "requeued" | "adopted"): void;
-  };
-  log: Logger;
-}
-
-/** Jobs by end (since start), and unfinished ones by status (now). */
-export interface JobCounts {
-  completed: number;
-  failed: number;
-  cancelled: number;
-  timedOut: number;
-  inQueue: number;
-  inProgress: number;
-}
-
-export interface SubmitOptions {
-  /** The job's id (RunPod's, in worker mode); a random UUID by default. */
-  id?: string;
-  /** Overrides the default job timeout, in milliseconds. */
-  timeoutMs?: number;
-}
 
 /**
  * The front door of jobs: submit (admit, then queue), find, cancel, drain. Each accepted job is a

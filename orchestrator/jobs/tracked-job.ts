@@ -3,7 +3,6 @@ import {
   ErrorCode,
   type ErrorInfo,
   InternalError,
-  isErrorCode,
   messageOf,
   TimedOutError,
   WorkerLostError,
@@ -27,6 +26,7 @@ import type { JobPersistence } from "./job-persistence.js";
 import type { JobRecord } from "./job-record.js";
 import type { JobSignals } from "./job-signals.js";
 import type { ModelQueues } from "./model-queues.js";
+import { parseFailedReason } from "./queue-attempts.js";
 
 /**
  * Where a tracked job is in its life, on this orchestrator's side:
@@ -392,36 +392,3 @@ export class TrackedJob implements ReplyTarget {
 
 /** What the caller of a job still running when the orchestrator stops sees (status `CANCELLED`). */
 const shutdownCancelError = new InternalError("the orchestrator shut down before the job finished");
-
-function parseFailedReason(reason: string): ErrorInfo {
-  try {
-    const parsed: unknown = JSON.parse(reason);
-    if (
-      typeof parsed === "object" &&
-      parsed !== null &&
-      "code" in parsed &&
-      "message" in parsed &&
-      isErrorCode(parsed.code) &&
-      typeof parsed.message === "string"
-    ) {
-      return { code: parsed.code, message: parsed.message };
-    }
-  } catch {
-    // Not ours: BullMQ's own reasons, such as a stalled job (its gpu-worker stopped).
-  }
-  return new WorkerLostError().toInfo();
-}
-
-/**
- * The tracked job a BullMQ job id is an attempt of, when that attempt is the job's current one;
- * `undefined` for an unknown job, and for an attempt superseded after its gpu-worker was lost
- * (BullMQ fails it later: that failure is not the job's).
- */
-export function jobOfQueueJob<T extends { readonly attempt: number }>(
-  jobs: ReadonlyMap<string, T>,
-  queueJobId: string,
-): T | undefined {
-  const { jobId, attempt } = RedisNames.parseQueueJobId(queueJobId);
-  const job = jobs.get(jobId);
-  return job?.attempt === attempt ? job : undefined;
-}
