@@ -142,6 +142,7 @@ export class GpuWorker {
             gpuMemoryUtilization: config.gpuMemoryUtilization,
             vramCapBytes: planned.threadVramCapBytes,
             promptCache: config.promptCache,
+            embeddings: model.settings.embeddings,
             deltaWindowMs: config.deltaWindowMs,
             spares,
             log,

@@ -121,6 +121,9 @@ export class Orchestrator {
         ttlSeconds: config.fernetTtlSeconds,
         encryptOutput: config.encryptOutput,
         allowPlaintextOpenai: config.allowPlaintextOpenai,
+        embeddingModels: config.served
+          .filter((model) => model.settings.embeddings)
+          .map((model) => model.name),
       },
       capacity: {
         registry: this.registry,

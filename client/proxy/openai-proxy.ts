@@ -34,7 +34,7 @@ export const defaultModelName = "default";
 
 /**
  * An OpenAI-compatible server for the caller's own machine (`npm run proxy`): each
- * `/v1/chat/completions` or `/v1/completions` request is mapped to the pool's request,
+ * `/v1/chat/completions`, `/v1/completions` or `/v1/embeddings` request is mapped to the pool's request,
  * Fernet-encrypted, submitted with `encrypt_output`, and its encrypted chunks are opened and
  * answered as OpenAI's API does (streamed or not). Only ciphertext travels between the proxy and
  * the pool. A caller that disconnects cancels its job.
@@ -112,11 +112,13 @@ export class OpenAiProxy {
         ? "chat"
         : path === openAiRoutePaths.completion
           ? "completion"
-          : undefined;
+          : path === openAiRoutePaths.embeddings
+            ? "embeddings"
+            : undefined;
     if (route === undefined || request.method !== "POST") {
       const { status, body } = openAiError(
         "NOT_FOUND",
-        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions and POST /v1/completions",
+        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings",
       );
       sendJson(response, status, body);
       return;

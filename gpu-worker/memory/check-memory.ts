@@ -23,6 +23,7 @@ export async function checkMemory(
       path: model.path,
       contextSize: model.settings.contextSize,
       sequences: model.settings.sequences,
+      embeddings: model.settings.embeddings,
     })),
   });
   const plan = planMemory(report, models, {

@@ -13,6 +13,8 @@ export interface EstimateRequest {
     /** Tokens per sequence; `undefined` = the model's training size, at most 4096. */
     readonly contextSize: number | undefined;
     readonly sequences: number;
+    /** The model's `embeddings` setting: each thread also creates an embedding context. */
+    readonly embeddings?: boolean;
   }[];
 }
 
@@ -25,6 +27,11 @@ export interface ModelEstimate {
   readonly weightsBytes: number;
   /** One context of `contextSize × sequences`: KV cache plus llama.cpp's compute buffers. */
   readonly contextBytes: number;
+  /**
+   * With the `embeddings` setting, one thread's embedding context (one sequence of `contextSize`,
+   * its batch as large, see `thread/load-model.ts`); absent or 0 without it.
+   */
+  readonly embeddingBytes?: number;
 }
 
 /** The estimator thread's answer. */

@@ -40,11 +40,23 @@ async function estimate(llama: Llama): Promise<EstimateReport> {
       modelGpuLayers: gpuLayers,
       sequences: model.sequences,
     });
+    // The embedding context exactly as the model thread creates it (`createEmbeddingContext`).
+    const embedding =
+      model.embeddings === true
+        ? await insights.estimateContextResourceRequirementsV2({
+            contextSize,
+            modelGpuLayers: gpuLayers,
+            sequences: 1,
+            batchSize: contextSize,
+            isEmbeddingContext: true,
+          })
+        : undefined;
     models.push({
       name: model.name,
       contextSize,
       weightsBytes: onGpu ? weights.gpuVram : weights.cpuRam,
       contextBytes: onGpu ? context.gpuVram : context.cpuRam,
+      embeddingBytes: embedding === undefined ? 0 : onGpu ? embedding.gpuVram : embedding.cpuRam,
     });
   }
   const memory = onGpu ? await llama.getVramState() : await llama.getRamState();

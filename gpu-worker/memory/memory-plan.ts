@@ -14,7 +14,9 @@ export interface PlannedModel {
   readonly weightCopies: number;
   /** One thread's context (`contextSize × sequences`): KV cache and compute buffers. */
   readonly contextBytes: number;
-  /** weights × copies + context × threads. */
+  /** One thread's embedding context (the `embeddings` setting); 0 without it. */
+  readonly embeddingBytes: number;
+  /** weights × copies + (context + embedding context) × threads. */
   readonly totalBytes: number;
   /**
    * The VRAM cap of each of this model's threads (node-llama-cpp's `setVramCap`): its need plus
@@ -79,12 +81,21 @@ export function planMemory(
     if (estimate === undefined) throw new Error(`no memory estimate for model ${model.name}`);
     const { threads, sequences } = model.settings;
     const weightCopies = report.device === "cpu" && report.mmap ? 1 : threads;
-    const totalBytes = estimate.weightsBytes * weightCopies + estimate.contextBytes * threads;
-    return { estimate, threads, sequences, weightCopies, totalBytes };
+    const embeddingBytes = estimate.embeddingBytes ?? 0;
+    const totalBytes =
+      estimate.weightsBytes * weightCopies + (estimate.contextBytes + embeddingBytes) * threads;
+    return { estimate, threads, sequences, weightCopies, embeddingBytes, totalBytes };
   });
   const totalBytes = lines.reduce((sum, line) => sum + line.totalBytes, 0);
   const planned = lines.map(
-    ({ estimate, threads, sequences, weightCopies, totalBytes: total }): PlannedModel => ({
+    ({
+      estimate,
+      threads,
+      sequences,
+      weightCopies,
+      embeddingBytes,
+      totalBytes: total,
+    }): PlannedModel => ({
       name: estimate.name,
       threads,
       sequences,
@@ -92,12 +103,13 @@ export function planMemory(
       weightsBytes: estimate.weightsBytes,
       weightCopies,
       contextBytes: estimate.contextBytes,
+      embeddingBytes,
       totalBytes: total,
       // A little over the thread's need, within the budget: its GPU layers are fitted under it.
       threadVramCapBytes:
         report.device === "gpu"
           ? Math.floor(
-              (estimate.weightsBytes + estimate.contextBytes) *
+              (estimate.weightsBytes + estimate.contextBytes + embeddingBytes) *
                 Math.max(1, Math.min(capHeadroom, budgetBytes / Math.max(1, total))),
             )
           : undefined,
@@ -125,7 +137,7 @@ export function formatPlanTable(plan: MemoryPlan): string[] {
   const rows = plan.models.map((model) => [
     model.name,
     `${formatBytes(model.weightsBytes)}${model.weightCopies === 1 && model.threads > 1 ? " (shared)" : ""}`,
-    `${formatBytes(model.contextBytes)} (${model.contextSize}×${model.sequences})`,
+    `${formatBytes(model.contextBytes)} (${model.contextSize}×${model.sequences})${model.embeddingBytes > 0 ? ` + ${formatBytes(model.embeddingBytes)} embeddings` : ""}`,
     String(model.threads),
     formatBytes(model.totalBytes),
   ]);

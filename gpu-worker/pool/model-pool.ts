@@ -39,6 +39,8 @@ export interface ModelPoolOptions {
   vramCapBytes?: number | undefined;
   /** `PROMPT_CACHE`: sequences keep their tokens between jobs (default true). */
   promptCache?: boolean;
+  /** The model's `embeddings` setting: each thread also holds an embedding context. */
+  embeddings?: boolean;
   /** `DELTA_WINDOW_MS`: the threads coalesce text within this window (default 0: every piece). */
   deltaWindowMs?: number;
   /** Where its threads come from: started ones, waiting for a model (default: new ones). */
@@ -126,6 +128,7 @@ export class ModelPool {
       llamaThreads: options.llamaThreads,
       vramCapBytes: options.vramCapBytes,
       promptCache: options.promptCache ?? true,
+      ...(options.embeddings === true ? { embeddings: true } : {}),
     };
     const spares =
       options.spares ??
@@ -215,7 +218,13 @@ export class ModelPool {
   #start(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
     // digests of what they hold (never the text itself).
-    const routing = this.#promptCache && this.#lanes.length > 1;
+    // An embeddings job counts as one of its lane's `running` jobs like a text job, though it
+    // runs on the thread's embedding context and takes none of its text sequences: a thread
+    // therefore never runs more jobs, of both kinds together, than it has sequences, and its text
+    // jobs always find a free sequence. Embedding jobs of one thread take turns on its one
+    // embedding sequence; they hold nothing worth routing by prefix.
+    const routing =
+      this.#promptCache && this.#lanes.length > 1 && task.input.kind !== "embed";
     const digests = routing ? inputDigests(task) : [];
     const { lane, matched } = this.#chooseLane(digests);
     lane.running += 1;

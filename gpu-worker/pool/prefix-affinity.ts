@@ -37,6 +37,8 @@ export function sharedBlocks(a: PrefixDigests, b: PrefixDigests): number {
 
 function inputText(task: GenerationTask): string {
   if (task.input.kind === "prompt") return task.input.prompt;
+  // Embeddings hold nothing in the text sequences: the pool does not route them by prefix.
+  if (task.input.kind === "embed") return "";
   return task.input.messages
     .map(
       (message, index) => `${index === 0 ? "" : "\u0000"}${message.role}\u0001${message.content}`,

@@ -118,8 +118,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
       });
       release?.();
       await replies.end({ kind: "done", ...result, runMs, loadMs });
-      // The seed goes to the caller only (sealed), not into the job's plain metadata.
-      const { seed: _seed, ...counts } = result;
+      // The seed and the vectors go to the caller only (sealed), not into the job's plain metadata.
+      const { seed: _seed, embeddings: _embeddings, ...counts } = result;
       const jobResult: JobResult = { ...counts, runMs };
       metrics?.jobCompleted(pool.name, jobResult);
       await stripped;

@@ -6,7 +6,7 @@ import {
   type LlamaGrammar,
   type Token,
 } from "node-llama-cpp";
-import { PromptTooLongError } from "../../shared/errors/index.js";
+import { InternalError, PromptTooLongError } from "../../shared/errors/index.js";
 import type {
   ChatMessage,
   FinishReason,
@@ -55,6 +55,8 @@ export async function generate(
     contextSize,
   );
   hooks = { ...hooks, grammar: await grammarFor(loaded.llama, task.sampling.grammar) };
+  // Embeddings run in `embed.ts`, never here.
+  if (task.input.kind === "embed") throw new InternalError("an embeddings task reached generation");
   const prompt =
     task.input.kind === "prompt"
       ? promptTokens(loaded, task.input.prompt)

@@ -3,6 +3,7 @@ import {
   getLlama,
   type Llama,
   type LlamaContext,
+  type LlamaEmbeddingContext,
   LlamaLogLevel,
   type LlamaModel,
   resolveChatWrapper,
@@ -23,6 +24,10 @@ export interface LoadedModel {
   readonly chatWrapper: ChatWrapper;
   /** The most text bytes one token stands for (see `token-bytes.ts`); `undefined` if unknown. */
   readonly maxTokenBytes: number | undefined;
+  /** With the model's `embeddings` setting: the context embeddings are computed on. */
+  readonly embedding: LlamaEmbeddingContext | undefined;
+  /** Tokens the embedding context holds (one text at a time); 0 without one. */
+  readonly embeddingContextSize: number;
 }
 
 /** Without a configured size, a sequence gets the model's training context, capped here. */
@@ -71,7 +76,13 @@ export async function loadModel(llama: Llama, options: ModelLoadOptions): Promis
     gpuLayers:
       options.contextSize === undefined
         ? "auto"
-        : { fitContext: { contextSize: options.contextSize * options.sequences } },
+        : {
+            fitContext: {
+              // An embedding context holds one more sequence's worth.
+              contextSize:
+                options.contextSize * (options.sequences + (options.embeddings === true ? 1 : 0)),
+            },
+          },
   });
   const context = await model.createContext({
     contextSize: options.contextSize ?? {
@@ -81,6 +92,10 @@ export async function loadModel(llama: Llama, options: ModelLoadOptions): Promis
     threads: options.llamaThreads,
   });
   const slots = new SequenceSlots(context, { reuse: options.promptCache });
+  const embedding =
+    options.embeddings === true
+      ? await createEmbeddingContext(model, context.contextSize, options.llamaThreads)
+      : undefined;
   return {
     llama,
     model,
@@ -88,5 +103,21 @@ export async function loadModel(llama: Llama, options: ModelLoadOptions): Promis
     slots,
     chatWrapper: resolveChatWrapper(model),
     maxTokenBytes: maxTokenBytes(model),
+    embedding,
+    embeddingContextSize: embedding === undefined ? 0 : context.contextSize,
   };
+}
+
+/**
+ * The embedding context of a model with the `embeddings` setting: a context of its own (llama.cpp
+ * computes embeddings only on a context made for them), one sequence of the text context's size,
+ * whose batch holds a whole text: a model with non-causal attention must evaluate it in one batch.
+ * The memory plan counts it (`embeddingContextBytes`).
+ */
+function createEmbeddingContext(
+  model: LlamaModel,
+  contextSize: number,
+  llamaThreads: number,
+): Promise<LlamaEmbeddingContext> {
+  return model.createEmbeddingContext({ contextSize, batchSize: contextSize, threads: llamaThreads });
 }

@@ -24,6 +24,7 @@ import {
   type ThreadToMainMessage,
   threadStatsIntervalMs,
 } from "../../shared/protocol/index.js";
+import { embed } from "./embed.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel, startBackend } from "./load-model.js";
 import { TextWindows } from "./text-windows.js";
@@ -94,11 +95,17 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
     if (loaded instanceof Error) {
       throw new ModelLoadError(`model "${model.modelName}" failed to load`, { cause: loaded });
     }
-    const result = await generate(loaded, task, {
-      signal: controller.signal,
-      onText: (piece) => text.push(piece),
-      onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
-    });
+    const result =
+      task.input.kind === "embed"
+        ? await embed(loaded, model.modelName, task.input, {
+            signal: controller.signal,
+            onStarted: () => send({ type: "started", threadId, sequencesInUse: loaded.slots.inUse }),
+          })
+        : await generate(loaded, task, {
+            signal: controller.signal,
+            onText: (piece) => text.push(piece),
+            onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
+          });
     text.close();
     send({ type: "end", result });
     return result;
@@ -120,6 +127,7 @@ async function unload(keepBackend: boolean): Promise<void> {
   clearInterval(statsTimer);
   const loaded = await loading;
   if (loaded !== undefined && !(loaded instanceof Error)) {
+    await loaded.embedding?.dispose();
     await loaded.context.dispose();
     await loaded.model.dispose();
   }

@@ -13,8 +13,10 @@ import {
   looksLikeOpenAiBody,
   type OpenAiAnswerShape,
   openAiJobSchema,
+  openAiRouteOf,
   readOpenAiBody,
 } from "../../shared/openai/index.js";
+import { checkServesEmbeddings } from "./admit-embeddings.js";
 import {
   describeIssues,
   drawSeed,
@@ -39,6 +41,8 @@ export interface AdmissionPolicy {
   encryptOutput: EncryptOutputMode;
   /** `ALLOW_PLAINTEXT_OPENAI`: take plaintext `{"openai_route", "openai_input"}` jobs. */
   allowPlaintextOpenai?: boolean;
+  /** The served models with the `embeddings` setting: the only ones `input` requests may name. */
+  embeddingModels?: readonly string[];
   /** The clock the replay window is checked against, in ms (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -88,8 +92,7 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
     throw new InvalidRequestError("the decrypted request is not UTF-8 JSON");
   }
   // An OpenAI body (what the encrypting proxy's callers write) means the same request.
-  if (looksLikeOpenAiBody(json))
-    json = readOpenAiBody("messages" in json ? "chat" : "completion", json).request;
+  if (looksLikeOpenAiBody(json)) json = readOpenAiBody(openAiRouteOf(json), json).request;
   return admitValidated(json, policy, false);
 }
 
@@ -102,7 +105,7 @@ function admitOpenAiJob(input: object, policy: AdmissionPolicy): Admitted {
   const job = openAiJobSchema.safeParse(input);
   if (!job.success) {
     throw new InvalidInputError(
-      `an OpenAI job's input is {"openai_route": "/v1/chat/completions" | "/v1/completions", "openai_input": {...}} (${describeIssues(job.error.issues, "input")})`,
+      `an OpenAI job's input is {"openai_route": "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings", "openai_input": {...}} (${describeIssues(job.error.issues, "input")})`,
     );
   }
   const { request, shape } = readOpenAiBody(job.data.route, job.data.body);
@@ -120,6 +123,7 @@ function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boole
       `this endpoint does not serve the requested model; it serves: ${policy.models.join(", ")}`,
     );
   }
+  if (request.data.input !== undefined) checkServesEmbeddings(model, policy);
   const asked = request.data.encrypt_output === true && !plaintext;
   if (asked && policy.encryptOutput === "never") {
     throw new InvalidRequestError(

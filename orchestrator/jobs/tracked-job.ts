@@ -302,6 +302,7 @@ export class TrackedJob implements ReplyTarget {
         total_ms: totalMs,
       },
       ...(message.seed === undefined ? {} : { seed: message.seed }),
+      ...(message.embeddings === undefined ? {} : { embeddings: message.embeddings }),
     };
     if (!record.terminal) {
       this.#context.metrics?.jobCompleted(this.model, final);

@@ -19,6 +19,11 @@ export interface ModelSettings {
   readonly preload?: boolean;
   /** `pin`: once loaded, never unloaded (default false). */
   readonly pin?: boolean;
+  /**
+   * `embeddings`: the model also serves embeddings (`input` requests, `/v1/embeddings`); each of
+   * its threads then holds an embedding context beside its text context (default false).
+   */
+  readonly embeddings?: boolean;
 }
 
 /** The settings a model actually runs with: its overrides over the global defaults. */
@@ -30,6 +35,7 @@ export interface EffectiveModelSettings {
   readonly queueLimit: number;
   readonly preload: boolean;
   readonly pin: boolean;
+  readonly embeddings: boolean;
 }
 
 type SettingRule =
@@ -45,6 +51,7 @@ const settingRules: Readonly<Record<string, SettingRule>> = {
   queue_limit: { field: "queueLimit", min: 1, max: Number.MAX_SAFE_INTEGER },
   preload: { field: "preload", boolean: true },
   pin: { field: "pin", boolean: true },
+  embeddings: { field: "embeddings", boolean: true },
 };
 
 /** Parses the text after `?` of a `MODELS` entry; `where` names the entry in messages. */
@@ -101,5 +108,6 @@ export function effectiveModelSettings(
     queueLimit: settings.queueLimit ?? defaults.maxQueuedJobs,
     preload: settings.preload ?? true,
     pin: settings.pin ?? false,
+    embeddings: settings.embeddings ?? false,
   });
 }

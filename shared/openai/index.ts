@@ -3,6 +3,7 @@
  * and those answers written to an HTTP response (by the local API and the client's proxy alike).
  */
 export * from "./openai-answer.js";
+export * from "./openai-embeddings.js";
 export * from "./openai-errors.js";
 export * from "./openai-job.js";
 export * from "./openai-request.js";

@@ -1,4 +1,5 @@
 import { type FinalChunk, isFinalChunk, type StreamChunk } from "../protocol/index.js";
+import { openAiEmbeddingsAnswer } from "./openai-embeddings.js";
 import type { OpenAiAnswerShape } from "./openai-request.js";
 
 /** OpenAI's usage object, from a final chunk's (extra fields such as token details kept). */
@@ -33,7 +34,7 @@ export class OpenAiAnswer {
     jobId: string,
     readonly model: string,
   ) {
-    this.id = `${shape.route === "chat" ? "chatcmpl" : "cmpl"}-${jobId}`;
+    this.id = `${shape.route === "chat" ? "chatcmpl" : shape.route === "embeddings" ? "embd" : "cmpl"}-${jobId}`;
   }
 
   /** The streamed events one chunk gives (in order); the final chunk gives the last ones. */
@@ -71,6 +72,10 @@ export class OpenAiAnswer {
 
   /** The whole answer of a finished job, from all its chunks. */
   complete(chunks: readonly StreamChunk[]): object {
+    if (this.shape.route === "embeddings") {
+      const final = chunks.find(isFinalChunk);
+      return openAiEmbeddingsAnswer(final, this.model, this.shape.encodingFormat ?? "float");
+    }
     const text = chunks.map((chunk) => ("delta" in chunk ? chunk.delta : "")).join("");
     const final = chunks.find(isFinalChunk);
     const finishReason = final === undefined ? "stop" : finishReasonOf(final);

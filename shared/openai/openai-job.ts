@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/index.js";
 import { describeIssues, type GenerationRequest } from "../protocol/index.js";
+import { fromOpenAiEmbeddingsBody, openAiEmbeddingsSchema } from "./openai-embeddings.js";
 import {
   fromOpenAiBody,
   type OpenAiAnswerShape,
@@ -13,13 +14,16 @@ import {
 /** A RunPod `openai_route` job's input, as the hosted `/openai/v1/...` path hands it over. */
 export const openAiJobSchema = z
   .strictObject({
-    openai_route: z.enum([openAiRoutePaths.chat, openAiRoutePaths.completion], {
-      error: `must be "${openAiRoutePaths.chat}" or "${openAiRoutePaths.completion}"`,
-    }),
+    openai_route: z.enum(
+      [openAiRoutePaths.chat, openAiRoutePaths.completion, openAiRoutePaths.embeddings],
+      {
+        error: `must be "${openAiRoutePaths.chat}", "${openAiRoutePaths.completion}" or "${openAiRoutePaths.embeddings}"`,
+      },
+    ),
     openai_input: z.record(z.string(), z.unknown(), { error: "must be an OpenAI request body" }),
   })
   .transform((job) => ({
-    route: (job.openai_route === openAiRoutePaths.chat ? "chat" : "completion") as OpenAiRoute,
+    route: routeOfPath(job.openai_route),
     body: job.openai_input,
   }));
 
@@ -32,7 +36,17 @@ export function readOpenAiBody(
   route: OpenAiRoute,
   body: unknown,
 ): { request: GenerationRequest; shape: OpenAiAnswerShape } {
+  if (route === "embeddings") {
+    const embeddings = openAiEmbeddingsSchema.safeParse(body);
+    if (!embeddings.success) throw new InvalidRequestError(describeIssues(embeddings.error.issues));
+    return fromOpenAiEmbeddingsBody(embeddings.data);
+  }
   const parsed = (route === "chat" ? openAiChatSchema : openAiCompletionSchema).safeParse(body);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues));
   return fromOpenAiBody(route, parsed.data);
+}
+
+function routeOfPath(path: string): OpenAiRoute {
+  if (path === openAiRoutePaths.chat) return "chat";
+  return path === openAiRoutePaths.embeddings ? "embeddings" : "completion";
 }

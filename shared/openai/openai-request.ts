@@ -9,12 +9,13 @@ import type { GenerationRequest } from "../protocol/index.js";
  */
 
 /** Which OpenAI route a body is for. */
-export type OpenAiRoute = "chat" | "completion";
+export type OpenAiRoute = "chat" | "completion" | "embeddings";
 
 /** The routes as RunPod's `openai_route` and the OpenAI API spell them. */
 export const openAiRoutePaths = {
   chat: "/v1/chat/completions",
   completion: "/v1/completions",
+  embeddings: "/v1/embeddings",
   models: "/v1/models",
 } as const;
 
@@ -129,10 +130,12 @@ export type OpenAiBody = OpenAiChatBody | OpenAiCompletionBody;
 
 /** How the answer to an OpenAI request is to be shaped (kept with the job's record). */
 export const openAiAnswerShapeSchema = z.object({
-  route: z.enum(["chat", "completion"]),
+  route: z.enum(["chat", "completion", "embeddings"]),
   stream: z.boolean(),
   /** `stream_options.include_usage`: a last chunk with empty `choices` and the usage. */
   includeUsage: z.boolean(),
+  /** `/v1/embeddings`' `encoding_format` (default `float`). */
+  encodingFormat: z.enum(["float", "base64"]).optional(),
 });
 
 export type OpenAiAnswerShape = z.infer<typeof openAiAnswerShapeSchema>;
@@ -155,6 +158,7 @@ const openAiOnlyFields = [
   "stream_options",
   "n",
   "user",
+  "encoding_format",
 ] as const;
 
 /** Whether a decrypted request is OpenAI-shaped (sampling fields at the top, no `sampling_params`). */
@@ -164,9 +168,15 @@ export function looksLikeOpenAiBody(value: unknown): value is Record<string, unk
   return openAiOnlyFields.some((field) => field in value);
 }
 
+/** The route of an OpenAI body read from its fields (for bodies that arrive without a path). */
+export function openAiRouteOf(body: Record<string, unknown>): OpenAiRoute {
+  if ("input" in body) return "embeddings";
+  return "messages" in body ? "chat" : "completion";
+}
+
 /** The pool's request for a checked OpenAI body, and the shape of the answer it asked for. */
 export function fromOpenAiBody(
-  route: OpenAiRoute,
+  route: Exclude<OpenAiRoute, "embeddings">,
   body: OpenAiBody,
 ): { request: GenerationRequest; shape: OpenAiAnswerShape } {
   const sampling: Record<string, unknown> = {};

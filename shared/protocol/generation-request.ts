@@ -1,5 +1,10 @@
 import { z } from "zod";
 import { gbnfProblem } from "./gbnf-check.js";
+import {
+  embeddingDimensionsSchema,
+  embeddingInputSchema,
+  embeddingRequestIssues,
+} from "./embedding-request.js";
 import { jsonSchemaIssues } from "./json-schema.js";
 import { maxSeed } from "./seed.js";
 
@@ -123,11 +128,21 @@ function buildRequestSchema(limits: RequestLimits) {
         .min(1, { error: "must hold at least one message" })
         .max(1024, { error: "must hold at most 1024 messages" })
         .optional(),
+      /** Embeddings: the texts to embed (an embeddings job; see `embedding-request.ts`). */
+      input: embeddingInputSchema.optional(),
+      /** Embeddings: the vector size asked for; only the model's own size is served. */
+      dimensions: embeddingDimensionsSchema.optional(),
       sampling_params: samplingParamsSchema(limits).optional(),
       /** Ask for every stream chunk as `{"seq", "encrypted": "<Fernet token of the chunk>"}`. */
       encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
     })
     .superRefine((request, context) => {
+      if (request.input !== undefined || request.dimensions !== undefined) {
+        for (const issue of embeddingRequestIssues(request)) {
+          context.addIssue({ code: "custom", ...issue });
+        }
+        return;
+      }
       const given = Number(request.prompt !== undefined) + Number(request.messages !== undefined);
       if (given !== 1) {
         context.addIssue({

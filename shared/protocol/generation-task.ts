@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { embeddingTexts } from "./embedding-request.js";
 import type { GenerationRequest } from "./generation-request.js";
 
 /**
@@ -14,6 +15,12 @@ export const generationTaskSchema = z.strictObject({
       messages: z.array(
         z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: z.string() }),
       ),
+    }),
+    /** An embeddings job: one vector per text, in order (`dimensions`: checked by the thread). */
+    z.strictObject({
+      kind: z.literal("embed"),
+      texts: z.array(z.string()),
+      dimensions: z.number().int().optional(),
     }),
   ]),
   sampling: z.strictObject({
@@ -62,9 +69,11 @@ export function toGenerationTask(
   return {
     model,
     input:
-      request.messages !== undefined
-        ? { kind: "chat", messages: request.messages }
-        : { kind: "prompt", prompt: request.prompt ?? "" },
+      request.input !== undefined
+        ? embedInput(request.input, request.dimensions)
+        : request.messages !== undefined
+          ? { kind: "chat", messages: request.messages }
+          : { kind: "prompt", prompt: request.prompt ?? "" },
     sampling: {
       maxTokens: params.max_tokens ?? defaults.maxTokens,
       temperature: params.temperature ?? 1,
@@ -82,5 +91,16 @@ export function toGenerationTask(
           ? { grammar: { kind: "gbnf" as const, text: params.grammar } }
           : {}),
     },
+  };
+}
+
+function embedInput(
+  input: string | string[],
+  dimensions: number | undefined,
+): GenerationTask["input"] {
+  return {
+    kind: "embed",
+    texts: embeddingTexts(input),
+    ...(dimensions === undefined ? {} : { dimensions }),
   };
 }

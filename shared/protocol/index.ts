@@ -1,4 +1,5 @@
 export * from "./control-message.js";
+export * from "./embedding-request.js";
 export * from "./encrypted-chunk.js";
 export * from "./finish-reason.js";
 export * from "./gbnf-check.js";

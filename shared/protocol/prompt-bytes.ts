@@ -8,8 +8,14 @@ import type { GenerationTask } from "./generation-task.js";
  * admission, when the model registry has the bound, and in the model thread in any case.
  */
 
-/** UTF-8 bytes of a task's text: the prompt, or the chat messages' contents. */
+/**
+ * UTF-8 bytes of a task's text: the prompt, or the chat messages' contents; for embeddings, the
+ * longest text (each is evaluated on its own).
+ */
 export function promptBytes(input: GenerationTask["input"]): number {
+  if (input.kind === "embed") {
+    return input.texts.reduce((most, text) => Math.max(most, Buffer.byteLength(text)), 0);
+  }
   return input.kind === "prompt"
     ? Buffer.byteLength(input.prompt)
     : input.messages.reduce((sum, message) => sum + Buffer.byteLength(message.content), 0);

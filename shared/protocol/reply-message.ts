@@ -22,6 +22,8 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     runMs: z.number().min(0),
     /** Milliseconds the job waited for its model to load (absent from older gpu-workers: 0). */
     loadMs: z.number().min(0).optional(),
+    /** An embeddings job's vectors, one per input text, in order. */
+    embeddings: z.array(z.array(z.number())).optional(),
   }),
   z.strictObject({
     kind: z.literal("error"),

@@ -42,6 +42,8 @@ export interface FinalChunk {
    * `seed` (with the same request) repeats the text, when the job runs alone on its model thread.
    */
   seed?: number;
+  /** An embeddings job's vectors: one per input text, in input order (no deltas precede it). */
+  embeddings?: number[][];
 }
 
 export type StreamChunk = DeltaChunk | FinalChunk;
@@ -70,5 +72,6 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
     }),
     timings: z.looseObject({ queue_ms: ms, load_ms: ms.default(0), ttft_ms: ms, total_ms: ms }),
     seed: count.optional(),
+    embeddings: z.array(z.array(z.number())).optional(),
   }),
 ]);

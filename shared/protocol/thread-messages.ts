@@ -37,6 +37,8 @@ export interface ModelLoadOptions {
   vramCapBytes?: number | undefined;
   /** `PROMPT_CACHE`: keep sequences' tokens between jobs and reuse shared prefixes. */
   promptCache: boolean;
+  /** The model's `embeddings` setting: the thread also holds an embedding context. */
+  embeddings?: boolean;
 }
 
 /**
@@ -77,6 +79,8 @@ export interface ThreadResult {
   completionTokens: number;
   /** The seed the job sampled with (the request's, else drawn): replaying it repeats the text. */
   seed?: number;
+  /** An embeddings job's vectors, one per input text, in order. */
+  embeddings?: number[][];
 }
 
 /** Thread → main, on the task's port. `end` or `error` is always the last message. */
