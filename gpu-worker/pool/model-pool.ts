@@ -223,8 +223,7 @@ export class ModelPool {
     // therefore never runs more jobs, of both kinds together, than it has sequences, and its text
     // jobs always find a free sequence. Embedding jobs of one thread take turns on its one
     // embedding sequence; they hold nothing worth routing by prefix.
-    const routing =
-      this.#promptCache && this.#lanes.length > 1 && task.input.kind !== "embed";
+    const routing = this.#promptCache && this.#lanes.length > 1 && task.input.kind !== "embed";
     const digests = routing ? inputDigests(task) : [];
     const { lane, matched } = this.#chooseLane(digests);
     lane.running += 1;

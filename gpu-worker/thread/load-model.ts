@@ -119,5 +119,9 @@ function createEmbeddingContext(
   contextSize: number,
   llamaThreads: number,
 ): Promise<LlamaEmbeddingContext> {
-  return model.createEmbeddingContext({ contextSize, batchSize: contextSize, threads: llamaThreads });
+  return model.createEmbeddingContext({
+    contextSize,
+    batchSize: contextSize,
+    threads: llamaThreads,
+  });
 }

@@ -99,7 +99,8 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
       task.input.kind === "embed"
         ? await embed(loaded, model.modelName, task.input, {
             signal: controller.signal,
-            onStarted: () => send({ type: "started", threadId, sequencesInUse: loaded.slots.inUse }),
+            onStarted: () =>
+              send({ type: "started", threadId, sequencesInUse: loaded.slots.inUse }),
           })
         : await generate(loaded, task, {
             signal: controller.signal,

@@ -16,7 +16,6 @@ import {
   openAiRouteOf,
   readOpenAiBody,
 } from "../../shared/openai/index.js";
-import { checkServesEmbeddings } from "./admit-embeddings.js";
 import {
   describeIssues,
   drawSeed,
@@ -26,6 +25,7 @@ import {
   type RequestLimits,
   toGenerationTask,
 } from "../../shared/protocol/index.js";
+import { checkServesEmbeddings } from "./admit-embeddings.js";
 
 export interface AdmissionPolicy {
   keyRing: KeyRing;

@@ -13,9 +13,7 @@ export const openAiEmbeddingsSchema = z.strictObject({
   input: z.union([z.string(), z.array(z.string())], {
     error: "must be a string or an array of strings (token arrays are not supported)",
   }),
-  encoding_format: z
-    .enum(["float", "base64"], { error: 'must be "float" or "base64"' })
-    .nullish(),
+  encoding_format: z.enum(["float", "base64"], { error: 'must be "float" or "base64"' }).nullish(),
   dimensions: z.number({ error: "must be a number" }).nullish(),
   user: z.string({ error: "must be a string" }).optional(),
   encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),

@@ -8,20 +8,29 @@ import { z } from "zod";
  */
 export const maxEmbeddingInputs = 2048;
 
-const embeddingText = z
-  .string({ error: "must be a string" })
-  .min(1, { error: "must not be empty" });
-
-export const embeddingInputSchema = z.union(
-  [
-    embeddingText,
-    z
-      .array(embeddingText, { error: "must be a string or an array of strings" })
-      .min(1, { error: "must hold at least one string" })
-      .max(maxEmbeddingInputs, { error: `must hold at most ${maxEmbeddingInputs} strings` }),
-  ],
-  { error: "must be a string or an array of strings" },
-);
+export const embeddingInputSchema = z
+  .union([z.string(), z.array(z.string())], { error: "must be a string or an array of strings" })
+  .superRefine((input, context) => {
+    if (Array.isArray(input) && (input.length === 0 || input.length > maxEmbeddingInputs)) {
+      context.addIssue({
+        code: "custom",
+        message:
+          input.length === 0
+            ? "must hold at least one string"
+            : `must hold at most ${maxEmbeddingInputs} strings`,
+      });
+      return;
+    }
+    embeddingTexts(input).forEach((text, index) => {
+      if (text === "") {
+        context.addIssue({
+          code: "custom",
+          path: Array.isArray(input) ? [index] : [],
+          message: "must not be empty",
+        });
+      }
+    });
+  });
 
 export const embeddingDimensionsSchema = z
   .number({ error: "must be a whole number" })

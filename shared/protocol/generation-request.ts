@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { gbnfProblem } from "./gbnf-check.js";
 import {
   embeddingDimensionsSchema,
   embeddingInputSchema,
   embeddingRequestIssues,
 } from "./embedding-request.js";
+import { gbnfProblem } from "./gbnf-check.js";
 import { jsonSchemaIssues } from "./json-schema.js";
 import { maxSeed } from "./seed.js";
 

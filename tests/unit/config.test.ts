@@ -151,7 +151,7 @@ describe("loadConfig defaults", () => {
     const mixed = loadConfig(
       {
         MODELS:
-          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7&preload=false&pin=true",
+          "a=/m/a.gguf,b=/m/b.gguf?threads=2&sequences=8&context=2048&llama_threads=3&queue_limit=7&preload=false&pin=true&embeddings=true",
         MODEL_SEQUENCES: "4",
         CONTEXT_SIZE: "1024",
         MAX_QUEUED_JOBS: "50",
@@ -167,6 +167,7 @@ describe("loadConfig defaults", () => {
       queueLimit: 50,
       preload: true,
       pin: false,
+      embeddings: false,
     });
     assert.deepEqual(b, {
       contextSize: 2048,
@@ -176,6 +177,7 @@ describe("loadConfig defaults", () => {
       queueLimit: 7,
       preload: false,
       pin: true,
+      embeddings: true,
     });
     assert.equal(servedSlots(mixed), 1 * 4 + 2 * 8);
     assert.equal(servedSlots(loadConfig({ MODEL_SEQUENCES: "3" }, host)), 3);

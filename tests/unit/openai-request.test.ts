@@ -138,7 +138,7 @@ describe("admission of OpenAI requests", () => {
     assert.equal(admitted.encryptOutput, false);
     assert.equal(admitted.task.input.kind, "chat");
     const badRoute = refusal(() =>
-      admitRequest({ openai_route: "/v1/embeddings", openai_input: {} }, policy(true)),
+      admitRequest({ openai_route: "/v1/rerank", openai_input: {} }, policy(true)),
     );
     assert.equal(badRoute.code, "INVALID_INPUT");
   });
