@@ -1,7 +1,7 @@
 import type { LlamaEmbeddingContext } from "node-llama-cpp";
 import { InvalidRequestError, PromptTooLongError } from "../../shared/errors/index.js";
 import type { GenerationTask, ThreadResult } from "../../shared/protocol/index.js";
-import { checkPromptBytes, promptBytesLimit } from "../../shared/protocol/index.js";
+import { promptBytesLimit } from "../../shared/protocol/index.js";
 import type { LoadedModel } from "./load-model.js";
 
 type EmbedInput = Extract<GenerationTask["input"], { kind: "embed" }>;
@@ -36,7 +36,13 @@ export async function embed(
   const contextSize = loaded.embeddingContextSize;
   const bytesLimit = promptBytesLimit(contextSize, loaded.maxTokenBytes);
   const inputs = input.texts.map((text, index) => {
-    checkPromptBytes(Buffer.byteLength(text), bytesLimit, contextSize);
+    // Before tokenizing: a text of more bytes than any context-full of tokens is refused at once.
+    const bytes = Buffer.byteLength(text);
+    if (bytesLimit !== undefined && bytes > bytesLimit) {
+      throw new PromptTooLongError(
+        `request.input[${index}] is ${bytes} bytes; this model's embedding context holds ${contextSize - 1} tokens, which no text over ${bytesLimit} bytes fits`,
+      );
+    }
     const tokens = loaded.model.tokenize(text, false);
     const length = context.calculateInputLength(tokens);
     // The library refuses an input of the context's size or more (it needs no room to generate).
