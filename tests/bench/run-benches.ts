@@ -22,6 +22,7 @@ const order = [
   "hops",
   "local-stack",
   "encrypted-output",
+  "embeddings",
   "admission",
   "runpod",
   "hf-download",
