@@ -3,13 +3,15 @@
  * real local stack, whose model `emb` has `?embeddings=true` and `plain` has not. The vectors are
  * node-llama-cpp's own for the same text on the same GGUF; a recording relay between the proxy and
  * the pool shows that no input text crosses. Also the native request shape (`input`), and the
- * plaintext `/openai/v1/embeddings` route (opted in here with `ALLOW_PLAINTEXT_OPENAI=true`).
+ * plaintext `/openai/v1/embeddings` route (opted in here with `ALLOW_PLAINTEXT_OPENAI=true`); and
+ * on a RunPod endpoint (the fake platform): the proxy against the hosted API, and `openai_route`.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
 import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { isFinalChunk } from "../../shared/protocol/index.js";
+import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
 import { RecordingRelay } from "../support/recording-relay.js";
 import {
@@ -223,5 +225,79 @@ describe("embeddings through the encrypting proxy (local stack)", () => {
     answer.data.forEach((item, index) => {
       assertNear(item.embedding, reference.vectors[index] ?? [], `plaintext text ${index}`);
     });
+  });
+});
+
+describe("embeddings on a RunPod endpoint (fake platform)", () => {
+  const userApiKey = "user-key-for-hosted-api";
+  let platform: FakeRunpodPlatform;
+  let stack: TestStack;
+  let proxy: OpenAiProxy;
+  let reference: ReferenceEmbeddings;
+
+  before(async () => {
+    const modelPath = await tinyModelPath({ chatTemplate: "chatml" });
+    reference = await referenceEmbeddings(modelPath, texts, contextSize);
+    platform = await FakeRunpodPlatform.start({ apiKey: "worker-key", holdMs: 300, userApiKey });
+    stack = await TestStack.start({
+      models: `tiny=${modelPath}?embeddings=true`,
+      runpod: platform.env(),
+      env: {
+        CONTEXT_SIZE: String(contextSize),
+        STREAM_POST_WINDOW_MS: "5",
+        ALLOW_PLAINTEXT_OPENAI: "true",
+      },
+      label: "rp-embeddings",
+    });
+    const client = new PoolClient({
+      baseUrl: platform.hostedUrl,
+      apiKey: userApiKey,
+      keyRing: stack.keyRing,
+      idlePollMs: 50,
+    });
+    proxy = await OpenAiProxy.start({ client, keyRing: stack.keyRing }, "127.0.0.1", 0);
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await stack?.stop();
+    await platform?.close();
+  });
+
+  it("serves the openai client through the proxy against the hosted API", async () => {
+    const openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const answer = await stack.explain(
+      openai.embeddings.create({ model: "default", input: texts, encoding_format: "float" }),
+    );
+    answer.data.forEach((item, index) => {
+      assertNear(item.embedding, reference.vectors[index] ?? [], `runpod text ${index}`);
+    });
+  });
+
+  it("answers an openai_route /v1/embeddings job with OpenAI's object (base64)", async () => {
+    platform.enqueue({
+      id: "oa-embed",
+      input: {
+        openai_route: "/v1/embeddings",
+        openai_input: { model: "tiny", input: texts, encoding_format: "base64" },
+      },
+    });
+    const [answer] = (await platform.waitForOutput("oa-embed")).body.output as {
+      object: string;
+      data: { index: number; embedding: string }[];
+      usage: { prompt_tokens: number };
+    }[];
+    assert.equal(answer?.object, "list");
+    assert.deepEqual(
+      answer?.data.map((item) => item.index),
+      [0, 1, 2],
+    );
+    answer?.data.forEach((item, index) => {
+      assertNear(decodeBase64(item.embedding), reference.vectors[index] ?? [], `route ${index}`);
+    });
+    assert.equal(
+      answer?.usage.prompt_tokens,
+      reference.tokens.reduce((sum, count) => sum + count, 0),
+    );
   });
 });
