@@ -7,7 +7,8 @@ import type { LoadedModel } from "./load-model.js";
  * evaluation sets up (on a GPU: the CUDA kernels' loading, and their JIT compilation from PTX on a
  * GPU the backend has no machine code for; cuBLAS and the compute buffers) is paid before the
  * model is announced ready, not by the first job. The sequence is emptied afterwards, so the
- * prompt cache starts empty. Returns the time it took, in ms.
+ * prompt cache starts empty. A model with the `embeddings` setting embeds that token too, on its
+ * embedding context. Returns the time it took, in ms.
  *
  * It covers the kernels of generating one token; a long prompt is evaluated in batches with
  * kernels of its own, which CUDA loads on their first use (the GPU check's "first request after
@@ -28,5 +29,7 @@ export async function warmUp(loaded: LoadedModel): Promise<number> {
   } finally {
     await lease.release({ keep: false });
   }
+  // The embedding context's first evaluation too (its graph pools the output): not the first job's.
+  await loaded.embedding?.getEmbeddingFor([token]);
   return performance.now() - started;
 }
