@@ -91,7 +91,13 @@ describe("encrypting proxy errors", () => {
       ((await badField.json()) as { error: { message: string } }).error.message,
       /best_of/,
     );
-    assert.equal((await post("/v1/embeddings", "{}")).status, 404);
+    const noInput = await post("/v1/embeddings", "{}");
+    assert.equal(noInput.status, 400);
+    assert.match(
+      ((await noInput.json()) as { error: { message: string } }).error.message,
+      /request\.input/,
+    );
+    assert.equal((await post("/v1/rerank", "{}")).status, 404);
     assert.equal(refusingCalls, before, "nothing reached the pool");
     const large = await fetch(`${deadProxy.url}/v1/completions`, {
       method: "POST",
