@@ -99,6 +99,7 @@ try {
   await stackRate(openai, ["warm up"]);
   for (const batch of batchSizes) {
     const inputs = texts.slice(0, batch);
+    const named = `${batch} text${batch === 1 ? "" : "s"}`;
     const direct: number[] = [];
     const through: number[] = [];
     const threadRuns: number[] = [];
@@ -113,11 +114,11 @@ try {
       pairs.push(stackPerSecond.whole / alonePerSecond);
     }
     lines.push(
-      row(`node-llama-cpp alone, ${batch} texts`, direct, "embeddings/s", 0),
-      row(`stack through the proxy, ${batch} texts per request`, through, "embeddings/s", 0),
+      row(`node-llama-cpp alone, ${named}`, direct, "embeddings/s", 0),
+      row(`stack through the proxy, ${named} per request`, through, "embeddings/s", 0),
       row(`  of which the gpu-worker's run of the job (runMs)`, threadRuns, "embeddings/s", 0),
     );
-    ratios.push(`${batch} texts: ${percentile(pairs, 50).toFixed(2)}×`);
+    ratios.push(`${named}: ${percentile(pairs, 50).toFixed(2)}×`);
   }
   lines.push(
     "",
