@@ -112,11 +112,13 @@ export class OpenAiProxy {
         ? "chat"
         : path === openAiRoutePaths.completion
           ? "completion"
-          : undefined;
+          : path === openAiRoutePaths.responses
+            ? "responses"
+            : undefined;
     if (route === undefined || request.method !== "POST") {
       const { status, body } = openAiError(
         "NOT_FOUND",
-        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions and POST /v1/completions",
+        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/responses",
       );
       sendJson(response, status, body);
       return;

@@ -9,17 +9,27 @@ import {
   openAiCompletionSchema,
   openAiRoutePaths,
 } from "./openai-request.js";
+import { readResponsesBody } from "./responses-request.js";
+
+const routeOf: Record<string, OpenAiRoute> = {
+  [openAiRoutePaths.chat]: "chat",
+  [openAiRoutePaths.completion]: "completion",
+  [openAiRoutePaths.responses]: "responses",
+};
 
 /** A RunPod `openai_route` job's input, as the hosted `/openai/v1/...` path hands it over. */
 export const openAiJobSchema = z
   .strictObject({
-    openai_route: z.enum([openAiRoutePaths.chat, openAiRoutePaths.completion], {
-      error: `must be "${openAiRoutePaths.chat}" or "${openAiRoutePaths.completion}"`,
-    }),
+    openai_route: z.enum(
+      [openAiRoutePaths.chat, openAiRoutePaths.completion, openAiRoutePaths.responses],
+      {
+        error: `must be "${openAiRoutePaths.chat}", "${openAiRoutePaths.completion}" or "${openAiRoutePaths.responses}"`,
+      },
+    ),
     openai_input: z.record(z.string(), z.unknown(), { error: "must be an OpenAI request body" }),
   })
   .transform((job) => ({
-    route: (job.openai_route === openAiRoutePaths.chat ? "chat" : "completion") as OpenAiRoute,
+    route: routeOf[job.openai_route] as OpenAiRoute,
     body: job.openai_input,
   }));
 
@@ -32,6 +42,12 @@ export function readOpenAiBody(
   route: OpenAiRoute,
   body: unknown,
 ): { request: GenerationRequest; shape: OpenAiAnswerShape } {
+  if (route === "responses") {
+    // The Responses API is chat completions underneath: its body is checked, then translated.
+    const { chat, echo } = readResponsesBody(body);
+    const { request, shape } = readOpenAiBody("chat", chat);
+    return { request, shape: { ...shape, route, includeUsage: false, responses: echo } };
+  }
   const parsed = (route === "chat" ? openAiChatSchema : openAiCompletionSchema).safeParse(body);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues));
   return fromOpenAiBody(route, parsed.data);

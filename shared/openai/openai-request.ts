@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { GenerationRequest } from "../protocol/index.js";
+import { responsesEchoSchema } from "./responses-request.js";
 
 /**
  * OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`) and their translation into
@@ -8,13 +9,14 @@ import type { GenerationRequest } from "../protocol/index.js";
  * being ignored. Fields that change nothing here (`user`, `store`, `metadata`, ...) are accepted.
  */
 
-/** Which OpenAI route a body is for. */
-export type OpenAiRoute = "chat" | "completion";
+/** Which OpenAI route a body is for (`responses`: the Responses API, translated onto chat). */
+export type OpenAiRoute = "chat" | "completion" | "responses";
 
 /** The routes as RunPod's `openai_route` and the OpenAI API spell them. */
 export const openAiRoutePaths = {
   chat: "/v1/chat/completions",
   completion: "/v1/completions",
+  responses: "/v1/responses",
   models: "/v1/models",
 } as const;
 
@@ -129,10 +131,12 @@ export type OpenAiBody = OpenAiChatBody | OpenAiCompletionBody;
 
 /** How the answer to an OpenAI request is to be shaped (kept with the job's record). */
 export const openAiAnswerShapeSchema = z.object({
-  route: z.enum(["chat", "completion"]),
+  route: z.enum(["chat", "completion", "responses"]),
   stream: z.boolean(),
   /** `stream_options.include_usage`: a last chunk with empty `choices` and the usage. */
   includeUsage: z.boolean(),
+  /** A Responses API answer: the request fields its Response object repeats. */
+  responses: responsesEchoSchema.optional(),
 });
 
 export type OpenAiAnswerShape = z.infer<typeof openAiAnswerShapeSchema>;

@@ -27,7 +27,11 @@ export function registerOpenAiRoutes(app: FastifyInstance, orchestrator: Orchest
     return openAiModelList(orchestrator.models);
   });
 
-  for (const route of [openAiRoutePaths.chat, openAiRoutePaths.completion]) {
+  for (const route of [
+    openAiRoutePaths.chat,
+    openAiRoutePaths.completion,
+    openAiRoutePaths.responses,
+  ]) {
     app.post(`/openai${route}`, { bodyLimit }, async (request, reply) => {
       const record = await orchestrator.jobs.submit({
         openai_route: route,
