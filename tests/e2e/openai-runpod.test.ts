@@ -164,7 +164,7 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
   it("answers openai_route /v1/responses jobs with Responses events, and one Response", async () => {
     const input = {
       model: "tiny",
-      input: messages[0].content,
+      input: "Tell me about the sun.",
       max_output_tokens: 24,
       temperature: 0,
     };
