@@ -107,7 +107,10 @@ export class ResponsesAnswer {
   /** The whole Response object of a finished job, from all its chunks. */
   complete(chunks: readonly StreamChunk[]): object {
     for (const chunk of chunks) this.events(chunk);
-    if (this.#final === undefined) return this.#response("completed");
+    if (this.#final === undefined) {
+      this.#close([], "completed");
+      return this.#response("completed");
+    }
     return this.#response(statusOf(this.#final));
   }
 
