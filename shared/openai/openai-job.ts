@@ -45,8 +45,16 @@ export function readOpenAiBody(
   if (route === "responses") {
     // The Responses API is chat completions underneath: its body is checked, then translated.
     const { chat, echo } = readResponsesBody(body);
-    const { request, shape } = readOpenAiBody("chat", chat);
-    return { request, shape: { ...shape, route, includeUsage: false, responses: echo } };
+    try {
+      const { request, shape } = readOpenAiBody("chat", chat);
+      return { request, shape: { ...shape, route, includeUsage: false, responses: echo } };
+    } catch (error) {
+      if (!(error instanceof InvalidRequestError)) throw error;
+      // Its fields are the chat body's: say so, or `messages[2]` would puzzle a Responses caller.
+      throw new InvalidRequestError(
+        `${error.message} (in the chat-completions request this Responses request stands for)`,
+      );
+    }
   }
   const parsed = (route === "chat" ? openAiChatSchema : openAiCompletionSchema).safeParse(body);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues));

@@ -6,8 +6,11 @@ import {
 } from "../protocol/index.js";
 import type { ResponsesEcho } from "./responses-request.js";
 
-/** A streamed tool call's piece, as chat-completions chunks carry them (`delta.tool_calls`). */
-export interface ToolCallPiece {
+/**
+ * A streamed tool call's piece, as delta chunks carry them (the contract's `tool_calls`: a call's
+ * first piece has `id` and `name`, later ones add `arguments` text).
+ */
+interface ToolCallPiece {
   index: number;
   id?: string;
   name?: string;

@@ -35,7 +35,8 @@ const weatherTool = {
   description: "The weather in a city",
   parameters: {
     type: "object",
-    properties: { city: { type: "string" } },
+    // Bounded, so that the tiny model's call ends well within max_output_tokens.
+    properties: { city: { type: "string", maxLength: 12 } },
     required: ["city"],
     additionalProperties: false,
   },
@@ -276,7 +277,7 @@ describe("the Responses API through the encrypting proxy (local stack)", () => {
       input: "What is the weather in Paris?",
       tools: [weatherTool],
       tool_choice: "required" as const,
-      max_output_tokens: 64,
+      max_output_tokens: 200,
       temperature: 0,
     };
     const response = await openai.responses.create(request);
@@ -316,7 +317,7 @@ describe("the Responses API through the encrypting proxy (local stack)", () => {
       input: "What is the weather in Paris?",
       tools: [weatherTool],
       tool_choice: "required",
-      max_output_tokens: 64,
+      max_output_tokens: 200,
       temperature: 0,
     });
     const call = first.output.find((item) => item.type === "function_call");

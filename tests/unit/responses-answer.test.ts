@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { accumulateResponse } from "openai/lib/responses/ResponseAccumulator";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
-import { ResponsesAnswer, type ToolCallPiece } from "../../shared/openai/index.js";
+import { ResponsesAnswer } from "../../shared/openai/index.js";
 import type { FinalChunk, StreamChunk } from "../../shared/protocol/index.js";
 
 const final = (seq: number, finish_reason: string, completion_tokens = 5): FinalChunk =>
@@ -19,6 +19,7 @@ const final = (seq: number, finish_reason: string, completion_tokens = 5): Final
     usage: { prompt_tokens: 7, completion_tokens, prompt_tokens_details: { cached_tokens: 2 } },
     timings: { queue_ms: 1, load_ms: 0, ttft_ms: 2, total_ms: 3 },
   }) as FinalChunk;
+type ToolCallPiece = { index: number; id?: string; name?: string; arguments?: string };
 const calls = (seq: number, tool_calls: ToolCallPiece[]) =>
   ({ seq, delta: "", tool_calls }) as StreamChunk;
 
