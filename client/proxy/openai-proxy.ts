@@ -7,6 +7,7 @@ import {
   type OpenAiRoute,
   openAiError,
   openAiModelList,
+  openAiRouteOfPath,
   openAiRoutePaths,
   readOpenAiBody,
   sendJson,
@@ -107,18 +108,11 @@ export class OpenAiProxy {
       sendJson(response, 200, openAiModelList(await this.#models()));
       return;
     }
-    const route: OpenAiRoute | undefined =
-      path === openAiRoutePaths.chat
-        ? "chat"
-        : path === openAiRoutePaths.completion
-          ? "completion"
-          : path === openAiRoutePaths.embeddings
-            ? "embeddings"
-            : undefined;
+    const route = openAiRouteOfPath(path);
     if (route === undefined || request.method !== "POST") {
       const { status, body } = openAiError(
         "NOT_FOUND",
-        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions, POST /v1/completions and POST /v1/embeddings",
+        "no such route: this proxy serves GET /v1/models, POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings and POST /v1/responses",
       );
       sendJson(response, status, body);
       return;

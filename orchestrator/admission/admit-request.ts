@@ -105,7 +105,7 @@ function admitOpenAiJob(input: object, policy: AdmissionPolicy): Admitted {
   const job = openAiJobSchema.safeParse(input);
   if (!job.success) {
     throw new InvalidInputError(
-      `an OpenAI job's input is {"openai_route": "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings", "openai_input": {...}} (${describeIssues(job.error.issues, "input")})`,
+      `an OpenAI job's input is {"openai_route": "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/responses", "openai_input": {...}} (${describeIssues(job.error.issues, "input")})`,
     );
   }
   const { request, shape } = readOpenAiBody(job.data.route, job.data.body);

@@ -6,7 +6,12 @@ import {
   toErrorInfo,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
-import { OpenAiAnswer, openAiRoutePaths, sseEvent } from "../../shared/openai/index.js";
+import {
+  answerForShape,
+  openAiRoutePaths,
+  sseEvent,
+  streamEndOf,
+} from "../../shared/openai/index.js";
 import { aborted } from "../../shared/process/aborted.js";
 import type { StreamChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
@@ -109,7 +114,7 @@ export class RunpodJob {
       record.openai === undefined
         ? undefined
         : {
-            answer: new OpenAiAnswer(record.openai, this.id, record.model ?? ""),
+            answer: answerForShape(record.openai, this.id, record.model ?? ""),
             events: [] as string[],
           };
     while (!this.#interrupt.signal.aborted) {
@@ -138,10 +143,11 @@ export class RunpodJob {
     if (record.status === "COMPLETED" && openai !== undefined) {
       // As RunPod's vLLM worker (aggregated stream): the list of what it yielded.
       if (record.openai?.stream === true) {
-        const done = sseEvent("[DONE]");
-        poster?.push(done);
+        const end = streamEndOf(openai.answer);
+        const done = end === undefined ? [] : [sseEvent(end)];
+        for (const text of done) poster?.push(text);
         await poster?.flush();
-        await this.#post({ output: [...openai.events, done] });
+        await this.#post({ output: [...openai.events, ...done] });
       } else {
         await this.#post({ output: [openai.answer.complete(record.chunks as StreamChunk[])] });
       }

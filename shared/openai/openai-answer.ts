@@ -115,9 +115,15 @@ export class OpenAiAnswer {
   }
 }
 
-/** One server-sent event's text, as OpenAI (and RunPod's vLLM worker) write them. */
+/**
+ * One server-sent event's text, as OpenAI (and RunPod's vLLM worker) write them; a Responses API
+ * event (one with a `type`) is named by it on an `event:` line, as OpenAI names them.
+ */
 export function sseEvent(data: object | "[DONE]"): string {
-  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+  if (typeof data === "string") return `data: ${data}\n\n`;
+  const type = (data as { type?: unknown }).type;
+  const name = typeof type === "string" ? `event: ${type}\n` : "";
+  return `${name}data: ${JSON.stringify(data)}\n\n`;
 }
 
 /** OpenAI's list of models, for `/v1/models`. */

@@ -8,22 +8,29 @@ import {
   type OpenAiRoute,
   openAiChatSchema,
   openAiCompletionSchema,
+  openAiRouteOfPath,
   openAiRoutePaths,
 } from "./openai-request.js";
+import { readResponsesBody } from "./responses-request.js";
 
 /** A RunPod `openai_route` job's input, as the hosted `/openai/v1/...` path hands it over. */
 export const openAiJobSchema = z
   .strictObject({
     openai_route: z.enum(
-      [openAiRoutePaths.chat, openAiRoutePaths.completion, openAiRoutePaths.embeddings],
+      [
+        openAiRoutePaths.chat,
+        openAiRoutePaths.completion,
+        openAiRoutePaths.embeddings,
+        openAiRoutePaths.responses,
+      ],
       {
-        error: `must be "${openAiRoutePaths.chat}", "${openAiRoutePaths.completion}" or "${openAiRoutePaths.embeddings}"`,
+        error: `must be "${openAiRoutePaths.chat}", "${openAiRoutePaths.completion}", "${openAiRoutePaths.embeddings}" or "${openAiRoutePaths.responses}"`,
       },
     ),
     openai_input: z.record(z.string(), z.unknown(), { error: "must be an OpenAI request body" }),
   })
   .transform((job) => ({
-    route: routeOfPath(job.openai_route),
+    route: openAiRouteOfPath(job.openai_route) as OpenAiRoute,
     body: job.openai_input,
   }));
 
@@ -41,12 +48,21 @@ export function readOpenAiBody(
     if (!embeddings.success) throw new InvalidRequestError(describeIssues(embeddings.error.issues));
     return fromOpenAiEmbeddingsBody(embeddings.data);
   }
+  if (route === "responses") {
+    // The Responses API is chat completions underneath: its body is checked, then translated.
+    const { chat, echo } = readResponsesBody(body);
+    try {
+      const { request, shape } = readOpenAiBody("chat", chat);
+      return { request, shape: { ...shape, route, includeUsage: false, responses: echo } };
+    } catch (error) {
+      if (!(error instanceof InvalidRequestError)) throw error;
+      // Its fields are the chat body's: say so, or `messages[2]` would puzzle a Responses caller.
+      throw new InvalidRequestError(
+        `${error.message} (in the chat-completions request this Responses request stands for)`,
+      );
+    }
+  }
   const parsed = (route === "chat" ? openAiChatSchema : openAiCompletionSchema).safeParse(body);
   if (!parsed.success) throw new InvalidRequestError(describeIssues(parsed.error.issues));
   return fromOpenAiBody(route, parsed.data);
-}
-
-function routeOfPath(path: string): OpenAiRoute {
-  if (path === openAiRoutePaths.chat) return "chat";
-  return path === openAiRoutePaths.embeddings ? "embeddings" : "completion";
 }

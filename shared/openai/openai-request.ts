@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { GenerationRequest } from "../protocol/index.js";
+import { responsesEchoSchema } from "./responses-request.js";
 
 /**
  * OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`) and their translation into
@@ -8,16 +9,29 @@ import type { GenerationRequest } from "../protocol/index.js";
  * being ignored. Fields that change nothing here (`user`, `store`, `metadata`, ...) are accepted.
  */
 
-/** Which OpenAI route a body is for. */
-export type OpenAiRoute = "chat" | "completion" | "embeddings";
+/** Which OpenAI route a body is for (`responses`: the Responses API, translated onto chat). */
+export type OpenAiRoute = "chat" | "completion" | "embeddings" | "responses";
 
 /** The routes as RunPod's `openai_route` and the OpenAI API spell them. */
 export const openAiRoutePaths = {
   chat: "/v1/chat/completions",
   completion: "/v1/completions",
   embeddings: "/v1/embeddings",
+  responses: "/v1/responses",
   models: "/v1/models",
 } as const;
+
+const routeByPath: Readonly<Record<string, OpenAiRoute>> = {
+  [openAiRoutePaths.chat]: "chat",
+  [openAiRoutePaths.completion]: "completion",
+  [openAiRoutePaths.embeddings]: "embeddings",
+  [openAiRoutePaths.responses]: "responses",
+};
+
+/** The route a path (`/v1/...`) names; `undefined` for `/v1/models` and any other path. */
+export function openAiRouteOfPath(path: string): OpenAiRoute | undefined {
+  return Object.hasOwn(routeByPath, path) ? routeByPath[path] : undefined;
+}
 
 /** llama.cpp's `json.gbnf`: any JSON object. What `response_format: {"type": "json_object"}` means. */
 export const jsonObjectGrammar = String.raw`root ::= object
@@ -130,12 +144,14 @@ export type OpenAiBody = OpenAiChatBody | OpenAiCompletionBody;
 
 /** How the answer to an OpenAI request is to be shaped (kept with the job's record). */
 export const openAiAnswerShapeSchema = z.object({
-  route: z.enum(["chat", "completion", "embeddings"]),
+  route: z.enum(["chat", "completion", "embeddings", "responses"]),
   stream: z.boolean(),
   /** `stream_options.include_usage`: a last chunk with empty `choices` and the usage. */
   includeUsage: z.boolean(),
   /** `/v1/embeddings`' `encoding_format` (default `float`). */
   encodingFormat: z.enum(["float", "base64"]).optional(),
+  /** A Responses API answer: the request fields its Response object repeats. */
+  responses: responsesEchoSchema.optional(),
 });
 
 export type OpenAiAnswerShape = z.infer<typeof openAiAnswerShapeSchema>;

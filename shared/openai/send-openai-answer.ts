@@ -1,8 +1,10 @@
 import type { ServerResponse } from "node:http";
 import type { StreamChunk } from "../protocol/index.js";
-import { OpenAiAnswer, sseEvent } from "./openai-answer.js";
+import { answerForShape, streamEndOf } from "./answer-for-shape.js";
+import { sseEvent } from "./openai-answer.js";
 import { openAiError } from "./openai-errors.js";
 import type { OpenAiAnswerShape } from "./openai-request.js";
+import { ResponsesAnswer } from "./responses-answer.js";
 
 /** A failure while a job's chunks were read: the pool's code (or the proxy's own) and a message. */
 export interface AnswerFailure {
@@ -34,7 +36,7 @@ export async function sendOpenAiAnswer(
   response: ServerResponse,
   options: SendOpenAiAnswerOptions,
 ): Promise<void> {
-  const answer = new OpenAiAnswer(options.shape, options.jobId, options.model);
+  const answer = answerForShape(options.shape, options.jobId, options.model);
   const collected: StreamChunk[] = [];
   try {
     for await (const chunk of options.chunks) {
@@ -57,7 +59,12 @@ export async function sendOpenAiAnswer(
     const failure = options.failureOf(error);
     const { status, body } = openAiError(failure.code, failure.message);
     if (response.headersSent) {
-      response.end(sseEvent(body));
+      // A Responses stream ends with `response.failed`, which carries the error.
+      const events =
+        answer instanceof ResponsesAnswer
+          ? answer.failed(body.error.code, failure.message)
+          : [body];
+      response.end(events.map(sseEvent).join(""));
       return;
     }
     const retryAfter = failure.retryAfterSeconds;
@@ -69,7 +76,8 @@ export async function sendOpenAiAnswer(
     if (!response.headersSent) {
       response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
     }
-    response.end(sseEvent("[DONE]"));
+    const end = streamEndOf(answer);
+    response.end(end === undefined ? "" : sseEvent(end));
     return;
   }
   sendJson(response, 200, answer.complete(collected));

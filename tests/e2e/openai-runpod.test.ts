@@ -161,6 +161,57 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
     assert.deepEqual(sseData((final.body.output as string[]).join("")), events);
   });
 
+  it("answers openai_route /v1/responses jobs with Responses events, and one Response", async () => {
+    const input = {
+      model: "tiny",
+      input: "Tell me about the sun.",
+      max_output_tokens: 24,
+      temperature: 0,
+    };
+    platform.enqueue(
+      {
+        id: "oa-responses-stream",
+        input: { openai_route: "/v1/responses", openai_input: { ...input, stream: true } },
+      },
+      { id: "oa-responses", input: { openai_route: "/v1/responses", openai_input: input } },
+    );
+    await platform.waitForOutput("oa-responses-stream");
+    const blocks = platform
+      .streamed("oa-responses-stream")
+      .join("")
+      .split("\n\n")
+      .filter((block) => block !== "");
+    const events = blocks.map((block) => {
+      const [name, data] = block.split("\n");
+      const event = JSON.parse(data?.replace(/^data: /, "") ?? "") as {
+        type: string;
+        sequence_number: number;
+        delta?: string;
+      };
+      assert.equal(name, `event: ${event.type}`, "each event named by its type");
+      return event;
+    });
+    assert.deepEqual(
+      events.map((event) => event.sequence_number),
+      events.map((_, index) => index),
+    );
+    assert.equal(events[0]?.type, "response.created");
+    assert.match(events.at(-1)?.type ?? "", /^response\.(completed|incomplete)$/, "no [DONE]");
+    const text = events
+      .filter((event) => event.type === "response.output_text.delta")
+      .map((event) => event.delta)
+      .join("");
+    assert.equal(text, reference[1]);
+    const [response] = (await platform.waitForOutput("oa-responses")).body.output as {
+      object: string;
+      output: { content: { text: string }[] }[];
+      usage: { output_tokens: number };
+    }[];
+    assert.equal(response?.object, "response");
+    assert.equal(response?.output[0]?.content[0]?.text, reference[1]);
+    assert.ok((response?.usage.output_tokens ?? 0) > 0);
+  });
+
   it("answers a non-streaming openai_route job with one OpenAI object, and lists models", async () => {
     platform.enqueue(
       {

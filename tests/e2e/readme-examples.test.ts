@@ -275,6 +275,24 @@ for (const kind of ["the local API", "a RunPod endpoint"] as const) {
       assert.match(result.stdout, /\{ name: (['"`]).*\1, age: [^\n]+ \}\n$/, "the parsed person");
     });
 
+    it("Clients, the Responses API through the proxy: a response, then a stream", async () => {
+      const example = block(
+        "docs/clients.md",
+        "The Responses API, through the proxy",
+        "js",
+        "responses.create",
+      );
+      const result = await runBlock("responses-example.mjs", viaProxy(example), process.execPath);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^(completed|incomplete) /, "the response's status first");
+      assert.match(result.stdout, /output_tokens: \d+/, "the response's usage");
+      assert.match(
+        result.stdout,
+        /\n (completed|incomplete) \d+\n$/,
+        "the stream's final response",
+      );
+    });
+
     it("Clients, openai (Python) through the proxy", {
       skip: missingPythonModule("openai"),
     }, async () => {

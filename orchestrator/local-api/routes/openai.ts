@@ -31,6 +31,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, orchestrator: Orchest
     openAiRoutePaths.chat,
     openAiRoutePaths.completion,
     openAiRoutePaths.embeddings,
+    openAiRoutePaths.responses,
   ]) {
     app.post(`/openai${route}`, { bodyLimit }, async (request, reply) => {
       const record = await orchestrator.jobs.submit({
