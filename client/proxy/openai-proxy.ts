@@ -4,7 +4,6 @@ import type { KeyRing } from "../../shared/crypto/index.js";
 import { InvalidRequestError, PoolError } from "../../shared/errors/index.js";
 import {
   type AnswerFailure,
-  type OpenAiRoute,
   openAiError,
   openAiModelList,
   openAiRouteOfPath,
