@@ -1,10 +1,16 @@
 import { z } from "zod";
 import type { GenerationRequest } from "../protocol/index.js";
+import {
+  messageToolFieldsOf,
+  openAiMessageToolFields,
+  openAiToolFields,
+  toolFieldsOf,
+} from "./openai-tools.js";
 
 /**
  * OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`) and their translation into
  * this pool's request. The fields are the ones a local model can honour; a field that would change
- * the answer and cannot be honoured (`n` > 1, `logprobs`, tools, ...) is refused by name instead of
+ * the answer and cannot be honoured (`n` > 1, `logprobs`, ...) is refused by name instead of
  * being ignored. Fields that change nothing here (`user`, `store`, `metadata`, ...) are accepted.
  */
 
@@ -38,12 +44,12 @@ const content = z.union(
 );
 
 const chatMessage = z.looseObject({
-  role: z.enum(["system", "developer", "user", "assistant"], {
-    error: 'must be "system", "developer", "user" or "assistant" (tools are not supported)',
+  role: z.enum(["system", "developer", "user", "assistant", "tool"], {
+    error: 'must be "system", "developer", "user", "assistant" or "tool"',
   }),
   content: content.nullish(),
   name: z.string().optional(),
-  tool_calls: z.undefined({ error: "tools are not supported" }).optional(),
+  ...openAiMessageToolFields,
 });
 
 const unsupported = (what: string) => z.undefined({ error: `${what} is not supported` }).optional();
@@ -96,28 +102,44 @@ const common = {
   logprobs: onlyDefault(z.union([z.boolean(), z.number()]), "is not supported"),
   top_logprobs: unsupported("top_logprobs"),
   logit_bias: unsupported("logit_bias"),
-  tools: unsupported("tools"),
-  tool_choice: unsupported("tool_choice"),
   functions: unsupported("functions"),
   function_call: unsupported("function_call"),
   user: z.string().optional(),
   store: z.boolean().nullish(),
   metadata: z.unknown().optional(),
   service_tier: z.unknown().optional(),
-  parallel_tool_calls: z.unknown().optional(),
   encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
 };
 
-export const openAiChatSchema = z.strictObject({
-  ...common,
-  messages: z.array(chatMessage, { error: "must be a list of messages" }),
-});
+export const openAiChatSchema = z
+  .strictObject({
+    ...common,
+    ...openAiToolFields,
+    messages: z.array(chatMessage, { error: "must be a list of messages" }),
+  })
+  .superRefine((body, context) => {
+    const offered = (body.tools?.length ?? 0) > 0 && (body.tool_choice ?? "auto") === "auto";
+    const format = body.response_format?.type;
+    if (offered && (format === "json_object" || format === "json_schema")) {
+      context.addIssue({
+        code: "custom",
+        path: ["response_format"],
+        message:
+          'cannot be combined with tools under tool_choice "auto": a reply is held to a format or may call functions, not both; use tool_choice "none" (the text follows the format) or "required" (a call)',
+      });
+    }
+  });
 
 export const openAiCompletionSchema = z.strictObject({
   ...common,
   prompt: z.union([z.string(), z.array(z.string()).length(1, { error: "must hold one prompt" })], {
     error: "must be a string (or a list of one string)",
   }),
+  tools: z
+    .undefined({ error: "is not supported on /v1/completions: use /v1/chat/completions" })
+    .optional(),
+  tool_choice: z.undefined({ error: "is not supported on /v1/completions" }).optional(),
+  parallel_tool_calls: z.unknown().optional(),
   echo: onlyDefault(z.boolean(), "is not supported"),
   suffix: z.null({ error: "is not supported" }).optional(),
   best_of: onlyDefault(z.number(), "must be 1"),
@@ -193,7 +215,9 @@ export function fromOpenAiBody(
     request.messages = body.messages.map((message) => ({
       role: message.role === "developer" ? "system" : message.role,
       content: textOf(message.content),
+      ...messageToolFieldsOf(message),
     }));
+    Object.assign(request, toolFieldsOf(body));
   } else {
     request.prompt = Array.isArray(body.prompt) ? body.prompt[0] : body.prompt;
   }

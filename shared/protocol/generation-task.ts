@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { GenerationRequest } from "./generation-request.js";
+import { toolTaskOf, toolTaskSchema } from "./tool-task.js";
 
 /**
  * A validated request with every default filled in: what the orchestrator puts on a model's queue
@@ -12,10 +13,21 @@ export const generationTaskSchema = z.strictObject({
     z.strictObject({
       kind: z.literal("chat"),
       messages: z.array(
-        z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: z.string() }),
+        z.strictObject({
+          role: z.enum(["system", "user", "assistant", "tool"]),
+          content: z.string(),
+          /** An assistant message's function calls; `arguments` is a JSON object's text. */
+          toolCalls: z
+            .array(z.strictObject({ id: z.string(), name: z.string(), arguments: z.string() }))
+            .optional(),
+          /** The call a `tool` message answers. */
+          toolCallId: z.string().optional(),
+        }),
       ),
     }),
   ]),
+  /** Function calling (`tool-task.ts`): absent when the request offered no tools. */
+  tools: toolTaskSchema.optional(),
   sampling: z.strictObject({
     maxTokens: z.number().int().min(1),
     temperature: z.number().min(0),
@@ -42,6 +54,7 @@ export const generationTaskSchema = z.strictObject({
 });
 
 export type GenerationTask = z.infer<typeof generationTaskSchema>;
+export type TaskMessage = Extract<GenerationTask["input"], { kind: "chat" }>["messages"][number];
 export type SamplingSettings = GenerationTask["sampling"];
 export type GrammarSpec = NonNullable<SamplingSettings["grammar"]>;
 
@@ -59,12 +72,14 @@ export function toGenerationTask(
 ): GenerationTask {
   const params = request.sampling_params ?? {};
   const stop = params.stop ?? [];
+  const tools = toolTaskOf(request);
   return {
     model,
     input:
       request.messages !== undefined
-        ? { kind: "chat", messages: request.messages }
+        ? { kind: "chat", messages: request.messages.map(toTaskMessage) }
         : { kind: "prompt", prompt: request.prompt ?? "" },
+    ...(tools === undefined ? {} : { tools }),
     sampling: {
       maxTokens: params.max_tokens ?? defaults.maxTokens,
       temperature: params.temperature ?? 1,
@@ -82,5 +97,23 @@ export function toGenerationTask(
           ? { grammar: { kind: "gbnf" as const, text: params.grammar } }
           : {}),
     },
+  };
+}
+
+/** A request's message in the task's form (tool calls in library-neutral names). */
+function toTaskMessage(message: NonNullable<GenerationRequest["messages"]>[number]): TaskMessage {
+  return {
+    role: message.role,
+    content: message.content ?? "",
+    ...(message.tool_calls === undefined
+      ? {}
+      : {
+          toolCalls: message.tool_calls.map((call) => ({
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          })),
+        }),
+    ...(message.tool_call_id === undefined ? {} : { toolCallId: message.tool_call_id }),
   };
 }
