@@ -37,7 +37,11 @@ export function assembleToolCalls(
 ): { id: string; name: string; arguments: string }[] {
   const calls: { id: string; name: string; arguments: string }[] = [];
   for (const piece of pieces) {
-    const call = (calls[piece.index] ??= { id: "", name: "", arguments: "" });
+    let call = calls[piece.index];
+    if (call === undefined) {
+      call = { id: "", name: "", arguments: "" };
+      calls[piece.index] = call;
+    }
     if (piece.id !== undefined) call.id = piece.id;
     if (piece.name !== undefined) call.name = piece.name;
     if (piece.arguments !== undefined) call.arguments += piece.arguments;
