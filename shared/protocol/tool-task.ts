@@ -22,7 +22,6 @@ export const toolTaskSchema = z.strictObject({
 });
 
 export type ToolTask = z.infer<typeof toolTaskSchema>;
-export type ToolTaskFunction = ToolTask["functions"][number];
 
 /** The task's tools for a request: `undefined` when it has none. */
 export function toolTaskOf(request: {
