@@ -117,7 +117,13 @@ describe("tools (function calling) through the encrypting proxy (local stack)", 
     modelPath = await tinyModelPath({ chatTemplate: "chatml" });
     stack = await TestStack.start({
       models: `tiny=${modelPath}`,
-      env: { MODEL_SEQUENCES: "1", CONTEXT_SIZE: "2048", DELTA_WINDOW_MS: "0" },
+      env: {
+        MODEL_SEQUENCES: "1",
+        CONTEXT_SIZE: "2048",
+        DELTA_WINDOW_MS: "0",
+        // Only for the plaintext route test: the proxy's traffic stays encrypted regardless.
+        ALLOW_PLAINTEXT_OPENAI: "true",
+      },
       label: "openai-tools",
     });
     relay = await RecordingRelay.start(stack.url);
@@ -369,6 +375,28 @@ describe("tools (function calling) through the encrypting proxy (local stack)", 
     assert.equal(calls.length, 1);
     assert.equal(calls[0]?.name, "get_weather");
     assertArguments("get_weather", calls[0]?.arguments ?? "");
+  });
+
+  it("serves tool calls on the plaintext /openai/v1 route too", async () => {
+    const plain = new OpenAI({
+      baseURL: `${stack.url}/v2/any-id/openai/v1`,
+      apiKey: "x",
+      maxRetries: 0,
+    });
+    const body = { ...named, tool_choice: "required" as const, seed: 5 };
+    const completion = await plain.chat.completions.create(body);
+    assert.equal(completion.choices[0]?.finish_reason, "tool_calls");
+    const call = completion.choices[0]?.message
+      .tool_calls?.[0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
+    assertArguments(call.function.name, call.function.arguments);
+    const streamed = await readToolStream(
+      await plain.chat.completions.create({ ...body, stream: true }),
+    );
+    assert.equal(streamed.finish, "tool_calls");
+    assert.deepEqual(
+      streamed.calls.map((each) => [each.name, each.arguments]),
+      [[call.function.name, call.function.arguments]],
+    );
   });
 
   it("lets no prompt, tool, output text or arguments cross between the proxy and the pool", () => {
