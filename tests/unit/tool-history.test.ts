@@ -1,15 +1,17 @@
 /**
  * Function calling inside the model thread: a task's messages as node-llama-cpp's chat history
- * (calls merged with their results by id), the JSON object taken out of generated argument
- * pieces, and function-call pieces in the thread's text windows (after the text, arguments joined).
+ * (calls merged with their results by id), the functions and the chat wrapper for each
+ * `tool_choice`, the JSON object taken out of generated argument pieces, and function-call pieces
+ * in the thread's text windows (after the text, arguments joined).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ChatMLChatWrapper } from "node-llama-cpp";
 import { toChatHistory } from "../../gpu-worker/thread/chat-history.js";
 import { JsonObjectText } from "../../gpu-worker/thread/json-object-text.js";
 import { TextWindows } from "../../gpu-worker/thread/text-windows.js";
-import { newCallId } from "../../gpu-worker/thread/tool-calls.js";
-import type { TaskMessage, ToolCallPiece } from "../../shared/protocol/index.js";
+import { chatTools, newCallId } from "../../gpu-worker/thread/tool-calls.js";
+import type { TaskMessage, ToolCallPiece, ToolTask } from "../../shared/protocol/index.js";
 
 describe("toChatHistory", () => {
   it("keeps plain chats as before, ending with an open model response", () => {
@@ -151,5 +153,79 @@ describe("newCallId", () => {
     const ids = new Set(Array.from({ length: 100 }, () => newCallId()));
     assert.equal(ids.size, 100);
     for (const id of ids) assert.match(id, /^call_[A-Za-z0-9]{24}$/);
+  });
+});
+
+describe("chatTools", () => {
+  const wrapper = new ChatMLChatWrapper();
+  const functions: ToolTask["functions"] = [
+    {
+      name: "get_weather",
+      description: "The weather",
+      parameters: {
+        type: "object",
+        properties: { city: { anyOf: [{ type: "string" }, { type: "null" }] } },
+      },
+    },
+    { name: "clock" },
+  ];
+  const history = [
+    { type: "user" as const, text: "u" },
+    { type: "model" as const, response: [] },
+  ];
+  const tools = (choice: ToolTask["choice"], parallel = true) =>
+    chatTools(wrapper, { functions, choice, parallel }, () => {});
+
+  it("offers nothing and keeps the wrapper without tools or under none", () => {
+    for (const none of [chatTools(wrapper, undefined, () => {}), tools("none")]) {
+      assert.equal(none.chatWrapper, wrapper);
+      assert.equal(none.documented, undefined);
+      assert.deepEqual(none.options, {});
+    }
+  });
+
+  it('offers every function under "auto", with the model\'s own wrapper', () => {
+    const auto = tools("auto");
+    assert.equal(auto.chatWrapper, wrapper);
+    assert.ok("functions" in auto.options);
+    assert.deepEqual(Object.keys(auto.options.functions), ["get_weather", "clock"]);
+    // anyOf is read as oneOf, as for json_schema.
+    assert.deepEqual(auto.options.functions.get_weather?.params, {
+      type: "object",
+      properties: { city: { oneOf: [{ type: "string" }, { type: "null" }] } },
+    });
+    assert.equal(auto.options.maxParallelFunctionCalls, undefined);
+    const one = tools("auto", false);
+    assert.equal("functions" in one.options && one.options.maxParallelFunctionCalls, 1);
+  });
+
+  it("forces a call of the named function, every function still documented", () => {
+    const named = tools({ name: "clock" });
+    assert.notEqual(named.chatWrapper, wrapper);
+    assert.ok("functions" in named.options);
+    assert.deepEqual(Object.keys(named.options.functions), ["clock"]);
+    const state = named.chatWrapper.generateContextState({
+      chatHistory: history,
+      availableFunctions: named.options.functions,
+    });
+    assert.deepEqual(state.functionCall, { initiallyEngaged: true, disengageInitiallyEngaged: [] });
+    const prompt = state.contextText.toString();
+    assert.match(prompt, /function get_weather/);
+    assert.match(prompt, /function clock/);
+    // The rendering is the model's wrapper's, with the tools documented.
+    const own = wrapper.generateContextState({
+      chatHistory: history,
+      availableFunctions: tools("auto").documented,
+      documentFunctionParams: true,
+    });
+    assert.equal(prompt, own.contextText.toString());
+  });
+
+  it('forces a call of any function under "required"', () => {
+    const required = tools("required");
+    assert.ok("functions" in required.options);
+    assert.deepEqual(Object.keys(required.options.functions), ["get_weather", "clock"]);
+    const state = required.chatWrapper.generateContextState({ chatHistory: history });
+    assert.equal(state.functionCall?.initiallyEngaged, true);
   });
 });
