@@ -111,24 +111,11 @@ const common = {
   encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
 };
 
-export const openAiChatSchema = z
-  .strictObject({
-    ...common,
-    ...openAiToolFields,
-    messages: z.array(chatMessage, { error: "must be a list of messages" }),
-  })
-  .superRefine((body, context) => {
-    const offered = (body.tools?.length ?? 0) > 0 && (body.tool_choice ?? "auto") === "auto";
-    const format = body.response_format?.type;
-    if (offered && (format === "json_object" || format === "json_schema")) {
-      context.addIssue({
-        code: "custom",
-        path: ["response_format"],
-        message:
-          'cannot be combined with tools under tool_choice "auto": a reply is held to a format or may call functions, not both; use tool_choice "none" (the text follows the format) or "required" (a call)',
-      });
-    }
-  });
+export const openAiChatSchema = z.strictObject({
+  ...common,
+  ...openAiToolFields,
+  messages: z.array(chatMessage, { error: "must be a list of messages" }),
+});
 
 export const openAiCompletionSchema = z.strictObject({
   ...common,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { InvalidRequestError } from "../errors/index.js";
 
 /**
  * Function calling on OpenAI's chat route: `tools`, `tool_choice`, `parallel_tool_calls`, and the
@@ -58,8 +59,21 @@ type MessageToolFields = {
   [K in keyof typeof openAiMessageToolFields]?: z.infer<(typeof openAiMessageToolFields)[K]>;
 };
 
-/** The pool request's tool fields for a chat body (none when it has no tools). */
-export function toolFieldsOf(body: ToolFields): Record<string, unknown> {
+/**
+ * The pool request's tool fields for a chat body (none when it has no tools). A JSON
+ * `response_format` beside tools under `"auto"` is `INVALID_REQUEST` naming `response_format`
+ * (the pool's request would name `sampling_params.json_schema`, a field the caller never sent).
+ */
+export function toolFieldsOf(
+  body: ToolFields & { response_format?: { type: string } | null | undefined },
+): Record<string, unknown> {
+  const offered = (body.tools?.length ?? 0) > 0 && (body.tool_choice ?? "auto") === "auto";
+  const format = body.response_format?.type;
+  if (offered && (format === "json_object" || format === "json_schema")) {
+    throw new InvalidRequestError(
+      'request.response_format: cannot be combined with tools under tool_choice "auto": a reply is held to a format or may call functions, not both; use tool_choice "none" (the text follows the format) or "required" (a call)',
+    );
+  }
   const fields: Record<string, unknown> = {};
   if (body.tools != null && body.tools.length > 0) {
     fields.tools = body.tools.map(({ function: fn }) => ({
