@@ -119,6 +119,33 @@ describe("tool calls in a model thread", () => {
     );
   });
 
+  it("continues after a tool result: a new call under required, text or calls under auto", async () => {
+    const conversation = (choice: ToolTask["choice"]): GenerationTask => ({
+      ...greedyTask(
+        [
+          { role: "user", content: "What time is it?" },
+          {
+            role: "assistant",
+            content: "",
+            toolCalls: [{ id: "call_1", name: "clock", arguments: "{}" }],
+          },
+          { role: "tool", toolCallId: "call_1", content: '{"time": "noon"}' },
+        ],
+        60,
+      ),
+      tools: { functions, choice, parallel: true },
+    });
+    const required = await run(pool, conversation("required"));
+    assert.equal(required.result.finishReason, "tool_calls");
+    const [call] = assembleToolCalls(required.messages.flat());
+    assert.ok(call !== undefined);
+    if (call.name === "record_person") assertPerson(JSON.parse(call.arguments));
+    else assert.deepEqual([call.name, call.arguments], ["clock", "{}"]);
+    const auto = await run(pool, conversation("auto"));
+    assert.ok(["stop", "length", "tool_calls"].includes(auto.result.finishReason));
+    assert.ok(auto.text.length > 0 || auto.messages.length > 0);
+  });
+
   it('holds the text to a grammar under "none"', async () => {
     const task = withTools("none");
     task.sampling.grammar = { kind: "json_schema", schema: personSchema };
