@@ -19,6 +19,7 @@ import type {
   ThreadResult,
   ThreadStatsReport,
   ThreadToMainMessage,
+  ToolCallPiece,
   UnloadTask,
 } from "../../shared/protocol/index.js";
 import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
@@ -51,7 +52,8 @@ export interface ModelPoolOptions {
 export interface RunHooks {
   /** Aborting cancels generation inside the thread (the thread itself lives on). */
   signal: AbortSignal;
-  onText: (text: string) => void;
+  /** A piece of text, and the function-call pieces that follow it (if any). */
+  onText: (text: string, toolCalls?: ToolCallPiece[]) => void;
   /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
   onStarted?: (threadId: number, sequencesInUse: number) => void;
 }
@@ -239,7 +241,7 @@ export class ModelPool {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
           if (routing) output += message.text;
-          hooks.onText(message.text);
+          hooks.onText(message.text, message.toolCalls);
           return;
         }
         if (message.type === "started") {

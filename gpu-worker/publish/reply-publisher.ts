@@ -8,6 +8,7 @@ import {
   encodeStarted,
   type ReplyMessage,
   type TerminalReplyMessage,
+  type ToolCallPiece,
 } from "../../shared/protocol/index.js";
 import { claimJobScript, fencedReplyScript, ownerValue } from "../../shared/registry/job-owner.js";
 import { TurnPipeline } from "./turn-pipeline.js";
@@ -130,10 +131,11 @@ export class JobReplies {
     this.#markLost();
   }
 
-  /** Sends a piece of generated text as the next delta. */
-  text(text: string): void {
-    if (this.#ended || this.#lost || text.length === 0) return;
-    this.#send({ kind: "delta", seq: this.#seq, text });
+  /** Sends a piece of generated text (and the function-call pieces after it) as the next delta. */
+  text(text: string, toolCalls?: ToolCallPiece[]): void {
+    const calls = toolCalls !== undefined && toolCalls.length > 0;
+    if (this.#ended || this.#lost || (text.length === 0 && !calls)) return;
+    this.#send({ kind: "delta", seq: this.#seq, text, ...(calls ? { toolCalls } : {}) });
   }
 
   /** Sends the terminal message, and waits until Redis has every reply of the job. */

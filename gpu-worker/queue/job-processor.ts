@@ -97,7 +97,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
       const running = pool.run(jobId, task, {
         signal,
-        onText: (piece) => replies.text(piece),
+        onText: (piece, toolCalls) => replies.text(piece, toolCalls),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });

@@ -1,5 +1,6 @@
 import {
   type ChatHistoryItem,
+  type ChatModelFunctions,
   LlamaChat,
   LlamaCompletion,
   type LlamaContextSequence,
@@ -8,10 +9,11 @@ import {
 } from "node-llama-cpp";
 import { InternalError, PromptTooLongError } from "../../shared/errors/index.js";
 import type {
-  ChatMessage,
   FinishReason,
   GenerationTask,
+  TaskMessage,
   ThreadResult,
+  ToolCallPiece,
 } from "../../shared/protocol/index.js";
 import {
   checkPromptBytes,
@@ -19,9 +21,11 @@ import {
   promptBytes,
   promptBytesLimit,
 } from "../../shared/protocol/index.js";
+import { toChatHistory } from "./chat-history.js";
 import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
+import { type ChatTools, chatTools } from "./tool-calls.js";
 
 export interface GenerateHooks {
   /** Aborting ends generation early with finish reason `cancelled`. */
@@ -32,6 +36,8 @@ export interface GenerateHooks {
   onStarted?: (sequencesInUse: number) => void;
   /** Structured output: the grammar the text is held to (compiled from the task's). */
   grammar?: LlamaGrammar | undefined;
+  /** Function calling: each piece of each call, as generated (`tool-calls.ts`). */
+  onToolCall?: (piece: ToolCallPiece) => void;
 }
 
 /**
@@ -54,13 +60,16 @@ export async function generate(
     promptBytesLimit(contextSize, loaded.maxTokenBytes),
     contextSize,
   );
-  hooks = { ...hooks, grammar: await grammarFor(loaded.llama, task.sampling.grammar) };
   // Embeddings run in `embed.ts`, never here.
   if (task.input.kind === "embed") throw new InternalError("an embeddings task reached generation");
+  const tools = chatTools(loaded.chatWrapper, task.tools, (piece) => hooks.onToolCall?.(piece));
+  // node-llama-cpp takes functions or a grammar: a reply that may call functions has no grammar.
+  const grammar = "functions" in tools.options ? undefined : task.sampling.grammar;
+  hooks = { ...hooks, grammar: await grammarFor(loaded.llama, grammar) };
   const prompt =
     task.input.kind === "prompt"
       ? promptTokens(loaded, task.input.prompt)
-      : chatTokens(loaded, task.input.messages);
+      : chatTokens(tools, loaded, task.input.messages);
   const maxTokens = roomFor(
     prompt.tokens.length,
     loaded.context.contextSize,
@@ -82,7 +91,7 @@ export async function generate(
     const stopReason =
       prompt.kind === "prompt"
         ? await completePrompt(lease.sequence, prompt.input, options)
-        : await completeChat(loaded, lease.sequence, prompt.history, options);
+        : await completeChat(tools, lease.sequence, prompt.history, options);
     return {
       finishReason: toFinishReason(stopReason),
       promptTokens: prompt.tokens.length,
@@ -124,10 +133,17 @@ function promptTokens(loaded: LoadedModel, prompt: string): PromptTokens {
   return { kind: "prompt", input, tokens: bos != null ? [bos, ...input] : input };
 }
 
-/** A chat's tokens: the messages rendered with the model's template, as LlamaChat will. */
-function chatTokens(loaded: LoadedModel, messages: readonly ChatMessage[]): PromptTokens {
+/** A chat's tokens: the messages (and tools) rendered with the model's template, as LlamaChat will. */
+function chatTokens(
+  tools: ChatTools,
+  loaded: LoadedModel,
+  messages: readonly TaskMessage[],
+): PromptTokens {
   const history = toChatHistory(messages);
-  const { contextText } = loaded.chatWrapper.generateContextState({ chatHistory: history });
+  const { contextText } = tools.chatWrapper.generateContextState({
+    chatHistory: history,
+    ...functionsDocumented(tools.documented),
+  });
   return { kind: "chat", history, tokens: contextText.tokenize(loaded.model.tokenizer) };
 }
 
@@ -153,33 +169,34 @@ async function completePrompt(
 }
 
 async function completeChat(
-  loaded: LoadedModel,
+  tools: ChatTools,
   sequence: LlamaContextSequence,
   history: ChatHistoryItem[],
   options: GenerationOptions,
 ): Promise<string> {
   const chat = new LlamaChat({
     contextSequence: sequence,
-    chatWrapper: loaded.chatWrapper,
+    chatWrapper: tools.chatWrapper,
     autoDisposeSequence: false,
   });
   try {
-    const { metadata } = await chat.generateResponse(history, options);
+    // Functions and a grammar exclude each other (`generate` leaves the grammar out then).
+    const { grammar: _grammar, ...withoutGrammar } = options;
+    const { metadata } = await chat.generateResponse(
+      history,
+      "functions" in tools.options ? { ...withoutGrammar, ...tools.options } : options,
+    );
     return metadata.stopReason;
   } finally {
     chat.dispose({ disposeSequence: false });
   }
 }
 
-/** Messages as node-llama-cpp's chat history, ending with the (possibly started) model response. */
-export function toChatHistory(messages: readonly ChatMessage[]): ChatHistoryItem[] {
-  const history: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
-    if (message.role === "system") return { type: "system", text: message.content };
-    if (message.role === "user") return { type: "user", text: message.content };
-    return { type: "model", response: [message.content] };
-  });
-  if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
-  return history;
+/** The prompt's functions, as LlamaChat documents those it is given. */
+function functionsDocumented(functions: ChatModelFunctions | undefined) {
+  return functions === undefined
+    ? {}
+    : { availableFunctions: functions, documentFunctionParams: true };
 }
 
 /** Options both kinds of generation share. Aborting stops generation and keeps the partial text. */
@@ -212,5 +229,6 @@ function roomFor(promptTokens: number, contextSize: number, maxTokens: number): 
 function toFinishReason(stopReason: string): FinishReason {
   if (stopReason === "maxTokens") return "length";
   if (stopReason === "abort") return "cancelled";
+  if (stopReason === "functionCalls") return "tool_calls";
   return "stop";
 }

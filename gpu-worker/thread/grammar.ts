@@ -76,7 +76,7 @@ export function takeGrammarLogLine(message: string): boolean {
 }
 
 /** The schema with `anyOf` renamed `oneOf` (never a property or definition of that name). */
-function anyOfAsOneOf(value: unknown, isNameMap = false): unknown {
+export function anyOfAsOneOf(value: unknown, isNameMap = false): unknown {
   if (Array.isArray(value)) return value.map((item) => anyOfAsOneOf(item));
   if (typeof value !== "object" || value === null) return value;
   return Object.fromEntries(

@@ -89,7 +89,9 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
   port.on("message", (message: MainToThreadMessage) => {
     if (message.type === "abort") controller.abort();
   });
-  const text = windows.open((piece) => send({ type: "delta", text: piece }));
+  const text = windows.open((piece, toolCalls) =>
+    send({ type: "delta", text: piece, ...(toolCalls === undefined ? {} : { toolCalls }) }),
+  );
   try {
     const loaded = await load(model);
     if (loaded instanceof Error) {
@@ -105,6 +107,7 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
         : await generate(loaded, task, {
             signal: controller.signal,
             onText: (piece) => text.push(piece),
+            onToolCall: (piece) => text.pushToolCall(piece),
             onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
           });
     text.close();

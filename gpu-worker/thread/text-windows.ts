@@ -1,3 +1,5 @@
+import type { ToolCallPiece } from "../../shared/protocol/index.js";
+
 /** A window sends at once when this much text is waiting, window or not. */
 const maxPendingChars = 16_384;
 /** The longest a window grows to with many jobs on one thread (unless `DELTA_WINDOW_MS` is longer). */
@@ -41,8 +43,11 @@ export class TextWindows {
     return Math.max(this.#windowMs, scaled);
   }
 
-  /** A window for one job; `send` gets its coalesced text. {@link TextWindow.close} it at the end. */
-  open(send: (text: string) => void): TextWindow {
+  /**
+   * A window for one job; `send` gets its coalesced text, and the function-call pieces generated
+   * after it. {@link TextWindow.close} it at the end.
+   */
+  open(send: WindowSend): TextWindow {
     this.#open += 1;
     return new TextWindow({
       windowMs: () => this.windowMs,
@@ -82,10 +87,12 @@ export class TextWindows {
   }
 }
 
+type WindowSend = (text: string, toolCalls?: ToolCallPiece[]) => void;
+
 interface TextWindowParts {
   /** The window's length now. */
   windowMs: () => number;
-  send: (text: string) => void;
+  send: WindowSend;
   schedule: (window: TextWindow, at: number | undefined) => void;
   closed: () => void;
 }
@@ -94,6 +101,8 @@ interface TextWindowParts {
 export class TextWindow {
   readonly #parts: TextWindowParts;
   #pending = "";
+  /** Function-call pieces waiting, after the text. */
+  #calls: ToolCallPiece[] = [];
   #scheduled = false;
   #closed = false;
   #lastSendAt = Number.NEGATIVE_INFINITY;
@@ -104,7 +113,33 @@ export class TextWindow {
 
   push(text: string): void {
     if (text.length === 0) return;
+    // Text after function-call pieces goes in a later message, so the order is kept.
+    if (this.#calls.length > 0) this.flush();
     this.#pending += text;
+    this.#due();
+  }
+
+  /**
+   * Adds a piece of a function call; it goes out after the text waiting. A piece that only
+   * continues the last one's `arguments` joins it.
+   */
+  pushToolCall(piece: ToolCallPiece): void {
+    const last = this.#calls.at(-1);
+    if (
+      last?.index === piece.index &&
+      piece.id === undefined &&
+      piece.name === undefined &&
+      piece.arguments !== undefined
+    ) {
+      last.arguments = (last.arguments ?? "") + piece.arguments;
+    } else {
+      this.#calls.push({ ...piece });
+    }
+    this.#due();
+  }
+
+  /** Sends now, or schedules the send at the end of the window. */
+  #due(): void {
     if (this.#pending.length >= maxPendingChars) {
       this.flush();
       return;
@@ -125,11 +160,14 @@ export class TextWindow {
       this.#scheduled = false;
       this.#parts.schedule(this, undefined);
     }
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0 && this.#calls.length === 0) return;
     const text = this.#pending;
+    const calls = this.#calls;
     this.#pending = "";
+    this.#calls = [];
     this.#lastSendAt = performance.now();
-    this.#parts.send(text);
+    if (calls.length === 0) this.#parts.send(text);
+    else this.#parts.send(text, calls);
   }
 
   /** Sends what is waiting and leaves the thread's windows (once; later calls do nothing). */

@@ -11,6 +11,7 @@ import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { redisAnswerWithin } from "../../shared/process/deadline.js";
 import {
+  deltaChunkOf,
   encryptChunk,
   type FinalChunk,
   isFinalChunk,
@@ -276,7 +277,7 @@ export class TrackedJob implements ReplyTarget {
     // Replies arrived: it can no longer run again, so its payload is not needed.
     this.#payload = undefined;
     if (message.kind === "delta") {
-      this.#emit({ seq: message.seq, delta: message.text });
+      this.#emit(deltaChunkOf(message));
       return;
     }
     if (message.kind === "error") {

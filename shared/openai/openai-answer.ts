@@ -1,6 +1,12 @@
-import { type FinalChunk, isFinalChunk, type StreamChunk } from "../protocol/index.js";
+import {
+  assembleToolCalls,
+  type FinalChunk,
+  isFinalChunk,
+  type StreamChunk,
+} from "../protocol/index.js";
 import { openAiEmbeddingsAnswer } from "./openai-embeddings.js";
 import type { OpenAiAnswerShape } from "./openai-request.js";
+import { openAiToolCallDeltas, openAiToolCalls } from "./openai-tool-calls.js";
 
 /** OpenAI's usage object, from a final chunk's (extra fields such as token details kept). */
 function usageOf(final: FinalChunk) {
@@ -14,9 +20,15 @@ function usageOf(final: FinalChunk) {
   };
 }
 
-/** OpenAI knows `stop` and `length`; a job stopped by its caller ended, as far as it can tell, early. */
-function finishReasonOf(final: FinalChunk): "stop" | "length" {
-  return final.finish_reason === "length" ? "length" : "stop";
+/**
+ * OpenAI knows `stop`, `length` and `tool_calls`; a job stopped by its caller ended, as far as it
+ * can tell, early.
+ */
+function finishReasonOf(final: FinalChunk): "stop" | "length" | "tool_calls" {
+  if (final.finish_reason === "length" || final.finish_reason === "tool_calls") {
+    return final.finish_reason;
+  }
+  return "stop";
 }
 
 /**
@@ -48,14 +60,25 @@ export class OpenAiAnswer {
     }
     this.#started = true;
     if (!isFinalChunk(chunk)) {
-      if (chunk.delta === "") return events;
-      events.push(
-        this.#chunk(
-          chat
-            ? { index: 0, delta: { content: chunk.delta }, finish_reason: null }
-            : { index: 0, text: chunk.delta, logprobs: null, finish_reason: null },
-        ),
-      );
+      if (chunk.delta !== "") {
+        events.push(
+          this.#chunk(
+            chat
+              ? { index: 0, delta: { content: chunk.delta }, finish_reason: null }
+              : { index: 0, text: chunk.delta, logprobs: null, finish_reason: null },
+          ),
+        );
+      }
+      // Function calls follow the chunk's text, as they were generated.
+      if (chat && chunk.tool_calls !== undefined && chunk.tool_calls.length > 0) {
+        events.push(
+          this.#chunk({
+            index: 0,
+            delta: { tool_calls: openAiToolCallDeltas(chunk.tool_calls) },
+            finish_reason: null,
+          }),
+        );
+      }
       return events;
     }
     const finishReason = finishReasonOf(chunk);
@@ -77,6 +100,9 @@ export class OpenAiAnswer {
       return openAiEmbeddingsAnswer(final, this.model, this.shape.encodingFormat ?? "float");
     }
     const text = chunks.map((chunk) => ("delta" in chunk ? chunk.delta : "")).join("");
+    const calls = assembleToolCalls(
+      chunks.flatMap((chunk) => ("delta" in chunk ? (chunk.tool_calls ?? []) : [])),
+    );
     const final = chunks.find(isFinalChunk);
     const finishReason = final === undefined ? "stop" : finishReasonOf(final);
     const usage = final === undefined ? undefined : usageOf(final);
@@ -88,7 +114,15 @@ export class OpenAiAnswer {
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: text },
+            // As OpenAI answers a reply of calls: `content` null unless there was text too.
+            message:
+              calls.length === 0
+                ? { role: "assistant", content: text }
+                : {
+                    role: "assistant",
+                    content: text === "" ? null : text,
+                    tool_calls: openAiToolCalls(calls),
+                  },
             logprobs: null,
             finish_reason: finishReason,
           },

@@ -1,11 +1,17 @@
 import { z } from "zod";
 import type { GenerationRequest } from "../protocol/index.js";
+import {
+  messageToolFieldsOf,
+  openAiMessageToolFields,
+  openAiToolFields,
+  toolFieldsOf,
+} from "./openai-tools.js";
 import { responsesEchoSchema } from "./responses-request.js";
 
 /**
  * OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`) and their translation into
  * this pool's request. The fields are the ones a local model can honour; a field that would change
- * the answer and cannot be honoured (`n` > 1, `logprobs`, tools, ...) is refused by name instead of
+ * the answer and cannot be honoured (`n` > 1, `logprobs`, ...) is refused by name instead of
  * being ignored. Fields that change nothing here (`user`, `store`, `metadata`, ...) are accepted.
  */
 
@@ -53,12 +59,12 @@ const content = z.union(
 );
 
 const chatMessage = z.looseObject({
-  role: z.enum(["system", "developer", "user", "assistant"], {
-    error: 'must be "system", "developer", "user" or "assistant" (tools are not supported)',
+  role: z.enum(["system", "developer", "user", "assistant", "tool"], {
+    error: 'must be "system", "developer", "user", "assistant" or "tool"',
   }),
   content: content.nullish(),
   name: z.string().optional(),
-  tool_calls: z.undefined({ error: "tools are not supported" }).optional(),
+  ...openAiMessageToolFields,
 });
 
 const unsupported = (what: string) => z.undefined({ error: `${what} is not supported` }).optional();
@@ -111,20 +117,18 @@ const common = {
   logprobs: onlyDefault(z.union([z.boolean(), z.number()]), "is not supported"),
   top_logprobs: unsupported("top_logprobs"),
   logit_bias: unsupported("logit_bias"),
-  tools: unsupported("tools"),
-  tool_choice: unsupported("tool_choice"),
   functions: unsupported("functions"),
   function_call: unsupported("function_call"),
   user: z.string().optional(),
   store: z.boolean().nullish(),
   metadata: z.unknown().optional(),
   service_tier: z.unknown().optional(),
-  parallel_tool_calls: z.unknown().optional(),
   encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
 };
 
 export const openAiChatSchema = z.strictObject({
   ...common,
+  ...openAiToolFields,
   messages: z.array(chatMessage, { error: "must be a list of messages" }),
 });
 
@@ -133,6 +137,11 @@ export const openAiCompletionSchema = z.strictObject({
   prompt: z.union([z.string(), z.array(z.string()).length(1, { error: "must hold one prompt" })], {
     error: "must be a string (or a list of one string)",
   }),
+  tools: z
+    .undefined({ error: "is not supported on /v1/completions: use /v1/chat/completions" })
+    .optional(),
+  tool_choice: z.undefined({ error: "is not supported on /v1/completions" }).optional(),
+  parallel_tool_calls: z.unknown().optional(),
   echo: onlyDefault(z.boolean(), "is not supported"),
   suffix: z.null({ error: "is not supported" }).optional(),
   best_of: onlyDefault(z.number(), "must be 1"),
@@ -219,7 +228,9 @@ export function fromOpenAiBody(
     request.messages = body.messages.map((message) => ({
       role: message.role === "developer" ? "system" : message.role,
       content: textOf(message.content),
+      ...messageToolFieldsOf(message),
     }));
+    Object.assign(request, toolFieldsOf(body));
   } else {
     request.prompt = Array.isArray(body.prompt) ? body.prompt[0] : body.prompt;
   }

@@ -7,6 +7,12 @@ import {
 import { gbnfProblem } from "./gbnf-check.js";
 import { jsonSchemaIssues } from "./json-schema.js";
 import { maxSeed } from "./seed.js";
+import {
+  toolCallSchema,
+  toolChoiceSchema,
+  toolDefinitionSchema,
+  toolIssues,
+} from "./tool-request.js";
 
 /** Bounds that come from configuration rather than from the contract itself. */
 export interface RequestLimits {
@@ -89,12 +95,47 @@ const jsonSchemaField = z
     }
   });
 
-const chatMessageSchema = z.strictObject({
-  role: z.enum(["system", "user", "assistant"], {
-    error: 'must be "system", "user" or "assistant"',
-  }),
-  content: z.string({ error: "must be a string" }),
-});
+const chatMessageSchema = z
+  .strictObject({
+    role: z.enum(["system", "user", "assistant", "tool"], {
+      error: 'must be "system", "user", "assistant" or "tool"',
+    }),
+    /** May be null (or absent) in an assistant message with `tool_calls`. */
+    content: z.string({ error: "must be a string" }).nullish(),
+    /** Function calling: the calls an assistant message made (`tool-request.ts`). */
+    tool_calls: z
+      .array(toolCallSchema, { error: "must be an array of tool calls" })
+      .min(1, { error: "must hold at least one call" })
+      .max(128, { error: "must hold at most 128 calls" })
+      .optional(),
+    /** Function calling: the call a `tool` message answers. */
+    tool_call_id: z.string({ error: "must be a string" }).optional(),
+  })
+  .superRefine((message, context) => {
+    const problem = chatMessageProblem(message);
+    if (problem !== undefined) context.addIssue({ code: "custom", ...problem });
+  });
+
+function chatMessageProblem(message: {
+  role: string;
+  content?: string | null | undefined;
+  tool_calls?: unknown;
+  tool_call_id?: string | undefined;
+}): { path: string[]; message: string } | undefined {
+  if (message.tool_calls !== undefined && message.role !== "assistant") {
+    return { path: ["tool_calls"], message: "is only for assistant messages" };
+  }
+  if (message.role === "tool" && message.tool_call_id === undefined) {
+    return { path: ["tool_call_id"], message: "is required in a tool message" };
+  }
+  if (message.role !== "tool" && message.tool_call_id !== undefined) {
+    return { path: ["tool_call_id"], message: "is only for tool messages" };
+  }
+  if (message.content == null && message.tool_calls === undefined) {
+    return { path: ["content"], message: "must be a string" };
+  }
+  return undefined;
+}
 
 /**
  * The decrypted request, exactly as the public contract defines it. Built once per limit:
@@ -133,6 +174,14 @@ function buildRequestSchema(limits: RequestLimits) {
       /** Embeddings: the vector size asked for; only the model's own size is served. */
       dimensions: embeddingDimensionsSchema.optional(),
       sampling_params: samplingParamsSchema(limits).optional(),
+      /** Function calling (OpenAI's shape, see `tool-request.ts`). */
+      tools: z
+        .array(toolDefinitionSchema, { error: "must be an array of function tools" })
+        .min(1, { error: "must hold at least one tool" })
+        .max(128, { error: "must hold at most 128 tools" })
+        .optional(),
+      tool_choice: toolChoiceSchema.optional(),
+      parallel_tool_calls: z.boolean({ error: "must be true or false" }).optional(),
       /** Ask for every stream chunk as `{"seq", "encrypted": "<Fernet token of the chunk>"}`. */
       encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
     })
@@ -154,6 +203,10 @@ function buildRequestSchema(limits: RequestLimits) {
               : 'must have "prompt" or "messages", not both',
         });
       }
+      if (request.prompt !== undefined && request.tools !== undefined) {
+        context.addIssue({ code: "custom", path: ["tools"], message: 'needs "messages"' });
+      }
+      for (const issue of toolIssues(request)) context.addIssue({ code: "custom", ...issue });
     });
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { embeddingTexts } from "./embedding-request.js";
 import type { GenerationRequest } from "./generation-request.js";
+import { toolTaskOf, toolTaskSchema } from "./tool-task.js";
 
 /**
  * A validated request with every default filled in: what the orchestrator puts on a model's queue
@@ -13,7 +14,16 @@ export const generationTaskSchema = z.strictObject({
     z.strictObject({
       kind: z.literal("chat"),
       messages: z.array(
-        z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: z.string() }),
+        z.strictObject({
+          role: z.enum(["system", "user", "assistant", "tool"]),
+          content: z.string(),
+          /** An assistant message's function calls; `arguments` is a JSON object's text. */
+          toolCalls: z
+            .array(z.strictObject({ id: z.string(), name: z.string(), arguments: z.string() }))
+            .optional(),
+          /** The call a `tool` message answers. */
+          toolCallId: z.string().optional(),
+        }),
       ),
     }),
     /** An embeddings job: one vector per text, in order (`dimensions`: checked by the thread). */
@@ -23,6 +33,8 @@ export const generationTaskSchema = z.strictObject({
       dimensions: z.number().int().optional(),
     }),
   ]),
+  /** Function calling (`tool-task.ts`): absent when the request offered no tools. */
+  tools: toolTaskSchema.optional(),
   sampling: z.strictObject({
     maxTokens: z.number().int().min(1),
     temperature: z.number().min(0),
@@ -49,6 +61,7 @@ export const generationTaskSchema = z.strictObject({
 });
 
 export type GenerationTask = z.infer<typeof generationTaskSchema>;
+export type TaskMessage = Extract<GenerationTask["input"], { kind: "chat" }>["messages"][number];
 export type SamplingSettings = GenerationTask["sampling"];
 export type GrammarSpec = NonNullable<SamplingSettings["grammar"]>;
 
@@ -66,14 +79,16 @@ export function toGenerationTask(
 ): GenerationTask {
   const params = request.sampling_params ?? {};
   const stop = params.stop ?? [];
+  const tools = toolTaskOf(request);
   return {
     model,
     input:
       request.input !== undefined
         ? embedInput(request.input, request.dimensions)
         : request.messages !== undefined
-          ? { kind: "chat", messages: request.messages }
+          ? { kind: "chat", messages: request.messages.map(toTaskMessage) }
           : { kind: "prompt", prompt: request.prompt ?? "" },
+    ...(tools === undefined ? {} : { tools }),
     sampling: {
       maxTokens: params.max_tokens ?? defaults.maxTokens,
       temperature: params.temperature ?? 1,
@@ -102,5 +117,23 @@ function embedInput(
     kind: "embed",
     texts: embeddingTexts(input),
     ...(dimensions === undefined ? {} : { dimensions }),
+  };
+}
+
+/** A request's message in the task's form (tool calls in library-neutral names). */
+function toTaskMessage(message: NonNullable<GenerationRequest["messages"]>[number]): TaskMessage {
+  return {
+    role: message.role,
+    content: message.content ?? "",
+    ...(message.tool_calls === undefined
+      ? {}
+      : {
+          toolCalls: message.tool_calls.map((call) => ({
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+          })),
+        }),
+    ...(message.tool_call_id === undefined ? {} : { toolCallId: message.tool_call_id }),
   };
 }

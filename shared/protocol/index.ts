@@ -16,4 +16,7 @@ export * from "./sealed.js";
 export * from "./seed.js";
 export * from "./stream-chunk.js";
 export * from "./thread-messages.js";
+export * from "./tool-call-piece.js";
+export * from "./tool-request.js";
+export * from "./tool-task.js";
 export * from "./validation-message.js";

@@ -1,13 +1,20 @@
 import { z } from "zod";
 import { errorCodeSchema } from "../errors/index.js";
 import { finishReasonSchema } from "./finish-reason.js";
+import { toolCallPieceSchema } from "./tool-call-piece.js";
 
 /**
  * What a gpu-worker sends back to the orchestrator that submitted a job, numbered from 0 by `seq`.
  * A job's messages are some `delta`s followed by exactly one `done` or `error`.
  */
 export const replyMessageSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("delta"), seq: z.number().int().min(0), text: z.string() }),
+  z.strictObject({
+    kind: z.literal("delta"),
+    seq: z.number().int().min(0),
+    text: z.string(),
+    /** Function calls streamed after `text` (absent from gpu-workers before tools). */
+    toolCalls: z.array(toolCallPieceSchema).optional(),
+  }),
   z.strictObject({
     kind: z.literal("done"),
     seq: z.number().int().min(0),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type FinishReason, finishReasonSchema } from "./finish-reason.js";
+import { type ToolCallPiece, toolCallPieceSchema } from "./tool-call-piece.js";
 
 export interface Usage {
   prompt_tokens: number;
@@ -28,6 +29,8 @@ export interface Timings {
 export interface DeltaChunk {
   seq: number;
   delta: string;
+  /** Function calls streamed: pieces that follow the chunk's text (`tool-call-piece.ts`). */
+  tool_calls?: ToolCallPiece[];
 }
 
 /** The last chunk of every stream that did not fail. */
@@ -60,7 +63,11 @@ const ms = z.number().min(0);
  * clients built against this version.
  */
 export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
-  z.looseObject({ seq: count, delta: z.string() }),
+  z.looseObject({
+    seq: count,
+    delta: z.string(),
+    tool_calls: z.array(z.looseObject(toolCallPieceSchema.shape)).optional(),
+  }),
   z.looseObject({
     seq: count,
     done: z.literal(true),

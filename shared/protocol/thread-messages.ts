@@ -3,6 +3,7 @@ import type { GpuChoice } from "../config/index.js";
 import type { ErrorInfo } from "../errors/index.js";
 import type { FinishReason } from "./finish-reason.js";
 import type { GenerationTask } from "./generation-task.js";
+import type { ToolCallPiece } from "./tool-call-piece.js";
 
 /**
  * `workerData` of a model thread: its backend. A thread starts the backend (node-llama-cpp and
@@ -87,7 +88,7 @@ export interface ThreadResult {
 export type ThreadToMainMessage =
   /** The job holds a context sequence; `sequencesInUse` counts the thread's, this one included. */
   | { type: "started"; threadId: number; sequencesInUse: number }
-  | { type: "delta"; text: string }
+  | { type: "delta"; text: string; toolCalls?: ToolCallPiece[] }
   | { type: "end"; result: ThreadResult }
   | { type: "error"; error: ErrorInfo };
 

@@ -28,7 +28,6 @@ const chatMessages = [
   { role: "system" as const, content: instructions },
   { role: "user" as const, content: question },
 ];
-const toolsTodo = { todo: "needs tool calls (issue21-tools)" };
 const weatherTool = {
   type: "function" as const,
   name: "get_weather",
@@ -271,7 +270,7 @@ describe("the Responses API through the encrypting proxy (local stack)", () => {
     );
   });
 
-  it("calls a function with tool_choice required, streamed and not", toolsTodo, async () => {
+  it("calls a function with tool_choice required, streamed and not", async () => {
     const request = {
       model: "tiny",
       input: "What is the weather in Paris?",
@@ -311,7 +310,7 @@ describe("the Responses API through the encrypting proxy (local stack)", () => {
     assert.equal(helperCall?.type === "function_call" && helperCall.arguments, call.arguments);
   });
 
-  it("answers after a function_call_output item", toolsTodo, async () => {
+  it("answers after a function_call_output item", async () => {
     const first = await openai.responses.create({
       model: "tiny",
       input: "What is the weather in Paris?",

@@ -212,6 +212,63 @@ describe("OpenAI on a RunPod endpoint (fake platform)", () => {
     assert.ok((response?.usage.output_tokens ?? 0) > 0);
   });
 
+  it("answers tool calls through the proxy and as openai_route jobs, streamed and not", async () => {
+    const body = {
+      model: "tiny",
+      messages: [{ role: "user" as const, content: "Record a person" }],
+      tools: [
+        {
+          type: "function" as const,
+          function: { name: "record_person", parameters: personSchema },
+        },
+      ],
+      tool_choice: "required" as const,
+      max_tokens: 200,
+      temperature: 0,
+      seed: 3,
+    };
+    const viaProxy = await openai.chat.completions.create(body);
+    assert.equal(viaProxy.choices[0]?.finish_reason, "tool_calls");
+    const call = viaProxy.choices[0]?.message.tool_calls?.[0] as
+      | { function: { name: string; arguments: string } }
+      | undefined;
+    assert.equal(call?.function.name, "record_person");
+    assertPerson(JSON.parse(call?.function.arguments ?? ""));
+    platform.enqueue(
+      {
+        id: "oa-tools",
+        input: { openai_route: "/v1/chat/completions", openai_input: body },
+      },
+      {
+        id: "oa-tools-stream",
+        input: { openai_route: "/v1/chat/completions", openai_input: { ...body, stream: true } },
+      },
+    );
+    const [answer] = (await platform.waitForOutput("oa-tools")).body.output as {
+      choices: { message: { tool_calls: unknown[] }; finish_reason: string }[];
+    }[];
+    assert.equal(answer?.choices[0]?.finish_reason, "tool_calls");
+    assert.deepEqual(
+      ((answer?.choices[0]?.message.tool_calls ?? []) as { function: unknown }[]).map(
+        (c) => c.function,
+      ),
+      [call?.function],
+    );
+    await platform.waitForOutput("oa-tools-stream");
+    const events = sseData(platform.streamed("oa-tools-stream").join("")).slice(0, -1) as {
+      choices: {
+        delta: { tool_calls?: { index: number; function: { arguments?: string } }[] };
+        finish_reason: string | null;
+      }[];
+    }[];
+    const args = events
+      .flatMap((event) => event.choices[0]?.delta.tool_calls ?? [])
+      .map((piece) => piece.function.arguments ?? "")
+      .join("");
+    assert.equal(args, call?.function.arguments);
+    assert.equal(events.at(-1)?.choices[0]?.finish_reason, "tool_calls");
+  });
+
   it("answers a non-streaming openai_route job with one OpenAI object, and lists models", async () => {
     platform.enqueue(
       {

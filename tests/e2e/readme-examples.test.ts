@@ -258,7 +258,7 @@ for (const kind of ["the local API", "a RunPod endpoint"] as const) {
       assert.match(events, /data: \[DONE\]\n/);
     });
 
-    it("Clients, openai (JavaScript) through the proxy: models, a stream, structured output", async () => {
+    it("Clients, openai (JavaScript) through the proxy: models, a stream, a tool call, structured output", async () => {
       const openai = block(
         "docs/clients.md",
         "openai (JavaScript), through the proxy",
@@ -270,6 +270,7 @@ for (const kind of ["the local API", "a RunPod endpoint"] as const) {
       const models = kind === "the local API" ? "[ 'demo' ]" : "[ 'default' ]";
       assert.ok(result.stdout.startsWith(`${models}\n`), result.stdout);
       assert.match(result.stdout, /completion_tokens: \d+/, "the stream's usage");
+      assert.match(result.stdout, /\nget_weather\n/, "the tool call's function");
       // The tiny model's person: a name and an integer (a long one reads as Infinity).
       // util.inspect quotes a name holding ' with double quotes, one holding both with backticks.
       assert.match(result.stdout, /\{ name: (['"`]).*\1, age: [^\n]+ \}\n$/, "the parsed person");

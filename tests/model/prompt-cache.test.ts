@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ModelPool, type ModelPoolOptions } from "../../gpu-worker/pool/model-pool.js";
 import { createLogger } from "../../shared/log.js";
-import type { ChatMessage, GenerationTask, ThreadResult } from "../../shared/protocol/index.js";
+import type { GenerationTask, TaskMessage, ThreadResult } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { referenceTexts } from "../support/reference.js";
 import { greedyTask } from "../support/tasks.js";
@@ -89,12 +89,12 @@ describe("prompt cache", () => {
   });
 
   it("reuses a chat's previous turn (the rendered template)", async () => {
-    const turn1: ChatMessage[] = [
+    const turn1: (TaskMessage & { role: "system" | "user" | "assistant" })[] = [
       { role: "system", content: `You tell stories. ${story}` },
       { role: "user", content: "Tell me about the sun." },
     ];
     const first = await run(pool, greedyTask(turn1, 12));
-    const turn2: ChatMessage[] = [
+    const turn2: typeof turn1 = [
       ...turn1,
       { role: "assistant", content: first.text },
       { role: "user", content: "And the moon?" },

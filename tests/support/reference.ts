@@ -14,6 +14,8 @@ import {
 export interface ReferenceCase {
   prompt?: string;
   messages?: { role: "system" | "user" | "assistant"; content: string }[];
+  /** A chat as node-llama-cpp's own history (function calls with their results, say). */
+  history?: ChatHistoryItem[];
   maxTokens: number;
 }
 
@@ -38,13 +40,15 @@ export async function referenceTexts(modelPath: string, cases: ReferenceCase[]):
         completion.dispose({ disposeSequence: false });
       } else {
         const chat = new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
-        const history: ChatHistoryItem[] = (item.messages ?? []).map((message) =>
-          message.role === "user"
-            ? { type: "user", text: message.content }
-            : message.role === "system"
-              ? { type: "system", text: message.content }
-              : { type: "model", response: [message.content] },
-        );
+        const history: ChatHistoryItem[] =
+          item.history ??
+          (item.messages ?? []).map((message) =>
+            message.role === "user"
+              ? { type: "user", text: message.content }
+              : message.role === "system"
+                ? { type: "system", text: message.content }
+                : { type: "model", response: [message.content] },
+          );
         const { response } = await chat.generateResponse(history, {
           maxTokens: item.maxTokens,
           temperature: 0,

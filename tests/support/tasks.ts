@@ -2,11 +2,11 @@
  * Generation tasks as the gpu-worker receives them, for tests that drive the model pool directly:
  * greedy, no repeat penalty (the product's defaults), no stop strings.
  */
-import type { ChatMessage, GenerationTask } from "../../shared/protocol/index.js";
+import type { GenerationTask, TaskMessage } from "../../shared/protocol/index.js";
 
 /** A greedy task; `sampling` adds or overrides settings (a grammar, say). */
 export function greedyTask(
-  input: string | ChatMessage[],
+  input: string | TaskMessage[],
   maxTokens: number,
   sampling: Partial<GenerationTask["sampling"]> = {},
 ): GenerationTask {

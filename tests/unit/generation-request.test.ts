@@ -112,10 +112,13 @@ describe("generationRequestSchema: prompt or messages", () => {
     const message = messageFor({
       messages: [
         { role: "user", content: "ok" },
-        { role: "tool", content: 5 },
+        { role: "robot", content: 5 },
       ],
     });
-    assert.match(message, /request\.messages\[1\]\.role: must be "system", "user" or "assistant"/);
+    assert.match(
+      message,
+      /request\.messages\[1\]\.role: must be "system", "user", "assistant" or "tool"/,
+    );
     assert.match(message, /request\.messages\[1\]\.content: must be a string/);
   });
 

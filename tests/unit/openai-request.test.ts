@@ -90,9 +90,9 @@ describe("OpenAI bodies", () => {
     const messages = [{ role: "user", content: marker }];
     const cases: [unknown, RegExp][] = [
       [{ messages, n: 2 }, /request\.n: must be 1/],
-      [{ messages, tools: [] }, /request\.tools: tools is not supported/],
+      [{ messages, functions: [] }, /request\.functions: functions is not supported/],
       [{ messages, logprobs: true }, /request\.logprobs/],
-      [{ messages: [{ role: "tool", content: marker }] }, /request\.messages\[0\]\.role/],
+      [{ messages: [{ role: "robot", content: marker }] }, /request\.messages\[0\]\.role/],
       [{ messages, frobnicate: 1 }, /unknown field "frobnicate"/],
     ];
     for (const [body, expected] of cases) {
