@@ -4,11 +4,13 @@ import type { GpuChoice } from "../../shared/config/index.js";
 import {
   type ErrorInfo,
   InternalError,
+  InvalidRequestError,
   ModelLoadError,
   PoolError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type {
+  DeltaExtras,
   GenerationTask,
   JobTask,
   LoadTask,
@@ -49,7 +51,8 @@ export interface ModelPoolOptions {
 export interface RunHooks {
   /** Aborting cancels generation inside the thread (the thread itself lives on). */
   signal: AbortSignal;
-  onText: (text: string) => void;
+  /** A piece of text; `extras` names its choice (`n` > 1) and holds its logprobs, if asked. */
+  onText: (text: string, extras?: DeltaExtras) => void;
   /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
   onStarted?: (threadId: number, sequencesInUse: number) => void;
 }
@@ -88,8 +91,11 @@ export class ModelPool {
   readonly #running = new Set<Promise<unknown>>();
   /** Where its threads go back when it closes, if spares are short. */
   #spares: ThreadSpares | undefined;
-  /** Jobs waiting for a free sequence, each started by calling it. */
-  readonly #waiting: (() => void)[] = [];
+  /** Jobs waiting for free sequences (`need`: their choices, all on one thread), in order. */
+  readonly #waiting: { need: number; go: () => void }[] = [];
+  /** Sequences the pool's jobs (running or waiting) take beyond one each: their extra choices. */
+  #extraSequences = 0;
+  #onExtraSequences: ((extra: number) => void) | undefined;
   /** The model its threads hold: each job names it (a replacement thread loads it first). */
   readonly #load: ModelLoadOptions;
   #clock = 0;
@@ -189,36 +195,90 @@ export class ModelPool {
   }
 
   /**
-   * Runs one job on a free sequence of some thread; with every sequence taken, the job waits for
-   * one (in order of arrival). Rejects with a {@link PoolError}.
+   * Tells `listener` how many sequences the pool's jobs take beyond one each (a job with `n`
+   * choices takes `n`), whenever that changes: the queue worker takes that many fewer jobs.
+   */
+  onExtraSequences(listener: (extra: number) => void): void {
+    this.#onExtraSequences = listener;
+  }
+
+  /**
+   * Runs one job on a free sequence of some thread (a job with `n` choices on `n` sequences of one
+   * thread); with too few free, the job waits (in order of arrival). Rejects with a
+   * {@link PoolError}.
    */
   run(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     if (this.#closing) return Promise.reject(new InternalError("the model pool is closing"));
     if (hooks.signal.aborted) return Promise.resolve(cancelledBeforeStart);
-    const free = this.#lanes.some((lane) => lane.running < this.#sequences);
-    if (free && this.#waiting.length === 0) return this.#start(jobId, task, hooks);
-    return new Promise((resolve, reject) => {
-      const go = () => {
-        hooks.signal.removeEventListener("abort", onAbort);
-        if (this.#closing) reject(new InternalError("the model pool is closing"));
-        else this.#start(jobId, task, hooks).then(resolve, reject);
+    const need = task.sampling.n ?? 1;
+    if (need > this.#sequences) {
+      return Promise.reject(
+        new InvalidRequestError(
+          `request.sampling_params.n: must be at most ${this.#sequences}, the sequences of one thread of model "${this.name}"`,
+        ),
+      );
+    }
+    if (need === 1) return this.#admit(jobId, task, hooks, 1);
+    this.#addExtra(need - 1);
+    const running = this.#admit(jobId, task, hooks, need);
+    void running.then(
+      () => this.#addExtra(1 - need),
+      () => this.#addExtra(1 - need),
+    );
+    return running;
+  }
+
+  #admit(jobId: string, task: GenerationTask, hooks: RunHooks, need: number) {
+    if (this.#fits(need) && this.#waiting.length === 0) return this.#start(jobId, task, hooks, need);
+    return new Promise<ThreadResult>((resolve, reject) => {
+      const waiter = {
+        need,
+        go: () => {
+          hooks.signal.removeEventListener("abort", onAbort);
+          if (this.#closing) reject(new InternalError("the model pool is closing"));
+          else this.#start(jobId, task, hooks, need).then(resolve, reject);
+        },
       };
       const onAbort = () => {
-        this.#waiting.splice(this.#waiting.indexOf(go), 1);
+        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
         resolve(cancelledBeforeStart);
+        // A waiting job that needed many sequences may have held back smaller ones.
+        this.#startWaiting();
       };
       hooks.signal.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.push(go);
+      this.#waiting.push(waiter);
     });
   }
 
-  #start(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
+  /** Whether some thread has `need` sequences free. */
+  #fits(need: number): boolean {
+    return this.#lanes.some((lane) => lane.running + need <= this.#sequences);
+  }
+
+  /** Starts waiting jobs, in order, while the first of them fits. */
+  #startWaiting(): void {
+    while (this.#waiting.length > 0 && this.#fits(this.#waiting[0]?.need ?? 1)) {
+      this.#waiting.shift()?.go();
+    }
+  }
+
+  #addExtra(delta: number): void {
+    this.#extraSequences += delta;
+    this.#onExtraSequences?.(this.#extraSequences);
+  }
+
+  #start(
+    jobId: string,
+    task: GenerationTask,
+    hooks: RunHooks,
+    need: number,
+  ): Promise<ThreadResult> {
     // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
     // digests of what they hold (never the text itself).
     const routing = this.#promptCache && this.#lanes.length > 1;
     const digests = routing ? inputDigests(task) : [];
-    const { lane, matched } = this.#chooseLane(digests);
-    lane.running += 1;
+    const { lane, matched } = this.#chooseLane(digests, need);
+    lane.running += need;
     this.#clock += 1;
     lane.lastUsed = this.#clock;
     let output = "";
@@ -231,7 +291,12 @@ export class ModelPool {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
           if (routing) output += message.text;
-          hooks.onText(message.text);
+          if (message.index === undefined && message.logprobs === undefined) {
+            hooks.onText(message.text);
+          } else {
+            const { type: _type, text, ...extras } = message;
+            hooks.onText(text, extras);
+          }
           return;
         }
         if (message.type === "started") {
@@ -263,8 +328,8 @@ export class ModelPool {
     this.#running.add(tracked);
     void tracked.then(([ended]) => {
       this.#running.delete(tracked);
-      lane.running -= 1;
-      this.#waiting.shift()?.();
+      lane.running -= need;
+      this.#startWaiting();
       if (routing) {
         this.#remember(
           lane,
@@ -277,15 +342,15 @@ export class ModelPool {
   }
 
   /**
-   * The thread for a job: among those with a free sequence, the one holding the longest prefix of
+   * The thread for a job: among those with enough free sequences, the one holding the longest prefix of
    * its input, then the least busy, then the least recently used.
    */
-  #chooseLane(digests: PrefixDigests): { lane: Lane; matched: number } {
+  #chooseLane(digests: PrefixDigests, need: number): { lane: Lane; matched: number } {
     let best: LaneChoice | undefined;
     for (const lane of this.#lanes) {
       const choice: LaneChoice = {
         lane,
-        free: lane.running < this.#sequences,
+        free: lane.running + need <= this.#sequences,
         shared: 0,
         matched: -1,
       };

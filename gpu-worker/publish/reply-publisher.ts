@@ -4,6 +4,7 @@ import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import {
+  type DeltaExtras,
   encodeReply,
   encodeStarted,
   type ReplyMessage,
@@ -130,10 +131,15 @@ export class JobReplies {
     this.#markLost();
   }
 
-  /** Sends a piece of generated text as the next delta. */
-  text(text: string): void {
-    if (this.#ended || this.#lost || text.length === 0) return;
-    this.#send({ kind: "delta", seq: this.#seq, text });
+  /** Sends a piece of generated text as the next delta (with its choice and logprobs, if any). */
+  text(text: string, extras?: DeltaExtras): void {
+    if (this.#ended || this.#lost) return;
+    if (extras === undefined) {
+      if (text.length > 0) this.#send({ kind: "delta", seq: this.#seq, text });
+      return;
+    }
+    if (text.length === 0 && extras.logprobs === undefined) return;
+    this.#send({ kind: "delta", seq: this.#seq, text, ...extras });
   }
 
   /** Sends the terminal message, and waits until Redis has every reply of the job. */

@@ -97,7 +97,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
       const running = pool.run(jobId, task, {
         signal,
-        onText: (piece) => replies.text(piece),
+        onText: (piece, extras) => replies.text(piece, extras),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
@@ -119,7 +119,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       release?.();
       await replies.end({ kind: "done", ...result, runMs, loadMs });
       // The seed goes to the caller only (sealed), not into the job's plain metadata.
-      const { seed: _seed, ...counts } = result;
+      const { seed: _seed, choices: _choices, ...counts } = result;
       const jobResult: JobResult = { ...counts, runMs };
       metrics?.jobCompleted(pool.name, jobResult);
       await stripped;

@@ -26,6 +26,7 @@ import {
 } from "../../shared/protocol/index.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel, startBackend } from "./load-model.js";
+import { ChoiceWindows } from "./choice-windows.js";
 import { TextWindows } from "./text-windows.js";
 import { threadStats } from "./thread-stats.js";
 import { warmUp } from "./warm-up.js";
@@ -89,6 +90,8 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
     if (message.type === "abort") controller.abort();
   });
   const text = windows.open((piece) => send({ type: "delta", text: piece }));
+  // Choices past the first, and logprobs, get windows of their own (see `choice-windows.ts`).
+  const choices = new ChoiceWindows(windows, text, send);
   try {
     const loaded = await load(model);
     if (loaded instanceof Error) {
@@ -97,16 +100,20 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
     const result = await generate(loaded, task, {
       signal: controller.signal,
       onText: (piece) => text.push(piece),
+      onChoiceText: (index, piece, logprobs) => choices.push(index, piece, logprobs),
       onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
     });
+    choices.close();
     text.close();
     send({ type: "end", result });
     return result;
   } catch (error) {
+    choices.close();
     text.close();
     send({ type: "error", error: toErrorInfo(error) });
     return undefined;
   } finally {
+    choices.close();
     text.close();
     port.close();
   }

@@ -1,3 +1,5 @@
+import type { TokenLogprob } from "../../shared/protocol/index.js";
+
 /** A window sends at once when this much text is waiting, window or not. */
 const maxPendingChars = 16_384;
 /** The longest a window grows to with many jobs on one thread (unless `DELTA_WINDOW_MS` is longer). */
@@ -41,8 +43,11 @@ export class TextWindows {
     return Math.max(this.#windowMs, scaled);
   }
 
-  /** A window for one job; `send` gets its coalesced text. {@link TextWindow.close} it at the end. */
-  open(send: (text: string) => void): TextWindow {
+  /**
+   * A window for one job (or one choice of it); `send` gets its coalesced text, and the logprobs
+   * of its tokens when they were pushed with it. {@link TextWindow.close} it at the end.
+   */
+  open(send: (text: string, logprobs?: TokenLogprob[]) => void): TextWindow {
     this.#open += 1;
     return new TextWindow({
       windowMs: () => this.windowMs,
@@ -85,7 +90,7 @@ export class TextWindows {
 interface TextWindowParts {
   /** The window's length now. */
   windowMs: () => number;
-  send: (text: string) => void;
+  send: (text: string, logprobs?: TokenLogprob[]) => void;
   schedule: (window: TextWindow, at: number | undefined) => void;
   closed: () => void;
 }
@@ -94,6 +99,8 @@ interface TextWindowParts {
 export class TextWindow {
   readonly #parts: TextWindowParts;
   #pending = "";
+  /** The logprobs of the pending text's tokens, for a job that asked for them. */
+  #pendingLogprobs: TokenLogprob[] | undefined;
   #scheduled = false;
   #closed = false;
   #lastSendAt = Number.NEGATIVE_INFINITY;
@@ -102,8 +109,11 @@ export class TextWindow {
     this.#parts = parts;
   }
 
-  push(text: string): void {
-    if (text.length === 0) return;
+  push(text: string, logprobs?: readonly TokenLogprob[]): void {
+    if (logprobs !== undefined && logprobs.length > 0) {
+      this.#pendingLogprobs ??= [];
+      this.#pendingLogprobs.push(...logprobs);
+    } else if (text.length === 0) return;
     this.#pending += text;
     if (this.#pending.length >= maxPendingChars) {
       this.flush();
@@ -125,11 +135,14 @@ export class TextWindow {
       this.#scheduled = false;
       this.#parts.schedule(this, undefined);
     }
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0 && this.#pendingLogprobs === undefined) return;
     const text = this.#pending;
+    const logprobs = this.#pendingLogprobs;
     this.#pending = "";
+    this.#pendingLogprobs = undefined;
     this.#lastSendAt = performance.now();
-    this.#parts.send(text);
+    if (logprobs === undefined) this.#parts.send(text);
+    else this.#parts.send(text, logprobs);
   }
 
   /** Sends what is waiting and leaves the thread's windows (once; later calls do nothing). */

@@ -11,6 +11,8 @@ import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { redisAnswerWithin } from "../../shared/process/deadline.js";
 import {
+  choiceEndsOf,
+  deltaChunkOf,
   encryptChunk,
   type FinalChunk,
   isFinalChunk,
@@ -276,7 +278,7 @@ export class TrackedJob implements ReplyTarget {
     // Replies arrived: it can no longer run again, so its payload is not needed.
     this.#payload = undefined;
     if (message.kind === "delta") {
-      this.#emit({ seq: message.seq, delta: message.text });
+      this.#emit(deltaChunkOf(message));
       return;
     }
     if (message.kind === "error") {
@@ -302,6 +304,7 @@ export class TrackedJob implements ReplyTarget {
         total_ms: totalMs,
       },
       ...(message.seed === undefined ? {} : { seed: message.seed }),
+      ...choiceEndsOf(message.choices),
     };
     if (!record.terminal) {
       this.#context.metrics?.jobCompleted(this.model, final);

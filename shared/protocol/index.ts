@@ -1,3 +1,4 @@
+export * from "./choice-result.js";
 export * from "./control-message.js";
 export * from "./encrypted-chunk.js";
 export * from "./finish-reason.js";
@@ -9,10 +10,12 @@ export * from "./job-payload.js";
 export * from "./job-status.js";
 export * from "./json-schema.js";
 export * from "./prompt-bytes.js";
+export * from "./reply-chunks.js";
 export * from "./reply-message.js";
 export * from "./reply-wire.js";
 export * from "./sealed.js";
 export * from "./seed.js";
 export * from "./stream-chunk.js";
 export * from "./thread-messages.js";
+export * from "./token-logprob.js";
 export * from "./validation-message.js";

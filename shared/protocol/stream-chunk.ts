@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type FinishReason, finishReasonSchema } from "./finish-reason.js";
+import type { TokenLogprob } from "./token-logprob.js";
 
 export interface Usage {
   prompt_tokens: number;
@@ -28,6 +29,17 @@ export interface Timings {
 export interface DeltaChunk {
   seq: number;
   delta: string;
+  /** The choice the text is of, for a request with `n` > 1; absent: 0. */
+  index?: number;
+  /** One entry per generated token whose text is in `delta`, when the request asked `logprobs`. */
+  logprobs?: TokenLogprob[];
+}
+
+/** How one choice of a request with `n` > 1 ended. */
+export interface ChoiceEnd {
+  index: number;
+  finish_reason: FinishReason;
+  completion_tokens?: number;
 }
 
 /** The last chunk of every stream that did not fail. */
@@ -42,6 +54,11 @@ export interface FinalChunk {
    * `seed` (with the same request) repeats the text, when the job runs alone on its model thread.
    */
   seed?: number;
+  /**
+   * Each choice's end, in index order, for a request with `n` > 1: `finish_reason` above is choice
+   * 0's, `usage.completion_tokens` counts them all.
+   */
+  choices?: ChoiceEnd[];
 }
 
 export type StreamChunk = DeltaChunk | FinalChunk;

@@ -1,8 +1,10 @@
 import type { MessagePort } from "node:worker_threads";
 import type { GpuChoice } from "../config/index.js";
 import type { ErrorInfo } from "../errors/index.js";
+import type { ChoiceResult } from "./choice-result.js";
 import type { FinishReason } from "./finish-reason.js";
 import type { GenerationTask } from "./generation-task.js";
+import type { TokenLogprob } from "./token-logprob.js";
 
 /**
  * `workerData` of a model thread: its backend. A thread starts the backend (node-llama-cpp and
@@ -77,13 +79,25 @@ export interface ThreadResult {
   completionTokens: number;
   /** The seed the job sampled with (the request's, else drawn): replaying it repeats the text. */
   seed?: number;
+  /**
+   * With `n` > 1, each choice's end, in index order; `finishReason` is then choice 0's and
+   * `completionTokens` the sum of all.
+   */
+  choices?: ChoiceResult[];
+}
+
+/** What a delta adds to its text, when the job asked for it: its choice, its tokens' logprobs. */
+export interface DeltaExtras {
+  /** The choice (`n` > 1); absent: 0. */
+  index?: number;
+  logprobs?: TokenLogprob[];
 }
 
 /** Thread → main, on the task's port. `end` or `error` is always the last message. */
 export type ThreadToMainMessage =
   /** The job holds a context sequence; `sequencesInUse` counts the thread's, this one included. */
   | { type: "started"; threadId: number; sequencesInUse: number }
-  | { type: "delta"; text: string }
+  | ({ type: "delta"; text: string } & DeltaExtras)
   | { type: "end"; result: ThreadResult }
   | { type: "error"; error: ErrorInfo };
 

@@ -1,7 +1,12 @@
 import type { Redis } from "ioredis";
 import type { KeyRing } from "../../../shared/crypto/index.js";
 import type { RedisNames } from "../../../shared/naming.js";
-import { decodeEnvelope, encryptChunk, openReply } from "../../../shared/protocol/index.js";
+import {
+  decodeEnvelope,
+  deltaChunkOf,
+  encryptChunk,
+  openReply,
+} from "../../../shared/protocol/index.js";
 import type { JobRecord } from "../job-record.js";
 import { type JobSnapshot, recordOf } from "./job-snapshot.js";
 
@@ -82,7 +87,7 @@ export class JobMirrors {
       if (envelope.s !== record.chunks.length) continue;
       const message = openReply(this.#keyRing, envelope);
       if (message.kind !== "delta" || message.seq !== envelope.s) continue;
-      const chunk = { seq: message.seq, delta: message.text };
+      const chunk = deltaChunkOf(message);
       record.addChunk(mirror.encryptOutput ? encryptChunk(this.#keyRing, chunk) : chunk);
     }
     if (entries.length > 0) record.markStarted();
