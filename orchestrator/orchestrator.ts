@@ -121,6 +121,7 @@ export class Orchestrator {
         ttlSeconds: config.fernetTtlSeconds,
         encryptOutput: config.encryptOutput,
         allowPlaintextOpenai: config.allowPlaintextOpenai,
+        sequencesPerThread: (model) => settings.get(model)?.sequences ?? config.modelSequences,
       },
       capacity: {
         registry: this.registry,

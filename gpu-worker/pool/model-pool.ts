@@ -229,7 +229,8 @@ export class ModelPool {
   }
 
   #admit(jobId: string, task: GenerationTask, hooks: RunHooks, need: number) {
-    if (this.#fits(need) && this.#waiting.length === 0) return this.#start(jobId, task, hooks, need);
+    if (this.#fits(need) && this.#waiting.length === 0)
+      return this.#start(jobId, task, hooks, need);
     return new Promise<ThreadResult>((resolve, reject) => {
       const waiter = {
         need,

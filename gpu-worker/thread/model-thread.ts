@@ -24,9 +24,9 @@ import {
   type ThreadToMainMessage,
   threadStatsIntervalMs,
 } from "../../shared/protocol/index.js";
+import { ChoiceWindows } from "./choice-windows.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel, startBackend } from "./load-model.js";
-import { ChoiceWindows } from "./choice-windows.js";
 import { TextWindows } from "./text-windows.js";
 import { threadStats } from "./thread-stats.js";
 import { warmUp } from "./warm-up.js";

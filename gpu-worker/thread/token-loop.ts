@@ -61,7 +61,11 @@ export async function runTokenLoop(options: TokenLoopOptions): Promise<FinishRea
   const { repeatPenalty } = sampling;
   const iterator = sequence.evaluateWithMetadata(
     input,
-    top === undefined ? {} : top > 0 ? { confidence: true, probabilities: true } : { confidence: true },
+    top === undefined
+      ? {}
+      : top > 0
+        ? { confidence: true, probabilities: true }
+        : { confidence: true },
     {
       temperature: sampling.temperature,
       topK: sampling.topK,
@@ -99,7 +103,9 @@ export async function runTokenLoop(options: TokenLoopOptions): Promise<FinishRea
       return "stop";
     }
     if (top !== undefined) {
-      partialLogprobs.push(tokenLogprob(model, sampled, top, [...generated.slice(-16), ...partial]));
+      partialLogprobs.push(
+        tokenLogprob(model, sampled, top, [...generated.slice(-16), ...partial]),
+      );
     }
     partial.push(token);
     const text = model.detokenize(partial, false, generated);
@@ -162,7 +168,10 @@ function stopsOf(
 ): { texts: string[]; tokens: Set<Token> } {
   const texts = [...options.sampling.customStopTriggers];
   const tokens = new Set<Token>();
-  const triggers = [...(options.grammar?.stopGenerationTriggers ?? []), ...(options.stopTriggers ?? [])];
+  const triggers = [
+    ...(options.grammar?.stopGenerationTriggers ?? []),
+    ...(options.stopTriggers ?? []),
+  ];
   for (const trigger of triggers) {
     if (typeof trigger === "string") {
       texts.push(trigger);

@@ -39,6 +39,11 @@ export interface AdmissionPolicy {
   encryptOutput: EncryptOutputMode;
   /** `ALLOW_PLAINTEXT_OPENAI`: take plaintext `{"openai_route", "openai_input"}` jobs. */
   allowPlaintextOpenai?: boolean;
+  /**
+   * Sequences of one thread of `model` (its `sequences`): the most choices (`n`) a request may
+   * ask of it, since a job's choices run on one thread. Default: no bound but the contract's.
+   */
+  sequencesPerThread?: (model: string) => number;
   /** The clock the replay window is checked against, in ms (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -118,6 +123,13 @@ function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boole
   if (!policy.models.includes(model)) {
     throw new UnknownModelError(
       `this endpoint does not serve the requested model; it serves: ${policy.models.join(", ")}`,
+    );
+  }
+  const choices = request.data.sampling_params?.n ?? 1;
+  const perThread = policy.sequencesPerThread?.(model);
+  if (perThread !== undefined && choices > perThread) {
+    throw new InvalidRequestError(
+      `request.sampling_params.n: must be at most ${perThread} for model "${model}": each choice takes one of the ${perThread} sequences of a model thread`,
     );
   }
   const asked = request.data.encrypt_output === true && !plaintext;
