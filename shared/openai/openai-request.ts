@@ -210,7 +210,7 @@ export function fromOpenAiBody(
     frequency_penalty: body.frequency_penalty,
     seed: body.seed,
     stop: Array.isArray(body.stop) && body.stop.length === 0 ? undefined : body.stop,
-    n: body.n,
+    n: body.n != null && body.n > 1 ? body.n : undefined,
     logprobs: logprobsOf(body),
   };
   for (const [key, value] of Object.entries(copy)) if (value != null) sampling[key] = value;
