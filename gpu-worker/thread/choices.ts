@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, Token } from "node-llama-cpp";
+import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
 import type {
   ChoiceResult,
   GenerationTask,
@@ -6,12 +6,22 @@ import type {
   TokenLogprob,
 } from "../../shared/protocol/index.js";
 import { maxSeed } from "../../shared/protocol/index.js";
-import type { GenerateHooks } from "./generate.js";
 import type { LoadedModel } from "./load-model.js";
 import { Lockstep } from "./lockstep.js";
 import { toLlamaSampling } from "./sampling-options.js";
 import type { SequenceLease } from "./sequence-slots.js";
 import { runTokenLoop } from "./token-loop.js";
+
+/** What `generate.ts`'s hooks give a job of choices. */
+export interface ChoiceHooks {
+  signal: AbortSignal;
+  onText: (text: string) => void;
+  onChoiceText?:
+    | ((index: number, text: string, logprobs: TokenLogprob[] | undefined) => void)
+    | undefined;
+  onStarted?: ((sequencesInUse: number) => void) | undefined;
+  grammar?: LlamaGrammar | undefined;
+}
 
 export interface ChoicesJob {
   loaded: LoadedModel;
@@ -21,7 +31,7 @@ export interface ChoicesJob {
   maxTokens: number;
   /** The job's seed: choice `i` samples with `seed + i` (so choices differ, and repeat). */
   seed: number;
-  hooks: GenerateHooks;
+  hooks: ChoiceHooks;
 }
 
 /**
