@@ -148,6 +148,32 @@ describe("logprobs and n > 1 in the model thread", () => {
     assert.equal(new Set(plain.texts).size, 3, "choices without logprobs differ too");
   });
 
+  it("gives a job with n choices n sequences of a thread: a job beside it waits", async () => {
+    const events: string[] = [];
+    const extra: number[] = [];
+    pool.onExtraSequences((sequences) => extra.push(sequences));
+    const hooks = (name: string) => ({
+      signal: new AbortController().signal,
+      onText: () => {},
+      onStarted: (_thread: number, inUse: number) =>
+        events.push(`${name} started, ${inUse} in use`),
+    });
+    const big = pool
+      .run("big", greedyTask(prompt, 12, { n: 3 }), hooks("big"))
+      .then(() => events.push("big ended"));
+    const small = pool
+      .run("small", greedyTask(prompt, 4), hooks("small"))
+      .then(() => events.push("small ended"));
+    await Promise.all([big, small]);
+    assert.deepEqual(events, [
+      "big started, 3 in use",
+      "big ended",
+      "small started, 1 in use",
+      "small ended",
+    ]);
+    assert.deepEqual(extra, [2, 0], "the queue worker is told of the two extra sequences");
+  });
+
   it("refuses more choices than a thread has sequences", async () => {
     await assert.rejects(run(greedyTask(prompt, 8, { n: 4 })), (error: unknown) => {
       const { code, message } = error as { code: string; message: string };
