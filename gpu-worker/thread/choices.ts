@@ -54,6 +54,10 @@ export async function generateChoices(job: ChoicesJob): Promise<ThreadResult> {
       : loaded.chatWrapper.generateContextState({ chatHistory: prompt.history })
           .stopGenerationTriggers;
   const lockstep = n > 1 ? new Lockstep(n) : undefined;
+  // Stops every choice: the job's signal, or one choice failing (its siblings need not go on).
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  hooks.signal.addEventListener("abort", onAbort, { once: true });
   let failed = false;
   try {
     if (lockstep !== undefined) {
@@ -79,11 +83,14 @@ export async function generateChoices(job: ChoicesJob): Promise<ThreadResult> {
             top: task.sampling.logprobs,
             grammar: hooks.grammar,
             stopTriggers,
-            signal: hooks.signal,
+            signal: stop.signal,
             onText,
             ...(lockstep === undefined ? {} : { step: () => lockstep.arrive(index) }),
           });
           return { index, finishReason, completionTokens: meter.usedOutputTokens - sampledBefore };
+        } catch (error) {
+          stop.abort();
+          throw error;
         } finally {
           lockstep?.leave();
         }
@@ -105,6 +112,7 @@ export async function generateChoices(job: ChoicesJob): Promise<ThreadResult> {
     failed = true;
     throw error;
   } finally {
+    hooks.signal.removeEventListener("abort", onAbort);
     await Promise.all(leases.map((lease) => lease.release({ keep: !failed })));
   }
 }

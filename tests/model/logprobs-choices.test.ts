@@ -174,6 +174,19 @@ describe("logprobs and n > 1 in the model thread", () => {
     assert.deepEqual(extra, [2, 0], "the queue worker is told of the two extra sequences");
   });
 
+  it("stops every choice on a cancel, and the sequences serve the next job", async () => {
+    const controller = new AbortController();
+    const result = await pool.run("cancelled", greedyTask(prompt, 600, { n: 2, logprobs: 1 }), {
+      signal: controller.signal,
+      onText: () => controller.abort(),
+    });
+    assert.equal(result.finishReason, "cancelled");
+    assert.ok(result.choices?.every((choice) => choice.finishReason === "cancelled"));
+    assert.ok(result.completionTokens < 1200, "stopped early");
+    const next = await run(greedyTask(prompt, 40, { logprobs: 0 }));
+    assert.equal(next.texts[0], reference[0]);
+  });
+
   it("refuses more choices than a thread has sequences", async () => {
     await assert.rejects(run(greedyTask(prompt, 8, { n: 4 })), (error: unknown) => {
       const { code, message } = error as { code: string; message: string };
