@@ -54,7 +54,13 @@ describe("logprobs and n > 1 through the encrypting proxy (local stack)", () => 
     ]);
     stack = await TestStack.start({
       models: `tiny=${modelPath}`,
-      env: { MODEL_SEQUENCES: "3", CONTEXT_SIZE: "1024", DELTA_WINDOW_MS: "0" },
+      env: {
+        MODEL_SEQUENCES: "3",
+        CONTEXT_SIZE: "1024",
+        DELTA_WINDOW_MS: "0",
+        // Only for the plaintext route test: the proxy's traffic stays encrypted regardless.
+        ALLOW_PLAINTEXT_OPENAI: "true",
+      },
       label: "logprobs",
     });
     relay = await RecordingRelay.start(stack.url);
@@ -235,6 +241,32 @@ describe("logprobs and n > 1 through the encrypting proxy (local stack)", () => 
     assert.equal(
       final?.usage.completion_tokens,
       final?.choices?.reduce((sum, choice) => sum + (choice.completion_tokens ?? 0), 0),
+    );
+  });
+
+  it("answers n and logprobs the same on the plaintext /openai/v1 routes", async () => {
+    const plain = new OpenAI({
+      baseURL: `${stack.url}/v2/any-id/openai/v1`,
+      apiKey: "x",
+      maxRetries: 0,
+    });
+    const request = { ...greedyChat, n: 2, logprobs: true, top_logprobs: 1 } as const;
+    const completion = await plain.chat.completions.create(request);
+    assert.deepEqual(
+      completion.choices.map((choice) => choice.index),
+      [0, 1],
+    );
+    for (const choice of completion.choices) {
+      assertGreedyEntries(choice.logprobs?.content ?? [], choice.message.content ?? "", 1);
+    }
+    const stream = await plain.chat.completions.create({ ...request, stream: true });
+    const texts = ["", ""];
+    for await (const chunk of stream) {
+      for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? "";
+    }
+    assert.deepEqual(
+      texts,
+      completion.choices.map((choice) => choice.message.content),
     );
   });
 
