@@ -17,6 +17,7 @@ import type {
   TokenLogprob,
 } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
+import { assertPerson, personSchema } from "../support/person-schema.js";
 import { referenceTexts } from "../support/reference.js";
 import { greedyTask } from "../support/tasks.js";
 
@@ -110,6 +111,16 @@ describe("logprobs and n > 1 in the model thread", () => {
     const withLogprobs = await run(greedyTask(messages, 40, { logprobs: 3 }));
     assert.equal(withLogprobs.texts[0] ?? "", reference[1]);
     assertGreedyLogprobs(withLogprobs.logprobs[0], reference[1] ?? "", 3);
+  });
+
+  it("holds the text to a grammar as LlamaChat does, with logprobs", async () => {
+    const grammar = { kind: "json_schema" as const, schema: personSchema };
+    const ask = [{ role: "user" as const, content: "Give me a person" }];
+    const plain = await run(greedyTask(ask, 200, { grammar }));
+    const withLogprobs = await run(greedyTask(ask, 200, { grammar, logprobs: 2 }));
+    assert.equal(withLogprobs.result.finishReason, "stop", "the grammar ends the text");
+    assertPerson(JSON.parse(withLogprobs.texts[0] ?? ""));
+    assert.equal(withLogprobs.texts[0], plain.texts[0]);
   });
 
   it("ends the text before a stop string, with the logprobs of what it kept", async () => {
