@@ -24,6 +24,7 @@ import type {
   UnloadTask,
 } from "../../shared/protocol/index.js";
 import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
+import { SequenceQueue } from "./sequence-queue.js";
 import { ThreadSpares } from "./thread-spares.js";
 
 export interface ModelPoolOptions {
@@ -91,11 +92,10 @@ export class ModelPool {
   readonly #running = new Set<Promise<unknown>>();
   /** Where its threads go back when it closes, if spares are short. */
   #spares: ThreadSpares | undefined;
-  /** Jobs waiting for free sequences (`need`: their choices, all on one thread), in order. */
-  readonly #waiting: { need: number; go: () => void }[] = [];
-  /** Sequences the pool's jobs (running or waiting) take beyond one each: their extra choices. */
-  #extraSequences = 0;
-  #onExtraSequences: ((extra: number) => void) | undefined;
+  /** Jobs waiting for free sequences (a job with `n` choices needs `n` of one thread). */
+  readonly #queue = new SequenceQueue((need) =>
+    this.#lanes.some((lane) => lane.running + need <= this.#sequences),
+  );
   /** The model its threads hold: each job names it (a replacement thread loads it first). */
   readonly #load: ModelLoadOptions;
   #clock = 0;
@@ -195,11 +195,12 @@ export class ModelPool {
   }
 
   /**
-   * Tells `listener` how many sequences the pool's jobs take beyond one each (a job with `n`
-   * choices takes `n`), whenever that changes: the queue worker takes that many fewer jobs.
+   * Tells `listener` how many sequences the pool's jobs (running or waiting) take beyond one each
+   * (a job with `n` choices takes `n`), whenever that changes: the queue worker takes that many
+   * fewer jobs.
    */
   onExtraSequences(listener: (extra: number) => void): void {
-    this.#onExtraSequences = listener;
+    this.#queue.onExtra(listener);
   }
 
   /**
@@ -218,62 +219,21 @@ export class ModelPool {
         ),
       );
     }
-    if (need === 1) return this.#admit(jobId, task, hooks, 1);
-    this.#addExtra(need - 1);
-    const running = this.#admit(jobId, task, hooks, need);
-    void running.then(
-      () => this.#addExtra(1 - need),
-      () => this.#addExtra(1 - need),
-    );
+    const running = this.#queue.canStart(need)
+      ? this.#start(jobId, task, hooks)
+      : new Promise<ThreadResult>((resolve, reject) => {
+          const go = () => {
+            if (this.#closing) reject(new InternalError("the model pool is closing"));
+            else this.#start(jobId, task, hooks).then(resolve, reject);
+          };
+          this.#queue.wait(need, hooks.signal, go, () => resolve(cancelledBeforeStart));
+        });
+    if (need > 1) this.#queue.holdExtra(need - 1, running);
     return running;
   }
 
-  #admit(jobId: string, task: GenerationTask, hooks: RunHooks, need: number) {
-    if (this.#fits(need) && this.#waiting.length === 0)
-      return this.#start(jobId, task, hooks, need);
-    return new Promise<ThreadResult>((resolve, reject) => {
-      const waiter = {
-        need,
-        go: () => {
-          hooks.signal.removeEventListener("abort", onAbort);
-          if (this.#closing) reject(new InternalError("the model pool is closing"));
-          else this.#start(jobId, task, hooks, need).then(resolve, reject);
-        },
-      };
-      const onAbort = () => {
-        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
-        resolve(cancelledBeforeStart);
-        // A waiting job that needed many sequences may have held back smaller ones.
-        this.#startWaiting();
-      };
-      hooks.signal.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.push(waiter);
-    });
-  }
-
-  /** Whether some thread has `need` sequences free. */
-  #fits(need: number): boolean {
-    return this.#lanes.some((lane) => lane.running + need <= this.#sequences);
-  }
-
-  /** Starts waiting jobs, in order, while the first of them fits. */
-  #startWaiting(): void {
-    while (this.#waiting.length > 0 && this.#fits(this.#waiting[0]?.need ?? 1)) {
-      this.#waiting.shift()?.go();
-    }
-  }
-
-  #addExtra(delta: number): void {
-    this.#extraSequences += delta;
-    this.#onExtraSequences?.(this.#extraSequences);
-  }
-
-  #start(
-    jobId: string,
-    task: GenerationTask,
-    hooks: RunHooks,
-    need: number,
-  ): Promise<ThreadResult> {
+  #start(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
+    const need = task.sampling.n ?? 1;
     // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
     // digests of what they hold (never the text itself).
     const routing = this.#promptCache && this.#lanes.length > 1;
@@ -291,7 +251,8 @@ export class ModelPool {
     const result = new Promise<ThreadResult>((resolve, reject) => {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
-          if (routing) output += message.text;
+          // What choice 0 wrote is what its sequence holds (the prefix the pool routes by).
+          if (routing && message.index === undefined) output += message.text;
           if (message.index === undefined && message.logprobs === undefined) {
             hooks.onText(message.text);
           } else {
@@ -330,7 +291,7 @@ export class ModelPool {
     void tracked.then(([ended]) => {
       this.#running.delete(tracked);
       lane.running -= need;
-      this.#startWaiting();
+      this.#queue.startWaiting();
       if (routing) {
         this.#remember(
           lane,
