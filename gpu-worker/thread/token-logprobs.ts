@@ -47,7 +47,10 @@ function textOf(
   before: readonly Token[],
 ): { token: string; bytes: number[] | null } {
   const text = model.detokenize([token], false, before);
-  // Part of a character: its bytes are not known as text (OpenAI would show them; we cannot).
-  if (text.includes(replacementChar)) return { token: text, bytes: null };
-  return { token: text, bytes: [...Buffer.from(text, "utf8")] };
+  if (!text.includes(replacementChar))
+    return { token: text, bytes: [...Buffer.from(text, "utf8")] };
+  // Part of a character: a byte-fallback token (`<0xE8>`) names its byte; other bytes are unknown.
+  const piece = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.[token];
+  const byte = typeof piece === "string" ? /^<0x([0-9A-Fa-f]{2})>$/.exec(piece) : null;
+  return { token: text, bytes: byte?.[1] === undefined ? null : [Number.parseInt(byte[1], 16)] };
 }

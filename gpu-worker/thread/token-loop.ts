@@ -123,7 +123,10 @@ export async function runTokenLoop(options: TokenLoopOptions): Promise<FinishRea
     generated.push(...partial);
     const logprobs = partialLogprobs.splice(0);
     partial.length = 0;
-    if (held.add(text, logprobs)) return "stop";
+    // The end came before the rest of a character: it is not shown (as LlamaCompletion does not).
+    const cut =
+      (atLimit || signal.aborted) && text.endsWith(replacementChar) && !model.isSpecialToken(token);
+    if (!cut && held.add(text, logprobs)) return "stop";
     if (signal.aborted) {
       held.end();
       return "cancelled";

@@ -16,7 +16,7 @@ import type {
   ThreadResult,
   TokenLogprob,
 } from "../../shared/protocol/index.js";
-import { tinyModelPath } from "../support/models.js";
+import { sharedModelPath, tinyModelPath } from "../support/models.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
 import { referenceTexts } from "../support/reference.js";
 import { greedyTask } from "../support/tasks.js";
@@ -208,5 +208,59 @@ describe("logprobs and n > 1 in the model thread", () => {
       assert.match(message, /sampling_params\.n: must be at most 3/);
       return true;
     });
+  });
+});
+
+describe("the token loop on the shared folder's models, where there is one", () => {
+  it("writes LlamaCompletion's and LlamaChat's greedy text, characters split over tokens too", async (context) => {
+    const models = [
+      {
+        name: "stories260K.gguf",
+        cases: [{ prompt: "Lily and Tom went to the park.", maxTokens: 80 }],
+      },
+      {
+        name: "random-llama-chatml-tiny.gguf",
+        cases: [
+          { prompt: "abc", maxTokens: 40 },
+          { messages: [{ role: "user" as const, content: "Hi there" }], maxTokens: 60 },
+        ],
+      },
+    ];
+    let ran = 0;
+    for (const { name, cases } of models) {
+      const modelPath = await sharedModelPath(name);
+      if (modelPath === undefined) continue;
+      const reference = await referenceTexts(modelPath, cases);
+      const pool = await ModelPool.start({
+        model: { name: "shared", path: modelPath },
+        threads: 1,
+        sequences: 2,
+        llamaThreads: 1,
+        contextSize: 512,
+        gpu: false,
+        gpuMemoryUtilization: 0.95,
+        log,
+      });
+      try {
+        for (const [index, item] of cases.entries()) {
+          const input = "prompt" in item ? (item.prompt ?? "") : item.messages;
+          for (const extra of [{ logprobs: 2 }, { n: 2 }]) {
+            const texts: string[] = [];
+            await pool.run(`job-${index}`, greedyTask(input, item.maxTokens, extra), {
+              signal: new AbortController().signal,
+              onText: (piece: string, extras?: DeltaExtras) => {
+                const at = extras?.index ?? 0;
+                texts[at] = (texts[at] ?? "") + piece;
+              },
+            });
+            assert.equal(texts[0], reference[index], `${name} #${index} ${JSON.stringify(extra)}`);
+            ran += 1;
+          }
+        }
+      } finally {
+        await pool.close();
+      }
+    }
+    if (ran === 0) context.skip("no shared models folder beside this checkout");
   });
 });
