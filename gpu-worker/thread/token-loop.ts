@@ -40,7 +40,8 @@ const replacementChar = "\uFFFD";
 
 /**
  * Generates on `sequence` token by token with node-llama-cpp's `evaluateWithMetadata`, for a job
- * that asked for logprobs: LlamaCompletion and LlamaChat do not hand out token probabilities. It
+ * that asked for logprobs (LlamaCompletion and LlamaChat do not hand out token probabilities) or
+ * for several choices (which go in step, `step`, so that a seed repeats them: see `lockstep.ts`). It
  * drives the sequence as LlamaCompletion does: the prefix the sequence holds is reused, the same
  * sampling options (penalties over the last 64 generated tokens, newlines spared; the grammar's
  * evaluation state; the seed), end-of-generation tokens end it, `maxTokens` bounds it. Text is
