@@ -124,6 +124,7 @@ export class Orchestrator {
         embeddingModels: config.served
           .filter((model) => model.settings.embeddings)
           .map((model) => model.name),
+        sequencesPerThread: (model) => settings.get(model)?.sequences ?? config.modelSequences,
       },
       capacity: {
         registry: this.registry,

@@ -57,6 +57,8 @@ const options = {
   "repeat-penalty": { type: "string" },
   "presence-penalty": { type: "string" },
   "frequency-penalty": { type: "string" },
+  choices: { type: "string" },
+  logprobs: { type: "string" },
   url: { type: "string", short: "u" },
   "api-key": { type: "string" },
   "no-stream": { type: "boolean" },

@@ -21,6 +21,8 @@ export class StreamPrinter {
   #nextSeq = 0;
   #final: FinalChunk | undefined;
   #textOpen = false;
+  /** The text of choices past the first (`--choices`), printed after it when the job ends. */
+  readonly #otherChoices = new Map<number, string>();
 
   constructor(options: PrinterOptions) {
     this.#options = options;
@@ -44,6 +46,11 @@ export class StreamPrinter {
     if (this.#options.json) {
       this.#options.out(`${JSON.stringify(chunk)}\n`);
     } else if (!isFinalChunk(chunk) && chunk.delta !== "") {
+      const index = chunk.index ?? 0;
+      if (index !== 0) {
+        this.#otherChoices.set(index, (this.#otherChoices.get(index) ?? "") + chunk.delta);
+        return;
+      }
       this.#options.out(chunk.delta);
       this.#textOpen = true;
     }
@@ -52,6 +59,8 @@ export class StreamPrinter {
   /** The job completed: ends the text with a newline and prints the summary. */
   completed(jobId: string): void {
     this.#closeText();
+    const others = [...this.#otherChoices].sort(([a], [b]) => a - b);
+    for (const [index, text] of others) this.#options.out(`[choice ${index}]\n${text}\n`);
     const final = this.#final;
     if (final === undefined) {
       this.#warn("the job completed without a final chunk");

@@ -56,6 +56,22 @@ export const numericSamplingFlags: readonly NumericFlag[] = [
     rule: "a whole number in [0, 4294967295]",
   },
   {
+    flag: "choices",
+    param: "n",
+    whole: true,
+    min: 1,
+    max: 16,
+    rule: "a whole number in [1, 16]",
+  },
+  {
+    flag: "logprobs",
+    param: "logprobs",
+    whole: true,
+    min: 0,
+    max: 20,
+    rule: "a whole number in [0, 20]",
+  },
+  {
     flag: "repeat-penalty",
     param: "repeat_penalty",
     whole: false,

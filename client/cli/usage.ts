@@ -26,6 +26,10 @@ Sampling (sent as "sampling_params" with vLLM's names; the pool's defaults when 
       --min-p P               in [0, 1]
       --seed N                whole number in [0, 4294967295]
       --stop S                stop string; repeat for several (at most 16)
+      --choices N             generate N choices (vLLM's "n", 1-16); choice 0 streams, the
+                              others follow it, each after a "[choice i]" line
+      --logprobs N            each token's logprob and its N top alternatives (0-20); shown
+                              with --json
       --repeat-penalty R      in (0, 10]
       --presence-penalty P    in [-2, 2]
       --frequency-penalty P   in [-2, 2]

@@ -159,14 +159,17 @@ export class WorkerMetrics {
     this.#busy.set({ model }, 0);
   }
 
-  /** A job took a sequence; call the returned function once when it gives it back. */
-  sequenceTaken(model: string): () => void {
-    this.#busy.inc({ model });
+  /**
+   * A job took a sequence (`count`: a job with that many choices takes as many); call the
+   * returned function once when it gives them back.
+   */
+  sequenceTaken(model: string, count = 1): () => void {
+    this.#busy.inc({ model }, count);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#busy.dec({ model });
+      this.#busy.dec({ model }, count);
     };
   }
 

@@ -4,11 +4,13 @@ import type { GpuChoice } from "../../shared/config/index.js";
 import {
   type ErrorInfo,
   InternalError,
+  InvalidRequestError,
   ModelLoadError,
   PoolError,
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type {
+  DeltaExtras,
   GenerationTask,
   JobTask,
   LoadTask,
@@ -19,10 +21,10 @@ import type {
   ThreadResult,
   ThreadStatsReport,
   ThreadToMainMessage,
-  ToolCallPiece,
   UnloadTask,
 } from "../../shared/protocol/index.js";
 import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
+import { SequenceQueue } from "./sequence-queue.js";
 import { ThreadSpares } from "./thread-spares.js";
 
 export interface ModelPoolOptions {
@@ -52,8 +54,8 @@ export interface ModelPoolOptions {
 export interface RunHooks {
   /** Aborting cancels generation inside the thread (the thread itself lives on). */
   signal: AbortSignal;
-  /** A piece of text, and the function-call pieces that follow it (if any). */
-  onText: (text: string, toolCalls?: ToolCallPiece[]) => void;
+  /** A piece of text; `extras` names its choice (`n` > 1), holds its logprobs if asked, and the function-call pieces that follow it. */
+  onText: (text: string, extras?: DeltaExtras) => void;
   /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
   onStarted?: (threadId: number, sequencesInUse: number) => void;
 }
@@ -92,8 +94,10 @@ export class ModelPool {
   readonly #running = new Set<Promise<unknown>>();
   /** Where its threads go back when it closes, if spares are short. */
   #spares: ThreadSpares | undefined;
-  /** Jobs waiting for a free sequence, each started by calling it. */
-  readonly #waiting: (() => void)[] = [];
+  /** Jobs waiting for free sequences (a job with `n` choices needs `n` of one thread). */
+  readonly #queue = new SequenceQueue((need) =>
+    this.#lanes.some((lane) => lane.running + need <= this.#sequences),
+  );
   /** The model its threads hold: each job names it (a replacement thread loads it first). */
   readonly #load: ModelLoadOptions;
   #clock = 0;
@@ -194,30 +198,45 @@ export class ModelPool {
   }
 
   /**
-   * Runs one job on a free sequence of some thread; with every sequence taken, the job waits for
-   * one (in order of arrival). Rejects with a {@link PoolError}.
+   * Tells `listener` how many sequences the pool's jobs (running or waiting) take beyond one each
+   * (a job with `n` choices takes `n`), whenever that changes: the queue worker takes that many
+   * fewer jobs.
+   */
+  onExtraSequences(listener: (extra: number) => void): void {
+    this.#queue.onExtra(listener);
+  }
+
+  /**
+   * Runs one job on a free sequence of some thread (a job with `n` choices on `n` sequences of one
+   * thread); with too few free, the job waits (in order of arrival). Rejects with a
+   * {@link PoolError}.
    */
   run(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
     if (this.#closing) return Promise.reject(new InternalError("the model pool is closing"));
     if (hooks.signal.aborted) return Promise.resolve(cancelledBeforeStart);
-    const free = this.#lanes.some((lane) => lane.running < this.#sequences);
-    if (free && this.#waiting.length === 0) return this.#start(jobId, task, hooks);
-    return new Promise((resolve, reject) => {
-      const go = () => {
-        hooks.signal.removeEventListener("abort", onAbort);
-        if (this.#closing) reject(new InternalError("the model pool is closing"));
-        else this.#start(jobId, task, hooks).then(resolve, reject);
-      };
-      const onAbort = () => {
-        this.#waiting.splice(this.#waiting.indexOf(go), 1);
-        resolve(cancelledBeforeStart);
-      };
-      hooks.signal.addEventListener("abort", onAbort, { once: true });
-      this.#waiting.push(go);
-    });
+    const need = task.sampling.n ?? 1;
+    if (need > this.#sequences) {
+      return Promise.reject(
+        new InvalidRequestError(
+          `request.sampling_params.n: must be at most ${this.#sequences}, the sequences of one thread of model "${this.name}"`,
+        ),
+      );
+    }
+    const running = this.#queue.canStart(need)
+      ? this.#start(jobId, task, hooks)
+      : new Promise<ThreadResult>((resolve, reject) => {
+          const go = () => {
+            if (this.#closing) reject(new InternalError("the model pool is closing"));
+            else this.#start(jobId, task, hooks).then(resolve, reject);
+          };
+          this.#queue.wait(need, hooks.signal, go, () => resolve(cancelledBeforeStart));
+        });
+    if (need > 1) this.#queue.holdExtra(need - 1, running);
+    return running;
   }
 
   #start(jobId: string, task: GenerationTask, hooks: RunHooks): Promise<ThreadResult> {
+    const need = task.sampling.n ?? 1;
     // Where the prompt cache is worth routing for, the thread's sequences are remembered by the
     // digests of what they hold (never the text itself).
     // An embeddings job counts as one of its lane's `running` jobs like a text job, though it
@@ -227,8 +246,8 @@ export class ModelPool {
     // embedding sequence; they hold nothing worth routing by prefix.
     const routing = this.#promptCache && this.#lanes.length > 1 && task.input.kind !== "embed";
     const digests = routing ? inputDigests(task) : [];
-    const { lane, matched } = this.#chooseLane(digests);
-    lane.running += 1;
+    const { lane, matched } = this.#chooseLane(digests, need);
+    lane.running += need;
     this.#clock += 1;
     lane.lastUsed = this.#clock;
     let output = "";
@@ -240,8 +259,18 @@ export class ModelPool {
     const result = new Promise<ThreadResult>((resolve, reject) => {
       port1.on("message", (message: ThreadToMainMessage) => {
         if (message.type === "delta") {
-          if (routing) output += message.text;
-          hooks.onText(message.text, message.toolCalls);
+          // What choice 0 wrote is what its sequence holds (the prefix the pool routes by).
+          if (routing && message.index === undefined) output += message.text;
+          if (
+            message.index === undefined &&
+            message.logprobs === undefined &&
+            message.toolCalls === undefined
+          ) {
+            hooks.onText(message.text);
+          } else {
+            const { type: _type, text, ...extras } = message;
+            hooks.onText(text, extras);
+          }
           return;
         }
         if (message.type === "started") {
@@ -273,8 +302,8 @@ export class ModelPool {
     this.#running.add(tracked);
     void tracked.then(([ended]) => {
       this.#running.delete(tracked);
-      lane.running -= 1;
-      this.#waiting.shift()?.();
+      lane.running -= need;
+      this.#queue.startWaiting();
       if (routing) {
         this.#remember(
           lane,
@@ -287,15 +316,15 @@ export class ModelPool {
   }
 
   /**
-   * The thread for a job: among those with a free sequence, the one holding the longest prefix of
+   * The thread for a job: among those with enough free sequences, the one holding the longest prefix of
    * its input, then the least busy, then the least recently used.
    */
-  #chooseLane(digests: PrefixDigests): { lane: Lane; matched: number } {
+  #chooseLane(digests: PrefixDigests, need: number): { lane: Lane; matched: number } {
     let best: LaneChoice | undefined;
     for (const lane of this.#lanes) {
       const choice: LaneChoice = {
         lane,
-        free: lane.running < this.#sequences,
+        free: lane.running + need <= this.#sequences,
         shared: 0,
         matched: -1,
       };

@@ -4,11 +4,11 @@ import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import {
+  type DeltaExtras,
   encodeReply,
   encodeStarted,
   type ReplyMessage,
   type TerminalReplyMessage,
-  type ToolCallPiece,
 } from "../../shared/protocol/index.js";
 import { claimJobScript, fencedReplyScript, ownerValue } from "../../shared/registry/job-owner.js";
 import { TurnPipeline } from "./turn-pipeline.js";
@@ -131,11 +131,19 @@ export class JobReplies {
     this.#markLost();
   }
 
-  /** Sends a piece of generated text (and the function-call pieces after it) as the next delta. */
-  text(text: string, toolCalls?: ToolCallPiece[]): void {
-    const calls = toolCalls !== undefined && toolCalls.length > 0;
-    if (this.#ended || this.#lost || (text.length === 0 && !calls)) return;
-    this.#send({ kind: "delta", seq: this.#seq, text, ...(calls ? { toolCalls } : {}) });
+  /**
+   * Sends a piece of generated text as the next delta, with its choice, its logprobs and the
+   * function-call pieces after it, if any.
+   */
+  text(text: string, extras?: DeltaExtras): void {
+    if (this.#ended || this.#lost) return;
+    if (extras === undefined) {
+      if (text.length > 0) this.#send({ kind: "delta", seq: this.#seq, text });
+      return;
+    }
+    const calls = extras.toolCalls !== undefined && extras.toolCalls.length > 0;
+    if (text.length === 0 && extras.logprobs === undefined && !calls) return;
+    this.#send({ kind: "delta", seq: this.#seq, text, ...extras });
   }
 
   /** Sends the terminal message, and waits until Redis has every reply of the job. */

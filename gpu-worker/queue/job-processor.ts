@@ -86,7 +86,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
           }),
         );
     let stripped = Promise.resolve();
-    const release = metrics?.sequenceTaken(pool.name);
+    let release = metrics?.sequenceTaken(pool.name);
     // The claim goes to Redis first and the generation starts beside it, not after it: the
     // replies travel on the same connection behind the claim and are fenced by it, so none is
     // written unless the claim took. A claim refused marks the replies lost, which stops the
@@ -95,9 +95,14 @@ export function createJobProcessor(options: JobProcessorOptions) {
     claiming.catch(() => stop.abort());
     try {
       const task = openJson(keyRing, payload.data.task, generationTaskSchema, "the job's task");
+      if (task.sampling.n !== undefined && release !== undefined) {
+        // Its choices take a sequence each.
+        release();
+        release = metrics?.sequenceTaken(pool.name, task.sampling.n);
+      }
       const running = pool.run(jobId, task, {
         signal,
-        onText: (piece, toolCalls) => replies.text(piece, toolCalls),
+        onText: (piece, extras) => replies.text(piece, extras),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
       });
@@ -118,8 +123,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
       });
       release?.();
       await replies.end({ kind: "done", ...result, runMs, loadMs });
-      // The seed and the vectors go to the caller only (sealed), not into the job's plain metadata.
-      const { seed: _seed, embeddings: _embeddings, ...counts } = result;
+      // The seed, the vectors and the choices go to the caller only (sealed), not into the job's
+      // plain metadata.
+      const { seed: _seed, embeddings: _embeddings, choices: _choices, ...counts } = result;
       const jobResult: JobResult = { ...counts, runMs };
       metrics?.jobCompleted(pool.name, jobResult);
       await stripped;

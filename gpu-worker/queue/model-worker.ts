@@ -30,6 +30,10 @@ export function createModelWorker(options: ModelWorkerOptions): Worker {
     stalledInterval: options.lockMs,
     autorun: true,
   });
+  // A job with `n` choices takes `n` sequences: the worker takes that many fewer jobs meanwhile.
+  pool.onExtraSequences((extra) => {
+    worker.concurrency = Math.max(1, pool.capacity - extra);
+  });
   worker.on("error", (error: Error) => {
     log.error("queue worker error", { model: pool.name, error: error.message });
   });

@@ -13,6 +13,7 @@ import type {
   GenerationTask,
   TaskMessage,
   ThreadResult,
+  TokenLogprob,
   ToolCallPiece,
 } from "../../shared/protocol/index.js";
 import {
@@ -22,6 +23,7 @@ import {
   promptBytesLimit,
 } from "../../shared/protocol/index.js";
 import { toChatHistory } from "./chat-history.js";
+import { generateChoices } from "./choices.js";
 import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
@@ -34,6 +36,11 @@ export interface GenerateHooks {
   onText: (text: string) => void;
   /** Called once the job holds a sequence, with how many of the context's sequences are taken. */
   onStarted?: (sequencesInUse: number) => void;
+  /**
+   * A job with `n` > 1 or logprobs: each choice's text, with its tokens' logprobs when asked
+   * (`onText` gets choice 0's text without them when this is not given).
+   */
+  onChoiceText?: (index: number, text: string, logprobs: TokenLogprob[] | undefined) => void;
   /** Structured output: the grammar the text is held to (compiled from the task's). */
   grammar?: LlamaGrammar | undefined;
   /** Function calling: each piece of each call, as generated (`tool-calls.ts`). */
@@ -75,10 +82,18 @@ export async function generate(
     loaded.context.contextSize,
     task.sampling.maxTokens,
   );
-  const lease = loaded.slots.acquire(prompt.tokens);
-  hooks.onStarted?.(loaded.slots.inUse);
   // An older orchestrator's task may have no seed: one is drawn here, so it is still reported.
   const seed = task.sampling.seed ?? drawSeed();
+  if (task.sampling.n !== undefined || task.sampling.logprobs !== undefined) {
+    return generateChoices({ loaded, task, prompt, maxTokens, seed, hooks }).catch(
+      (error: unknown) => {
+        if (hooks.signal.aborted) return cancelledBeforeStart;
+        throw error;
+      },
+    );
+  }
+  const lease = loaded.slots.acquire(prompt.tokens);
+  hooks.onStarted?.(loaded.slots.inUse);
   // Tokens sampled on the sequence (node-llama-cpp's meter counts each decode with logits): the
   // job's completion tokens, exactly `maxTokens` when it stops for length. Counting the tokens
   // the library hands to `onToken` missed or added one now and then: it holds back tokens that

@@ -24,6 +24,7 @@ import {
   type ThreadToMainMessage,
   threadStatsIntervalMs,
 } from "../../shared/protocol/index.js";
+import { ChoiceWindows } from "./choice-windows.js";
 import { embed } from "./embed.js";
 import { generate } from "./generate.js";
 import { type LoadedModel, loadModel, startBackend } from "./load-model.js";
@@ -89,9 +90,15 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
   port.on("message", (message: MainToThreadMessage) => {
     if (message.type === "abort") controller.abort();
   });
-  const text = windows.open((piece, toolCalls) =>
-    send({ type: "delta", text: piece, ...(toolCalls === undefined ? {} : { toolCalls }) }),
+  const text = windows.open((piece, extras) =>
+    send({
+      type: "delta",
+      text: piece,
+      ...(extras?.toolCalls === undefined ? {} : { toolCalls: extras.toolCalls }),
+    }),
   );
+  // Choices past the first, and logprobs, get windows of their own (see `choice-windows.ts`).
+  const choices = new ChoiceWindows(windows, text, send);
   try {
     const loaded = await load(model);
     if (loaded instanceof Error) {
@@ -107,17 +114,21 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
         : await generate(loaded, task, {
             signal: controller.signal,
             onText: (piece) => text.push(piece),
+            onChoiceText: (index, piece, logprobs) => choices.push(index, piece, logprobs),
             onToolCall: (piece) => text.pushToolCall(piece),
             onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
           });
+    choices.close();
     text.close();
     send({ type: "end", result });
     return result;
   } catch (error) {
+    choices.close();
     text.close();
     send({ type: "error", error: toErrorInfo(error) });
     return undefined;
   } finally {
+    choices.close();
     text.close();
     port.close();
   }

@@ -1,4 +1,4 @@
-import type { ToolCallPiece } from "../../shared/protocol/index.js";
+import type { TokenLogprob, ToolCallPiece } from "../../shared/protocol/index.js";
 
 /** A window sends at once when this much text is waiting, window or not. */
 const maxPendingChars = 16_384;
@@ -44,8 +44,9 @@ export class TextWindows {
   }
 
   /**
-   * A window for one job; `send` gets its coalesced text, and the function-call pieces generated
-   * after it. {@link TextWindow.close} it at the end.
+   * A window for one job (or one choice of it); `send` gets its coalesced text, the logprobs of its
+   * tokens when they were pushed with it, and the function-call pieces generated after it.
+   * {@link TextWindow.close} it at the end.
    */
   open(send: WindowSend): TextWindow {
     this.#open += 1;
@@ -87,7 +88,13 @@ export class TextWindows {
   }
 }
 
-type WindowSend = (text: string, toolCalls?: ToolCallPiece[]) => void;
+/** What a window's message adds to its text, when there is any. */
+export interface WindowExtras {
+  logprobs?: TokenLogprob[];
+  toolCalls?: ToolCallPiece[];
+}
+
+type WindowSend = (text: string, extras?: WindowExtras) => void;
 
 interface TextWindowParts {
   /** The window's length now. */
@@ -103,6 +110,8 @@ export class TextWindow {
   #pending = "";
   /** Function-call pieces waiting, after the text. */
   #calls: ToolCallPiece[] = [];
+  /** The logprobs of the pending text's tokens, for a job that asked for them. */
+  #pendingLogprobs: TokenLogprob[] | undefined;
   #scheduled = false;
   #closed = false;
   #lastSendAt = Number.NEGATIVE_INFINITY;
@@ -111,10 +120,15 @@ export class TextWindow {
     this.#parts = parts;
   }
 
-  push(text: string): void {
-    if (text.length === 0) return;
+  push(text: string, logprobs?: readonly TokenLogprob[]): void {
+    const withLogprobs = logprobs !== undefined && logprobs.length > 0;
+    if (!withLogprobs && text.length === 0) return;
     // Text after function-call pieces goes in a later message, so the order is kept.
     if (this.#calls.length > 0) this.flush();
+    if (withLogprobs) {
+      this.#pendingLogprobs ??= [];
+      this.#pendingLogprobs.push(...logprobs);
+    }
     this.#pending += text;
     this.#due();
   }
@@ -160,14 +174,27 @@ export class TextWindow {
       this.#scheduled = false;
       this.#parts.schedule(this, undefined);
     }
-    if (this.#pending.length === 0 && this.#calls.length === 0) return;
+    if (
+      this.#pending.length === 0 &&
+      this.#calls.length === 0 &&
+      this.#pendingLogprobs === undefined
+    ) {
+      return;
+    }
     const text = this.#pending;
     const calls = this.#calls;
+    const logprobs = this.#pendingLogprobs;
     this.#pending = "";
     this.#calls = [];
+    this.#pendingLogprobs = undefined;
     this.#lastSendAt = performance.now();
-    if (calls.length === 0) this.#parts.send(text);
-    else this.#parts.send(text, calls);
+    if (calls.length === 0 && logprobs === undefined) this.#parts.send(text);
+    else {
+      this.#parts.send(text, {
+        ...(logprobs === undefined ? {} : { logprobs }),
+        ...(calls.length === 0 ? {} : { toolCalls: calls }),
+      });
+    }
   }
 
   /** Sends what is waiting and leaves the thread's windows (once; later calls do nothing). */

@@ -43,6 +43,11 @@ export interface AdmissionPolicy {
   allowPlaintextOpenai?: boolean;
   /** The served models with the `embeddings` setting: the only ones `input` requests may name. */
   embeddingModels?: readonly string[];
+  /**
+   * Sequences of one thread of `model` (its `sequences`): the most choices (`n`) a request may
+   * ask of it, since a job's choices run on one thread. Default: no bound but the contract's.
+   */
+  sequencesPerThread?: (model: string) => number;
   /** The clock the replay window is checked against, in ms (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -124,6 +129,13 @@ function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boole
     );
   }
   if (request.data.input !== undefined) checkServesEmbeddings(model, policy);
+  const choices = request.data.sampling_params?.n ?? 1;
+  const perThread = policy.sequencesPerThread?.(model);
+  if (perThread !== undefined && choices > perThread) {
+    throw new InvalidRequestError(
+      `request.sampling_params.n: must be at most ${perThread} for model "${model}": each choice takes one of the ${perThread} sequences of a model thread`,
+    );
+  }
   const asked = request.data.encrypt_output === true && !plaintext;
   if (asked && policy.encryptOutput === "never") {
     throw new InvalidRequestError(

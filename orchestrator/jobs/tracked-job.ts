@@ -11,6 +11,7 @@ import type { Logger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { redisAnswerWithin } from "../../shared/process/deadline.js";
 import {
+  choiceEndsOf,
   deltaChunkOf,
   encryptChunk,
   type FinalChunk,
@@ -304,6 +305,7 @@ export class TrackedJob implements ReplyTarget {
       },
       ...(message.seed === undefined ? {} : { seed: message.seed }),
       ...(message.embeddings === undefined ? {} : { embeddings: message.embeddings }),
+      ...choiceEndsOf(message.choices),
     };
     if (!record.terminal) {
       this.#context.metrics?.jobCompleted(this.model, final);

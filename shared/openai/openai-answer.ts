@@ -1,10 +1,14 @@
 import {
   assembleToolCalls,
+  type DeltaChunk,
   type FinalChunk,
+  type FinishReason,
   isFinalChunk,
   type StreamChunk,
+  type TokenLogprob,
 } from "../protocol/index.js";
 import { openAiEmbeddingsAnswer } from "./openai-embeddings.js";
+import { chatLogprobs, completionLogprobs } from "./openai-logprobs.js";
 import type { OpenAiAnswerShape } from "./openai-request.js";
 import { openAiToolCallDeltas, openAiToolCalls } from "./openai-tool-calls.js";
 
@@ -24,11 +28,16 @@ function usageOf(final: FinalChunk) {
  * OpenAI knows `stop`, `length` and `tool_calls`; a job stopped by its caller ended, as far as it
  * can tell, early.
  */
-function finishReasonOf(final: FinalChunk): "stop" | "length" | "tool_calls" {
+function finishReasonOf(final: { finish_reason: FinishReason }): "stop" | "length" | "tool_calls" {
   if (final.finish_reason === "length" || final.finish_reason === "tool_calls") {
     return final.finish_reason;
   }
   return "stop";
+}
+
+/** Each choice's end (one, without `n`), in index order. */
+function endsOf(final: FinalChunk): { index: number; finish_reason: FinishReason }[] {
+  return final.choices ?? [{ index: 0, finish_reason: final.finish_reason }];
 }
 
 /**
@@ -40,6 +49,8 @@ export class OpenAiAnswer {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
   #started = false;
+  /** Choices whose first chunk (chat's role) went out; characters each sent (completions' offsets). */
+  readonly #sent = new Map<number, number>();
 
   constructor(
     readonly shape: OpenAiAnswerShape,
@@ -53,67 +64,104 @@ export class OpenAiAnswer {
   events(chunk: StreamChunk): object[] {
     const events: object[] = [];
     const chat = this.shape.route === "chat";
-    if (chat && !this.#started) {
-      events.push(
-        this.#chunk({ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }),
-      );
-    }
+    if (!this.#started) this.#open(0, events);
     this.#started = true;
     if (!isFinalChunk(chunk)) {
-      if (chunk.delta !== "") {
-        events.push(
-          this.#chunk(
-            chat
-              ? { index: 0, delta: { content: chunk.delta }, finish_reason: null }
-              : { index: 0, text: chunk.delta, logprobs: null, finish_reason: null },
-          ),
-        );
+      const index = chunk.index ?? 0;
+      this.#open(index, events);
+      // Function calls follow the chunk's text, as they were generated (tools come with one choice).
+      const calls =
+        chat && chunk.tool_calls !== undefined && chunk.tool_calls.length > 0
+          ? this.#chunk({
+              index,
+              delta: { tool_calls: openAiToolCallDeltas(chunk.tool_calls) },
+              finish_reason: null,
+            })
+          : undefined;
+      if (chunk.delta === "" && chunk.logprobs === undefined) {
+        if (calls !== undefined) events.push(calls);
+        return events;
       }
-      // Function calls follow the chunk's text, as they were generated.
-      if (chat && chunk.tool_calls !== undefined && chunk.tool_calls.length > 0) {
-        events.push(
-          this.#chunk({
-            index: 0,
-            delta: { tool_calls: openAiToolCallDeltas(chunk.tool_calls) },
-            finish_reason: null,
-          }),
-        );
-      }
+      const offset = this.#sent.get(index) ?? 0;
+      this.#sent.set(index, offset + chunk.delta.length);
+      events.push(
+        this.#chunk(
+          chat
+            ? {
+                index,
+                delta: { content: chunk.delta },
+                ...(this.shape.logprobs === true
+                  ? { logprobs: chatLogprobs(chunk.logprobs ?? []) }
+                  : {}),
+                finish_reason: null,
+              }
+            : {
+                index,
+                text: chunk.delta,
+                logprobs: this.#completionLogprobs(chunk.logprobs, offset),
+                finish_reason: null,
+              },
+        ),
+      );
+      if (calls !== undefined) events.push(calls);
       return events;
     }
-    const finishReason = finishReasonOf(chunk);
-    events.push(
-      this.#chunk(
-        chat
-          ? { index: 0, delta: {}, finish_reason: finishReason }
-          : { index: 0, text: "", logprobs: null, finish_reason: finishReason },
-      ),
-    );
+    for (const end of endsOf(chunk)) {
+      this.#open(end.index, events);
+      const finishReason = finishReasonOf(end);
+      events.push(
+        this.#chunk(
+          chat
+            ? { index: end.index, delta: {}, finish_reason: finishReason }
+            : { index: end.index, text: "", logprobs: null, finish_reason: finishReason },
+        ),
+      );
+    }
     if (this.shape.includeUsage) events.push({ ...this.#chunk(undefined), usage: usageOf(chunk) });
     return events;
   }
 
+  /** A chat choice's first chunk (its role), once. */
+  #open(index: number, events: object[]): void {
+    if (this.#sent.has(index)) return;
+    this.#sent.set(index, 0);
+    if (this.shape.route !== "chat") return;
+    events.push(
+      this.#chunk({ index, delta: { role: "assistant", content: "" }, finish_reason: null }),
+    );
+  }
+
+  #completionLogprobs(entries: readonly TokenLogprob[] | undefined, offset: number) {
+    return this.shape.logprobs === true ? completionLogprobs(entries ?? [], offset) : null;
+  }
+
   /** The whole answer of a finished job, from all its chunks. */
   complete(chunks: readonly StreamChunk[]): object {
+    const final = chunks.find(isFinalChunk);
     if (this.shape.route === "embeddings") {
-      const final = chunks.find(isFinalChunk);
       return openAiEmbeddingsAnswer(final, this.model, this.shape.encodingFormat ?? "float");
     }
-    const text = chunks.map((chunk) => ("delta" in chunk ? chunk.delta : "")).join("");
-    const calls = assembleToolCalls(
-      chunks.flatMap((chunk) => ("delta" in chunk ? (chunk.tool_calls ?? []) : [])),
-    );
-    const final = chunks.find(isFinalChunk);
-    const finishReason = final === undefined ? "stop" : finishReasonOf(final);
     const usage = final === undefined ? undefined : usageOf(final);
     const base = { id: this.id, created: this.created, model: this.model };
-    if (this.shape.route === "chat") {
-      return {
-        ...base,
-        object: "chat.completion",
-        choices: [
-          {
-            index: 0,
+    const ends =
+      final === undefined ? [{ index: 0, finish_reason: "stop" as const }] : endsOf(final);
+    const deltas = chunks.filter((chunk): chunk is DeltaChunk => !isFinalChunk(chunk));
+    const chat = this.shape.route === "chat";
+    const choices = ends.map((end) => {
+      const own = deltas.filter((chunk) => (chunk.index ?? 0) === end.index);
+      const text = own.map((chunk) => chunk.delta).join("");
+      const entries = own.flatMap((chunk) => chunk.logprobs ?? []);
+      const logprobs =
+        this.shape.logprobs !== true
+          ? null
+          : chat
+            ? chatLogprobs(entries)
+            : completionLogprobs(entries, 0);
+      const finish_reason = finishReasonOf(end);
+      const calls = assembleToolCalls(own.flatMap((chunk) => chunk.tool_calls ?? []));
+      return chat
+        ? {
+            index: end.index,
             // As OpenAI answers a reply of calls: `content` null unless there was text too.
             message:
               calls.length === 0
@@ -123,17 +171,15 @@ export class OpenAiAnswer {
                     content: text === "" ? null : text,
                     tool_calls: openAiToolCalls(calls),
                   },
-            logprobs: null,
-            finish_reason: finishReason,
-          },
-        ],
-        ...(usage === undefined ? {} : { usage }),
-      };
-    }
+            logprobs,
+            finish_reason,
+          }
+        : { index: end.index, text, logprobs, finish_reason };
+    });
     return {
       ...base,
-      object: "text_completion",
-      choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }],
+      object: chat ? "chat.completion" : "text_completion",
+      choices,
       ...(usage === undefined ? {} : { usage }),
     };
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { GenerationRequest } from "../protocol/index.js";
+import { type GenerationRequest, maxChoices, maxTopLogprobs } from "../protocol/index.js";
 import {
   messageToolFieldsOf,
   openAiMessageToolFields,
@@ -11,7 +11,7 @@ import { responsesEchoSchema } from "./responses-request.js";
 /**
  * OpenAI request bodies (`/v1/chat/completions`, `/v1/completions`) and their translation into
  * this pool's request. The fields are the ones a local model can honour; a field that would change
- * the answer and cannot be honoured (`n` > 1, `logprobs`, ...) is refused by name instead of
+ * the answer and cannot be honoured (`logit_bias`, legacy `functions`, ...) is refused by name instead of
  * being ignored. Fields that change nothing here (`user`, `store`, `metadata`, ...) are accepted.
  */
 
@@ -113,9 +113,12 @@ const common = {
   stream_options: z
     .looseObject({ include_usage: z.boolean({ error: "must be true or false" }).nullish() })
     .nullish(),
-  n: onlyDefault(z.number(), "must be 1: one choice per request"),
-  logprobs: onlyDefault(z.union([z.boolean(), z.number()]), "is not supported"),
-  top_logprobs: unsupported("top_logprobs"),
+  n: z
+    .number({ error: `must be a whole number in [1, ${maxChoices}]` })
+    .int({ error: "must be a whole number" })
+    .min(1, { error: "must be at least 1" })
+    .max(maxChoices, { error: `must be at most ${maxChoices}` })
+    .nullish(),
   logit_bias: unsupported("logit_bias"),
   functions: unsupported("functions"),
   function_call: unsupported("function_call"),
@@ -126,11 +129,30 @@ const common = {
   encrypt_output: z.boolean({ error: "must be true or false" }).nullish(),
 };
 
-export const openAiChatSchema = z.strictObject({
-  ...common,
-  ...openAiToolFields,
-  messages: z.array(chatMessage, { error: "must be a list of messages" }),
-});
+/** `logprobs` of the legacy completions API, `top_logprobs` of chat: top alternatives per token. */
+const topCount = z
+  .number({ error: `must be a whole number in [0, ${maxTopLogprobs}]` })
+  .int({ error: "must be a whole number" })
+  .min(0, { error: "must be at least 0" })
+  .max(maxTopLogprobs, { error: `must be at most ${maxTopLogprobs}` });
+
+export const openAiChatSchema = z
+  .strictObject({
+    ...common,
+    ...openAiToolFields,
+    messages: z.array(chatMessage, { error: "must be a list of messages" }),
+    logprobs: z.boolean({ error: "must be true or false" }).nullish(),
+    top_logprobs: topCount.nullish(),
+  })
+  .superRefine((body, context) => {
+    if (body.top_logprobs != null && body.logprobs !== true) {
+      context.addIssue({
+        code: "custom",
+        path: ["top_logprobs"],
+        message: "needs logprobs: true",
+      });
+    }
+  });
 
 export const openAiCompletionSchema = z.strictObject({
   ...common,
@@ -145,6 +167,8 @@ export const openAiCompletionSchema = z.strictObject({
   echo: onlyDefault(z.boolean(), "is not supported"),
   suffix: z.null({ error: "is not supported" }).optional(),
   best_of: onlyDefault(z.number(), "must be 1"),
+  logprobs: topCount.nullish(),
+  top_logprobs: unsupported("top_logprobs (of chat; completions take logprobs: 0-20)"),
 });
 
 export type OpenAiChatBody = z.infer<typeof openAiChatSchema>;
@@ -161,6 +185,8 @@ export const openAiAnswerShapeSchema = z.object({
   encodingFormat: z.enum(["float", "base64"]).optional(),
   /** A Responses API answer: the request fields its Response object repeats. */
   responses: responsesEchoSchema.optional(),
+  /** The request asked for logprobs: each choice carries its tokens' (absent: false). */
+  logprobs: z.boolean().optional(),
 });
 
 export type OpenAiAnswerShape = z.infer<typeof openAiAnswerShapeSchema>;
@@ -182,6 +208,8 @@ const openAiOnlyFields = [
   "stream",
   "stream_options",
   "n",
+  "logprobs",
+  "top_logprobs",
   "user",
   "encoding_format",
 ] as const;
@@ -217,6 +245,8 @@ export function fromOpenAiBody(
     frequency_penalty: body.frequency_penalty,
     seed: body.seed,
     stop: Array.isArray(body.stop) && body.stop.length === 0 ? undefined : body.stop,
+    n: body.n != null && body.n > 1 ? body.n : undefined,
+    logprobs: logprobsOf(body),
   };
   for (const [key, value] of Object.entries(copy)) if (value != null) sampling[key] = value;
   const format = body.response_format;
@@ -242,8 +272,15 @@ export function fromOpenAiBody(
       route,
       stream: body.stream === true,
       includeUsage: body.stream === true && body.stream_options?.include_usage === true,
+      ...(logprobsOf(body) === undefined ? {} : { logprobs: true }),
     },
   };
+}
+
+/** vLLM's `logprobs` (top alternatives per token) for chat's `logprobs` + `top_logprobs`, or a completion's `logprobs`. */
+function logprobsOf(body: OpenAiBody): number | undefined {
+  if ("messages" in body) return body.logprobs === true ? (body.top_logprobs ?? 0) : undefined;
+  return body.logprobs ?? undefined;
 }
 
 function textOf(value: string | { text: string }[] | null | undefined): string {

@@ -7,6 +7,7 @@ import {
 import { gbnfProblem } from "./gbnf-check.js";
 import { jsonSchemaIssues } from "./json-schema.js";
 import { maxSeed } from "./seed.js";
+import { maxChoices, maxTopLogprobs } from "./token-logprob.js";
 import {
   toolCallSchema,
   toolChoiceSchema,
@@ -63,6 +64,23 @@ function samplingParamsSchema(limits: RequestLimits) {
       repeat_penalty: finite("in (0, 10]").gt(0).max(10).nullish(),
       presence_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
       frequency_penalty: finite("in [-2, 2]").min(-2).max(2).nullish(),
+      /** Choices generated for the request, each on a sequence of its own (vLLM's `n`). */
+      n: z
+        .number({ error: `must be a whole number in [1, ${maxChoices}]` })
+        .int({ error: "must be a whole number" })
+        .min(1, { error: "must be at least 1" })
+        .max(maxChoices, { error: `must be at most ${maxChoices}` })
+        .nullish(),
+      /**
+       * vLLM's `logprobs`: each generated token's log probability, with this many of the most
+       * likely tokens at its place (0: the chosen token's only). `null`: none.
+       */
+      logprobs: z
+        .number({ error: `must be a whole number in [0, ${maxTopLogprobs}]` })
+        .int({ error: "must be a whole number" })
+        .min(0, { error: "must be at least 0" })
+        .max(maxTopLogprobs, { error: `must be at most ${maxTopLogprobs}` })
+        .nullish(),
       /** Structured output: the text is held to this JSON Schema (see `json-schema.ts`). */
       json_schema: jsonSchemaField.nullish(),
       /** Structured output: the text is held to this GBNF grammar (llama.cpp's grammar format). */
@@ -207,6 +225,22 @@ function buildRequestSchema(limits: RequestLimits) {
         context.addIssue({ code: "custom", path: ["tools"], message: 'needs "messages"' });
       }
       for (const issue of toolIssues(request)) context.addIssue({ code: "custom", ...issue });
+      // Choices and logprobs run on the thread's own token loop, which knows no function calling.
+      const params = request.sampling_params;
+      if (request.tools !== undefined && (params?.n ?? 1) > 1) {
+        context.addIssue({
+          code: "custom",
+          path: ["sampling_params", "n"],
+          message: "must be 1 when tools are given",
+        });
+      }
+      if (request.tools !== undefined && params?.logprobs != null) {
+        context.addIssue({
+          code: "custom",
+          path: ["sampling_params", "logprobs"],
+          message: "is not supported together with tools",
+        });
+      }
     });
 }
 

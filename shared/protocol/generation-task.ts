@@ -47,6 +47,10 @@ export const generationTaskSchema = z.strictObject({
     repeatPenalty: z.number(),
     presencePenalty: z.number(),
     frequencyPenalty: z.number(),
+    /** Choices to generate, each on its own sequence (absent: 1). */
+    n: z.number().int().min(2).optional(),
+    /** Log probabilities of each token, with this many top alternatives (absent: none). */
+    logprobs: z.number().int().min(0).optional(),
     /** Structured output: a JSON Schema (checked at admission) or a GBNF grammar text. */
     grammar: z
       .discriminatedUnion("kind", [
@@ -100,6 +104,9 @@ export function toGenerationTask(
       repeatPenalty: params.repeat_penalty ?? 1,
       presencePenalty: params.presence_penalty ?? 0,
       frequencyPenalty: params.frequency_penalty ?? 0,
+      // Only where asked: a task without them is the same as before they existed.
+      ...(params.n != null && params.n > 1 ? { n: params.n } : {}),
+      ...(params.logprobs != null ? { logprobs: params.logprobs } : {}),
       ...(params.json_schema != null
         ? { grammar: { kind: "json_schema" as const, schema: params.json_schema } }
         : params.grammar != null

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { errorCodeSchema } from "../errors/index.js";
+import { choiceResultSchema } from "./choice-result.js";
 import { finishReasonSchema } from "./finish-reason.js";
+import { tokenLogprobSchema } from "./token-logprob.js";
 import { toolCallPieceSchema } from "./tool-call-piece.js";
 
 /**
@@ -14,6 +16,10 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     text: z.string(),
     /** Function calls streamed after `text` (absent from gpu-workers before tools). */
     toolCalls: z.array(toolCallPieceSchema).optional(),
+    /** The choice the text is of (`n` > 1); absent: 0. */
+    index: z.number().int().min(0).optional(),
+    /** The log probabilities of the tokens whose text this is, when the job asked for them. */
+    logprobs: z.array(tokenLogprobSchema).optional(),
   }),
   z.strictObject({
     kind: z.literal("done"),
@@ -25,6 +31,8 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     completionTokens: z.number().int().min(0),
     /** The seed the job sampled with (absent from gpu-workers before seeds were reported). */
     seed: z.number().int().min(0).optional(),
+    /** Each choice's end, with `n` > 1 (`finishReason` is choice 0's, `completionTokens` the sum). */
+    choices: z.array(choiceResultSchema).optional(),
     /** Milliseconds from the start of processing to the end, on the gpu-worker's clock. */
     runMs: z.number().min(0),
     /** Milliseconds the job waited for its model to load (absent from older gpu-workers: 0). */

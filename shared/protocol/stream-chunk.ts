@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type FinishReason, finishReasonSchema } from "./finish-reason.js";
+import type { TokenLogprob } from "./token-logprob.js";
 import { type ToolCallPiece, toolCallPieceSchema } from "./tool-call-piece.js";
 
 export interface Usage {
@@ -31,6 +32,17 @@ export interface DeltaChunk {
   delta: string;
   /** Function calls streamed: pieces that follow the chunk's text (`tool-call-piece.ts`). */
   tool_calls?: ToolCallPiece[];
+  /** The choice the text is of, for a request with `n` > 1; absent: 0. */
+  index?: number;
+  /** One entry per generated token whose text is in `delta`, when the request asked `logprobs`. */
+  logprobs?: TokenLogprob[];
+}
+
+/** How one choice of a request with `n` > 1 ended. */
+export interface ChoiceEnd {
+  index: number;
+  finish_reason: FinishReason;
+  completion_tokens?: number;
 }
 
 /** The last chunk of every stream that did not fail. */
@@ -47,6 +59,11 @@ export interface FinalChunk {
   seed?: number;
   /** An embeddings job's vectors: one per input text, in input order (no deltas precede it). */
   embeddings?: number[][];
+  /**
+   * Each choice's end, in index order, for a request with `n` > 1: `finish_reason` above is choice
+   * 0's, `usage.completion_tokens` counts them all.
+   */
+  choices?: ChoiceEnd[];
 }
 
 export type StreamChunk = DeltaChunk | FinalChunk;

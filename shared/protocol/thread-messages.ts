@@ -1,8 +1,10 @@
 import type { MessagePort } from "node:worker_threads";
 import type { GpuChoice } from "../config/index.js";
 import type { ErrorInfo } from "../errors/index.js";
+import type { ChoiceResult } from "./choice-result.js";
 import type { FinishReason } from "./finish-reason.js";
 import type { GenerationTask } from "./generation-task.js";
+import type { TokenLogprob } from "./token-logprob.js";
 import type { ToolCallPiece } from "./tool-call-piece.js";
 
 /**
@@ -82,13 +84,27 @@ export interface ThreadResult {
   seed?: number;
   /** An embeddings job's vectors, one per input text, in order. */
   embeddings?: number[][];
+  /**
+   * With `n` > 1, each choice's end, in index order; `finishReason` is then choice 0's and
+   * `completionTokens` the sum of all.
+   */
+  choices?: ChoiceResult[];
+}
+
+/** What a delta adds to its text, when the job asked for it: its choice, its tokens' logprobs. */
+export interface DeltaExtras {
+  /** The choice (`n` > 1); absent: 0. */
+  index?: number;
+  logprobs?: TokenLogprob[];
+  /** Function calls streamed after the text (`tool-call-piece.ts`). */
+  toolCalls?: ToolCallPiece[];
 }
 
 /** Thread → main, on the task's port. `end` or `error` is always the last message. */
 export type ThreadToMainMessage =
   /** The job holds a context sequence; `sequencesInUse` counts the thread's, this one included. */
   | { type: "started"; threadId: number; sequencesInUse: number }
-  | { type: "delta"; text: string; toolCalls?: ToolCallPiece[] }
+  | ({ type: "delta"; text: string } & DeltaExtras)
   | { type: "end"; result: ThreadResult }
   | { type: "error"; error: ErrorInfo };
 

@@ -15,22 +15,6 @@ export const toolCallPieceSchema = z.strictObject({
 
 export type ToolCallPiece = z.infer<typeof toolCallPieceSchema>;
 
-/** The caller's chunk (a `DeltaChunk`) for a delta reply. */
-export function deltaChunkOf(message: {
-  seq: number;
-  text: string;
-  toolCalls?: ToolCallPiece[] | undefined;
-}): { seq: number; delta: string; tool_calls?: ToolCallPiece[] } {
-  const chunk: { seq: number; delta: string; tool_calls?: ToolCallPiece[] } = {
-    seq: message.seq,
-    delta: message.text,
-  };
-  if (message.toolCalls !== undefined && message.toolCalls.length > 0) {
-    chunk.tool_calls = message.toolCalls;
-  }
-  return chunk;
-}
-
 /** A reply's whole calls, from its pieces in order: `{id, name, arguments}` per call index. */
 export function assembleToolCalls(
   pieces: Iterable<ToolCallPiece>,

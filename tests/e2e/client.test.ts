@@ -184,6 +184,37 @@ describe("reference client against the real stack", { timeout: 300_000 }, () => 
     assert.equal(`${deltas.join("")}\n`, text.stdout);
   });
 
+  it("--choices prints choice 0 as it streams, then each other choice; --logprobs shows in --json", async () => {
+    const sampled = ["Once upon a time", "--max-tokens", "12", "--temperature", "1", "--seed", "5"];
+    const run = await runClient(withUrl(...sampled, "--choices", "3"), { env: keyEnv });
+    assert.equal(run.code, 0, run.stderr);
+    const [first = "", ...others] = run.stdout.split(/^\[choice \d\]\n/m);
+    assert.ok(first.length > 1, "choice 0 first");
+    assert.equal(others.length, 2);
+    assert.ok(run.stdout.indexOf("[choice 1]\n") < run.stdout.indexOf("[choice 2]\n"), "in order");
+    const json = await runClient(
+      withUrl(...sampled, "--choices", "2", "--logprobs", "2", "--json"),
+      {
+        env: keyEnv,
+      },
+    );
+    assert.equal(json.code, 0, json.stderr);
+    const chunks = json.stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(
+      chunks.some((chunk) => chunk.index === 1),
+      "choice 1's chunks name it",
+    );
+    const deltas = chunks.filter((chunk) => "delta" in chunk) as { logprobs?: unknown[] }[];
+    assert.ok(
+      deltas.every((chunk) => Array.isArray(chunk.logprobs)),
+      "each delta has logprobs",
+    );
+    assert.equal((chunks.at(-1) as { choices?: unknown[] }).choices?.length, 2);
+  });
+
   it("--no-stream (/runsync) prints the same text when the job ends", async () => {
     const streamed = await runClient(withUrl("Once upon a time", ...greedy16), { env: keyEnv });
     const sync = await runClient(withUrl("Once upon a time", ...greedy16, "--no-stream"), {

@@ -148,8 +148,9 @@ describe("openai client through the encrypting proxy (local stack)", () => {
       },
     );
     await assert.rejects(
-      openai.chat.completions.create({ model: "tiny", messages, n: 2 }),
-      (error: unknown) => error instanceof OpenAI.BadRequestError && /\bn\b/.test(error.message),
+      openai.chat.completions.create({ model: "tiny", messages, n: 3 }),
+      (error: unknown) =>
+        error instanceof OpenAI.BadRequestError && /\bn: must be at most 2\b/.test(error.message),
     );
     await assert.rejects(
       openai.chat.completions.create({

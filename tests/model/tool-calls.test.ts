@@ -46,9 +46,9 @@ async function run(pool: ModelPool, task: GenerationTask): Promise<Ran> {
   const messages: ToolCallPiece[][] = [];
   const result = await pool.run(`job-${Math.random()}`, task, {
     signal: new AbortController().signal,
-    onText: (piece, toolCalls) => {
+    onText: (piece, extras) => {
       text += piece;
-      if (toolCalls !== undefined) messages.push(toolCalls);
+      if (extras?.toolCalls !== undefined) messages.push(extras.toolCalls);
     },
   });
   return { text, messages, result };

@@ -214,6 +214,32 @@ describe("admitRequest: an admitted request", () => {
     assert.deepEqual(task.sampling.stop, ["\n"]);
     assert.equal(task.sampling.seed, 3);
   });
+
+  it("carries n and logprobs into the task only when asked", () => {
+    const asked = admitRequest(
+      sealed({ prompt: "Hi", sampling_params: { n: 3, logprobs: 0 } }),
+      policy(),
+    );
+    assert.equal(asked.task.sampling.n, 3);
+    assert.equal(asked.task.sampling.logprobs, 0);
+    const plain = admitRequest(sealed({ prompt: "Hi", sampling_params: { n: 1 } }), policy());
+    assert.ok(!("n" in plain.task.sampling) && !("logprobs" in plain.task.sampling));
+  });
+
+  it("refuses more choices than a model thread has sequences, naming n and the limit", () => {
+    const limited = { ...policy(), sequencesPerThread: () => 4 };
+    admitRequest(sealed({ prompt: "Hi", sampling_params: { n: 4 } }), limited);
+    const message = assertRefused(
+      sealed({ prompt: MARKER, sampling_params: { n: 5 } }),
+      "INVALID_REQUEST",
+      limited,
+    );
+    assert.match(message, /request\.sampling_params\.n: must be at most 4 for model "demo"/);
+    assert.match(
+      assertRefused(sealed({ prompt: "Hi", sampling_params: { logprobs: 21 } }), "INVALID_REQUEST"),
+      /sampling_params\.logprobs: must be at most 20/,
+    );
+  });
 });
 
 describe("admitRequest: size", () => {

@@ -191,8 +191,8 @@ describe("generationRequestSchema: unknown fields", () => {
   it("refuses unknown top-level and sampling fields, naming safe keys", () => {
     assert.match(messageFor({ prompt: "a", stream: true }), /request: unknown field "stream"/);
     assert.match(
-      messageFor(withSampling({ best_of: 2, n: 1 })),
-      /request\.sampling_params: unknown fields "best_of", "n"/,
+      messageFor(withSampling({ best_of: 2, use_beam_search: true })),
+      /request\.sampling_params: unknown fields "best_of", "use_beam_search"/,
     );
     assert.match(
       messageFor({ messages: [{ role: "user", content: "a", name: "x" }] }),

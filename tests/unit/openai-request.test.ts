@@ -86,12 +86,41 @@ describe("OpenAI bodies", () => {
     assert.deepEqual(shape, { route: "completion", stream: false, includeUsage: false });
   });
 
+  it("map n and logprobs to vLLM's sampling_params.n and logprobs", () => {
+    const chat = readOpenAiBody("chat", {
+      messages: [{ role: "user", content: "Hi" }],
+      n: 3,
+      logprobs: true,
+      top_logprobs: 4,
+    });
+    assert.deepEqual(chat.request.sampling_params, { n: 3, logprobs: 4 });
+    assert.equal(chat.shape.logprobs, true);
+    const chosenOnly = readOpenAiBody("chat", {
+      messages: [{ role: "user", content: "Hi" }],
+      logprobs: true,
+    });
+    assert.deepEqual(chosenOnly.request.sampling_params, { logprobs: 0 });
+    const without = readOpenAiBody("chat", {
+      messages: [{ role: "user", content: "Hi" }],
+      logprobs: false,
+    });
+    assert.equal(without.request.sampling_params, undefined);
+    assert.equal(without.shape.logprobs, undefined);
+    const completion = readOpenAiBody("completion", { prompt: "Once", logprobs: 0, n: 2 });
+    assert.deepEqual(completion.request.sampling_params, { n: 2, logprobs: 0 });
+    assert.equal(completion.shape.logprobs, true);
+    const error = refusal(() => readOpenAiBody("completion", { prompt: "Once", logprobs: 21 }));
+    assert.match(error.message, /request\.logprobs: must be at most 20/);
+  });
+
   it("refuse what they cannot honour, by field name", () => {
     const messages = [{ role: "user", content: marker }];
     const cases: [unknown, RegExp][] = [
-      [{ messages, n: 2 }, /request\.n: must be 1/],
+      [{ messages, n: 17 }, /request\.n: must be at most 16/],
       [{ messages, functions: [] }, /request\.functions: functions is not supported/],
-      [{ messages, logprobs: true }, /request\.logprobs/],
+      [{ messages, logprobs: 2 }, /request\.logprobs: must be true or false/],
+      [{ messages, logprobs: true, top_logprobs: 21 }, /request\.top_logprobs: must be at most 20/],
+      [{ messages, top_logprobs: 1 }, /request\.top_logprobs: needs logprobs: true/],
       [{ messages: [{ role: "robot", content: marker }] }, /request\.messages\[0\]\.role/],
       [{ messages, frobnicate: 1 }, /unknown field "frobnicate"/],
     ];

@@ -111,8 +111,8 @@ describe("JsonObjectText", () => {
 describe("tool-call pieces in the text windows", () => {
   it("sends pieces after the text waiting, joins arguments, and keeps later text after them", () => {
     const sent: { text: string; calls?: ToolCallPiece[] }[] = [];
-    const window = new TextWindows(10_000).open((text, calls) =>
-      sent.push(calls === undefined ? { text } : { text, calls }),
+    const window = new TextWindows(10_000).open((text, extras) =>
+      sent.push(extras?.toolCalls === undefined ? { text } : { text, calls: extras.toolCalls }),
     );
     window.push("first");
     window.push("Let me");
@@ -139,8 +139,8 @@ describe("tool-call pieces in the text windows", () => {
 
   it("sends a piece alone at once when the window allows", () => {
     const sent: { text: string; calls?: ToolCallPiece[] }[] = [];
-    const window = new TextWindows(0).open((text, calls) =>
-      sent.push(calls === undefined ? { text } : { text, calls }),
+    const window = new TextWindows(0).open((text, extras) =>
+      sent.push(extras?.toolCalls === undefined ? { text } : { text, calls: extras.toolCalls }),
     );
     window.pushToolCall({ index: 0, id: "call_1", name: "f" });
     assert.deepEqual(sent, [{ text: "", calls: [{ index: 0, id: "call_1", name: "f" }] }]);
