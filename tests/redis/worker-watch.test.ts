@@ -82,7 +82,7 @@ describe("the watch over running jobs' gpu-workers", () => {
   };
 
   const queuedData = async (queueJobId: string) => {
-    const key = `${names.bullPrefix}:${names.modelQueue("tiny")}:${queueJobId}`;
+    const key = names.queueJob("tiny", queueJobId);
     const data = await redis.hget(key, "data");
     return data === null ? undefined : (JSON.parse(data) as JobPayload);
   };
