@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { longPollStream } from "../../client/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { messageOf } from "../../shared/errors/index.js";
+import { RedisNames } from "../../shared/naming.js";
 import {
   decryptChunk,
   isEncryptedChunk,
@@ -75,9 +76,12 @@ export class TestStack {
     readonly dataDir: string,
   ) {
     this.keyRing = KeyRing.parse(key);
+    this.names = new RedisNames(prefix);
   }
 
   readonly keyRing: KeyRing;
+  /** The names of the stack's Redis keys, under its prefix. */
+  readonly names: RedisNames;
 
   static async start(options: StackOptions): Promise<TestStack> {
     const entry = (part: string) => path.join(distRoot, part, "main.js");
