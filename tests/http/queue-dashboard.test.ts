@@ -17,7 +17,7 @@ import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { closeRedis, createRedis, freePort, startRedisServer } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, queueKey, testRedisUrl, uniquePrefix } from "../support/redis.js";
-import { waitFor } from "../support/wait-for.js";
+import { holdsFor, waitFor } from "../support/wait-for.js";
 
 const apiKey = "dashboard-key-456";
 const sealedData = "gAAAAAB-sealed-looking-token";
@@ -300,11 +300,15 @@ describe("queue dashboard without Redis", () => {
       );
       await redis.close();
       // Its handler waits on Redis (commands wait out a reconnect): only a bounded close ends it.
+      let answered = false;
       const stuck = fetch(url).then(
         (response) => response.status,
         () => "cut",
       );
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      void stuck.finally(() => {
+        answered = true;
+      });
+      await holdsFor(() => !answered, 500, "the request to wait on the stopped Redis");
       const exited = once(child, "exit");
       const signalledAt = performance.now();
       child.kill("SIGTERM");
