@@ -1,5 +1,5 @@
 /**
- * Waiting in tests for a condition rather than sleeping a fixed time: the one place tests poll.
+ * Waiting in tests for a condition rather than sleeping a fixed time: the one wait module.
  * A wait ends as soon as what it waits for happens; an assertion over time ({@link holdsFor})
  * fails as soon as what should hold does not.
  */
