@@ -13,7 +13,7 @@ import { createSeededRandom } from "../../gpu-worker/models/gguf/seeded-random.j
 import { FernetKey } from "../../shared/crypto/index.js";
 import { ErrorCode } from "../../shared/errors/index.js";
 import { tinyModelPath } from "../support/models.js";
-import { keysWithPrefix } from "../support/redis.js";
+import { keysWithPrefix, queueKey } from "../support/redis.js";
 import { TestStack, textOf } from "../support/stack.js";
 
 const seed = Number(process.env.FUZZ_SEED ?? 20261126);
@@ -409,7 +409,7 @@ describe("bad input fuzz", () => {
   }
 
   it(`answers ${caseCount} generated bad requests with 400/413/415 or a coded FAILED, queueing nothing`, async () => {
-    const eventsKey = `${stack.prefix}:model-tiny:events`;
+    const eventsKey = queueKey(stack.names, "tiny", "events");
     const lastEvent = (await redis.xrevrange(eventsKey, "+", "-", "COUNT", 1))[0]?.[0] ?? "0-0";
     const random = createSeededRandom(seed).next;
     const cases = Array.from({ length: caseCount }, (_, index) => generate(random, index));

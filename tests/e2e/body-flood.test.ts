@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { percentile } from "../bench/bench-stats.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 /** What `/run` answers for an accepted job (a 1-token job may already have started or ended). */
 const accepted = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"];
@@ -66,14 +67,19 @@ describe("a flood of huge and deep bodies", () => {
       report += data.toString();
     });
     const flooderExited = new Promise((resolve) => flooder.once("exit", resolve));
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(
+      () => report.startsWith("flooding\n"),
+      30_000,
+      "every flood client's first answer",
+      10,
+    );
     const during = percentile(await normalLatencies(20), 50);
     flooder.stdin.end();
     await flooderExited;
     process.stdout.write(
-      `# normal /run median: quiet ${quiet.toFixed(1)} ms, during the flood ${during.toFixed(1)} ms; flood answers by status: ${report}`,
+      `# normal /run median: quiet ${quiet.toFixed(1)} ms, during the flood ${during.toFixed(1)} ms; flood answers by status: ${report.slice("flooding\n".length)}`,
     );
-    const counts = JSON.parse(report) as Record<string, number>;
+    const counts = JSON.parse(report.slice("flooding\n".length)) as Record<string, number>;
     assert.ok(Object.keys(counts).length > 0, "the flood was answered");
     for (const status of Object.keys(counts)) {
       assert.ok(["0", "400", "503"].includes(status), `got ${status}`);

@@ -32,6 +32,7 @@ import { packageRoot } from "../../shared/paths.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 const root = packageRoot();
 const dockerfile = readFileSync(path.join(root, "Dockerfile.gpu"), "utf8");
@@ -390,11 +391,12 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
       LLAMA_THREADS: "1",
     };
     assert.equal(env.NODE_ENV, "production");
-    launcher = spawn(process.execPath, cmd.slice(1), {
+    const started = spawn(process.execPath, cmd.slice(1), {
       cwd: appDir,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    launcher = started;
     for (const stream of [launcher.stdout, launcher.stderr]) {
       stream?.setEncoding("utf8");
       stream?.on("data", (text: string) => logs.push(text));
@@ -406,12 +408,15 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
         encoding: "utf8",
       });
     startEnv = env;
-    const deadline = Date.now() + 90_000;
-    while (check("api").status !== 0 || check("gpu-worker").status !== 0) {
-      assert.equal(launcher.exitCode, null, `the image's command exited:\n${logs.join("")}`);
-      assert.ok(Date.now() < deadline, `not healthy within 90 s:\n${logs.join("")}`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    await waitFor(
+      () => {
+        assert.equal(started.exitCode, null, "the image's command exited");
+        return check("api").status === 0 && check("gpu-worker").status === 0;
+      },
+      90_000,
+      "both parts to be healthy",
+      500,
+    ).catch((error: Error) => assert.fail(`${error.message}:\n${logs.join("")}`));
     const client = execFileSync(
       process.execPath,
       ["dist/client/cli/main.js", "--max-tokens", "16", "Once upon a time"],
@@ -446,12 +451,15 @@ describe("the image's steps, outside Docker", { timeout: 900_000 }, () => {
       stdio: "ignore",
     });
     try {
-      const deadline = Date.now() + 60_000;
-      while (check("dashboard", dashboardEnv).status !== 0) {
-        assert.equal(dashboard.exitCode, null, "the dashboard exited");
-        assert.ok(Date.now() < deadline, "the dashboard was not healthy within 60 s");
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+      await waitFor(
+        () => {
+          assert.equal(dashboard.exitCode, null, "the dashboard exited");
+          return check("dashboard", dashboardEnv).status === 0;
+        },
+        60_000,
+        "the dashboard to be healthy",
+        500,
+      );
     } finally {
       const exited = new Promise((resolve) => dashboard.once("exit", resolve));
       dashboard.kill("SIGTERM");

@@ -13,10 +13,10 @@ import {
   type StreamChunk,
 } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
-import { keysWithPrefix } from "../support/redis.js";
+import { keysWithPrefix, queueKey } from "../support/redis.js";
 import { referenceTexts } from "../support/reference.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
-import { waitFor } from "../support/wait-for.js";
+import { waitFor, waitForValue } from "../support/wait-for.js";
 
 const prompt = "Once upon a time the dog";
 const messages = [
@@ -99,17 +99,17 @@ describe("local API end to end", () => {
     try {
       // The reply reaches the caller before BullMQ records the job as completed: wait for that.
       const completedEvent = async () => {
-        const events = await redis.xrange(`${stack.prefix}:model-tiny:events`, "-", "+");
+        const events = await redis.xrange(queueKey(stack.names, "tiny", "events"), "-", "+");
         return events
           .map(([, fields]) => Object.fromEntries(pairs(fields)))
           .find((event) => event.event === "completed" && event.jobId === view.id);
       };
-      const deadline = Date.now() + 10_000;
-      let completed = await completedEvent();
-      while (completed === undefined && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        completed = await completedEvent();
-      }
+      const completed = await waitForValue(
+        completedEvent,
+        10_000,
+        "BullMQ to record the job completed",
+        20,
+      );
       assert.ok(completed?.returnvalue, "BullMQ recorded the return value");
       // Metadata only (the strict schema refuses any other field, text included).
       const stored = jobResultSchema.parse(JSON.parse(completed.returnvalue));
@@ -173,7 +173,7 @@ describe("local API end to end", () => {
     const redis = new Redis(stack.redisUrl);
     try {
       const keys = await keysWithPrefix(stack.redisUrl, stack.prefix);
-      const events = await redis.xrange(`${stack.prefix}:model-tiny:events`, "-", "+");
+      const events = await redis.xrange(queueKey(stack.names, "tiny", "events"), "-", "+");
       for (const job of refused as JobView[]) {
         assert.equal(job.status, "FAILED");
         assert.ok(!keys.some((key) => key.includes(job.id)), "no key names the refused job");

@@ -16,6 +16,7 @@ import { parseOwner } from "../../shared/registry/job-owner.js";
 import { assertOneNumbering } from "../support/chunks.js";
 import { metricValue } from "../support/metrics.js";
 import { tinyModelPath } from "../support/models.js";
+import { queueKey } from "../support/redis.js";
 import { TestStack, textOf } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
@@ -216,9 +217,8 @@ describe("a gpu-worker paused past its registry entry and its locks", () => {
     const silentEnd = stack.streamAll(silent.id);
     // BullMQ's check (run by the new gpu-worker) fails the lost attempt, the paused gpu-worker's
     // lock having lapsed: the orchestrator must not take that for the job's failure.
-    const queueKey = `${stack.prefix}:${names.modelQueue("tiny")}`;
     await waitFor(
-      async () => (await redis.zscore(`${queueKey}:failed`, silent.id)) !== null,
+      async () => (await redis.zscore(queueKey(names, "tiny", "failed"), silent.id)) !== null,
       30_000,
       "BullMQ to fail the lost attempt",
     );
@@ -275,7 +275,7 @@ describe("a gpu-worker paused past its registry entry and its locks", () => {
       const [nextCursor, keys] = await redis.scan(cursor, "MATCH", `${stack.prefix}:*`);
       cursor = nextCursor;
       for (const key of keys) {
-        if (key.startsWith(`${queueKey}:`)) continue;
+        if (key.startsWith(queueKey(names, "tiny", ""))) continue;
         if ((await redis.pttl(key)) === -1) lasting.push(key);
       }
     } while (cursor !== "0");

@@ -10,8 +10,10 @@ import { after, before, describe, it } from "node:test";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { tinyModelPath } from "../support/models.js";
+import { queueKey } from "../support/redis.js";
 import { referenceTexts } from "../support/reference.js";
 import { TestStack, textOf } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const models = [
   { name: "alpha", options: { seed: 101 }, settings: "?sequences=4" },
@@ -75,16 +77,13 @@ describe("several models in one gpu-worker", () => {
         assert.equal(view.status, "COMPLETED", `${model.name}: ${view.error ?? ""}`);
         assert.equal(textOf(view.output ?? []), reference.get(model.name));
         const completedOn = async (queueName: string) => {
-          const events = await redis.xrange(`${stack.prefix}:model-${queueName}:events`, "-", "+");
+          const events = await redis.xrange(queueKey(stack.names, queueName, "events"), "-", "+");
           return events.some(
             ([, fields]) => fields.includes("completed") && fields.includes(view.id),
           );
         };
         // The reply reaches the caller before BullMQ records the job as completed: wait for that.
-        const deadline = Date.now() + 10_000;
-        while (!(await completedOn(model.name)) && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
+        await waitFor(() => completedOn(model.name), 10_000, "BullMQ to record it completed", 20);
         for (const queueOf of models) {
           const completedHere = await completedOn(queueOf.name);
           assert.equal(
@@ -100,12 +99,12 @@ describe("several models in one gpu-worker", () => {
   });
 
   it("runs 8 concurrent requests on 4 sequences: all complete, at most 4 at once", async (t) => {
-    const queue = new Queue("model-alpha", {
+    const queue = new Queue(stack.names.modelQueue("alpha"), {
       connection: {
         host: new URL(stack.redisUrl).hostname,
         port: Number(new URL(stack.redisUrl).port),
       },
-      prefix: stack.prefix,
+      prefix: stack.names.bullPrefix,
     });
     let sampling = true;
     let peakActive = 0;

@@ -198,7 +198,12 @@ describe("keep-alive and pinned models", () => {
     const unloadedLine = stack.logs.find((line) => line.includes("model unloaded"));
     assert.match(unloadedLine ?? "", /reason=idle/);
     // The threads' heaps, the model and its context are gone: the process holds less.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await waitFor(
+      () => loadedRss - rssMb(pid) > 5,
+      10_000,
+      "the unload to free over 5 MB of the gpu-worker's memory",
+      50,
+    );
     const freedMb = loadedRss - rssMb(pid);
     console.log(
       `# RSS ${loadedRss.toFixed(1)} MB loaded, ${freedMb.toFixed(1)} MB freed by the unload`,

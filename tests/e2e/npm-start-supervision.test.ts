@@ -178,13 +178,19 @@ describe("npm start supervises its gpu-worker", () => {
 
     // The API answers all through the outage, until the new gpu-worker serves the model again.
     let answers = 0;
-    while (linesSaying("model ready").length < 2) {
-      const health = await fetch(`${url}/health`);
-      assert.equal(health.status, 200);
-      answers += 1;
-      if (launcher.exitCode !== null) assert.fail(`the launcher stopped:\n${output.join("")}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      async () => {
+        if (linesSaying("model ready").length >= 2) return true;
+        const health = await fetch(`${url}/health`);
+        assert.equal(health.status, 200);
+        answers += 1;
+        if (launcher.exitCode !== null) assert.fail(`the launcher stopped:\n${output.join("")}`);
+        return false;
+      },
+      120_000,
+      "the new gpu-worker to serve the model",
+      100,
+    );
     assert.ok(answers > 0);
     assert.equal(linesSaying("restarting the gpu-worker").length, 1);
     const secondPid = gpuWorkerPid();

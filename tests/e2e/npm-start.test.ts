@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { freePort } from "../../shared/redis/index.js";
 import { spawnNpmStart } from "../support/npm-start.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -38,21 +39,20 @@ describe("npm start (the local stack launcher)", () => {
     });
     launcher = started.launcher;
     output = started.output;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    const ready = async () => {
+      if (launcher.exitCode !== null) throw new Error(`the stack exited:\n${output.join("")}`);
       try {
         const health = (await (await fetch(`${url}/health`)).json()) as {
           models: { state: string }[];
         };
-        if (health.models[0]?.state === "ready") break;
+        return health.models[0]?.state === "ready";
       } catch {
-        // Not up yet.
+        return false; // Not up yet.
       }
-      if (launcher.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`the stack did not start:\n${output.join("")}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    };
+    await waitFor(ready, 60_000, "the stack to start", 100).catch((error: Error) => {
+      throw new Error(`${error.message}:\n${output.join("")}`);
+    });
   });
 
   after(async () => {

@@ -25,6 +25,7 @@ import { type FinalChunk, isFinalChunk, jobMetadataSchema } from "../../shared/p
 import { closeRedis, createRedis, freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { type JobView, TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const apiKey = "observability-key-789";
 /** In every prompt: must never show up in metrics, job data or the dashboard. */
@@ -412,11 +413,12 @@ describe("operators' view: readiness, metrics, dashboard", () => {
         assert.equal(more.status, "COMPLETED");
         const betaCompleted = String((finals.get("beta")?.length ?? 0) + 1);
         const betaCell = page.locator('#llmpool-overview tr[data-model="beta"] td:nth-child(6)');
-        const refreshDeadline = Date.now() + 15_000;
-        while ((await betaCell.textContent()) !== betaCompleted) {
-          assert.ok(Date.now() < refreshDeadline, "the overview refreshed within 15 s");
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
+        await waitFor(
+          async () => (await betaCell.textContent()) === betaCompleted,
+          15_000,
+          "the overview to refresh",
+          250,
+        );
 
         // A job cancelled while it runs ends as completed in BullMQ; the dashboard counts it
         // apart, and bull-board's list names it cancelled.
@@ -438,11 +440,12 @@ describe("operators' view: readiness, metrics, dashboard", () => {
           prefix: names.bullPrefix,
         });
         try {
-          const endDeadline = Date.now() + 20_000;
-          while (!(await alphaQueue.getJob(running.id))?.finishedOn) {
-            assert.ok(Date.now() < endDeadline, "the cancelled job ended in BullMQ within 20 s");
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
+          await waitFor(
+            async () => (await alphaQueue.getJob(running.id))?.finishedOn !== undefined,
+            20_000,
+            "the cancelled job to end in BullMQ",
+            100,
+          );
           const ended = await alphaQueue.getJob(running.id);
           assert.equal(await ended?.getState(), "completed", "BullMQ completed it");
           const metadata = jobMetadataSchema.parse(ended?.data);
@@ -453,13 +456,16 @@ describe("operators' view: readiness, metrics, dashboard", () => {
         }
         const alphaCells = page.locator('#llmpool-overview tr[data-model="alpha"] td');
         const alphaJobs = String(finals.get("alpha")?.length ?? 0);
-        const cancelDeadline = Date.now() + 15_000;
         // completed, failed, cancelled
-        while ((await alphaCells.allInnerTexts()).slice(5, 8).join(",") !== `${alphaJobs},1,1`) {
-          const cells = (await alphaCells.allInnerTexts()).join(",");
-          assert.ok(Date.now() < cancelDeadline, `alpha's row shows the cancelled job: ${cells}`);
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
+        await waitFor(
+          async () =>
+            (await alphaCells.allInnerTexts()).slice(5, 8).join(",") === `${alphaJobs},1,1`,
+          15_000,
+          "alpha's row to show the cancelled job",
+          250,
+        ).catch(async (error: Error) =>
+          assert.fail(`${error.message}: ${(await alphaCells.allInnerTexts()).join(",")}`),
+        );
 
         const overviewText = (await page.textContent("body")) ?? "";
         await mkdir(outputDir, { recursive: true });

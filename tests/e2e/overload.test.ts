@@ -105,9 +105,9 @@ describe("overload is signalled", { timeout: 600_000 }, () => {
       label: "overload",
     });
     const redis = new URL(stack.redisUrl);
-    queue = new Queue("model-tiny", {
+    queue = new Queue(stack.names.modelQueue("tiny"), {
       connection: { host: redis.hostname, port: Number(redis.port) },
-      prefix: stack.prefix,
+      prefix: stack.names.bullPrefix,
     });
   });
 

@@ -10,6 +10,7 @@ import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { runEntry } from "../support/run-entry.js";
+import { waitFor } from "../support/wait-for.js";
 
 const password = "s3cret-redis-pass";
 
@@ -61,10 +62,15 @@ describe("start-up against an unreachable Redis", () => {
     let redis: ChildProcess | undefined;
     try {
       // Redis comes up only once the orchestrator has found it missing.
-      while (!output().includes("waiting for Redis")) {
-        assert.equal(child.exitCode, null, output());
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        () => {
+          assert.equal(child.exitCode, null, output());
+          return output().includes("waiting for Redis");
+        },
+        20_000,
+        "the orchestrator to wait for Redis",
+        50,
+      );
       redis = spawn(
         "redis-server",
         [
@@ -81,12 +87,15 @@ describe("start-up against an unreachable Redis", () => {
         ],
         { stdio: "ignore" },
       );
-      let health: Response | undefined;
-      for (let i = 0; i < 200 && health?.status !== 200; i += 1) {
-        health = await fetch(`http://127.0.0.1:${env.PORT}/health`).catch(() => undefined);
-        if (health?.status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(health?.status, 200, "the API answers once Redis is up");
+      await waitFor(
+        async () => {
+          const health = await fetch(`http://127.0.0.1:${env.PORT}/health`).catch(() => undefined);
+          return health?.status === 200;
+        },
+        20_000,
+        "the API to answer once Redis is up",
+        100,
+      );
     } finally {
       child.kill("SIGTERM");
       const ran = await ended;

@@ -9,6 +9,7 @@ import type { StreamChunk } from "../../shared/protocol/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
 import { TestStack, textOf } from "../support/stack.js";
+import { waitForLine } from "../support/wait-for.js";
 
 const apiKey = "rp-control-key";
 const pingIntervalMs = 200;
@@ -81,17 +82,21 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
       "the job to stream",
     );
     platform.stop("to-stop");
-    const line = await waitForLog(
-      stack,
+    const line = await waitForLine(
+      stack.logs,
       (l) => l.includes("generation stopped") && l.includes("to-stop"),
+      30_000,
+      "the generation to stop",
     );
     const stoppedInMs = Number(/stoppedInMs=([\d.]+)/.exec(line)?.[1]);
     assert.ok(stoppedInMs <= 100, `generation stopped ${stoppedInMs} ms after the stop signal`);
     assert.ok(stack.logs.some((l) => l.includes("cancelling job") && l.includes("to-stop")));
     // The gpu-worker's own account: when its generation ended, on the wall clock.
-    const finished = await waitForLog(
-      stack,
+    const finished = await waitForLine(
+      stack.logs,
       (l) => l.includes("job finished") && l.includes("jobId=to-stop"),
+      30_000,
+      "the stopped job to finish",
     );
     assert.match(finished, /finishReason=cancelled/);
     const completion = Number(/completionTokens=(\d+)/.exec(finished)?.[1]);
@@ -157,19 +162,3 @@ describe("RunPod worker: heartbeat, stop, errors", () => {
     assert.deepEqual(second.body, first.body, "the same result was posted again");
   });
 });
-
-async function waitForLog(stack: TestStack, test: (line: string) => boolean): Promise<string> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const line = stack.logs.find(test);
-    if (line !== undefined) return line;
-    if (Date.now() > deadline) {
-      // A starved test process runs its timers before the output that waited: read that first.
-      await new Promise((resolve) => setImmediate(resolve));
-      const late = stack.logs.find(test);
-      if (late !== undefined) return late;
-      throw new Error(`log line not found:\n${stack.logs.join("\n")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -32,9 +32,9 @@ describe("RunPod worker: overload", { timeout: 300_000 }, () => {
       label: "rp-overload",
     });
     const redis = new URL(stack.redisUrl);
-    queue = new Queue("model-tiny", {
+    queue = new Queue(stack.names.modelQueue("tiny"), {
       connection: { host: redis.hostname, port: Number(redis.port) },
-      prefix: stack.prefix,
+      prefix: stack.names.bullPrefix,
     });
   });
 

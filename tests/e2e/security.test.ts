@@ -22,8 +22,9 @@ import {
   type StreamChunk,
 } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
-import { keysWithPrefix } from "../support/redis.js";
+import { keysWithPrefix, queueKey } from "../support/redis.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 const marker = `LEAKMARK${randomBytes(6).toString("hex")}`;
@@ -301,8 +302,19 @@ describe("security end to end", () => {
     });
 
     it("finds the marker, the outputs and the key nowhere", async () => {
-      // Let the processes finish their last writes (stream deletion, events) before looking.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Let the processes finish their last writes before looking: BullMQ's end of each job (its
+      // event) and the deletion of the jobs' delta streams and cancel marks.
+      const { names } = stack;
+      await waitFor(
+        async () =>
+          (await redis.llen(queueKey(names, "tiny", "active"))) === 0 &&
+          !(await keysWithPrefix(stack.redisUrl, stack.prefix)).some(
+            (key) => key.startsWith(names.deltaStream("")) || key.startsWith(names.cancelKey("")),
+          ),
+        10_000,
+        "the jobs' last writes",
+        100,
+      );
       dumps.push(await dumpRedis(redis, stack.prefix, stack.redisUrl));
       const secrets = [
         marker,

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { tinyModelPath } from "../support/models.js";
 import { type JobView, TestStack } from "../support/stack.js";
+import { waitFor } from "../support/wait-for.js";
 
 describe("a gpu-worker killed mid-job", () => {
   let stack: TestStack;
@@ -28,13 +29,15 @@ describe("a gpu-worker killed mid-job", () => {
 
   it("fails the job with WORKER_LOST, and serves the next on a new gpu-worker", async () => {
     const { streamed, killedAt } = await stack.killGpuWorkersAtFirstDelta();
-    let state = "ready";
-    while (state !== "unavailable" && performance.now() - killedAt < 15_000) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      const health = (await stack.get("/health")) as { models: { state: string }[] };
-      state = health.models[0]?.state ?? "missing";
-    }
-    assert.equal(state, "unavailable", "the dead gpu-worker's registry entry lapsed");
+    await waitFor(
+      async () => {
+        const health = (await stack.get("/health")) as { models: { state: string }[] };
+        return health.models[0]?.state === "unavailable";
+      },
+      15_000 - (performance.now() - killedAt),
+      "the dead gpu-worker's registry entry to lapse",
+      100,
+    );
     const refused = await stack.run({ prompt: "x" });
     assert.equal(refused.status, "FAILED");
     assert.equal(JSON.parse(refused.error ?? "{}").code, "MODEL_UNAVAILABLE");

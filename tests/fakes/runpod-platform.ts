@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { waitFor } from "../support/wait-for.js";
 
 export interface PlatformJob {
   id?: unknown;
@@ -167,13 +168,9 @@ export class FakeRunpodPlatform {
       .flatMap((post) => post.body.output as unknown[]);
   }
 
-  /** Resolves when `test()` holds (checked on every request), or rejects after `timeoutMs`. */
-  async until(test: () => boolean, timeoutMs = 60_000, what = "the platform state"): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!test()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+  /** Resolves when `test()` holds (checked every 20 ms), or rejects after `timeoutMs`. */
+  until(test: () => boolean, timeoutMs = 60_000, what = "the platform state"): Promise<void> {
+    return waitFor(test, timeoutMs, what, 20);
   }
 
   /** Resolves with a job's accepted final post. */

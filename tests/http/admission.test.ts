@@ -9,18 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Queue } from "bullmq";
-import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
-import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
-import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
-import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
-import { createLogger } from "../../shared/log.js";
-import { RedisNames } from "../../shared/naming.js";
-import { createRedis } from "../../shared/redis/index.js";
-import { testConfig } from "../support/config.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
+import { waitFor } from "../support/wait-for.js";
 
 interface Health {
   models: { name: string; state: string; workers: number; queue: { waiting: number } }[];
@@ -28,37 +18,15 @@ interface Health {
 }
 
 describe("admission: registry and queue limit", () => {
-  const log = createLogger("test", { level: "error" });
-  let redisUrl: string;
-  let prefix: string;
-  let orchestrator: Orchestrator;
-  let api: FastifyInstance;
-  let base: string;
-  let keyRing: KeyRing;
-  const queues: Queue[] = [];
-  const connections: Redis[] = [];
-  const publishers: RegistryPublisher[] = [];
+  let stack: InProcessOrchestrator;
 
-  const publisher = (workerId: string, ttlMs: number) => {
-    const redis = createRedis(redisUrl, `test-${workerId}`, log);
-    connections.push(redis);
-    const created = new RegistryPublisher({
-      redis,
-      names: new RedisNames(prefix),
-      workerId,
-      ttlMs,
-      log,
-    });
-    publishers.push(created);
-    return { publisher: created, redis };
-  };
   const submit = async (request: unknown) => {
     const started = performance.now();
-    const response = await fetch(`${base}/run`, {
+    const response = await fetch(`${stack.base}/run`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
-        input: { encrypted_input: keyRing.encrypt(JSON.stringify(request)) },
+        input: { encrypted_input: stack.keyRing.encrypt(JSON.stringify(request)) },
       }),
     });
     const body = (await response.json()) as { id: string; status: string; error?: string };
@@ -71,49 +39,29 @@ describe("admission: registry and queue limit", () => {
   };
   const code = (view: { error?: string }) =>
     (JSON.parse(view.error ?? "{}") as { code?: string }).code;
-  const health = async () => (await (await fetch(`${base}/health`)).json()) as Health;
+  const health = async () => (await (await fetch(`${stack.base}/health`)).json()) as Health;
   const modelHealth = async (name: string) =>
     (await health()).models.find((model) => model.name === name);
-  const queueOf = (model: string) => {
-    const queue = new Queue(`model-${model}`, {
-      connection: { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port) },
-      prefix,
-    });
-    queues.push(queue);
-    return queue;
-  };
+  const queueOf = (model: string) => stack.queue(model);
 
   before(async () => {
-    redisUrl = await testRedisUrl();
-    prefix = uniquePrefix("admission");
-    const key = FernetKey.generate().exportKey();
-    keyRing = KeyRing.parse(key);
-    const config = testConfig({
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      MODELS:
-        "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
-      ENCRYPTION_KEY: key,
-      MAX_QUEUED_JOBS: "2",
-      // One job at a time per gpu-worker, so the expected Retry-After is simple to compute.
-      MODEL_SEQUENCES: "1",
-      // Jobs left queued at the end are cancelled at once on close.
-      SHUTDOWN_TIMEOUT_MS: "0",
-      PORT: "0",
+    stack = await InProcessOrchestrator.start({
+      label: "admission",
+      env: {
+        MODELS:
+          "tiny=/models/tiny.gguf,other=/models/other.gguf,third=/models/third.gguf?queue_limit=1",
+        MAX_QUEUED_JOBS: "2",
+        // One job at a time per gpu-worker, so the expected Retry-After is simple to compute.
+        MODEL_SEQUENCES: "1",
+        // Jobs left queued at the end are cancelled at once on close.
+        SHUTDOWN_TIMEOUT_MS: "0",
+        PORT: "0",
+      },
+      api: true,
     });
-    orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
-    api = createLocalApi({ orchestrator, apiKey: undefined, log });
-    base = await api.listen({ host: "127.0.0.1", port: 0 });
   });
 
-  after(async () => {
-    await api?.close();
-    await orchestrator?.close();
-    await Promise.all(queues.map((queue) => queue.close()));
-    await Promise.all(publishers.map((p) => p.close()));
-    for (const redis of connections) redis.disconnect();
-    await deleteKeysWithPrefix(redisUrl, prefix);
-  });
+  after(() => stack?.close());
 
   it("refuses 503 MODEL_UNAVAILABLE at once for a configured model no gpu-worker serves", async () => {
     const queue = queueOf("other");
@@ -139,7 +87,7 @@ describe("admission: registry and queue limit", () => {
   });
 
   it("takes jobs for a loading model, and /health shows loading, then ready", async () => {
-    const { publisher: gpuWorker } = publisher("worker-a", 30_000);
+    const { publisher: gpuWorker } = stack.publisher("worker-a", 30_000);
     await gpuWorker.announce(["other"], "loading");
     assert.equal((await modelHealth("other"))?.state, "loading");
     const queue = queueOf("other");
@@ -154,7 +102,7 @@ describe("admission: registry and queue limit", () => {
     await gpuWorker.announce(["other"], "ready");
     assert.equal((await modelHealth("other"))?.state, "ready");
     assert.equal((await health()).workers.connected, 1);
-    await fetch(`${base}/cancel/${accepted.id}`, { method: "POST" });
+    await fetch(`${stack.base}/cancel/${accepted.id}`, { method: "POST" });
     // A graceful stop withdraws the entry: the model is refused again at once.
     await gpuWorker.close();
     assert.equal((await modelHealth("other"))?.state, "unavailable");
@@ -162,18 +110,18 @@ describe("admission: registry and queue limit", () => {
   });
 
   it("refuses a model once its gpu-worker stopped beating (the entry lapsed)", async () => {
-    const { publisher: gpuWorker, redis } = publisher("worker-dies", 1000);
+    const { publisher: gpuWorker, redis } = stack.publisher("worker-dies", 1000);
     await gpuWorker.announce(["third"], "ready");
     assert.equal((await modelHealth("third"))?.state, "ready");
     // The process "dies": its connection is gone, nothing is withdrawn, the heartbeat fails.
     redis.disconnect();
     const died = performance.now();
-    let state = "ready";
-    while (state !== "unavailable" && performance.now() - died < 10_000) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      state = (await modelHealth("third"))?.state ?? "missing";
-    }
-    assert.equal(state, "unavailable");
+    await waitFor(
+      async () => (await modelHealth("third"))?.state === "unavailable",
+      10_000,
+      "the model to be unavailable",
+      100,
+    );
     const lapsedMs = performance.now() - died;
     assert.ok(lapsedMs >= 500, `the entry lived out its TTL (lapsed after ${lapsedMs} ms)`);
     const refused = await submit({ model: "third", prompt: "x" });
@@ -182,7 +130,7 @@ describe("admission: registry and queue limit", () => {
   });
 
   it("refuses 429 QUEUE_FULL beyond MAX_QUEUED_JOBS waiting jobs, queueing nothing more", async () => {
-    const { publisher: gpuWorker } = publisher("worker-b", 30_000);
+    const { publisher: gpuWorker } = stack.publisher("worker-b", 30_000);
     await gpuWorker.announce(["tiny"], "loading");
     const queue = queueOf("tiny");
     const first = await submit({ model: "tiny", prompt: "1" });
@@ -198,13 +146,13 @@ describe("admission: registry and queue limit", () => {
     assert.equal(await queue.getWaitingCount(), 2);
     assert.equal((await modelHealth("tiny"))?.queue.waiting, 2);
     // Room again once a job leaves the queue.
-    await fetch(`${base}/cancel/${first.id}`, { method: "POST" });
+    await fetch(`${stack.base}/cancel/${first.id}`, { method: "POST" });
     const fourth = await submit({ model: "tiny", prompt: "4" });
     assert.equal(fourth.status, "IN_QUEUE");
   });
 
   it("a model's queue_limit setting overrides MAX_QUEUED_JOBS", async () => {
-    const { publisher: gpuWorker } = publisher("worker-c", 30_000);
+    const { publisher: gpuWorker } = stack.publisher("worker-c", 30_000);
     await gpuWorker.announce(["third"], "loading");
     const first = await submit({ model: "third", prompt: "1" });
     assert.equal(first.status, "IN_QUEUE");

@@ -6,56 +6,25 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Redis } from "ioredis";
-import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
-import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
-import { RedisNames } from "../../shared/naming.js";
-import { createRedis } from "../../shared/redis/index.js";
-import { testConfig } from "../support/config.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
 
 describe("job service drain", () => {
-  let redisUrl: string;
-  let prefix: string;
-  let orchestrator: Orchestrator;
-  let keyRing: KeyRing;
-  let registryRedis: Redis;
-  let registry: RegistryPublisher;
+  let stack: InProcessOrchestrator;
 
   before(async () => {
-    redisUrl = await testRedisUrl();
-    prefix = uniquePrefix("drain");
-    const key = FernetKey.generate().exportKey();
-    keyRing = KeyRing.parse(key);
-    const config = testConfig({
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      MODELS: "tiny=/models/tiny.gguf",
-      ENCRYPTION_KEY: key,
+    stack = await InProcessOrchestrator.start({
+      label: "drain",
+      env: { MODELS: "tiny=/models/tiny.gguf" },
+      announce: { models: ["tiny"], state: "loading" },
+      log: createLogger("orchestrator", { level: "error" }),
     });
-    const log = createLogger("orchestrator", { level: "error" });
-    registryRedis = createRedis(redisUrl, "test-registry", log);
-    registry = new RegistryPublisher({
-      redis: registryRedis,
-      names: new RedisNames(prefix),
-      workerId: "loading-gpu-worker",
-      ttlMs: 30_000,
-      log,
-    });
-    await registry.announce(["tiny"], "loading");
-    orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
   });
 
-  after(async () => {
-    await orchestrator?.close();
-    await registry?.close();
-    registryRedis?.disconnect();
-    await deleteKeysWithPrefix(redisUrl, prefix);
-  });
+  after(() => stack?.close());
 
   it("ends a job that was being queued when the drain began", async () => {
+    const { orchestrator, keyRing } = stack;
     const input = { encrypted_input: keyRing.encrypt(JSON.stringify({ prompt: "the dog" })) };
     // Not awaited: the job is past admission's first checks and waiting on Redis.
     const submitted = orchestrator.jobs.submit(input);

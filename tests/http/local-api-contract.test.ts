@@ -6,30 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Queue } from "bullmq";
-import type { FastifyInstance } from "fastify";
-import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
-import { createLocalApi } from "../../orchestrator/local-api/local-api.js";
-import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
+import type { Queue } from "bullmq";
+import type { Orchestrator } from "../../orchestrator/orchestrator.js";
+import { FernetKey, type KeyRing } from "../../shared/crypto/index.js";
 import { createLogger } from "../../shared/log.js";
-import { RedisNames } from "../../shared/naming.js";
-import { createRedis } from "../../shared/redis/index.js";
-import { testConfig } from "../support/config.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
+import { waitFor } from "../support/wait-for.js";
 
 const apiKey = "test-api-key-123";
 
 describe("local API contract (no gpu-worker)", () => {
-  let redisUrl: string;
-  let prefix: string;
+  let stack: InProcessOrchestrator;
   let orchestrator: Orchestrator;
-  let api: FastifyInstance;
   let base: string;
   let keyRing: KeyRing;
   let queue: Queue;
-  let registry: RegistryPublisher;
-  let registryRedis: ReturnType<typeof createRedis>;
   const logs: string[] = [];
 
   const call = async (route: string, init: RequestInit = {}, key: string | null = apiKey) => {
@@ -51,50 +42,18 @@ describe("local API contract (no gpu-worker)", () => {
     });
 
   before(async () => {
-    redisUrl = await testRedisUrl();
-    prefix = uniquePrefix("http");
-    const key = FernetKey.generate().exportKey();
-    keyRing = KeyRing.parse(key);
-    const config = testConfig({
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      MODELS: "tiny=/models/tiny.gguf",
-      ENCRYPTION_KEY: key,
-      API_KEY: apiKey,
-      PORT: "0",
+    stack = await InProcessOrchestrator.start({
+      label: "http",
+      env: { MODELS: "tiny=/models/tiny.gguf", API_KEY: apiKey, PORT: "0" },
+      announce: { models: ["tiny"], state: "loading" },
+      api: { apiKey },
+      log: createLogger("orchestrator", { level: "debug", write: (line) => logs.push(line) }),
     });
-    const log = createLogger("orchestrator", { level: "debug", write: (line) => logs.push(line) });
-    registryRedis = createRedis(redisUrl, "test-registry", log);
-    registry = new RegistryPublisher({
-      redis: registryRedis,
-      names: new RedisNames(prefix),
-      workerId: "loading-gpu-worker",
-      ttlMs: 30_000,
-      log,
-    });
-    await registry.announce(["tiny"], "loading");
-    orchestrator = await Orchestrator.start({
-      config,
-      keyRing: config.keyRing as KeyRing,
-      redisUrl,
-      log,
-    });
-    api = createLocalApi({ orchestrator, apiKey, log });
-    base = await api.listen({ host: "127.0.0.1", port: 0 });
-    queue = new Queue("model-tiny", {
-      connection: { host: new URL(redisUrl).hostname, port: Number(new URL(redisUrl).port) },
-      prefix,
-    });
+    ({ orchestrator, base, keyRing } = stack);
+    queue = stack.queue("tiny");
   });
 
-  after(async () => {
-    await api?.close();
-    await orchestrator?.close();
-    await queue?.close();
-    await registry?.close();
-    registryRedis?.disconnect();
-    await deleteKeysWithPrefix(redisUrl, prefix);
-  });
+  after(() => stack?.close());
 
   it("requires the API key on every route but /health", async () => {
     assert.equal((await call("/status/x", {}, null)).status, 401);
@@ -176,7 +135,12 @@ describe("local API contract (no gpu-worker)", () => {
     assert.equal(final.status, "TIMED_OUT");
     assert.equal(JSON.parse(String(final.error)).code, "TIMED_OUT");
     // The job ends at once; taking it off the queue follows within a few Redis round trips.
-    await eventually(async () => (await queue.getWaitingCount()) === 0);
+    await waitFor(
+      async () => (await queue.getWaitingCount()) === 0,
+      5000,
+      "the job to leave the queue",
+      20,
+    );
   });
 
   it("/purge-queue cancels this orchestrator's waiting jobs", async () => {
@@ -274,11 +238,3 @@ describe("local API contract (no gpu-worker)", () => {
     assert.equal(await queue.getWaitingCount(), 0);
   });
 });
-
-async function eventually(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail("condition not met within the time allowed");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -16,7 +16,8 @@ import {
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { closeRedis, createRedis, freePort, startRedisServer } from "../../shared/redis/index.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { deleteKeysWithPrefix, queueKey, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { holdsFor, waitFor } from "../support/wait-for.js";
 
 const apiKey = "dashboard-key-456";
 const sealedData = "gAAAAAB-sealed-looking-token";
@@ -183,11 +184,12 @@ describe("queue dashboard", () => {
     child.stderr.on("data", (data: Buffer) => {
       output += data.toString();
     });
-    const deadline = Date.now() + 30_000;
-    while (!output.includes("queue dashboard listening") && Date.now() < deadline) {
-      if (child.exitCode !== null) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitFor(
+      () => output.includes("queue dashboard listening") || child.exitCode !== null,
+      30_000,
+      "the dashboard to listen or exit",
+      50,
+    );
     assert.match(output, /queue dashboard listening/, output);
     const listed = async () => {
       const response = await fetch(`http://127.0.0.1:${port}/api/queues`);
@@ -208,14 +210,18 @@ describe("queue dashboard", () => {
         ],
       );
       // A model whose queue an orchestrator opens later: shown without a restart.
-      const late = new Queue(names.modelQueue("late"), { connection: redis, prefix });
+      const late = new Queue(names.modelQueue("late"), {
+        connection: redis,
+        prefix: names.bullPrefix,
+      });
       try {
         await late.waitUntilReady();
-        const deadline = Date.now() + 15_000;
-        while (!(await listed()).includes("model-late")) {
-          assert.ok(Date.now() < deadline, `model-late was not shown within 15 s\n${output}`);
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
+        await waitFor(
+          async () => (await listed()).includes("model-late"),
+          15_000,
+          "model-late to be shown",
+          250,
+        );
         assert.deepEqual(await listed(), [
           "model-extra",
           "model-gamma",
@@ -227,7 +233,7 @@ describe("queue dashboard", () => {
       }
       // Watching a model does not create its queue: the dashboards wrote no queue's keys.
       for (const model of ["extra", "gamma", "other"]) {
-        assert.deepEqual(await redis.keys(`${prefix}:model-${model}:*`), [], model);
+        assert.deepEqual(await redis.keys(queueKey(names, model, "*")), [], model);
       }
     } finally {
       child.kill("SIGTERM");
@@ -262,11 +268,12 @@ describe("queue dashboard without Redis", () => {
       });
     }
     try {
-      const deadline = Date.now() + 30_000;
-      while (!output.includes("queue dashboard listening") && Date.now() < deadline) {
-        if (child.exitCode !== null) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        () => output.includes("queue dashboard listening") || child.exitCode !== null,
+        30_000,
+        "the dashboard to listen or exit",
+        50,
+      );
       assert.match(output, /queue dashboard listening/, output);
       // An empty prefix: said at once, rather than a made-up model shown.
       assert.match(output, /no model in Redis under REDIS_PREFIX yet/, output);
@@ -276,25 +283,32 @@ describe("queue dashboard without Redis", () => {
         "test-late-queue",
         createLogger("test", { level: "error" }),
       );
-      const queue = new Queue("model-tiny", { connection, prefix });
+      const names = new RedisNames(prefix);
+      const queue = new Queue(names.modelQueue("tiny"), { connection, prefix: names.bullPrefix });
       await queue.waitUntilReady();
       await queue.close();
       await closeRedis(connection);
       const url = `http://127.0.0.1:${port}/api/queues`;
-      const shownBy = Date.now() + 15_000;
-      for (;;) {
-        const body = (await (await fetch(url)).json()) as { queues: { name: string }[] };
-        if (body.queues.some((entry) => entry.name === "model-tiny")) break;
-        assert.ok(Date.now() < shownBy, "the late queue was shown within 15 s");
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await waitFor(
+        async () => {
+          const body = (await (await fetch(url)).json()) as { queues: { name: string }[] };
+          return body.queues.some((entry) => entry.name === "model-tiny");
+        },
+        15_000,
+        "the late queue to be shown",
+        250,
+      );
       await redis.close();
       // Its handler waits on Redis (commands wait out a reconnect): only a bounded close ends it.
+      let answered = false;
       const stuck = fetch(url).then(
         (response) => response.status,
         () => "cut",
       );
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      void stuck.finally(() => {
+        answered = true;
+      });
+      await holdsFor(() => !answered, 500, "the request to wait on the stopped Redis");
       const exited = once(child, "exit");
       const signalledAt = performance.now();
       child.kill("SIGTERM");

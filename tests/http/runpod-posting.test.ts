@@ -14,6 +14,7 @@ import { StopChannel } from "../../orchestrator/runpod/stop-channel.js";
 import { StreamPoster } from "../../orchestrator/runpod/stream-poster.js";
 import { WebhookUrls } from "../../orchestrator/runpod/webhook-urls.js";
 import { silentLogger } from "../../shared/log.js";
+import { holdsFor, waitFor } from "../support/wait-for.js";
 
 interface Received {
   path: string;
@@ -116,15 +117,16 @@ describe("RunPod posting", () => {
       windowMs: 0,
       log: silentLogger,
     });
+    const postsOfC = () => received.filter((r) => r.path === "/stream-c");
     poster.push({ seq: 0, delta: "a" });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await waitFor(() => postsOfC().length === 1, 2000, "the first post to be in flight");
     poster.push({ seq: 1, delta: "b" });
     poster.abandon();
     poster.push({ seq: 2, delta: "c" });
     await poster.flush();
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await holdsFor(() => postsOfC().length === 1, 150, "nothing more is posted");
     delayMs = 0;
-    const posts = received.filter((r) => r.path === "/stream-c");
+    const posts = postsOfC();
     assert.equal(posts.length, 1, "only the post already in flight");
   });
 
@@ -158,8 +160,10 @@ describe("RunPod posting", () => {
       onStop: (ids) => stops.push(ids),
       log: silentLogger,
     });
+    const polls = () => received.filter((r) => r.path === "/job-stop/pod").length;
     channel.start();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => polls() === 1, 2000, "the first poll");
+    await holdsFor(() => polls() === 1, 300, "no poll after the 404");
     await channel.close();
     assert.equal(received.filter((r) => r.path === "/job-stop/pod").length, 1);
     assert.deepEqual(stops, []);
@@ -218,10 +222,7 @@ describe("RunPod job loop", () => {
     });
     try {
       jobLoop.start();
-      const deadline = Date.now() + 10_000;
-      while (taken.length < 2 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await waitFor(() => taken.length >= 2, 10_000, "two jobs taken", 20);
       assert.deepEqual(taken, ["a", "b"]);
       assert.deepEqual(malformed, ["c", undefined]);
       assert.ok(

@@ -13,14 +13,12 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Redis } from "ioredis";
 import { GpuWorker } from "../../gpu-worker/gpu-worker.js";
-import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
-import { createLogger } from "../../shared/log.js";
+import type { Orchestrator } from "../../orchestrator/orchestrator.js";
+import type { KeyRing } from "../../shared/crypto/index.js";
 import { createRedis } from "../../shared/redis/index.js";
-import { testConfig } from "../support/config.js";
+import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
 import { tinyModelPath } from "../support/models.js";
 import { personSchema } from "../support/person-schema.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
 
 setFlagsFromString("--expose-gc");
@@ -36,7 +34,7 @@ async function settledHeapBytes(): Promise<number> {
 }
 
 describe("idle after load: nothing kept per job", () => {
-  let redisUrl: string;
+  let stack: InProcessOrchestrator;
   let prefix: string;
   let keyRing: KeyRing;
   let orchestrator: Orchestrator;
@@ -44,35 +42,28 @@ describe("idle after load: nothing kept per job", () => {
   let probe: Redis;
 
   before(async () => {
-    redisUrl = await testRedisUrl();
-    prefix = uniquePrefix("idle");
-    const key = FernetKey.generate().exportKey();
-    keyRing = KeyRing.parse(key);
-    const config = testConfig({
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      MODELS: `tiny=${await tinyModelPath()}`,
-      ENCRYPTION_KEY: key,
-      MODEL_SEQUENCES: "4",
-      CONTEXT_SIZE: "512",
-      LLAMA_THREADS: "1",
-      LLAMA_GPU: "off",
-      // Finished records are kept for `/status` by design: forgotten after 1 s here, so that what
-      // is left is what nothing should hold.
-      RESULT_RETENTION_MS: "1000",
+    stack = await InProcessOrchestrator.start({
+      label: "idle",
+      env: {
+        MODELS: `tiny=${await tinyModelPath()}`,
+        MODEL_SEQUENCES: "4",
+        CONTEXT_SIZE: "512",
+        LLAMA_THREADS: "1",
+        LLAMA_GPU: "off",
+        // Finished records are kept for `/status` by design: forgotten after 1 s here, so that
+        // what is left is what nothing should hold.
+        RESULT_RETENTION_MS: "1000",
+      },
     });
-    const log = createLogger("test", { level: "error" });
+    ({ prefix, keyRing, orchestrator } = stack);
+    const { config, redisUrl, log } = stack;
     gpuWorker = await GpuWorker.start({ config, keyRing, redisUrl, log });
-    orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
+    stack.onClose(() => gpuWorker.close());
     probe = createRedis(redisUrl, "test-probe", log);
+    stack.onClose(() => probe.disconnect());
   });
 
-  after(async () => {
-    await orchestrator?.close();
-    await gpuWorker?.close();
-    probe?.disconnect();
-    await deleteKeysWithPrefix(redisUrl, prefix);
-  });
+  after(() => stack?.close());
 
   /** Runs `count` jobs, 8 at a time: a mix of every kind of job and of cancels. */
   async function load(count: number): Promise<Record<string, number>> {
@@ -114,7 +105,6 @@ describe("idle after load: nothing kept per job", () => {
 
   /** Waits until no part holds anything for a job, the model threads included (they report every 5 s). */
   async function idle(): Promise<void> {
-    const since = performance.now();
     await waitFor(
       () =>
         Object.values(orchestrator.jobs.jobsHeld).every((count) => count === 0) &&
@@ -123,11 +113,18 @@ describe("idle after load: nothing kept per job", () => {
       30_000,
       "both parts to hold no job",
     );
-    // The threads' reports are periodic: wait for one made after the jobs ended.
-    await new Promise((resolve) =>
-      setTimeout(resolve, Math.max(0, 5500 - (performance.now() - since))),
+    // The threads' reports are periodic: wait for one from each thread made after the jobs
+    // ended (each report arrives as an object of its own).
+    const before = new Set(gpuWorker.threadStats);
+    await waitFor(
+      () => gpuWorker.threadStats.every((stats) => !before.has(stats)),
+      30_000,
+      "every model thread to report again",
+      20,
     );
-    orchestrator.jobs.table.sweep();
+    // Sweep as the table's own timer will once the last record's retention has run out, rather
+    // than sleep through it.
+    orchestrator.jobs.table.sweep(performance.now() + stack.config.resultRetentionMs);
     assert.equal(orchestrator.jobs.table.size, 0, "finished records outlived their retention");
   }
 

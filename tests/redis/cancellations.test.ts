@@ -13,6 +13,7 @@ import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { holdsFor } from "../support/wait-for.js";
 
 const log = createLogger("test", { level: "error" });
 
@@ -164,15 +165,24 @@ describe("Cancellations", () => {
     const cancellations = await startCancellations("close");
     const jobId = randomUUID();
     const signal = await registered(cancellations, jobId);
+    const subscribers = async () => {
+      const [, count] = (await publisher.pubsub("NUMSUB", names.controlChannel)) as [
+        string,
+        number,
+      ];
+      return Number(count);
+    };
+    const subscribedBefore = await subscribers();
     const closing = cancellations.close();
     assert.equal(cancellations.close(), closing);
     await closing;
+    assert.equal(await subscribers(), subscribedBefore - 1, "its subscription ended");
     // A second listener proves the message went out while the closed one stayed deaf.
     const listener = await startCancellations("close-witness");
     const witness = await registered(listener, jobId);
     await publisher.publish(names.controlChannel, cancelMessage(jobId));
     await aborted(witness);
-    await sleep(20);
+    await holdsFor(() => !signal.aborted, 20, "the closed listener's job is not aborted");
     assert.equal(signal.aborted, false);
   });
 });

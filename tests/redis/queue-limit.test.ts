@@ -9,71 +9,37 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Redis } from "ioredis";
-import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import type { JobRecord } from "../../orchestrator/jobs/job-record.js";
-import { Orchestrator } from "../../orchestrator/orchestrator.js";
-import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
-import { createLogger } from "../../shared/log.js";
-import { RedisNames } from "../../shared/naming.js";
-import { closeRedis, createRedis } from "../../shared/redis/index.js";
-import { testConfig } from "../support/config.js";
-import {
-  deleteKeysWithPrefix,
-  keysWithPrefix,
-  testRedisUrl,
-  uniquePrefix,
-} from "../support/redis.js";
+import type { Orchestrator } from "../../orchestrator/orchestrator.js";
+import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
+import { keysWithPrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait-for.js";
 
 const limit = 50;
 const requests = 300;
 
 describe("the queue limit with two orchestrators on one Redis", () => {
-  const log = createLogger("test", { level: "error" });
-  let redisUrl: string;
-  let prefix: string;
-  let keyRing: KeyRing;
-  let redis: Redis;
-  let publisher: RegistryPublisher;
+  let stack: InProcessOrchestrator;
   const orchestrators: Orchestrator[] = [];
 
   before(async () => {
-    redisUrl = await testRedisUrl();
-    prefix = uniquePrefix("limit");
-    const key = FernetKey.generate().exportKey();
-    keyRing = KeyRing.parse(key);
-    const config = testConfig({
-      REDIS_URL: redisUrl,
-      REDIS_PREFIX: prefix,
-      MODELS: "tiny=/models/tiny.gguf",
-      ENCRYPTION_KEY: key,
-      MAX_QUEUED_JOBS: String(limit),
-      SHUTDOWN_TIMEOUT_MS: "0",
+    stack = await InProcessOrchestrator.start({
+      label: "limit",
+      env: {
+        MODELS: "tiny=/models/tiny.gguf",
+        MAX_QUEUED_JOBS: String(limit),
+        SHUTDOWN_TIMEOUT_MS: "0",
+      },
+      announce: { models: ["tiny"], state: "loading" },
     });
-    for (let i = 0; i < 2; i += 1) {
-      orchestrators.push(await Orchestrator.start({ config, keyRing, redisUrl, log }));
-    }
-    redis = createRedis(redisUrl, "test-limit", log);
-    publisher = new RegistryPublisher({
-      redis,
-      names: new RedisNames(prefix),
-      workerId: "worker-loading",
-      ttlMs: 30_000,
-      log,
-    });
-    await publisher.announce(["tiny"], "loading");
+    orchestrators.push(stack.orchestrator, await stack.addOrchestrator());
   });
 
-  after(async () => {
-    await Promise.all(orchestrators.map((orchestrator) => orchestrator.close()));
-    await publisher?.close();
-    if (redis) await closeRedis(redis);
-    await deleteKeysWithPrefix(redisUrl, prefix);
-  });
+  after(() => stack?.close());
 
   it(`accepts exactly ${limit} of ${requests} requests sent at once to both`, async () => {
     const input = () => ({
-      encrypted_input: keyRing.encrypt(JSON.stringify({ model: "tiny", prompt: "x" })),
+      encrypted_input: stack.keyRing.encrypt(JSON.stringify({ model: "tiny", prompt: "x" })),
     });
     const inputs = Array.from({ length: requests }, input);
     const [first] = orchestrators as [Orchestrator, Orchestrator];
@@ -106,14 +72,12 @@ describe("the queue limit with two orchestrators on one Redis", () => {
     assert.ok(deepest <= limit, `the queue held ${deepest} waiting jobs`);
     assert.equal((await first.queues.depths()).get("tiny")?.waiting, limit);
     // Each reservation was given back once its job was queued.
-    const reservations = new RedisNames(prefix).queueReservations("tiny");
-    for (
-      let i = 0;
-      i < 100 && (await keysWithPrefix(redisUrl, prefix)).includes(reservations);
-      i++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(!(await keysWithPrefix(redisUrl, prefix)).includes(reservations));
+    const reservations = stack.names.queueReservations("tiny");
+    await waitFor(
+      async () => !(await keysWithPrefix(stack.redisUrl, stack.prefix)).includes(reservations),
+      2000,
+      "the reservations to be given back",
+      20,
+    );
   });
 });

@@ -8,7 +8,7 @@ import type { Redis } from "ioredis";
 import { TurnPipeline } from "../../gpu-worker/publish/turn-pipeline.js";
 import { createLogger } from "../../shared/log.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import { deleteKeysWithPrefix, scratchKey, testRedisUrl, uniquePrefix } from "../support/redis.js";
 
 const log = createLogger("test", { level: "error" });
 
@@ -30,8 +30,8 @@ describe("TurnPipeline", () => {
 
   it("sends one turn's commands as one pipeline, in order, with errors kept apart", async () => {
     const writes = new TurnPipeline(redis);
-    const list = `${prefix}:list`;
-    const text = `${prefix}:text`;
+    const list = scratchKey(prefix, "list");
+    const text = scratchKey(prefix, "text");
     await redis.set(text, "not a list");
     const results = await Promise.all([
       writes.add((p) => p.rpush(list, "a").rpush(list, "b")),
@@ -46,7 +46,7 @@ describe("TurnPipeline", () => {
 
   it("starts a new pipeline in the next turn", async () => {
     const writes = new TurnPipeline(redis);
-    const counter = `${prefix}:counter`;
+    const counter = scratchKey(prefix, "counter");
     const first = writes.add((p) => p.incr(counter));
     await first;
     const second = writes.add((p) => p.incr(counter));

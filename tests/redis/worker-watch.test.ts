@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { ReplyPublisher } from "../../gpu-worker/publish/reply-publisher.js";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
@@ -28,7 +27,7 @@ import { RedisNames } from "../../shared/naming.js";
 import type { JobPayload } from "../../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
-import { waitFor } from "../support/wait-for.js";
+import { holdsFor, waitFor } from "../support/wait-for.js";
 
 const log = createLogger("test", { level: "error" });
 const keyRing = new KeyRing([FernetKey.generate()]);
@@ -83,7 +82,7 @@ describe("the watch over running jobs' gpu-workers", () => {
   };
 
   const queuedData = async (queueJobId: string) => {
-    const key = `${names.bullPrefix}:${names.modelQueue("tiny")}:${queueJobId}`;
+    const key = names.queueJob("tiny", queueJobId);
     const data = await redis.hget(key, "data");
     return data === null ? undefined : (JSON.parse(data) as JobPayload);
   };
@@ -199,7 +198,7 @@ describe("the watch over running jobs' gpu-workers", () => {
     const reader = new ModelRegistryReader({ redis, names, log });
     assert.equal((await reader.serving("tiny")).workerIds.includes("gpu-e"), false);
     // Twice the TTL: an entry not refreshed (as `draining`) would have lapsed by now.
-    await sleep(2 * registryTtlMs);
+    await holdsFor(() => ended.length === 0, 2 * registryTtlMs, "no job of it ends");
     assert.deepEqual(ended, []);
     assert.equal(job.queueJobId, jobId, "not queued again");
     await draining.registry.close();

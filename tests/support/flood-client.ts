@@ -1,7 +1,8 @@
 /**
  * A flood of huge bodies from a process of its own (so the flood's own work does not slow the
  * test that measures the server): `node flood-client.js URL CLIENTS BYTES`. Each of CLIENTS
- * loops posting BYTES of `[` until stdin closes; prints the status counts as JSON at the end.
+ * loops posting BYTES of `[` until stdin closes. Prints `flooding` once the server has answered
+ * one post of every client, and the status counts as JSON at the end.
  */
 import http from "node:http";
 
@@ -32,11 +33,18 @@ function post(): Promise<number> {
   });
 }
 
+let answering = 0;
 await Promise.all(
   Array.from({ length: Number(clients) }, async () => {
+    let first = true;
     while (flooding) {
       const status = String(await post());
       counts[status] = (counts[status] ?? 0) + 1;
+      if (first) {
+        first = false;
+        answering += 1;
+        if (answering === Number(clients)) process.stdout.write("flooding\n");
+      }
     }
   }),
 );

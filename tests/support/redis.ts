@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { RedisNames } from "../../shared/naming.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 
 let server: Promise<RedisServerProcess> | undefined;
@@ -23,6 +24,19 @@ export async function testRedisUrl(): Promise<string> {
 /** A prefix no other test uses (REDIS_PREFIX syntax). */
 export function uniquePrefix(label: string): string {
   return `t-${label}-${randomBytes(4).toString("hex")}`;
+}
+
+/**
+ * A key BullMQ keeps for one model's queue, `<bullPrefix>:<queue>:<key>`: `events` (its event
+ * stream), `meta`, `failed`, a job id, or `*` (a pattern of them all).
+ */
+export function queueKey(names: RedisNames, model: string, key: string): string {
+  return `${names.bullPrefix}:${names.modelQueue(model)}:${key}`;
+}
+
+/** A key of a test's own under its prefix, deleted with the prefix's keys: never a product key. */
+export function scratchKey(prefix: string, name: string): string {
+  return `${prefix}:test-${name}`;
 }
 
 /** Every key under a prefix. */

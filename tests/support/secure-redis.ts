@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort, redisAnswers } from "../../shared/redis/index.js";
+import { waitFor } from "./wait-for.js";
 
 export interface SecureRedis {
   password: string;
@@ -103,12 +104,17 @@ export async function startSecureRedis(): Promise<SecureRedis> {
 async function start(args: string[], url: string): Promise<ChildProcess | undefined> {
   const child = spawn("redis-server", args, { stdio: "ignore" });
   child.on("error", () => {});
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) return undefined;
-    if (await redisAnswers(url, 500)) return child;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  const answers = await waitFor(
+    async () => exited() || (await redisAnswers(url, 500)),
+    10_000,
+    "redis-server to answer",
+    50,
+  ).then(
+    () => !exited(),
+    () => false,
+  );
+  if (answers) return child;
   child.kill("SIGKILL");
   return undefined;
 }

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { longPollStream } from "../../client/index.js";
 import { FernetKey, KeyRing } from "../../shared/crypto/index.js";
 import { messageOf } from "../../shared/errors/index.js";
+import { RedisNames } from "../../shared/naming.js";
 import {
   decryptChunk,
   isEncryptedChunk,
@@ -21,6 +22,7 @@ import {
 } from "../../shared/protocol/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
+import { waitFor } from "./wait-for.js";
 
 const distRoot = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -74,9 +76,12 @@ export class TestStack {
     readonly dataDir: string,
   ) {
     this.keyRing = KeyRing.parse(key);
+    this.names = new RedisNames(prefix);
   }
 
   readonly keyRing: KeyRing;
+  /** The names of the stack's Redis keys, under its prefix. */
+  readonly names: RedisNames;
 
   static async start(options: StackOptions): Promise<TestStack> {
     const entry = (part: string) => path.join(distRoot, part, "main.js");
@@ -175,20 +180,21 @@ export class TestStack {
       });
     }
     const child = this.#spawn("orchestrator", this.#orchestratorEnv);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) {
-        throw new Error(`the new orchestrator exited:\n${this.logs.join("\n")}`);
-      }
-      try {
-        await this.get("/health");
-        return child;
-      } catch {
-        // Not listening yet.
-      }
-      if (Date.now() > deadline) throw new Error("the new orchestrator did not start");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`the new orchestrator exited:\n${this.logs.join("\n")}`);
+        }
+        return this.get("/health").then(
+          () => true,
+          () => false, // Not listening yet.
+        );
+      },
+      60_000,
+      "the new orchestrator to start",
+      100,
+    );
+    return child;
   }
 
   /**
@@ -199,20 +205,21 @@ export class TestStack {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const child = this.#spawn("orchestrator", { ...this.#orchestratorEnv, PORT: String(port) });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) {
-        throw new Error(`the other orchestrator exited:\n${this.logs.join("\n")}`);
-      }
-      try {
-        await fetch(`${url}/health`, { headers: this.#authorization });
-        return url;
-      } catch {
-        // Not listening yet.
-      }
-      if (Date.now() > deadline) throw new Error("the other orchestrator did not start");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) {
+          throw new Error(`the other orchestrator exited:\n${this.logs.join("\n")}`);
+        }
+        return fetch(`${url}/health`, { headers: this.#authorization }).then(
+          () => true,
+          () => false, // Not listening yet.
+        );
+      },
+      60_000,
+      "the other orchestrator to start",
+      100,
+    );
+    return url;
   }
 
   /**
@@ -233,11 +240,7 @@ export class TestStack {
     const streamed = this.streamAll(job.id, (chunk) => {
       if (killed === undefined && !isFinalChunk(chunk)) killed = this.killGpuWorkers("SIGKILL");
     });
-    const deadline = performance.now() + 60_000;
-    while (killed === undefined) {
-      if (performance.now() > deadline) throw new Error("the job streamed nothing within 60 s");
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+    await waitFor(() => killed !== undefined, 60_000, "the job's first delta");
     await killed;
     return { job, streamed, killedAt: performance.now() };
   }
@@ -254,27 +257,33 @@ export class TestStack {
    */
   async addGpuWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
     const child = this.#spawn("gpu-worker", { ...this.#gpuWorkerEnv, ...env });
-    const deadline = Date.now() + 60_000;
-    while (!this.logsOf(child).some((line) => line.includes("gpu-worker ready"))) {
-      if (child.exitCode !== null)
-        throw new Error(`the gpu-worker exited:\n${this.logs.join("\n")}`);
-      if (Date.now() > deadline) throw new Error("the gpu-worker did not start");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      () => {
+        if (child.exitCode !== null)
+          throw new Error(`the gpu-worker exited:\n${this.logs.join("\n")}`);
+        return this.logsOf(child).some((line) => line.includes("gpu-worker ready"));
+      },
+      60_000,
+      "the gpu-worker to start",
+      100,
+    );
     return child;
   }
   async #waitForLogs(modelCount: number): Promise<void> {
-    const deadline = Date.now() + 60_000;
     const count = (text: string) => this.logs.filter((line) => line.includes(text)).length;
-    while (count("RunPod worker started") < 1 || count("model ready") < modelCount) {
-      if (this.#children.some((child) => child.exitCode !== null)) {
-        throw new Error(`a stack process exited:\n${this.logs.join("\n")}`);
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`the RunPod stack did not start:\n${this.logs.join("\n")}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await this.explain(
+      waitFor(
+        () => {
+          if (this.#children.some((child) => child.exitCode !== null)) {
+            throw new Error(`a stack process exited:\n${this.logs.join("\n")}`);
+          }
+          return count("RunPod worker started") >= 1 && count("model ready") >= modelCount;
+        },
+        60_000,
+        "the RunPod stack to start",
+        50,
+      ),
+    );
   }
 
   /** The gpu-worker processes, in the order they were started. */
@@ -292,8 +301,7 @@ export class TestStack {
   }
 
   async #waitUntilServing(modelCount: number): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
+    const serving = async () => {
       for (const child of this.#children) {
         if (child.exitCode !== null) {
           throw new Error(
@@ -303,15 +311,12 @@ export class TestStack {
       }
       try {
         const health = (await this.get("/health")) as { models: { state: string }[] };
-        const ready = health.models.filter((model) => model.state === "ready").length;
-        if (ready >= modelCount) return;
+        return health.models.filter((model) => model.state === "ready").length >= modelCount;
       } catch {
-        // Not listening yet.
+        return false; // Not listening yet.
       }
-      if (Date.now() > deadline)
-        throw new Error(`the stack did not start:\n${this.logs.join("\n")}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    };
+    await this.explain(waitFor(serving, 60_000, "the stack to start", 100));
   }
 
   /** `promise`, whose failure is rethrown with every log line so far (for diagnosis). */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { callSignal } from "../../shared/process/call-signal.js";
+import { holdsFor } from "../support/wait-for.js";
 
 describe("callSignal", () => {
   it("aborts with a TimeoutError once its time is up", async () => {
@@ -38,7 +39,12 @@ describe("callSignal", () => {
     assert.equal(listeners, 100);
     for (const call of calls) call.done();
     assert.equal(listeners, 0);
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    // Past the calls' own 30 ms timeout: a finished call's timer must not fire either.
+    await holdsFor(
+      () => calls.every((call) => !call.signal.aborted),
+      60,
+      "no finished call is aborted by its timeout",
+    );
     outer.abort();
     assert.ok(
       calls.every((call) => !call.signal.aborted),

@@ -168,7 +168,8 @@ describe("JobRecord waiting", () => {
       ended = true;
     });
     record.addChunk({ seq: 0, delta: "a" });
-    await sleep(5);
+    // Lets every callback the chunk set off run.
+    await new Promise(setImmediate);
     assert.equal(ended, false, "a chunk is not the end");
     record.complete();
     await waiting;

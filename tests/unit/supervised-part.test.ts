@@ -4,6 +4,7 @@
  * stable run, a part whose first start fails is given up on, and `close()` stops it for good.
  */
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -11,11 +12,19 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { type PartExit, SupervisedPart } from "../../scripts/launcher/supervised-part.js";
 import { createLogger } from "../../shared/log.js";
 import { readyMessage } from "../../shared/process/ready-signal.js";
-import { waitFor } from "../support/wait-for.js";
+import { holdsFor, waitFor } from "../support/wait-for.js";
 
-/** A stand-in part: says it started (READY=1), runs RUN_MS, exits EXIT_CODE. */
+/**
+ * A stand-in part: says it started (READY=1; then writes READY_FILE, if named, for the test to
+ * see), runs RUN_MS, exits EXIT_CODE.
+ */
 const partScript = `
-if (process.env.READY === "1") process.send(${JSON.stringify(readyMessage)});
+import { writeFileSync } from "node:fs";
+if (process.env.READY === "1") {
+  process.send(${JSON.stringify(readyMessage)}, () => {
+    if (process.env.READY_FILE) writeFileSync(process.env.READY_FILE, "");
+  });
+}
 setTimeout(() => process.exit(Number(process.env.EXIT_CODE)), Number(process.env.RUN_MS));
 `;
 
@@ -95,20 +104,26 @@ describe("SupervisedPart", () => {
     part.start();
     await waitFor(() => givenUp.length === 1, 30_000, "the give-up");
     assert.deepEqual(givenUp, [{ exit: { code: 2, signal: null }, started: false }]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await holdsFor(() => crashes().length === 0, 200, "no restart");
     assert.equal(crashes().length, 0);
     await part.close();
   });
 
   it("close() stops the running process for good, and is idempotent", async () => {
-    const { part, lines, givenUp } = supervise({ READY: "1", RUN_MS: "60000", EXIT_CODE: "0" });
+    const readyFile = path.join(dir, "close-ready");
+    const { part, lines, givenUp } = supervise({
+      READY: "1",
+      READY_FILE: readyFile,
+      RUN_MS: "60000",
+      EXIT_CODE: "0",
+    });
     part.start();
-    // Running (and, after this long, started): a stop now would be restarted but for close().
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Running and started: a stop now would be restarted but for close().
+    await waitFor(() => existsSync(readyFile), 30_000, "the part to say it started");
     const closing = part.close();
     assert.equal(part.close(), closing);
     await closing;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await holdsFor(() => lines.length === 0 && givenUp.length === 0, 200, "no restart, no give-up");
     assert.deepEqual(lines, []);
     assert.deepEqual(givenUp, []);
   });
