@@ -23,7 +23,8 @@ import type {
   ThreadToMainMessage,
   UnloadTask,
 } from "../../shared/protocol/index.js";
-import { heldDigests, inputDigests, type PrefixDigests, sharedBlocks } from "./prefix-affinity.js";
+import { chooseLane, type Lane, rememberHeld } from "./lanes.js";
+import { heldDigests, inputDigests } from "./prefix-affinity.js";
 import { SequenceQueue } from "./sequence-queue.js";
 import { ThreadSpares } from "./thread-spares.js";
 
@@ -58,19 +59,6 @@ export interface RunHooks {
   onText: (text: string, extras?: DeltaExtras) => void;
   /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
   onStarted?: (threadId: number, sequencesInUse: number) => void;
-}
-
-/** One thread of a model: a piscina pool of its own, so that the pool chooses the thread. */
-interface Lane {
-  readonly piscina: Piscina;
-  /** Jobs it runs now (at most `sequences`). */
-  running: number;
-  /** What its sequences hold, as prefix digests, most recently used last. */
-  readonly held: PrefixDigests[];
-  /** When it last took a job, on the pool's counter. */
-  lastUsed: number;
-  /** The thread's latest report of its memory and jobs (every few seconds once loaded). */
-  stats: ThreadStatsReport | undefined;
 }
 
 /**
@@ -246,7 +234,7 @@ export class ModelPool {
     // embedding sequence; they hold nothing worth routing by prefix.
     const routing = this.#promptCache && this.#lanes.length > 1 && task.input.kind !== "embed";
     const digests = routing ? inputDigests(task) : [];
-    const { lane, matched } = this.#chooseLane(digests, need);
+    const { lane, matched } = chooseLane(this.#lanes, digests, need, this.#sequences);
     lane.running += need;
     this.#clock += 1;
     lane.lastUsed = this.#clock;
@@ -305,47 +293,15 @@ export class ModelPool {
       lane.running -= need;
       this.#queue.startWaiting();
       if (routing) {
-        this.#remember(
+        rememberHeld(
           lane,
           matched,
           ended.status === "fulfilled" ? heldDigests(task, output) : [],
+          this.#sequences,
         );
       }
     });
     return result;
-  }
-
-  /**
-   * The thread for a job: among those with enough free sequences, the one holding the longest prefix of
-   * its input, then the least busy, then the least recently used.
-   */
-  #chooseLane(digests: PrefixDigests, need: number): { lane: Lane; matched: number } {
-    let best: LaneChoice | undefined;
-    for (const lane of this.#lanes) {
-      const choice: LaneChoice = {
-        lane,
-        free: lane.running + need <= this.#sequences,
-        shared: 0,
-        matched: -1,
-      };
-      lane.held.forEach((held, index) => {
-        const blocks = sharedBlocks(digests, held);
-        if (blocks > choice.shared) {
-          choice.shared = blocks;
-          choice.matched = index;
-        }
-      });
-      if (best === undefined || isBetter(choice, best)) best = choice;
-    }
-    if (best === undefined) throw new InternalError("the model pool has no threads");
-    return best;
-  }
-
-  /** Records what a lane's sequence holds after a job: it replaced what the job matched, if any. */
-  #remember(lane: Lane, matched: number, held: PrefixDigests): void {
-    if (matched >= 0) lane.held.splice(matched, 1);
-    else if (lane.held.length >= this.#sequences) lane.held.shift();
-    if (held.length > 0) lane.held.push(held);
   }
 
   /**
@@ -377,22 +333,6 @@ export class ModelPool {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-interface LaneChoice {
-  lane: Lane;
-  free: boolean;
-  /** Blocks of the job's input that the lane's best sequence holds. */
-  shared: number;
-  /** Which of the lane's `held` entries that is; -1 for none. */
-  matched: number;
-}
-
-function isBetter(a: LaneChoice, b: LaneChoice): boolean {
-  if (a.free !== b.free) return a.free;
-  if (a.shared !== b.shared) return a.shared > b.shared;
-  if (a.lane.running !== b.lane.running) return a.lane.running < b.lane.running;
-  return a.lane.lastUsed < b.lane.lastUsed;
 }
 
 const cancelledBeforeStart: ThreadResult = Object.freeze({
