@@ -161,6 +161,16 @@ export class FernetKey {
     return FernetKey.decryptWithAny([this], token, options);
   }
 
+  /**
+   * HMAC-SHA256 of `label` under the key's signing half: a value derived from the key that does
+   * not reveal it (see `client-token.ts`). `label` must not start with byte 0x80, Fernet's
+   * version byte, so that no derived value can stand for a token's MAC.
+   */
+  derive(label: string): Buffer {
+    if (label.charCodeAt(0) === VERSION) throw new RangeError("label must not start with 0x80");
+    return createHmac("sha256", this.#signingKey).update(label, "utf8").digest();
+  }
+
   /** Whether both keys hold the same material (compared in constant time). */
   equals(other: FernetKey): boolean {
     return (

@@ -1,3 +1,4 @@
+export { clientTokenHeader, clientTokenOf, ringOwnsClientToken } from "./client-token.js";
 export { FernetKey, InvalidKeyError, InvalidTokenError } from "./fernet.js";
 export { KeyRing } from "./key-ring.js";
 export { tokenAge } from "./replay-window.js";

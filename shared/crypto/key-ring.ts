@@ -42,6 +42,11 @@ export class KeyRing {
     return new KeyRing(keys);
   }
 
+  /** Every key, the primary first. */
+  get keys(): readonly FernetKey[] {
+    return this.#keys;
+  }
+
   /** How many keys decrypt. */
   get size(): number {
     return this.#keys.length;
