@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import {
+  clientTokenHeader,
   clientTokenOf,
   FernetKey,
   KeyRing,
@@ -12,6 +13,10 @@ describe("client tokens (a job's owner proof, derived from the client's key)", (
   const a = FernetKey.generate();
   const older = FernetKey.generate();
   const b = FernetKey.generate();
+
+  it("travels in the X-Client-Token header (lower case, as node:http gives headers)", () => {
+    assert.equal(clientTokenHeader, "x-client-token");
+  });
 
   it("is HMAC-SHA256 of the label under the signing half, url-safe base64", () => {
     const signing = Buffer.from(a.exportKey(), "base64url").subarray(0, 16);
