@@ -7,16 +7,19 @@ import { InvalidRequestError } from "../errors/index.js";
  * pool's request, whose schema checks them (`shared/protocol/tool-request.ts`), with the same names.
  */
 
+/** A function's fields: inside chat's `{"type": "function", "function": {...}}`, flat in Responses'. */
+export const functionFields = {
+  name: z.string({ error: "must be a string" }),
+  description: z.string({ error: "must be a string" }).nullish(),
+  parameters: z
+    .record(z.string(), z.unknown(), { error: "must be a JSON Schema object" })
+    .nullish(),
+  strict: z.boolean({ error: "must be true or false" }).nullish(),
+};
+
 const toolDefinition = z.looseObject({
   type: z.literal("function", { error: 'only "function" tools are supported' }),
-  function: z.looseObject({
-    name: z.string({ error: "must be a string" }),
-    description: z.string({ error: "must be a string" }).nullish(),
-    parameters: z
-      .record(z.string(), z.unknown(), { error: "must be a JSON Schema object" })
-      .nullish(),
-    strict: z.boolean({ error: "must be true or false" }).nullish(),
-  }),
+  function: z.looseObject(functionFields),
 });
 
 const toolChoice = z.union(

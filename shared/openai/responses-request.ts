@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/index.js";
 import { describeIssues } from "../protocol/index.js";
+import { functionFields } from "./openai-tools.js";
 
 /**
  * OpenAI's Responses API (`POST /v1/responses`) as a translation onto chat completions: a
@@ -101,12 +102,7 @@ const functionTool = z.looseObject({
   type: z.literal("function", {
     error: "only function tools are supported (no hosted tools: web search, file search, ...)",
   }),
-  name: z.string({ error: "must be a string" }),
-  description: z.string({ error: "must be a string" }).nullish(),
-  parameters: z
-    .record(z.string(), z.unknown(), { error: "must be a JSON Schema object" })
-    .nullish(),
-  strict: z.boolean({ error: "must be true or false" }).nullish(),
+  ...functionFields,
 });
 
 const toolChoice = z.union(

@@ -2,7 +2,8 @@
  * `npm run bench -- embeddings`: embeddings per second through the whole stack (the official
  * `openai` client → the encrypting proxy → HTTP → Redis → model thread → Redis → HTTP → proxy)
  * next to node-llama-cpp's `LlamaEmbeddingContext` alone on the same texts and the same GGUF, one
- * request (one job) per batch. Numbers, not assertions: run it on the machine you care about.
+ * request (one job) per batch; then 64 requests of one text each, 8 in flight at once, as a server
+ * meets them. Numbers, not assertions: run it on the machine you care about.
  *
  *   BENCH_RUNS=10 npm run bench -- embeddings
  */
@@ -67,6 +68,23 @@ async function stackRate(openai: OpenAI, batch: string[]): Promise<{ whole: numb
   return { whole, run: runMs === undefined ? Number.NaN : (batch.length * 1000) / runMs };
 }
 
+/** Embeddings per second for one-text requests sent `inFlight` at a time, until `inputs` are done. */
+async function concurrentRate(openai: OpenAI, inputs: readonly string[], inFlight: number) {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < inputs.length) {
+        const text = inputs[next] as string;
+        next += 1;
+        const answer = await openai.embeddings.create({ model: "emb", input: text });
+        if (answer.data.length !== 1) throw new Error("a vector is missing");
+      }
+    }),
+  );
+  return (inputs.length * 1000) / (performance.now() - started);
+}
+
 /** The `runMs` of each job the gpu-worker logged as finished, in order. */
 function finishedRunMs(): number[] {
   return stack.logs
@@ -76,7 +94,8 @@ function finishedRunMs(): number[] {
 
 const stack = await TestStack.start({
   models: `emb=${modelPath}?embeddings=true`,
-  env: { MODEL_SEQUENCES: "1", CONTEXT_SIZE: String(contextSize), DELTA_WINDOW_MS: "0" },
+  // Four jobs at once on the thread: concurrent requests take turns on its embedding context.
+  env: { MODEL_SEQUENCES: "4", CONTEXT_SIZE: String(contextSize), DELTA_WINDOW_MS: "0" },
   label: "bench-embeddings",
 });
 const alone = await startAlone();
@@ -119,6 +138,29 @@ try {
       row(`  of which the gpu-worker's run of the job (runMs)`, threadRuns, "embeddings/s", 0),
     );
     ratios.push(`${named}: ${percentile(pairs, 50).toFixed(2)}×`);
+  }
+  {
+    const inputs = texts.slice(0, 64);
+    const direct: number[] = [];
+    const through: number[] = [];
+    const pairs: number[] = [];
+    for (let run = 0; run < runs; run += 1) {
+      const alonePerSecond = await alone.rate(inputs);
+      const stackPerSecond = await concurrentRate(openai, inputs, 8);
+      direct.push(alonePerSecond);
+      through.push(stackPerSecond);
+      pairs.push(stackPerSecond / alonePerSecond);
+    }
+    lines.push(
+      row("node-llama-cpp alone, 64 texts one by one", direct, "embeddings/s", 0),
+      row(
+        "stack through the proxy, 64 requests of 1 text, 8 in flight",
+        through,
+        "embeddings/s",
+        0,
+      ),
+    );
+    ratios.push(`1 text per request, 8 in flight: ${percentile(pairs, 50).toFixed(2)}×`);
   }
   lines.push(
     "",

@@ -13,7 +13,8 @@ import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { isFinalChunk } from "../../shared/protocol/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
-import { RecordingRelay } from "../support/recording-relay.js";
+import { ProxiedStack } from "../support/proxied-stack.js";
+import type { RecordingRelay } from "../support/recording-relay.js";
 import {
   cosine,
   type ReferenceEmbeddings,
@@ -41,16 +42,16 @@ function decodeBase64(text: string): number[] {
 }
 
 describe("embeddings through the encrypting proxy (local stack)", () => {
+  let proxied: ProxiedStack | undefined;
   let stack: TestStack;
   let relay: RecordingRelay;
-  let proxy: OpenAiProxy;
   let openai: OpenAI;
   let reference: ReferenceEmbeddings;
 
   before(async () => {
     const modelPath = await tinyModelPath({ chatTemplate: "chatml" });
     reference = await referenceEmbeddings(modelPath, texts, contextSize);
-    stack = await TestStack.start({
+    proxied = await ProxiedStack.start({
       models: `emb=${modelPath}?embeddings=true,plain=${modelPath}`,
       env: {
         MODEL_SEQUENCES: "2",
@@ -60,22 +61,11 @@ describe("embeddings through the encrypting proxy (local stack)", () => {
       },
       label: "embeddings",
     });
-    relay = await RecordingRelay.start(stack.url);
-    proxy = await OpenAiProxy.start(
-      {
-        client: new PoolClient({ baseUrl: relay.url, keyRing: stack.keyRing, streamWaitMs: 2000 }),
-        keyRing: stack.keyRing,
-      },
-      "127.0.0.1",
-      0,
-    );
-    openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    ({ stack, relay, openai } = proxied);
   });
 
   after(async () => {
-    await proxy?.close();
-    await relay?.close();
-    await stack?.stop();
+    await proxied?.close();
   });
 
   it("embeds a text as node-llama-cpp does, with its token count", async () => {

@@ -10,12 +10,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { type DeltaChunk, isFinalChunk } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
-import { RecordingRelay } from "../support/recording-relay.js";
+import { ProxiedStack } from "../support/proxied-stack.js";
+import type { RecordingRelay } from "../support/recording-relay.js";
 import { referenceTexts } from "../support/reference.js";
-import { TestStack } from "../support/stack.js";
+import type { TestStack } from "../support/stack.js";
 
 type ChatLogprob = OpenAI.Chat.Completions.ChatCompletionTokenLogprob;
 
@@ -39,9 +39,9 @@ function assertGreedyEntries(entries: readonly ChatLogprob[], text: string, top:
 }
 
 describe("logprobs and n > 1 through the encrypting proxy (local stack)", () => {
+  let proxied: ProxiedStack | undefined;
   let stack: TestStack;
   let relay: RecordingRelay;
-  let proxy: OpenAiProxy;
   let openai: OpenAI;
   let reference: string[];
   const generated: string[] = [];
@@ -52,7 +52,7 @@ describe("logprobs and n > 1 through the encrypting proxy (local stack)", () => 
       { prompt, maxTokens: 24 },
       { messages, maxTokens: 24 },
     ]);
-    stack = await TestStack.start({
+    proxied = await ProxiedStack.start({
       models: `tiny=${modelPath}`,
       env: {
         MODEL_SEQUENCES: "3",
@@ -63,22 +63,11 @@ describe("logprobs and n > 1 through the encrypting proxy (local stack)", () => 
       },
       label: "logprobs",
     });
-    relay = await RecordingRelay.start(stack.url);
-    proxy = await OpenAiProxy.start(
-      {
-        client: new PoolClient({ baseUrl: relay.url, keyRing: stack.keyRing, streamWaitMs: 2000 }),
-        keyRing: stack.keyRing,
-      },
-      "127.0.0.1",
-      0,
-    );
-    openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    ({ stack, relay, openai } = proxied);
   });
 
   after(async () => {
-    await proxy?.close();
-    await relay?.close();
-    await stack?.stop();
+    await proxied?.close();
   });
 
   const greedyChat = { model: "tiny", messages, max_tokens: 24, temperature: 0 } as const;

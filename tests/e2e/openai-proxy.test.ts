@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { abortAtFirstText, readChatStream } from "../support/openai-stream.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
-import { RecordingRelay } from "../support/recording-relay.js";
+import { ProxiedStack } from "../support/proxied-stack.js";
+import type { RecordingRelay } from "../support/recording-relay.js";
 import { referenceTexts } from "../support/reference.js";
-import { TestStack, textOf } from "../support/stack.js";
+import { type TestStack, textOf } from "../support/stack.js";
 import { waitFor } from "../support/wait-for.js";
 
 const marker = "quokkamarker";
@@ -25,9 +25,9 @@ const messages = [
 ];
 
 describe("openai client through the encrypting proxy (local stack)", () => {
+  let proxied: ProxiedStack | undefined;
   let stack: TestStack;
   let relay: RecordingRelay;
-  let proxy: OpenAiProxy;
   let openai: OpenAI;
   let reference: string[];
   const generated: string[] = [];
@@ -38,7 +38,7 @@ describe("openai client through the encrypting proxy (local stack)", () => {
       { prompt, maxTokens: 32 },
       { messages, maxTokens: 24 },
     ]);
-    stack = await TestStack.start({
+    proxied = await ProxiedStack.start({
       models: `tiny=${modelPath}`,
       env: {
         MODEL_SEQUENCES: "2",
@@ -49,22 +49,11 @@ describe("openai client through the encrypting proxy (local stack)", () => {
       },
       label: "openai",
     });
-    relay = await RecordingRelay.start(stack.url);
-    proxy = await OpenAiProxy.start(
-      {
-        client: new PoolClient({ baseUrl: relay.url, keyRing: stack.keyRing, streamWaitMs: 2000 }),
-        keyRing: stack.keyRing,
-      },
-      "127.0.0.1",
-      0,
-    );
-    openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    ({ stack, relay, openai } = proxied);
   });
 
   after(async () => {
-    await proxy?.close();
-    await relay?.close();
-    await stack?.stop();
+    await proxied?.close();
   });
 
   it("lists the endpoint's models", async () => {

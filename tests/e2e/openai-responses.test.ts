@@ -15,11 +15,11 @@ import type {
   ResponseFunctionToolCall,
   ResponseStreamEvent,
 } from "openai/resources/responses/responses";
-import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
-import { RecordingRelay } from "../support/recording-relay.js";
-import { TestStack } from "../support/stack.js";
+import { ProxiedStack } from "../support/proxied-stack.js";
+import type { RecordingRelay } from "../support/recording-relay.js";
+import type { TestStack } from "../support/stack.js";
 
 const marker = "wombatmarker";
 const instructions = `You are a storyteller ${marker}.`;
@@ -74,15 +74,15 @@ function assertEventOrder(events: readonly ResponseStreamEvent[]): void {
 }
 
 describe("the Responses API through the encrypting proxy (local stack)", () => {
+  let proxied: ProxiedStack | undefined;
   let stack: TestStack;
   let relay: RecordingRelay;
-  let proxy: OpenAiProxy;
   let openai: OpenAI;
   const generated: string[] = [];
 
   before(async () => {
     const modelPath = await tinyModelPath({ chatTemplate: "chatml" });
-    stack = await TestStack.start({
+    proxied = await ProxiedStack.start({
       models: `tiny=${modelPath}`,
       env: {
         MODEL_SEQUENCES: "1",
@@ -92,22 +92,11 @@ describe("the Responses API through the encrypting proxy (local stack)", () => {
       },
       label: "responses",
     });
-    relay = await RecordingRelay.start(stack.url);
-    proxy = await OpenAiProxy.start(
-      {
-        client: new PoolClient({ baseUrl: relay.url, keyRing: stack.keyRing, streamWaitMs: 2000 }),
-        keyRing: stack.keyRing,
-      },
-      "127.0.0.1",
-      0,
-    );
-    openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    ({ stack, relay, openai } = proxied);
   });
 
   after(async () => {
-    await proxy?.close();
-    await relay?.close();
-    await stack?.stop();
+    await proxied?.close();
   });
 
   it("answers with chat completions' greedy text, streamed and not, with the usage", async () => {

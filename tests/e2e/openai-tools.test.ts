@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
-import { OpenAiProxy, PoolClient } from "../../client/index.js";
 import { assembleToolCalls, type ToolCallPiece } from "../../shared/protocol/index.js";
 import { tinyModelPath } from "../support/models.js";
 import { assertPerson, personSchema } from "../support/person-schema.js";
-import { RecordingRelay } from "../support/recording-relay.js";
+import { ProxiedStack } from "../support/proxied-stack.js";
+import type { RecordingRelay } from "../support/recording-relay.js";
 import { referenceTexts } from "../support/reference.js";
-import { TestStack } from "../support/stack.js";
+import type { TestStack } from "../support/stack.js";
 
 const marker = "wombatmarker";
 const messages = [
@@ -105,9 +105,9 @@ async function readToolStream(
 }
 
 describe("tools (function calling) through the encrypting proxy (local stack)", () => {
+  let proxied: ProxiedStack | undefined;
   let stack: TestStack;
   let relay: RecordingRelay;
-  let proxy: OpenAiProxy;
   let openai: OpenAI;
   let modelPath: string;
   /** Arguments and texts generated, which must not cross the relay in the clear. */
@@ -115,7 +115,7 @@ describe("tools (function calling) through the encrypting proxy (local stack)", 
 
   before(async () => {
     modelPath = await tinyModelPath({ chatTemplate: "chatml" });
-    stack = await TestStack.start({
+    proxied = await ProxiedStack.start({
       models: `tiny=${modelPath}`,
       env: {
         MODEL_SEQUENCES: "1",
@@ -126,22 +126,11 @@ describe("tools (function calling) through the encrypting proxy (local stack)", 
       },
       label: "openai-tools",
     });
-    relay = await RecordingRelay.start(stack.url);
-    proxy = await OpenAiProxy.start(
-      {
-        client: new PoolClient({ baseUrl: relay.url, keyRing: stack.keyRing, streamWaitMs: 2000 }),
-        keyRing: stack.keyRing,
-      },
-      "127.0.0.1",
-      0,
-    );
-    openai = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    ({ stack, relay, openai } = proxied);
   });
 
   after(async () => {
-    await proxy?.close();
-    await relay?.close();
-    await stack?.stop();
+    await proxied?.close();
   });
 
   const named = {
