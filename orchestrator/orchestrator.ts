@@ -108,6 +108,7 @@ export class Orchestrator {
       models: this.models,
       queues: this.queues,
       registry: this.registry,
+      clientLabel: config.clientMetricsLabel,
       log,
     });
     const settings = new Map(config.served.map((model) => [model.name, model.settings]));

@@ -65,7 +65,7 @@ export interface JobContext {
   serviceTimes?: ServiceTimes | undefined;
   metrics?:
     | {
-        jobCompleted(model: string, final: FinalChunk): void;
+        jobCompleted(model: string, final: FinalChunk, client?: string): void;
         jobRecovered(model: string, how: "requeued" | "adopted"): void;
       }
     | undefined;
@@ -315,7 +315,7 @@ export class TrackedJob implements ReplyTarget {
       ...choiceEndsOf(message.choices),
     };
     if (!record.terminal) {
-      this.#context.metrics?.jobCompleted(this.model, final);
+      this.#context.metrics?.jobCompleted(this.model, final, record.client);
       this.#context.serviceTimes?.observe(this.model, message.runMs);
     }
     this.#emit(final);
