@@ -25,10 +25,7 @@ const log = createLogger("orchestrator", { level: config.logLevel, format: confi
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, {
-    mayStart: false,
-    connectTimeoutMs: config.redisConnectTimeoutMs,
-  });
+  // Before Redis: a keys file to fix stops the start at once (exit 2).
   const clients = await ClientDirectory.open({
     file: config.clientKeysFile,
     poolRing: keyRing,
@@ -38,6 +35,10 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   // SIGHUP re-reads the client keys (revocation without a restart); so does a change of the file.
   process.on("SIGHUP", () => void clients.reload("SIGHUP"));
   clients.watch();
+  const redis = await findRedis(config.redisUrl, log, {
+    mayStart: false,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
   const orchestrator = await Orchestrator.start({
     config,
     keyRing,
