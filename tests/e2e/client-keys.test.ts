@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { appendFile } from "node:fs/promises";
+import { appendFile, chmod } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -342,6 +342,9 @@ describe("a key per client", () => {
         10_000,
         "the reload",
       );
+      // Revoked while its job runs (the job is long: it is still running now).
+      const during = await call("GET", `/status/${job.id}`, undefined, beta.headers);
+      assert.equal(during.body.status, "IN_PROGRESS", "revoked while the job ran");
       const refused = await runsync(beta.input(short));
       assert.equal(errorOf(refused).code, ErrorCode.DECRYPT_FAILED);
       const served = await runsync(alpha.input(short));
@@ -357,6 +360,23 @@ describe("a key per client", () => {
         ),
       );
       assert.equal(stack.orchestrator?.exitCode, null, "no restart");
+    });
+
+    it("keeps the clients it has when the file no longer reads, logging why without a key", async () => {
+      await chmod(keys.file, 0o644);
+      try {
+        stack.orchestrator?.kill("SIGHUP");
+        const line = await waitForLine(
+          stack.logs,
+          (text) => text.includes("client keys not reloaded"),
+          10_000,
+          "the refused reload",
+        );
+        assert.match(line, /chmod 600/);
+        assert.equal((await runsync(alpha.input(short))).status, "COMPLETED", "alpha still served");
+      } finally {
+        await chmod(keys.file, 0o600);
+      }
     });
 
     it("reloads on the file's change: generate-key --client adds a client, --rotate a key", async () => {
