@@ -42,9 +42,7 @@ export function keysFileText(clients: readonly TestClient[]): string {
 }
 
 /** A keys file in a folder of its own; `remove()` deletes both. */
-export async function writeKeysFile(
-  clients: readonly TestClient[],
-): Promise<{
+export async function writeKeysFile(clients: readonly TestClient[]): Promise<{
   file: string;
   write(clients: readonly TestClient[]): Promise<void>;
   remove(): Promise<void>;
