@@ -199,6 +199,7 @@ export class JobService implements JobHost {
       v: 1,
       replyTo: this.#relay.channel,
       task: sealJson(keyRing, task),
+      ...(client === undefined ? {} : { client }),
     };
     const job = new TrackedJob(this.#context, {
       record,
