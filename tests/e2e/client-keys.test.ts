@@ -126,6 +126,9 @@ describe("a key per client", () => {
   const opens = (ring: KeyRing, chunk: OutputChunk) =>
     isEncryptedChunk(chunk) && decryptChunk(ring, chunk) !== undefined;
 
+  /** A finished job of alpha's, with encrypted output. */
+  let alphaJobId: string;
+
   describe("outputs to their owner", () => {
     let alphaRaw: OutputChunk[];
     let anonymousRaw: OutputChunk[];
@@ -134,6 +137,7 @@ describe("a key per client", () => {
       const job = await runsync(alpha.input({ ...short, encrypt_output: true }));
       assert.equal(job.status, "COMPLETED", JSON.stringify(job));
       alphaRaw = job.output ?? [];
+      alphaJobId = job.id;
       const anonymous = await stack.runsync({ ...short, encrypt_output: true });
       assert.equal(anonymous.status, "COMPLETED");
       anonymousRaw = anonymous.output as unknown as OutputChunk[];
@@ -599,6 +603,23 @@ describe("a key per client", () => {
       for (const secret of [alpha.key, beta.key, stack.key]) assert.ok(!output.includes(secret));
     } finally {
       await bad.remove();
+    }
+  });
+
+  it("keeps a job its client's after an orchestrator restart: read back from Redis, sealed to it", async () => {
+    await stack.restartOrchestrator("SIGTERM");
+    const theirs = await call("GET", `/status/${alphaJobId}`, undefined, alpha.headers);
+    assert.equal(theirs.status, 200);
+    assert.equal(theirs.body.status, "COMPLETED");
+    const output = theirs.body.output ?? [];
+    assert.ok(output.length > 1 && output.every((chunk) => opens(alpha.ring, chunk)));
+    for (const headers of [
+      {},
+      beta.headers,
+      { "x-client-token": clientTokenOf(stack.keyRing.primary) },
+    ]) {
+      const other = await call("GET", `/status/${alphaJobId}`, undefined, headers);
+      assert.equal(other.status, 404, JSON.stringify(headers));
     }
   });
 });
