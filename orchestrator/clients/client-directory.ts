@@ -50,11 +50,6 @@ export class ClientDirectory implements ClientRings {
     return this.#keys.ringOf(name);
   }
 
-  /** How many named clients there are now. */
-  get size(): number {
-    return this.#keys.size;
-  }
-
   /** Reads the file again (one read at a time); a file that does not read keeps the old table. */
   reload(reason: string): Promise<void> {
     const file = this.#file;
