@@ -13,6 +13,7 @@ import { servedSlots } from "../shared/models/served-models.js";
 import { packageRoot } from "../shared/paths.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
 import { findRedis } from "../shared/redis/index.js";
+import { ClientDirectory } from "./clients/client-directory.js";
 import { closeApp } from "./http/close-app.js";
 import { createLocalApi } from "./local-api/local-api.js";
 import { logReady } from "./local-api/log-ready.js";
@@ -24,11 +25,27 @@ const log = createLogger("orchestrator", { level: config.logLevel, format: confi
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
+  // Before Redis: a keys file to fix stops the start at once (exit 2).
+  const clients = await ClientDirectory.open({
+    file: config.clientKeysFile,
+    poolRing: keyRing,
+    log,
+  });
+  closables.push(clients);
+  // SIGHUP re-reads the client keys (revocation without a restart); so does a change of the file.
+  process.on("SIGHUP", () => void clients.reload("SIGHUP"));
+  clients.watch();
   const redis = await findRedis(config.redisUrl, log, {
     mayStart: false,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
-  const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl: redis.url, log });
+  const orchestrator = await Orchestrator.start({
+    config,
+    keyRing,
+    clients,
+    redisUrl: redis.url,
+    log,
+  });
   closables.push(orchestrator);
   if (config.runpod !== undefined) {
     const worker = new RunpodWorker({

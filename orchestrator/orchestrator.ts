@@ -6,6 +6,7 @@ import type { Logger } from "../shared/log.js";
 import { RedisNames } from "../shared/naming.js";
 import { sleep } from "../shared/process/sleep.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
+import type { ClientRings } from "./admission/admit-request.js";
 import { QueueReservations } from "./admission/queue-reservations.js";
 import { clampRetryAfter, ServiceTimes } from "./admission/service-times.js";
 import { JobStore } from "./jobs/durable/job-store.js";
@@ -25,6 +26,8 @@ const maxJobLifeMs = 86_400_000;
 export interface OrchestratorOptions {
   config: Config;
   keyRing: KeyRing;
+  /** The named clients (`CLIENT_KEYS_FILE`); without it only the anonymous client is served. */
+  clients?: ClientRings | undefined;
   redisUrl: string;
   log: Logger;
 }
@@ -46,6 +49,8 @@ export class Orchestrator {
   readonly maxRequestBytes: number;
   /** `ALLOW_PLAINTEXT_OPENAI`, for the front ends that serve OpenAI's routes. */
   readonly allowPlaintextOpenai: boolean;
+  /** The named clients, whose jobs only they may read (see `local-api/job-owner.ts`). */
+  readonly clients: ClientRings | undefined;
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #queueRedis: Redis;
@@ -55,7 +60,8 @@ export class Orchestrator {
   #closing: Promise<void> | undefined;
 
   private constructor(options: OrchestratorOptions) {
-    const { config, keyRing, redisUrl, log } = options;
+    const { config, keyRing, clients, redisUrl, log } = options;
+    this.clients = clients;
     const names = new RedisNames(config.redisPrefix);
     this.#config = config;
     this.#log = log;
@@ -102,6 +108,7 @@ export class Orchestrator {
       models: this.models,
       queues: this.queues,
       registry: this.registry,
+      clientLabel: config.clientMetricsLabel,
       log,
     });
     const settings = new Map(config.served.map((model) => [model.name, model.settings]));
@@ -114,6 +121,7 @@ export class Orchestrator {
       table: this.#table,
       admission: {
         keyRing,
+        ...(clients === undefined ? {} : { clients }),
         models: this.models,
         limits: { maxTokensLimit: config.maxTokensLimit },
         defaultMaxTokens: config.defaultMaxTokens,

@@ -77,10 +77,12 @@ async function main(signal: AbortSignal): Promise<ExitCode> {
   if (apiKey !== undefined && isCleartextRemote(url)) {
     err("warning: the API key is sent unencrypted (http://) to another machine; prefer https://\n");
   }
+  const clientName = args.client ?? env("POOL_CLIENT");
   const client = new PoolClient({
     baseUrl: url,
     apiKey,
     keyRing,
+    client: clientName,
     ...(args.retries === undefined ? {} : { busyRetries: args.retries }),
     // The pool's code and wait only: the request is never shown.
     onBusy: (wait) =>

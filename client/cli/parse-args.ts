@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { clientNamePattern } from "../../shared/crypto/index.js";
 import { messageOf } from "../../shared/errors/index.js";
 import { normalizeBaseUrl } from "../pool-client/base-url.js";
 import { UsageError } from "../pool-client/client-errors.js";
@@ -31,6 +32,8 @@ export interface ClientArgs {
   url: string | undefined;
   apiKey: string | undefined;
   keyFile: string | undefined;
+  /** `--client NAME`: the client's name in the pool's keys file (default: `$POOL_CLIENT`). */
+  client: string | undefined;
   /** `--retries`: times a job refused for overload is sent again (default: the client's). */
   retries: number | undefined;
   /** `false` for `--no-stream` (`/runsync`). */
@@ -65,6 +68,7 @@ const options = {
   "encrypt-output": { type: "boolean" },
   retries: { type: "string" },
   "key-file": { type: "string", short: "k" },
+  client: { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -104,6 +108,12 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
   if (retries !== undefined && !/^\d{1,3}$/.test(retries.trim())) {
     throw new UsageError("--retries must be a whole number in [0, 999]");
   }
+  const client = values.client?.trim();
+  if (client !== undefined && !clientNamePattern.test(client)) {
+    throw new UsageError(
+      '--client must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
+  }
   if (values.model !== undefined && values.model.trim() === "") {
     throw new UsageError("--model must not be empty");
   }
@@ -119,6 +129,7 @@ export function parseClientArgs(argv: readonly string[]): ParsedArgs {
       url,
       apiKey: values["api-key"]?.trim(),
       keyFile: values["key-file"],
+      client,
       retries: retries === undefined ? undefined : Number(retries.trim()),
       stream: values["no-stream"] !== true,
       json: values.json === true,

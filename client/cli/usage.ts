@@ -52,6 +52,9 @@ Encryption key (the first found is used; it is never printed):
   $ENCRYPTION_KEY             the same list, as the pool's processes take it
   local key file              $DATA_DIR/encryption.key, DATA_DIR defaulting to <package>/.data:
                               the key \`npm start\` generates when ENCRYPTION_KEY is unset
+      --client NAME           this client's name in the pool's CLIENT_KEYS_FILE (default:
+                              $POOL_CLIENT; none: the pool's own key); the key above is then
+                              the client's own, and only it can read the client's jobs
 
 Output:
       --json                  print each stream chunk as a JSON line instead of the text

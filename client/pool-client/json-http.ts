@@ -44,16 +44,25 @@ export class JsonHttp {
   /** Private, so that logging or inspecting this object cannot show it. */
   readonly #apiKey: string | undefined;
   readonly #timeoutMs: number;
+  /** Sent on every call (the client's `X-Client-Token`). */
+  readonly #headers: Readonly<Record<string, string>>;
 
   /**
    * @param baseUrl Checked and without a trailing slash (see `normalizeBaseUrl`).
    * @param apiKey Sent as `Authorization: Bearer <apiKey>`; none when `undefined`.
    * @param timeoutMs Time allowed for one call, in ms.
+   * @param headers More headers sent on every call.
    */
-  constructor(baseUrl: string, apiKey: string | undefined, timeoutMs: number) {
+  constructor(
+    baseUrl: string,
+    apiKey: string | undefined,
+    timeoutMs: number,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
     this.baseUrl = baseUrl;
     this.#apiKey = apiKey;
     this.#timeoutMs = timeoutMs;
+    this.#headers = headers;
   }
 
   /**
@@ -81,7 +90,7 @@ export class JsonHttp {
       url.searchParams.set(name, value);
     }
     const display = this.display(path);
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { ...this.#headers, accept: "application/json" };
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);

@@ -1,4 +1,4 @@
-import type { KeyRing } from "../../shared/crypto/index.js";
+import { clientTokenHeader, clientTokenOf, type KeyRing } from "../../shared/crypto/index.js";
 import { sleep } from "../../shared/process/sleep.js";
 import {
   decryptChunk,
@@ -47,6 +47,13 @@ export interface PoolClientOptions {
    * error.
    */
   keyRing?: KeyRing | undefined;
+  /**
+   * The client's name in the pool's `CLIENT_KEYS_FILE` (`keyRing` is then that client's own key):
+   * put in every job's input as `client`, and with it the client's `X-Client-Token` is sent on
+   * every call, without which the pool does not show the client's jobs. Default: the anonymous
+   * client (`ENCRYPTION_KEY`).
+   */
+  client?: string | undefined;
   /**
    * Times `/run` and `/runsync` send a job again that the pool refused for overload (HTTP 429 or
    * 503), each after the answer's `Retry-After` (nothing was queued). Default 3; 0 for none.
@@ -97,12 +104,26 @@ export class PoolClient {
   readonly #streamWaitMs: number;
   readonly #idlePollMs: number;
   readonly #keyRing: KeyRing | undefined;
+  readonly #client: string | undefined;
   readonly #busy: BusyRetryPolicy;
 
   /** @throws TypeError when `baseUrl` is not a plain http(s) URL (see {@link normalizeBaseUrl}). */
   constructor(options: PoolClientOptions) {
     const baseUrl = normalizeBaseUrl(options.baseUrl);
-    this.#http = new JsonHttp(baseUrl, options.apiKey, options.requestTimeoutMs ?? 30_000);
+    this.#client = options.client;
+    if (options.client !== undefined && options.keyRing === undefined) {
+      throw new TypeError("a PoolClient with a client name needs that client's keyRing");
+    }
+    const ownerHeaders: Record<string, string> =
+      options.client === undefined || options.keyRing === undefined
+        ? {}
+        : { [clientTokenHeader]: clientTokenOf(options.keyRing.primary) };
+    this.#http = new JsonHttp(
+      baseUrl,
+      options.apiKey,
+      options.requestTimeoutMs ?? 30_000,
+      ownerHeaders,
+    );
     this.#streamWaitMs = options.streamWaitMs ?? 10_000;
     this.#idlePollMs = options.idlePollMs ?? 250;
     this.#keyRing = options.keyRing;
@@ -117,7 +138,7 @@ export class PoolClient {
   /** `POST /run`: queues a job. A request the pool refuses still gets an id (its job ends `FAILED`). */
   async submit(input: JobInput, options: CallOptions = {}): Promise<SubmittedJob> {
     const { data, retryAfterSeconds } = await this.#http.answer("POST", "/run", runResponseSchema, {
-      body: { input },
+      body: { input: this.#named(input) },
       busy: this.#busy,
       signal: options.signal,
     });
@@ -174,7 +195,7 @@ export class PoolClient {
   async runSync(input: JobInput, options: RunSyncOptions = {}): Promise<FinishedJob> {
     const waitMs = options.waitMs ?? 90_000;
     const answer = await this.#http.answer("POST", "/runsync", statusResponseSchema, {
-      body: { input },
+      body: { input: this.#named(input) },
       query: { wait: String(waitMs) },
       extraTimeoutMs: waitMs,
       busy: this.#busy,
@@ -224,6 +245,12 @@ export class PoolClient {
       signal: options.signal,
     });
     return health.models?.map((model) => model.name);
+  }
+
+  /** The input with this client's name (an input naming a client already is left as it is). */
+  #named(input: JobInput): JobInput {
+    if (this.#client === undefined || input.client !== undefined) return input;
+    return { ...input, client: this.#client };
   }
 
   #finished(state: StatusResponse): FinishedJob {

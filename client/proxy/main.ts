@@ -6,6 +6,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { clientNamePattern } from "../../shared/crypto/index.js";
 import { isAddressInUse, messageOf } from "../../shared/errors/index.js";
 import { packageRoot } from "../../shared/paths.js";
 import { isCleartextRemote, normalizeBaseUrl } from "../pool-client/base-url.js";
@@ -27,6 +28,8 @@ Point any OpenAI client at http://HOST:PORT/v1 (any API key).
                        https://api.runpod.ai/v2/<endpoint id>
   --api-key KEY        sent to the pool as Authorization: Bearer (default RUNPOD_API_KEY)
   --key-file FILE, -k  the Fernet key (default ENCRYPTION_KEY, else the local stack's key file)
+  --client NAME        this client's name in the pool's CLIENT_KEYS_FILE (default POOL_CLIENT;
+                       none: the pool's own key); the key is then the client's own
   --models A,B         the model names /v1/models lists (default: the pool's /health list,
                        else "default", which stands for the endpoint's only model)
   --quiet, -q          no line per request
@@ -62,6 +65,7 @@ const options = {
   url: { type: "string", short: "u" },
   "api-key": { type: "string" },
   "key-file": { type: "string", short: "k" },
+  client: { type: "string" },
   models: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -99,6 +103,12 @@ async function main(): Promise<OpenAiProxy | undefined> {
       "warning: the API key is sent unencrypted (http://) to another machine; prefer https://\n",
     );
   }
+  const clientName = values.client?.trim() || env("POOL_CLIENT");
+  if (clientName !== undefined && !clientNamePattern.test(clientName)) {
+    throw new UsageError(
+      '--client must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
+  }
   const models = values.models
     ?.split(",")
     .map((name) => name.trim())
@@ -106,7 +116,7 @@ async function main(): Promise<OpenAiProxy | undefined> {
   const proxy = await OpenAiProxy.start(
     {
       // A refusal for overload goes back to the OpenAI client (429/503, Retry-After) to retry.
-      client: new PoolClient({ baseUrl, apiKey, keyRing, busyRetries: 0 }),
+      client: new PoolClient({ baseUrl, apiKey, keyRing, client: clientName, busyRetries: 0 }),
       keyRing,
       models: models?.length ? models : undefined,
       log: values.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),

@@ -78,7 +78,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
     const queueMs = Math.max(0, (job.processedOn ?? Date.now()) - job.timestamp);
     const metadata = (fields: Omit<JobMetadata, "v" | "model" | "queueMs">): Promise<void> =>
       job
-        .updateData({ v: 1, model: pool.name, queueMs, ...fields } satisfies JobMetadata)
+        .updateData({
+          v: 1,
+          model: pool.name,
+          queueMs,
+          ...(payload.data.client === undefined ? {} : { client: payload.data.client }),
+          ...fields,
+        } satisfies JobMetadata)
         .catch((error: Error) =>
           log.warn("could not replace a job's data by its metadata", {
             jobId,

@@ -1,5 +1,5 @@
 import type { EncryptOutputMode } from "../../shared/config/index.js";
-import { FernetKey, type KeyRing, tokenAge } from "../../shared/crypto/index.js";
+import { FernetKey, KeyRing, tokenAge } from "../../shared/crypto/index.js";
 import {
   DecryptFailedError,
   InvalidInputError,
@@ -27,8 +27,16 @@ import {
 } from "../../shared/protocol/index.js";
 import { checkServesEmbeddings } from "./admit-embeddings.js";
 
+/** The named clients' rings now (`CLIENT_KEYS_FILE`, reloaded on change): one map read each. */
+export interface ClientRings {
+  ringOf(name: string): KeyRing | undefined;
+}
+
 export interface AdmissionPolicy {
+  /** The anonymous client's ring (`ENCRYPTION_KEY`): requests that name no client. */
   keyRing: KeyRing;
+  /** The named clients; without it a request that names a client fails `DECRYPT_FAILED`. */
+  clients?: ClientRings;
   /** Names of the models served, in `MODELS` order. */
   models: readonly string[];
   limits: RequestLimits;
@@ -55,10 +63,16 @@ export interface AdmissionPolicy {
 /** An admitted job: the task to queue, and whether its stream chunks are to be encrypted. */
 export interface Admitted {
   task: GenerationTask;
+  /** The client that sent it; `undefined`: the anonymous one. */
+  client: string | undefined;
+  /** Its client's ring as it was at admission: what its outputs are sealed with. */
+  ring: KeyRing;
   encryptOutput: boolean;
   /** A plaintext OpenAI job (`openai_route`): its answer is OpenAI's, not the pool's chunks. */
   openai?: OpenAiAnswerShape;
 }
+
+const decoyRing = new KeyRing([FernetKey.generate()]);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -83,9 +97,14 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
       `input.encrypted_input: the token is ${token.length} bytes; this endpoint takes at most ${policy.maxRequestBytes} (MAX_REQUEST_BYTES)`,
     );
   }
+  const { client } = parsedInput.data;
+  const ring = client === undefined ? policy.keyRing : policy.clients?.ringOf(client);
   let plaintext: Buffer;
   try {
-    plaintext = policy.keyRing.decrypt(token);
+    // An unknown client fails exactly as a bad token, after the same work (a MAC checked with a
+    // key of no client): neither the answer nor its time says which of the two it was.
+    plaintext = (ring ?? decoyRing).decrypt(token);
+    if (ring === undefined) throw new DecryptFailedError();
   } catch {
     throw new DecryptFailedError();
   }
@@ -98,7 +117,7 @@ export function admitRequest(input: unknown, policy: AdmissionPolicy): Admitted 
   }
   // An OpenAI body (what the encrypting proxy's callers write) means the same request.
   if (looksLikeOpenAiBody(json)) json = readOpenAiBody(openAiRouteOf(json), json).request;
-  return admitValidated(json, policy, false);
+  return { ...admitValidated(json, policy, false), client, ring };
 }
 
 /**
@@ -114,10 +133,19 @@ function admitOpenAiJob(input: object, policy: AdmissionPolicy): Admitted {
     );
   }
   const { request, shape } = readOpenAiBody(job.data.route, job.data.body);
-  return { ...admitValidated(request, policy, true), openai: shape };
+  return {
+    ...admitValidated(request, policy, true),
+    client: undefined,
+    ring: policy.keyRing,
+    openai: shape,
+  };
 }
 
-function admitValidated(json: unknown, policy: AdmissionPolicy, plaintext: boolean): Admitted {
+function admitValidated(
+  json: unknown,
+  policy: AdmissionPolicy,
+  plaintext: boolean,
+): Omit<Admitted, "client" | "ring"> {
   const request = generationRequestSchema(policy.limits).safeParse(json);
   if (!request.success) {
     throw new InvalidRequestError(describeIssues(request.error.issues));

@@ -4,6 +4,7 @@ import { jobMetadataSchema } from "../../shared/protocol/index.js";
 import type { GpuWorkerInfo } from "../../shared/registry/model-registry.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { countCancelledJobs } from "./cancelled-jobs.js";
+import type { ClientOverview } from "./client-overview.js";
 
 /** The window of "recent tokens/s": generated tokens of jobs finished within it, per second. */
 const recentWindowMs = 60_000;
@@ -100,6 +101,7 @@ const noModelsText =
 export function renderOverview(
   lines: readonly ModelOverview[] | undefined,
   gpuWorkers?: ReadonlyMap<string, Omit<GpuWorkerInfo, "expiresAt">>,
+  clients?: readonly ClientOverview[],
 ): string {
   const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
   const workerRows = [...(gpuWorkers ?? [])]
@@ -117,6 +119,18 @@ export function renderOverview(
     workerRows === ""
       ? ""
       : `<h2>GPU workers</h2><table class="llmpool-workers"><thead><tr><th>gpu-worker</th><th>device</th><th>memory used / budget (MiB)</th><th>models</th></tr></thead><tbody>${workerRows}</tbody></table>`;
+  const clientRows = (clients ?? [])
+    .map(
+      (line) =>
+        `<tr data-client="${escapeHtml(line.client)}"><td>${escapeHtml(line.client)}</td>` +
+        `<td>${line.waiting}</td><td>${line.active}</td><td>${line.completed}</td>` +
+        `<td>${line.failed}</td><td>${line.tokens}</td></tr>`,
+    )
+    .join("");
+  const clientsTable =
+    clientRows === ""
+      ? ""
+      : `<h2>Clients</h2><table class="llmpool-clients"><thead><tr><th>client</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>tokens generated (kept)</th></tr></thead><tbody>${clientRows}</tbody></table>`;
   const rows =
     lines === undefined
       ? '<tr><td colspan="9">Redis does not answer: no overview</td></tr>'
@@ -139,5 +153,5 @@ export function renderOverview(
 #llmpool-overview th,#llmpool-overview td{padding:.25rem .75rem;text-align:right;border-bottom:1px solid #e3e7eb}
 #llmpool-overview th:first-child,#llmpool-overview td:first-child,#llmpool-overview td:nth-child(2){text-align:left}
 #llmpool-overview .state-ready{color:#137333}#llmpool-overview .state-loading{color:#b06000}#llmpool-overview .state-cold{color:#1a73e8}#llmpool-overview .state-unavailable{color:#c5221f}
-</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>cancelled (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table>${workersTable}<script src="overview.js" defer></script></section>`;
+</style><h2>Models</h2><table><thead><tr><th>model</th><th>state</th><th>gpu-workers</th><th>waiting</th><th>active</th><th>completed (kept)</th><th>failed (kept)</th><th>cancelled (kept)</th><th>tokens/s (last minute)</th></tr></thead><tbody>${rows}</tbody></table>${workersTable}${clientsTable}<script src="overview.js" defer></script></section>`;
 }

@@ -5,6 +5,7 @@ import type { RedisNames } from "../../shared/naming.js";
 import { redisAnswerMs, redisAnswerWithin } from "../../shared/process/deadline.js";
 import { closeApp } from "../http/close-app.js";
 import { ModelRegistryReader } from "../registry/model-registry-reader.js";
+import { readClientOverview } from "./client-overview.js";
 import { createDashboardAuthCheck } from "./dashboard-auth.js";
 import { DashboardQueues } from "./dashboard-queues.js";
 import { ModelDiscovery } from "./model-discovery.js";
@@ -122,9 +123,13 @@ export function createQueueDashboard(options: QueueDashboardOptions): QueueDashb
     const gpuWorkers = await redisAnswerWithin(registry.gpuWorkers(), redisAnswerMs).catch(
       () => undefined,
     );
+    const clients = await redisAnswerWithin(
+      readClientOverview(queues.byModel),
+      redisAnswerMs,
+    ).catch(() => undefined);
     return payload
       .replace(externalFontLink, "")
-      .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines, gpuWorkers)}`);
+      .replace(/<body([^>]*)>/, (body) => `${body}${renderOverview(lines, gpuWorkers, clients)}`);
   });
   void app.register(queues.serverAdapter.registerPlugin(), { prefix: "/" });
 

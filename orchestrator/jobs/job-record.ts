@@ -1,3 +1,4 @@
+import type { KeyRing } from "../../shared/crypto/index.js";
 import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { OpenAiAnswerShape } from "../../shared/openai/index.js";
 import { isTerminalStatus, type JobStatus, type OutputChunk } from "../../shared/protocol/index.js";
@@ -16,6 +17,14 @@ export class JobRecord {
   model: string | undefined;
   /** A plaintext OpenAI job (`openai_route`): how its answer is to be shaped. */
   openai: OpenAiAnswerShape | undefined;
+  /** The named client that sent it (`CLIENT_KEYS_FILE`); `undefined`: the anonymous client. */
+  client: string | undefined;
+  /**
+   * A named client's ring as admission found it (what its outputs are sealed with and its
+   * `X-Client-Token` is checked against, even once the client is revoked); `undefined` for a
+   * record read back from Redis (the current keys file then answers).
+   */
+  clientRing: KeyRing | undefined;
   /** A job refused for overload: when to try again, in seconds (HTTP `Retry-After`). */
   retryAfterSeconds: number | undefined;
   #status: JobStatus = "IN_QUEUE";

@@ -38,7 +38,7 @@ export interface JobServiceOptions {
   store?: JobStore;
   /** Told of each completed job's final chunk (latencies, token counts), and of recoveries. */
   metrics?: {
-    jobCompleted(model: string, final: FinalChunk): void;
+    jobCompleted(model: string, final: FinalChunk, client?: string): void;
     jobRecovered(model: string, how: "requeued" | "adopted"): void;
   };
   log: Logger;

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { KeyRing } from "../../shared/crypto/index.js";
 import {
   InternalError,
   messageOf,
@@ -65,6 +66,7 @@ export class JobService implements JobHost {
             redis,
             names,
             keyRing,
+            clients: options.admission.clients,
             table,
             queues,
             relay: this.#relay,
@@ -187,20 +189,24 @@ export class JobService implements JobHost {
       record.fail(info);
       return record;
     }
-    const { task, encryptOutput } = admitted;
+    const { task, encryptOutput, client } = admitted;
     record.model = task.model;
+    record.client = client;
+    if (client !== undefined) record.clientRing = admitted.ring;
     record.openai = admitted.openai;
     const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
     const payload: JobPayload = {
       v: 1,
       replyTo: this.#relay.channel,
       task: sealJson(keyRing, task),
+      ...(client === undefined ? {} : { client }),
     };
     const job = new TrackedJob(this.#context, {
       record,
       model: task.model,
       deadline: Date.now() + timeoutMs,
       encryptOutput,
+      outputRing: admitted.ring,
       payload,
       phase: "queuing",
     });
@@ -237,7 +243,7 @@ export class JobService implements JobHost {
       );
       return record;
     }
-    log.info("job queued", { jobId: record.id, model: task.model });
+    log.info("job queued", { jobId: record.id, model: task.model, client });
     return record;
   }
 
@@ -263,11 +269,19 @@ export class JobService implements JobHost {
       model: snapshot.model,
       deadline: snapshot.deadline,
       encryptOutput: snapshot.encryptOutput,
+      // Sealed to its client, from the keys file this process has (a revoked one's: the pool's).
+      outputRing: this.#outputRingOf(snapshot.client),
       attempt,
       phase: "queued",
     });
     this.#jobs.set(job.id, job);
     return job;
+  }
+
+  /** A client's ring now, for a job read back from Redis (the pool's for the anonymous client). */
+  #outputRingOf(client: string | undefined): KeyRing | undefined {
+    if (client === undefined) return undefined;
+    return this.#options.admission.clients?.ringOf(client);
   }
 
   /**

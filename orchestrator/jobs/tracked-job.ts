@@ -65,7 +65,7 @@ export interface JobContext {
   serviceTimes?: ServiceTimes | undefined;
   metrics?:
     | {
-        jobCompleted(model: string, final: FinalChunk): void;
+        jobCompleted(model: string, final: FinalChunk, client?: string): void;
         jobRecovered(model: string, how: "requeued" | "adopted"): void;
       }
     | undefined;
@@ -81,6 +81,8 @@ export interface TrackedJobOptions {
   deadline: number;
   /** Whether the caller gets its chunks encrypted (`encrypt_output`, `ENCRYPT_OUTPUT`). */
   encryptOutput: boolean;
+  /** What encrypted chunks are sealed with: its client's ring (default: the pool's, anonymous). */
+  outputRing?: KeyRing | undefined;
   /** The job as queued: what a next attempt is queued with (unknown for an adopted job). */
   payload?: JobPayload | undefined;
   /** The attempt running now (an adopted job's may be 2). */
@@ -101,6 +103,7 @@ export class TrackedJob implements ReplyTarget {
   readonly deadline: number;
   readonly encryptOutput: boolean;
   readonly #context: JobContext;
+  readonly #outputRing: KeyRing;
   readonly #timer: NodeJS.Timeout;
   #phase: JobPhase;
   /** Its replies: the current attempt's, opened and in order. */
@@ -115,6 +118,7 @@ export class TrackedJob implements ReplyTarget {
     this.model = options.model;
     this.deadline = options.deadline;
     this.encryptOutput = options.encryptOutput;
+    this.#outputRing = options.outputRing ?? context.keyRing;
     this.#payload = options.payload;
     this.#phase = options.phase;
     this.#replies = new JobReplies(
@@ -179,7 +183,10 @@ export class TrackedJob implements ReplyTarget {
       });
     } else {
       this.record.stop("CANCELLED");
-      this.#context.log.info("job cancelled by the caller", { jobId: this.id });
+      this.#context.log.info("job cancelled by the caller", {
+        jobId: this.id,
+        client: this.record.client,
+      });
     }
     await this.#stop();
   }
@@ -308,7 +315,7 @@ export class TrackedJob implements ReplyTarget {
       ...choiceEndsOf(message.choices),
     };
     if (!record.terminal) {
-      this.#context.metrics?.jobCompleted(this.model, final);
+      this.#context.metrics?.jobCompleted(this.model, final, record.client);
       this.#context.serviceTimes?.observe(this.model, message.runMs);
     }
     this.#emit(final);
@@ -320,9 +327,8 @@ export class TrackedJob implements ReplyTarget {
    * other front end reading the record): encrypted here when the job's output is to be.
    */
   #emit(chunk: StreamChunk): void {
-    const { keyRing } = this.#context;
     this.record.addChunk(
-      this.encryptOutput ? encryptChunk(keyRing, chunk) : chunk,
+      this.encryptOutput ? encryptChunk(this.#outputRing, chunk) : chunk,
       isFinalChunk(chunk),
     );
   }
@@ -387,6 +393,7 @@ export class TrackedJob implements ReplyTarget {
     );
     log.info("job ended", {
       jobId: this.id,
+      client: this.record.client,
       status: this.record.status,
       code: this.record.error?.code,
       chunks: this.record.chunks.length,

@@ -1,7 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
-import { latencyBuckets, metricPrefix, noModelLabel } from "../../shared/metrics/metric-names.js";
+import {
+  anonymousClientLabel,
+  latencyBuckets,
+  metricPrefix,
+  noModelLabel,
+} from "../../shared/metrics/metric-names.js";
 import { redisAnswerMs, redisAnswerWithin } from "../../shared/process/deadline.js";
 import type { FinalChunk } from "../../shared/protocol/index.js";
 import type { JobRecord } from "../jobs/job-record.js";
@@ -13,6 +18,11 @@ export interface OrchestratorMetricsOptions {
   models: readonly string[];
   queues: ModelQueues;
   registry: ModelRegistryReader;
+  /**
+   * `CLIENT_METRICS_LABEL` (default true): the per-client counters carry a `client` label (a
+   * name from the keys file, or `anonymous`); false: they count all clients together.
+   */
+  clientLabel?: boolean;
   log: Logger;
 }
 
@@ -34,6 +44,9 @@ export class OrchestratorMetrics {
   readonly #promptTokens: Counter<"model">;
   readonly #generationTokens: Counter<"model">;
   readonly #cachedTokens: Counter<"model">;
+  readonly #clientLabel: boolean;
+  readonly #clientJobs: Counter<"client" | "status">;
+  readonly #clientTokens: Counter<"client" | "kind">;
 
   constructor(options: OrchestratorMetricsOptions) {
     const { queues, registry, log } = options;
@@ -41,6 +54,20 @@ export class OrchestratorMetrics {
     const models = [...options.models];
     this.#models = new Set(models);
     collectDefaultMetrics({ register: this.registry });
+    this.#clientLabel = options.clientLabel ?? true;
+    const clientLabels = this.#clientLabel ? (["client"] as const) : ([] as const);
+    this.#clientJobs = new Counter({
+      name: `${metricPrefix}client_requests_total`,
+      help: "Requests ended, by client (a name of CLIENT_KEYS_FILE, or anonymous) and final status.",
+      labelNames: [...clientLabels, "status"],
+      registers,
+    });
+    this.#clientTokens = new Counter({
+      name: `${metricPrefix}client_tokens_total`,
+      help: "Tokens of completed requests, by client and kind (prompt, generation).",
+      labelNames: [...clientLabels, "kind"],
+      registers,
+    });
     const histogram = (name: string, help: string, buckets: readonly number[]) =>
       new Histogram({
         name: `${metricPrefix}${name}`,
@@ -183,10 +210,12 @@ export class OrchestratorMetrics {
     const model = this.#label(record.model);
     this.#requests.inc({ model, status: record.status.toLowerCase() });
     if (record.error !== undefined) this.#errors.inc({ model, code: record.error.code });
+    // A job refused before admission has no client: counted as the anonymous one's.
+    this.#clientJobs.inc({ ...this.#client(record.client), status: record.status.toLowerCase() });
   }
 
   /** A job completed with this final chunk: its latencies and token counts. */
-  jobCompleted(model: string, final: FinalChunk): void {
+  jobCompleted(model: string, final: FinalChunk, client?: string): void {
     const labels = { model: this.#label(model) };
     const { timings, usage } = final;
     this.#ttft.observe(labels, timings.ttft_ms / 1000);
@@ -199,6 +228,14 @@ export class OrchestratorMetrics {
     this.#promptTokens.inc(labels, usage.prompt_tokens);
     this.#generationTokens.inc(labels, usage.completion_tokens);
     this.#cachedTokens.inc(labels, usage.prompt_tokens_details?.cached_tokens ?? 0);
+    const clientLabels = this.#client(client);
+    this.#clientTokens.inc({ ...clientLabels, kind: "prompt" }, usage.prompt_tokens);
+    this.#clientTokens.inc({ ...clientLabels, kind: "generation" }, usage.completion_tokens);
+  }
+
+  /** The `client` label (a name admission took from the keys file), unless it is turned off. */
+  #client(client: string | undefined): { client?: string } {
+    return this.#clientLabel ? { client: client ?? anonymousClientLabel } : {};
   }
 
   /** Only configured model names become labels; anything else (never seen in practice) is `none`. */

@@ -67,6 +67,17 @@ export interface Config {
   readonly served: readonly ServedModel[];
   /** Keys from `ENCRYPTION_KEY`; `undefined` when unset (local mode then uses a key file). */
   readonly keyRing: KeyRing | undefined;
+  /**
+   * `CLIENT_KEYS_FILE`: the named clients' keys (one client a line, `name=key[,older key…]`,
+   * mode 0600); `undefined` = only the anonymous client (`ENCRYPTION_KEY`). Re-read on `SIGHUP`
+   * and when the file changes.
+   */
+  readonly clientKeysFile: string | undefined;
+  /**
+   * `CLIENT_METRICS_LABEL` (default on): metrics count jobs and tokens per client name (a
+   * `client` label); off drops the label.
+   */
+  readonly clientMetricsLabel: boolean;
   /** `HF_TOKEN`, for gated Hugging Face repositories. */
   readonly hfToken: string | undefined;
   /** `HF_HOME`: the Hugging Face cache root. */

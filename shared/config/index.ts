@@ -1,3 +1,4 @@
+export { readClientKeysFile } from "./client-keys-file.js";
 export type * from "./config.js";
 export { type ConfigHost, loadConfig } from "./load-config.js";
 export { loadConfigOrExit } from "./load-config-or-exit.js";

@@ -76,6 +76,8 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     streamPostWindowMs: readInt(env, "STREAM_POST_WINDOW_MS", 0, 10_000) ?? 50,
     models: Object.freeze(models),
     keyRing,
+    clientKeysFile: readClientKeysPath(env, host.cwd),
+    clientMetricsLabel: readBoolean(env, "CLIENT_METRICS_LABEL") ?? true,
     hfToken: readRaw(env, "HF_TOKEN"),
     hfHome,
     hfHubCache:
@@ -175,6 +177,11 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     );
   }
   return Object.freeze(config);
+}
+
+function readClientKeysPath(env: Env, cwd: string): string | undefined {
+  const file = readRaw(env, "CLIENT_KEYS_FILE");
+  return file === undefined ? undefined : path.resolve(cwd, file);
 }
 
 /** Booleans the way `huggingface_hub` reads them: 1/true/yes/on, 0/false/no/off. */

@@ -1,3 +1,4 @@
+export { ClientKeys, clientNamePattern, parseClientKeys } from "./client-keys.js";
 export { clientTokenHeader, clientTokenOf, ringOwnsClientToken } from "./client-token.js";
 export { FernetKey, InvalidKeyError, InvalidTokenError } from "./fernet.js";
 export { KeyRing } from "./key-ring.js";

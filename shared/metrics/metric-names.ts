@@ -20,5 +20,8 @@ export const latencyBuckets = {
   e2eLatency: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 240, 480, 960, 1920],
 } as const;
 
+/** The `client` label of the anonymous client's jobs (`ENCRYPTION_KEY`, no `client` named). */
+export const anonymousClientLabel = "anonymous";
+
 /** The `model` label of jobs refused before their model was known to be one we serve. */
 export const noModelLabel = "none";

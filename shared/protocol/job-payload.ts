@@ -15,6 +15,11 @@ export const jobPayloadSchema = z.strictObject({
   jobId: z.string().min(1).optional(),
   /** Which run of the job this is (absent: 1); replies carry it, see `reply-wire.ts`. */
   attempt: z.number().int().min(1).optional(),
+  /**
+   * The named client that sent it (`CLIENT_KEYS_FILE`; absent: the anonymous client), in the
+   * clear: a name is not secret, and the dashboard counts jobs per client.
+   */
+  client: z.string().min(1).optional(),
 });
 
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
@@ -52,6 +57,8 @@ export const jobMetadataSchema = z.strictObject({
   status: z.enum(["active", "completed", "cancelled", "failed"]),
   /** The error code of a failed job. */
   code: z.string().optional(),
+  /** The named client that sent it (absent: the anonymous client). */
+  client: z.string().optional(),
   finishReason: finishReasonSchema.optional(),
   /** Milliseconds from queueing to the gpu-worker taking the job. */
   queueMs: z.number().min(0),

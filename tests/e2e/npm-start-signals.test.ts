@@ -16,6 +16,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FernetKey } from "../../shared/crypto/index.js";
 import { freePort } from "../../shared/redis/index.js";
+import { testClient, writeKeysFile } from "../support/client-keys.js";
 import { tinyModelPath } from "../support/models.js";
 import { type NpmStart, spawnNpmStart, spawnRealNpmStart } from "../support/npm-start.js";
 import { commandOf, descendantsOf, isRunning } from "../support/process-tree.js";
@@ -138,6 +139,31 @@ describe("npm start under a signal to one of its processes", { timeout: 600_000 
     assert.equal(linesSaying(started, "gpu-worker stopped").length, 1, "drained, not cut short");
     assert.equal(linesSaying(started, "second signal: exiting now").length, 0);
     assert.equal(linesSaying(started, launcherGone).length, 0, "the launcher stopped them");
+  });
+
+  it("SIGHUP to the launcher reloads the orchestrator's client keys, and stops nothing", async () => {
+    const port = await freePort();
+    const keys = await writeKeysFile([testClient("acme")]);
+    try {
+      const started = spawnNpmStart({ ...(await env(port)), CLIENT_KEYS_FILE: keys.file });
+      const pids = await serving(started);
+      started.launcher.kill("SIGHUP");
+      await waitFor(
+        () =>
+          linesSaying(started, "client keys reloaded").some(
+            (line) => line.reason === "SIGHUP" && line.component === "orchestrator",
+          ),
+        30_000,
+        "the orchestrator's reload",
+      );
+      assert.ok(pids.every(isRunning), "every process still runs");
+      assert.equal(linesSaying(started, "stopping the local stack").length, 0);
+      started.launcher.kill("SIGTERM");
+      await allGone(pids, "the launcher and both parts to stop");
+      assert.equal(await started.exited, 0, started.output.join(""));
+    } finally {
+      await keys.remove();
+    }
   });
 
   it("the launcher killed with SIGKILL: its parts see it gone and stop, freeing the port", async () => {

@@ -7,10 +7,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { FernetKey } from "../../shared/crypto/index.js";
-import type { StreamChunk } from "../../shared/protocol/index.js";
+import {
+  decryptChunk,
+  type EncryptedChunk,
+  isEncryptedChunk,
+  type StreamChunk,
+} from "../../shared/protocol/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
+import { testClient, writeKeysFile } from "../support/client-keys.js";
 import { tinyModelPath } from "../support/models.js";
-import { type JobView, TestStack } from "../support/stack.js";
+import { type JobView, TestStack, textOf } from "../support/stack.js";
 
 const apiKey = "rp-fake-key-123";
 const requests = [
@@ -49,8 +55,11 @@ describe("RunPod worker: jobs", () => {
   let foreignToken: string;
   let platform: FakeRunpodPlatform;
   let stack: TestStack;
+  const acme = testClient("acme");
+  let keys: Awaited<ReturnType<typeof writeKeysFile>>;
 
   before(async () => {
+    keys = await writeKeysFile([acme]);
     modelPath = await tinyModelPath({ chatTemplate: "chatml" });
     // The local API's answer to each request, one at a time.
     const localStack = await TestStack.start({
@@ -73,7 +82,12 @@ describe("RunPod worker: jobs", () => {
     stack = await TestStack.start({
       models: `tiny=${modelPath}`,
       runpod: { ...platform.env(), RUNPOD_ENDPOINT_ID: "fake-endpoint" },
-      env: { ...env, MAX_CONCURRENCY: "4", STREAM_POST_WINDOW_MS: "10" },
+      env: {
+        ...env,
+        MAX_CONCURRENCY: "4",
+        STREAM_POST_WINDOW_MS: "10",
+        CLIENT_KEYS_FILE: keys.file,
+      },
       label: "rp-jobs",
     });
   });
@@ -81,6 +95,7 @@ describe("RunPod worker: jobs", () => {
   after(async () => {
     await stack?.stop();
     await platform?.close();
+    await keys?.remove();
   });
 
   it("takes jobs in batches and brings each to the right final state, chunks equal to the local API's", async () => {
@@ -178,6 +193,40 @@ describe("RunPod worker: jobs", () => {
       (line) => line.includes("job finished") && line.includes("job-twice"),
     );
     assert.equal(runs.length, 1, `generated once:\n${runs.join("\n")}`);
+  });
+
+  it("checks a named client's job input, and posts its output sealed to that client", async () => {
+    const request = { ...requests[0], encrypt_output: true };
+    const named = { id: "job-named", input: acme.input(request) };
+    const wrongKey = {
+      id: "job-named-wrong-key",
+      input: { client: "acme", encrypted_input: stack.encrypt(request) },
+    };
+    const unknown = {
+      id: "job-unknown-client",
+      input: { ...acme.input(request), client: "nobody" },
+    };
+    platform.enqueue(named, wrongKey, unknown);
+    const post = await stack.explain(platform.waitForOutput(named.id));
+    assert.equal(post.body.error, undefined);
+    const output = post.body.output as EncryptedChunk[];
+    assert.ok(output.length > 1 && output.every(isEncryptedChunk));
+    const opened = output.map((chunk) => decryptChunk(acme.ring, chunk));
+    assert.ok(
+      opened.every((chunk) => chunk !== undefined),
+      "acme opens every chunk",
+    );
+    assert.equal(
+      textOf(opened as StreamChunk[]),
+      textOf(local[0]?.output ?? []),
+      "to the local API's text",
+    );
+    assert.ok(output.every((chunk) => decryptChunk(stack.keyRing, chunk) === undefined));
+    for (const job of [wrongKey, unknown]) {
+      const refused = await platform.waitForOutput(job.id);
+      assert.equal(codeOf(refused.body.error), "DECRYPT_FAILED", job.id);
+      assert.deepEqual(platform.streamed(job.id), []);
+    }
   });
 
   it("reports job_in_progress as the platform sees it", () => {

@@ -21,6 +21,7 @@ import {
   type OutputChunk,
   type StreamChunk,
 } from "../../shared/protocol/index.js";
+import { type TestClient, testClient, writeKeysFile } from "../support/client-keys.js";
 import { tinyModelPath } from "../support/models.js";
 import { keysWithPrefix, queueKey } from "../support/redis.js";
 import { type JobView, TestStack, textOf } from "../support/stack.js";
@@ -78,9 +79,13 @@ describe("security end to end", () => {
   const dumps: string[] = [];
   /** Text the model generated for prompts holding the marker: it must not leak either. */
   const outputs: string[] = [];
+  /** A named client (`CLIENT_KEYS_FILE`): its key and its token must not leak either. */
+  const client: TestClient = testClient("leak-hunter");
+  let keys: Awaited<ReturnType<typeof writeKeysFile>>;
 
   before(async () => {
     const modelPath = await tinyModelPath({ chatTemplate: "chatml" });
+    keys = await writeKeysFile([client]);
     stack = await TestStack.start({
       models: `tiny=${modelPath}`,
       env: {
@@ -93,6 +98,7 @@ describe("security end to end", () => {
         DELTA_WINDOW_MS: "5",
         FERNET_TTL_SECONDS: "120",
         MAX_REQUEST_BYTES: "65536",
+        CLIENT_KEYS_FILE: keys.file,
       },
       label: "security",
     });
@@ -114,6 +120,7 @@ describe("security end to end", () => {
     sniffer?.disconnect();
     redis?.disconnect();
     await stack?.stop();
+    await keys?.remove();
   });
 
   describe("encrypted output", () => {
@@ -295,6 +302,14 @@ describe("security end to end", () => {
       const unknown = await stack.runsync({ model: marker, prompt: marker });
       assert.equal(errorCode(unknown), "UNKNOWN_MODEL");
       for (const view of [bad, unknown]) assert.ok(!JSON.stringify(view).includes(marker));
+      // A named client's, its output sealed to it, read with its token.
+      const pool = client.poolClient(stack.url);
+      const named = await pool.submit(
+        client.input({ prompt: `Say ${marker}`, sampling_params: greedy, encrypt_output: true }),
+      );
+      const namedChunks = [];
+      for await (const chunk of pool.chunks(named.id)) namedChunks.push(chunk);
+      outputs.push(textOf(namedChunks));
       // A cancelled one.
       const cancelled = await stack.run({ prompt: marker, sampling_params: { max_tokens: 200 } });
       await stack.post(`/cancel/${cancelled.id}`, {});
@@ -322,8 +337,16 @@ describe("security end to end", () => {
         stack.key.slice(0, 22),
         Buffer.from(stack.key, "base64url").toString("hex"),
         ...outputs.filter((text) => text.trim().length >= 16),
+        client.key,
+        client.key.slice(0, 22),
+        Buffer.from(client.key, "base64url").toString("hex"),
+        client.headers["x-client-token"] as string,
       ];
-      assert.ok(outputs.filter((text) => text.trim().length >= 16).length >= 2, "outputs to hunt");
+      assert.ok(outputs.filter((text) => text.trim().length >= 16).length >= 3, "outputs to hunt");
+      assert.ok(
+        stack.logs.some((line) => line.includes("client=leak-hunter")),
+        "the named client's job ran",
+      );
       assert.ok(commands.length > 50, "MONITOR saw the traffic");
       assert.ok(
         stack.logs.some((line) => line.includes("job ended")),

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Queue } from "bullmq";
+import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.js";
 import {
@@ -326,6 +326,77 @@ describe("queue dashboard without Redis", () => {
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
       await redis.close();
+    }
+  });
+});
+
+describe("queue dashboard: jobs per client", () => {
+  it("counts each client's jobs from their data (payload, then metadata), the anonymous first", async () => {
+    const redisUrl = await testRedisUrl();
+    const prefix = uniquePrefix("dash-clients");
+    const names = new RedisNames(prefix);
+    const redis = createRedis(redisUrl, "test-clients", createLogger("test", { level: "error" }));
+    const queue = new Queue(names.modelQueue("tiny"), {
+      connection: redis,
+      prefix: names.bullPrefix,
+    });
+    const dashboard = createQueueDashboard({
+      models: ["tiny"],
+      connection: redis,
+      names,
+      apiKey: undefined,
+      log: createLogger("dashboard", { level: "error" }),
+    });
+    try {
+      const payload = (client?: string) => ({
+        v: 1,
+        replyTo: "replies",
+        task: sealedData,
+        ...(client === undefined ? {} : { client }),
+      });
+      // Taken (below) by a gpu-worker that fails it; the others are queued after.
+      await queue.add("generate", payload("acme"));
+      // A job a gpu-worker took and failed: its data is its metadata, naming the client too.
+      const worker = new Worker(names.modelQueue("tiny"), null, {
+        connection: redis,
+        prefix: names.bullPrefix,
+        autorun: false,
+      });
+      try {
+        const taken = await worker.getNextJob("token");
+        assert.ok(taken !== undefined);
+        await taken.updateData({
+          v: 1,
+          model: "tiny",
+          status: "failed",
+          client: "acme",
+          queueMs: 1,
+          completionTokens: 7,
+        });
+        await taken.moveToFailed(new Error("test"), "token", false);
+      } finally {
+        await worker.close();
+      }
+      await queue.add("generate", payload("zeta"));
+      await queue.add("generate", payload("acme"));
+      await queue.add("generate", payload("acme"));
+      await queue.add("generate", payload());
+      const base = await dashboard.app.listen({ host: "127.0.0.1", port: 0 });
+      const html = await (await fetch(`${base}/`)).text();
+      const rows = [...html.matchAll(/<tr data-client="([^"]*)">(.*?)<\/tr>/g)].map((match) => [
+        match[1],
+        ...[...(match[2] ?? "").matchAll(/<td>([^<]*)<\/td>/g)].map((cell) => cell[1]).slice(1),
+      ]);
+      assert.deepEqual(rows, [
+        ["anonymous", "1", "0", "0", "0", "0"],
+        ["acme", "2", "0", "0", "1", "7"],
+        ["zeta", "1", "0", "0", "0", "0"],
+      ]);
+    } finally {
+      await dashboard.close();
+      await queue.close();
+      await deleteKeysWithPrefix(redisUrl, prefix);
+      await closeRedis(redis);
     }
   });
 });

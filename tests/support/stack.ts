@@ -343,8 +343,11 @@ export class TestStack {
     return response.json();
   }
 
-  async get(route: string): Promise<unknown> {
-    return (await fetch(`${this.url}${route}`, { headers: this.#authorization })).json();
+  /** `headers`: more, e.g. a named client's `X-Client-Token`. */
+  async get(route: string, headers: Record<string, string> = {}): Promise<unknown> {
+    return (
+      await fetch(`${this.url}${route}`, { headers: { ...headers, ...this.#authorization } })
+    ).json();
   }
 
   /** `/run` with an encrypted request. */
@@ -368,11 +371,12 @@ export class TestStack {
   async streamAll(
     id: string,
     onChunk?: (chunk: StreamChunk) => void,
+    headers: Record<string, string> = {},
   ): Promise<{ status: string; chunks: StreamChunk[]; raw: OutputChunk[]; error?: string }> {
     const chunks: StreamChunk[] = [];
     const raw: OutputChunk[] = [];
     const poll = async () =>
-      (await this.get(`/stream/${id}?wait=10000`)) as {
+      (await this.get(`/stream/${id}?wait=10000`, headers)) as {
         status: string;
         stream: { output: OutputChunk }[];
         error?: string;

@@ -83,3 +83,15 @@ describe("client arguments: the request's text", () => {
     assert.match(usageError([]), /--prompt-file FILE/);
   });
 });
+
+describe("client arguments: --client", () => {
+  it("takes a client name as the keys file spells them, and refuses any other", () => {
+    const parsed = parseClientArgs(["--client", " billing-2.eu ", "hi"]);
+    assert.equal(parsed.help ? undefined : parsed.args.client, "billing-2.eu");
+    const none = parseClientArgs(["hi"]);
+    assert.equal(none.help ? "help" : none.args.client, undefined);
+    for (const name of ["", "-x", "a b", "x".repeat(65), "a/b"]) {
+      assert.match(usageError([`--client=${name}`, "hi"]), /--client must be 1-64 letters/, name);
+    }
+  });
+});

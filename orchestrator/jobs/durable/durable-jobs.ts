@@ -6,6 +6,7 @@ import type { RedisNames } from "../../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../../shared/process/deadline.js";
 import { isTerminalStatus } from "../../../shared/protocol/index.js";
 import { parseOwner } from "../../../shared/registry/job-owner.js";
+import type { ClientRings } from "../../admission/admit-request.js";
 import type { ReplyRelay } from "../../relay/reply-relay.js";
 import type { JobPersistence, PersistedJob } from "../job-persistence.js";
 import type { JobRecord } from "../job-record.js";
@@ -31,6 +32,8 @@ export interface DurableJobsOptions {
   redis: Redis;
   names: RedisNames;
   keyRing: KeyRing;
+  /** The named clients: a mirrored job's encrypted chunks are sealed to its client. */
+  clients?: ClientRings | undefined;
   table: JobTable;
   queues: ModelQueues;
   relay: ReplyRelay;

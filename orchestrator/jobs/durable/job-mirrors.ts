@@ -7,12 +7,15 @@ import {
   encryptChunk,
   openReply,
 } from "../../../shared/protocol/index.js";
+import type { ClientRings } from "../../admission/admit-request.js";
 import type { JobRecord } from "../job-record.js";
 import { type JobSnapshot, recordOf } from "./job-snapshot.js";
 
 interface Mirror {
   record: JobRecord;
   encryptOutput: boolean;
+  /** What its encrypted chunks are sealed with: its client's ring (the pool's: anonymous). */
+  outputRing: KeyRing;
   /** The last entry of the job's reply stream already read. */
   lastEntryId: string;
 }
@@ -31,12 +34,19 @@ export class JobMirrors {
   readonly #redis: Redis;
   readonly #names: RedisNames;
   readonly #keyRing: KeyRing;
+  readonly #clients: ClientRings | undefined;
   readonly #mirrors = new Map<string, Mirror>();
 
-  constructor(options: { redis: Redis; names: RedisNames; keyRing: KeyRing }) {
+  constructor(options: {
+    redis: Redis;
+    names: RedisNames;
+    keyRing: KeyRing;
+    clients?: ClientRings | undefined;
+  }) {
     this.#redis = options.redis;
     this.#names = options.names;
     this.#keyRing = options.keyRing;
+    this.#clients = options.clients;
   }
   /** Jobs mirrored now. */
   get size(): number {
@@ -60,6 +70,9 @@ export class JobMirrors {
       mirror = {
         record: recordOf(snapshot),
         encryptOutput: snapshot.encryptOutput,
+        outputRing:
+          (snapshot.client === undefined ? undefined : this.#clients?.ringOf(snapshot.client)) ??
+          this.#keyRing,
         lastEntryId: "-",
       };
       if (this.#mirrors.size >= maxMirrors) {
@@ -88,7 +101,7 @@ export class JobMirrors {
       const message = openReply(this.#keyRing, envelope);
       if (message.kind !== "delta" || message.seq !== envelope.s) continue;
       const chunk = deltaChunkOf(message);
-      record.addChunk(mirror.encryptOutput ? encryptChunk(this.#keyRing, chunk) : chunk);
+      record.addChunk(mirror.encryptOutput ? encryptChunk(mirror.outputRing, chunk) : chunk);
     }
     if (entries.length > 0) record.markStarted();
   }

@@ -16,6 +16,8 @@ export const jobSnapshotSchema = z.object({
   owner: z.string(),
   status: jobStatusSchema,
   model: z.string().optional(),
+  /** The named client that sent it (its outputs are sealed to it, only it may read them). */
+  client: z.string().optional(),
   acceptedAt: z.number(),
   /** When the job times out (`JOB_TIMEOUT_MS` or the submit's own limit after acceptance). */
   deadline: z.number(),
@@ -52,6 +54,7 @@ export function snapshotOf(record: JobRecord, extras: SnapshotExtras): JobSnapsh
     encryptOutput: extras.encryptOutput,
   };
   if (record.model !== undefined) snapshot.model = record.model;
+  if (record.client !== undefined) snapshot.client = record.client;
   if (record.openai !== undefined) snapshot.openai = record.openai;
   const error = record.error;
   if (error !== undefined) snapshot.error = { code: error.code, message: error.message };
@@ -82,6 +85,7 @@ export function recordOf(
     ...(onEnd === undefined ? {} : { onEnd }),
   });
   record.model = snapshot.model;
+  record.client = snapshot.client;
   record.openai = snapshot.openai;
   record.restore({
     status: snapshot.status,
