@@ -33,7 +33,9 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   });
   closables.push(clients);
   // SIGHUP re-reads the client keys (revocation without a restart); so does a change of the file.
-  process.on("SIGHUP", () => void clients.reload("SIGHUP"));
+  // Without a keys file SIGHUP keeps its default: a hangup stops the process, as before.
+  if (config.clientKeysFile !== undefined)
+    process.on("SIGHUP", () => void clients.reload("SIGHUP"));
   clients.watch();
   const redis = await findRedis(config.redisUrl, log, {
     mayStart: false,

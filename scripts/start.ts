@@ -79,11 +79,6 @@ try {
     log.warn("second signal: exiting now", { signal });
     process.exit(130);
   };
-  // SIGHUP re-reads the orchestrator's client keys (CLIENT_KEYS_FILE): passed on, nothing stops.
-  process.on("SIGHUP", () => {
-    log.info("passing SIGHUP to the orchestrator (reload of the client keys)");
-    parts.get("orchestrator")?.signal("SIGHUP");
-  });
   onStopSignals({
     stop(signal) {
       if (stopping) force(signal);

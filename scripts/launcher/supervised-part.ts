@@ -109,15 +109,6 @@ export class SupervisedPart {
     }, restartInMs);
   }
 
-  /** Sends a signal to the running process (e.g. SIGHUP); whether one was running. */
-  signal(signal: NodeJS.Signals): boolean {
-    const child = this.#run?.child;
-    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-      return false;
-    }
-    return child.kill(signal);
-  }
-
   /**
    * Stops supervising: no more restarts; the running process gets SIGTERM (it drains) and this
    * resolves once it has exited. Idempotent.
