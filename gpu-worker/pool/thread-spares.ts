@@ -1,5 +1,5 @@
 import { Piscina } from "piscina";
-import type { ThreadBackendOptions } from "../../shared/protocol/index.js";
+import type { ThreadBackendOptions, UnloadTask } from "../../shared/protocol/index.js";
 import { threadEntryPath } from "./thread-entry-path.js";
 
 /** Most sequences a thread may run (a model's `sequences`): the pool itself keeps to its own. */
@@ -69,10 +69,21 @@ export class ThreadSpares {
     });
   }
 
-  /** Stops the spares (idempotent). */
+  /**
+   * Stops the spares (idempotent). Each first lets go of its backend, its start awaited: a thread
+   * terminated while node-llama-cpp starts or holds its backend can abort the whole process
+   * ("terminate called after throwing an instance of 'Napi::Error'", seen once when a stack was
+   * stopped a second after a spare had been started in place of a taken one).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const spares = this.#ready.splice(0);
-    await Promise.all(spares.map((spare) => spare.destroy()));
+    const unload: UnloadTask = { kind: "unload", keepBackend: false };
+    await Promise.all(
+      spares.map(async (spare) => {
+        await spare.run(unload).catch(() => {});
+        await spare.destroy();
+      }),
+    );
   }
 }
