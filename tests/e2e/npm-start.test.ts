@@ -80,7 +80,17 @@ describe("npm start (the local stack launcher)", () => {
   it("serves the reference client, which finds the key in the data folder", () => {
     const client = spawnSync(
       process.execPath,
-      [path.join(distRoot, "client", "cli", "main.js"), "--url", url, "-n", "12", "the dog"],
+      // Greedy: a sampled text of the random demo model may end at its first token.
+      [
+        path.join(distRoot, "client", "cli", "main.js"),
+        "--url",
+        url,
+        "-n",
+        "12",
+        "-t",
+        "0",
+        "the dog",
+      ],
       {
         env: { PATH: process.env.PATH ?? "", DATA_DIR: dataDir },
         encoding: "utf8",
