@@ -8,7 +8,7 @@
  * queued; and no client key or token shows in a log line or a Redis value.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { appendFile, chmod } from "node:fs/promises";
 import path from "node:path";
@@ -31,6 +31,7 @@ import { testClient, writeKeysFile } from "../support/client-keys.js";
 import { tinyModelPath } from "../support/models.js";
 import { RecordingRelay } from "../support/recording-relay.js";
 import { keysWithPrefix, queueKey } from "../support/redis.js";
+import { runEntryToExit } from "../support/run-entry.js";
 import { TestStack, textOf } from "../support/stack.js";
 import { waitFor, waitForLine } from "../support/wait-for.js";
 
@@ -581,23 +582,15 @@ describe("a key per client", () => {
     const bad = await writeKeysFile([alpha]);
     try {
       await appendFile(bad.file, `alpha=${beta.key}\n`);
-      const child = spawn(process.execPath, [path.join(distRoot, "orchestrator", "main.js")], {
-        env: {
-          PATH: process.env.PATH ?? "",
+      const { code, output } = await runEntryToExit(
+        "orchestrator/main.js",
+        {
           ENCRYPTION_KEY: stack.key,
           CLIENT_KEYS_FILE: bad.file,
           REDIS_URL: "redis://127.0.0.1:1",
         },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let output = "";
-      for (const stream of [child.stdout, child.stderr]) {
-        stream.setEncoding("utf8");
-        stream.on("data", (text: string) => {
-          output += text;
-        });
-      }
-      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+        30_000,
+      );
       assert.equal(code, 2, output);
       assert.match(output, /line 3 repeats the client "alpha"/);
       for (const secret of [alpha.key, beta.key, stack.key]) assert.ok(!output.includes(secret));
