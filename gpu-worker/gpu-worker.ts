@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
 import { RedisNames } from "../shared/naming.js";
+import { StartProgress } from "../shared/process/start-progress.js";
 import type { ThreadStatsReport } from "../shared/protocol/index.js";
-import { closeRedis, createRedis } from "../shared/redis/index.js";
+import type { RedisClient, RedisTarget } from "../shared/redis/index.js";
+import { closeRedis, createRedis, isClusterTarget } from "../shared/redis/index.js";
 import { checkMemory } from "./memory/check-memory.js";
 import type { WorkerMetrics } from "./metrics/worker-metrics.js";
 import { resolveModels } from "./models/resolve-models.js";
@@ -22,7 +23,8 @@ import { ModelScheduler } from "./scheduling/model-scheduler.js";
 export interface GpuWorkerOptions {
   config: Config;
   keyRing: KeyRing;
-  redisUrl: string;
+  /** The Redis (a URL, a Sentinel-managed primary or a cluster) every connection is made from. */
+  redisTarget: RedisTarget;
   /** Where its jobs are counted (`METRICS_PORT`); none when unset. */
   metrics?: WorkerMetrics;
   log: Logger;
@@ -35,9 +37,9 @@ export interface GpuWorkerOptions {
  * the control channel.
  */
 export class GpuWorker {
-  readonly #redis: Redis;
-  readonly #subscriber: Redis;
-  readonly #replies: Redis;
+  readonly #redis: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #replies: RedisClient;
   readonly #cancellations: Cancellations;
   readonly #registry: RegistryPublisher;
   #host: ModelHost | undefined;
@@ -47,7 +49,12 @@ export class GpuWorker {
   readonly #shutdownTimeoutMs: number;
   #closing: Promise<void> | undefined;
 
-  private constructor(options: GpuWorkerOptions, redis: Redis, subscriber: Redis, replies: Redis) {
+  private constructor(
+    options: GpuWorkerOptions,
+    redis: RedisClient,
+    subscriber: RedisClient,
+    replies: RedisClient,
+  ) {
     this.#redis = redis;
     this.#subscriber = subscriber;
     this.#replies = replies;
@@ -87,13 +94,14 @@ export class GpuWorker {
   static async start(options: GpuWorkerOptions): Promise<GpuWorker> {
     const { config, keyRing, log } = options;
     const names = new RedisNames(config.redisPrefix);
-    const redis = createRedis(options.redisUrl, "gpu-worker", log);
-    const subscriber = createRedis(options.redisUrl, "gpu-worker-control", log);
+    const redis = createRedis(options.redisTarget, "gpu-worker", log);
+    const subscriber = createRedis(options.redisTarget, "gpu-worker-control", log);
     // The jobs' claims and replies have a connection of their own: they never wait behind
     // BullMQ's commands (its fetch of the next job), and a pipeline on it is cheap (ioredis copies
     // every script defined on a connection, BullMQ's 64, into each pipeline it starts there).
-    const replies = createRedis(options.redisUrl, "gpu-worker-replies", log);
+    const replies = createRedis(options.redisTarget, "gpu-worker-replies", log);
     const gpuWorker = new GpuWorker(options, redis, subscriber, replies);
+    const progress = new StartProgress(log, "announcing its models in Redis");
     try {
       log.info("gpu-worker starting", { id: gpuWorker.id });
       await gpuWorker.#registry.announce(
@@ -110,8 +118,11 @@ export class GpuWorker {
         },
       });
       gpuWorker.#spares = spares;
+      progress.step("finding the model files");
       const models = await resolveModels(config, log);
+      progress.step("planning memory (node-llama-cpp reads the models' headers)");
       const plan = await checkMemory(models, config, log);
+      progress.step("subscribing to control messages");
       await gpuWorker.#cancellations.start();
       const publisher = new ReplyPublisher({
         redis: replies,
@@ -119,6 +130,7 @@ export class GpuWorker {
         keyRing,
         streamTtlSeconds: Math.ceil(config.jobTimeoutMs / 1000) + 300,
         workerId: gpuWorker.id,
+        sharded: isClusterTarget(options.redisTarget),
         log,
       });
       const catalogue = models.map((model) => {
@@ -157,6 +169,7 @@ export class GpuWorker {
             log,
             connection: redis,
             names,
+            workerId: gpuWorker.id,
             lockMs: config.jobLockMs,
             onJobStarted: () => host.touch(pool.name),
             onJobEnded: () => gpuWorker.#scheduler?.wake(),
@@ -182,6 +195,7 @@ export class GpuWorker {
         maxSwapWaitMs: config.maxSwapWaitMs,
         log,
       });
+      progress.step("loading the models it preloads");
       await gpuWorker.#scheduler.start();
       const loaded = new Set(host.hosted.map((hosted) => hosted.name));
       log.info("gpu-worker ready", {
@@ -198,6 +212,8 @@ export class GpuWorker {
     } catch (error) {
       await gpuWorker.close();
       throw error;
+    } finally {
+      progress.end();
     }
     return gpuWorker;
   }

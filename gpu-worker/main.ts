@@ -3,7 +3,7 @@
  * serves their queues. Run one per GPU machine; all share one Redis. With METRICS_PORT set it
  * serves Prometheus `/metrics` on HOST:METRICS_PORT.
  */
-import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
+import { configuredRedis, loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { explainListenError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { runEntryPoint } from "../shared/process/run-entry-point.js";
@@ -17,7 +17,7 @@ const log = createLogger("gpu-worker", { level: config.logLevel, format: config.
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
   const keyRing = await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, {
+  const redis = await findRedis(configuredRedis(config), log, {
     mayStart: false,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
@@ -32,7 +32,13 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
     closables.push({ close: () => server.close() });
     log.info("metrics listening", { address });
   }
-  const worker = await GpuWorker.start({ config, keyRing, redisUrl: redis.url, log, metrics });
+  const worker = await GpuWorker.start({
+    config,
+    keyRing,
+    redisTarget: redis.target,
+    log,
+    metrics,
+  });
   metrics?.observe(worker);
   closables.push(worker);
 });

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
+import { configuredRedis, loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { explainListenError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { servedSlots } from "../shared/models/served-models.js";
@@ -37,7 +37,7 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
   if (config.clientKeysFile !== undefined)
     process.on("SIGHUP", () => void clients.reload("SIGHUP"));
   clients.watch();
-  const redis = await findRedis(config.redisUrl, log, {
+  const redis = await findRedis(configuredRedis(config), log, {
     mayStart: false,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
@@ -45,7 +45,7 @@ await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async 
     config,
     keyRing,
     clients,
-    redisUrl: redis.url,
+    redisTarget: redis.target,
     log,
   });
   closables.push(orchestrator);

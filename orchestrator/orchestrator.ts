@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Config } from "../shared/config/index.js";
 import type { KeyRing } from "../shared/crypto/index.js";
 import type { Logger } from "../shared/log.js";
 import { RedisNames } from "../shared/naming.js";
 import { sleep } from "../shared/process/sleep.js";
+import type { RedisClient, RedisTarget } from "../shared/redis/index.js";
 import { closeRedis, createRedis } from "../shared/redis/index.js";
 import type { ClientRings } from "./admission/admit-request.js";
 import { QueueReservations } from "./admission/queue-reservations.js";
@@ -28,7 +28,8 @@ export interface OrchestratorOptions {
   keyRing: KeyRing;
   /** The named clients (`CLIENT_KEYS_FILE`); without it only the anonymous client is served. */
   clients?: ClientRings | undefined;
-  redisUrl: string;
+  /** The Redis (a URL, a Sentinel-managed primary or a cluster) every connection is made from. */
+  redisTarget: RedisTarget;
   log: Logger;
 }
 
@@ -51,16 +52,16 @@ export class Orchestrator {
   readonly allowPlaintextOpenai: boolean;
   /** The named clients, whose jobs only they may read (see `local-api/job-owner.ts`). */
   readonly clients: ClientRings | undefined;
-  readonly #redis: Redis;
-  readonly #subscriber: Redis;
-  readonly #queueRedis: Redis;
+  readonly #redis: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #queueRedis: RedisClient;
   readonly #table: JobTable;
   readonly #config: Config;
   readonly #log: Logger;
   #closing: Promise<void> | undefined;
 
   private constructor(options: OrchestratorOptions) {
-    const { config, keyRing, clients, redisUrl, log } = options;
+    const { config, keyRing, clients, redisTarget, log } = options;
     this.clients = clients;
     const names = new RedisNames(config.redisPrefix);
     this.#config = config;
@@ -68,15 +69,19 @@ export class Orchestrator {
     this.maxRequestBytes = config.maxRequestBytes;
     this.allowPlaintextOpenai = config.allowPlaintextOpenai;
     this.models = config.served.map((model) => model.name);
-    this.#redis = createRedis(redisUrl, "orchestrator", log);
-    this.#subscriber = createRedis(redisUrl, "orchestrator-replies", log);
+    this.#redis = createRedis(redisTarget, "orchestrator", log);
+    // On a cluster, replies come by sharded pub/sub: a channel per job (see `relay/reply-relay.ts`).
+    this.#subscriber = createRedis(redisTarget, "orchestrator-replies", log, {
+      shardedSubscribers: true,
+    });
     // BullMQ's queues have a connection of their own: ioredis copies every script defined on a
     // connection (BullMQ's 64) into each pipeline or MULTI started there, which the job records
     // and registry reads on `#redis` then do not pay.
-    this.#queueRedis = createRedis(redisUrl, "orchestrator-queues", log);
-    // A RunPod worker posts results to the platform, which keeps them: nothing to hold here.
+    this.#queueRedis = createRedis(redisTarget, "orchestrator-queues", log);
+    // A RunPod worker posts results to the platform, which keeps them; it holds them here too, to
+    // answer a job the platform delivers again (a lost post) without running it twice.
     this.#table = new JobTable({
-      retentionMs: config.mode === "runpod" ? 0 : config.resultRetentionMs,
+      retentionMs: config.resultRetentionMs,
       // Older results are read back from Redis: this process's memory stays flat.
       maxFinished: maxFinishedInMemory,
       onEnd: (record) => this.metrics.jobEnded(record),
@@ -97,7 +102,7 @@ export class Orchestrator {
     this.queues = new ModelQueues({
       models: this.models,
       connection: this.#queueRedis,
-      redisUrl,
+      redisTarget,
       names,
       log,
       onFailed: (jobId, reason) => void this.jobs.onQueueFailed(jobId, reason),
@@ -153,6 +158,10 @@ export class Orchestrator {
       keyRing,
       jobTimeoutMs: config.jobTimeoutMs,
       registryTtlMs: config.registryTtlMs,
+      // RunPod: the gpu-worker dies with its container; a lost job fails as it always has.
+      ...(config.mode === "runpod"
+        ? {}
+        : { continuations: { maxAttempts: config.maxJobAttempts } }),
       ...(store === undefined ? {} : { store }),
       metrics: this.metrics,
       log,

@@ -32,13 +32,21 @@ export function applyPatches() {
       lines.push(`patch "${patch.name}" already applied to ${patch.package}@${version}`);
       continue;
     }
-    const at = text.indexOf(patch.find);
-    if (at < 0 || text.indexOf(patch.find, at + 1) >= 0) {
-      throw new Error(
-        `patch "${patch.name}": the text to replace was not found exactly once in ${patch.package}/${patch.file}`,
-      );
+    // A patch is one edit (`find`/`replace`) or several (`edits`), each found exactly once before
+    // any is written.
+    const edits = patch.edits ?? [{ find: patch.find, replace: patch.replace }];
+    let patched = text;
+    for (const [index, edit] of edits.entries()) {
+      const at = patched.indexOf(edit.find);
+      if (at < 0 || patched.indexOf(edit.find, at + 1) >= 0) {
+        const which = edits.length > 1 ? ` (edit ${index + 1} of ${edits.length})` : "";
+        throw new Error(
+          `patch "${patch.name}"${which}: the text to replace was not found exactly once in ${patch.package}/${patch.file}`,
+        );
+      }
+      patched = patched.slice(0, at) + edit.replace + patched.slice(at + edit.find.length);
     }
-    writeFileSync(file, text.slice(0, at) + patch.replace + text.slice(at + patch.find.length));
+    writeFileSync(file, patched);
     lines.push(`patch "${patch.name}" applied to ${patch.package}@${version}`);
   }
   return lines;

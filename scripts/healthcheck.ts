@@ -12,7 +12,7 @@
  * `node dist/scripts/healthcheck.js [api|gpu-worker|dashboard]`. It prints one line on failure.
  */
 import { ModelRegistryReader } from "../orchestrator/registry/model-registry-reader.js";
-import { loadConfig } from "../shared/config/index.js";
+import { configuredRedis, loadConfig } from "../shared/config/index.js";
 import { messageOf } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { RedisNames } from "../shared/naming.js";
@@ -39,7 +39,11 @@ async function check(): Promise<void> {
       return httpAnswers(config.dashboardPort, "/", (status) => status < 500);
     case "gpu-worker": {
       const log = createLogger("healthcheck", { level: "error", format: config.logFormat });
-      const redis = createRedis(config.redisUrl ?? "redis://127.0.0.1:6379", "healthcheck", log);
+      const redis = createRedis(
+        configuredRedis(config) ?? "redis://127.0.0.1:6379",
+        "healthcheck",
+        log,
+      );
       try {
         const reader = new ModelRegistryReader({
           redis,

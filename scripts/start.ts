@@ -9,7 +9,7 @@
  * the stack. On RunPod nothing is restarted: the platform replaces the whole worker.
  */
 import { fileURLToPath } from "node:url";
-import { loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
+import { configuredRedis, loadConfigOrExit, resolveKeyRing } from "../shared/config/index.js";
 import { messageOf, PoolError } from "../shared/errors/index.js";
 import { createLogger } from "../shared/log.js";
 import { onStopSignals } from "../shared/process/stop-signals.js";
@@ -23,11 +23,13 @@ const entry = (part: string) => fileURLToPath(new URL(`../${part}/main.js`, impo
 
 try {
   await resolveKeyRing(config, log);
-  const redis = await findRedis(config.redisUrl, log, {
+  const redis = await findRedis(configuredRedis(config), log, {
     mayStart: true,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
-  const env = { ...process.env, REDIS_URL: redis.url };
+  // A Sentinel or cluster is named in the environment the parts inherit; one server by its URL.
+  const env =
+    typeof redis.target === "string" ? { ...process.env, REDIS_URL: redis.target } : process.env;
   const runpod = config.mode === "runpod";
   const parts = new Map<string, SupervisedPart>();
   let stopping = false;

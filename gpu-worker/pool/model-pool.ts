@@ -10,6 +10,7 @@ import {
 } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type {
+  Continuation,
   DeltaExtras,
   GenerationTask,
   JobTask,
@@ -59,6 +60,8 @@ export interface RunHooks {
   onText: (text: string, extras?: DeltaExtras) => void;
   /** The job got a context sequence in thread `threadId`, which now has `sequencesInUse` taken. */
   onStarted?: (threadId: number, sequencesInUse: number) => void;
+  /** A continuation: the job goes on from these tokens of a lost attempt (`thread/continue.ts`). */
+  continuation?: Continuation | undefined;
 }
 
 /**
@@ -252,6 +255,7 @@ export class ModelPool {
           if (
             message.index === undefined &&
             message.logprobs === undefined &&
+            message.tokens === undefined &&
             message.toolCalls === undefined
           ) {
             hooks.onText(message.text);
@@ -271,7 +275,14 @@ export class ModelPool {
         else reject(fromErrorInfo(message.error));
       });
 
-      const threadTask: JobTask = { kind: "job", jobId, task, port: port2, model: this.#load };
+      const threadTask: JobTask = {
+        kind: "job",
+        jobId,
+        task,
+        port: port2,
+        model: this.#load,
+        ...(hooks.continuation === undefined ? {} : { continuation: hooks.continuation }),
+      };
       threadRun = lane.piscina
         .run(threadTask, { transferList: [port2] })
         .catch((error: unknown) => {

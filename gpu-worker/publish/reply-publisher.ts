@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import type { ErrorInfo } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
@@ -10,31 +10,50 @@ import {
   type ReplyMessage,
   type TerminalReplyMessage,
 } from "../../shared/protocol/index.js";
-import { claimJobScript, fencedReplyScript, ownerValue } from "../../shared/registry/job-owner.js";
+import type { RedisClient } from "../../shared/redis/index.js";
+import {
+  claimJobScript,
+  fencedReplyScript,
+  ownerValue,
+  type PublishCommand,
+} from "../../shared/registry/job-owner.js";
 import { TurnPipeline } from "./turn-pipeline.js";
 
 export interface ReplyPublisherOptions {
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   keyRing: KeyRing;
   /** Expiry of a job's delta stream: only a safety net, the orchestrator deletes it at the end. */
   streamTtlSeconds: number;
   /** This gpu-worker's registry id: a job's owner key names it (see `registry/job-owner.ts`). */
   workerId: string;
+  /**
+   * Whether Redis is a cluster: replies then go by `SPUBLISH` on each job's shard channel
+   * (`RedisNames.jobReplyChannel`), which the orchestrator subscribes before it queues the job;
+   * else by `PUBLISH` on the orchestrator's channel (the job's `replyTo`). Fixed for the
+   * connection's life, from the Redis target's kind.
+   */
+  sharded: boolean;
   log: Logger;
 }
 
-/** The fenced write, as ioredis runs it (EVALSHA, loaded on first use). */
-type FencedPipeline = ChainableCommander & {
-  [fencedReplyCommand]: (...args: (string | number)[]) => ChainableCommander;
+/** The fenced write, as ioredis runs it (EVALSHA, loaded on first use), by how it publishes. */
+type FencedReply = (...args: (string | number)[]) => ChainableCommander;
+const fencedReplyCommands: Record<PublishCommand, string> = {
+  PUBLISH: "llmpoolFencedReply",
+  SPUBLISH: "llmpoolFencedReplySharded",
 };
-const fencedReplyCommand = "llmpoolFencedReply";
+/** The claim, by how it publishes its `started` notice. */
+const claimScripts: Record<PublishCommand, string> = {
+  PUBLISH: claimJobScript("PUBLISH"),
+  SPUBLISH: claimJobScript("SPUBLISH"),
+};
 
 /**
  * Sends each job's replies to the orchestrator that asked for it, on two paths in one pipeline:
- * appended to the job's Redis stream (durable, so gaps can be repaired) and published on the
- * orchestrator's channel (fast). Measured: pub/sub alone loses messages when the subscriber
- * reconnects; this dual path lost none of 15,000.
+ * appended to the job's Redis stream (durable, so gaps can be repaired) and published (fast): on
+ * the orchestrator's channel, or on a cluster on the job's shard channel. Measured: pub/sub alone
+ * loses messages when the subscriber reconnects; this dual path lost none of 15,000.
  *
  * Every write is fenced by the job's owner key: a gpu-worker that lost a job (paused past its
  * registry entry, its lock lapsed) writes nothing more for it, even after it resumes.
@@ -50,15 +69,31 @@ export class ReplyPublisher {
   constructor(options: ReplyPublisherOptions) {
     this.#options = options;
     this.#writes = new TurnPipeline(options.redis);
-    if (!(fencedReplyCommand in options.redis)) {
-      options.redis.defineCommand(fencedReplyCommand, { numberOfKeys: 2, lua: fencedReplyScript });
+    const publish = publishCommandOf(options.sharded);
+    const command = fencedReplyCommands[publish];
+    if (!(command in options.redis)) {
+      options.redis.defineCommand(command, { numberOfKeys: 2, lua: fencedReplyScript(publish) });
     }
   }
 
-  /** Replies of one attempt of one job; {@link JobReplies.claim} it before writing. */
-  forJob(jobId: string, replyTo: string, attempt: number): JobReplies {
-    return new JobReplies({ ...this.#options, writes: this.#writes }, jobId, replyTo, attempt);
+  /**
+   * Replies of one attempt of one job, numbered from `firstSeq` (a continuation's: after what the
+   * lost attempt delivered); {@link JobReplies.claim} it before writing.
+   */
+  forJob(jobId: string, replyTo: string, attempt: number, firstSeq = 0): JobReplies {
+    const replies = new JobReplies(
+      { ...this.#options, writes: this.#writes },
+      jobId,
+      replyTo,
+      attempt,
+    );
+    replies.startAt(firstSeq);
+    return replies;
   }
+}
+
+function publishCommandOf(sharded: boolean): PublishCommand {
+  return sharded ? "SPUBLISH" : "PUBLISH";
 }
 
 export type TerminalFields =
@@ -73,7 +108,9 @@ interface JobRepliesOptions extends ReplyPublisherOptions {
 export class JobReplies {
   readonly #options: JobRepliesOptions;
   readonly #jobId: string;
-  readonly #replyTo: string;
+  /** Where its replies are published, and how. */
+  readonly #channel: string;
+  readonly #publish: PublishCommand;
   readonly #attempt: number;
   readonly #stream: string;
   readonly #ownerKey: string;
@@ -87,11 +124,17 @@ export class JobReplies {
   constructor(options: JobRepliesOptions, jobId: string, replyTo: string, attempt: number) {
     this.#options = options;
     this.#jobId = jobId;
-    this.#replyTo = replyTo;
+    this.#publish = publishCommandOf(options.sharded);
+    this.#channel = options.sharded ? options.names.jobReplyChannel(jobId) : replyTo;
     this.#attempt = attempt;
     this.#stream = options.names.deltaStream(jobId);
     this.#ownerKey = options.names.ownerKey(jobId);
     this.#owner = ownerValue({ attempt, workerId: options.workerId });
+  }
+
+  /** Numbers the next reply `seq` (before any is sent). */
+  startAt(seq: number): void {
+    this.#seq = seq;
   }
 
   /**
@@ -102,13 +145,13 @@ export class JobReplies {
   async claim(): Promise<boolean> {
     const { redis, streamTtlSeconds, workerId } = this.#options;
     const claimed = await redis.eval(
-      claimJobScript,
+      claimScripts[this.#publish],
       1,
       this.#ownerKey,
       this.#attempt,
       workerId,
       streamTtlSeconds * 1000,
-      this.#replyTo,
+      this.#channel,
       encodeStarted(this.#jobId, this.#attempt),
     );
     if (claimed !== 1) this.#markLost();
@@ -174,16 +217,20 @@ export class JobReplies {
     // One connection keeps pipelines in order; awaiting the last write awaits them all.
     this.#lastWrite = writes
       .results((pipeline) => {
-        (pipeline as FencedPipeline)[fencedReplyCommand](
+        const fencedReply = (pipeline as unknown as Record<string, FencedReply>)[
+          fencedReplyCommands[this.#publish]
+        ];
+        (fencedReply as FencedReply).call(
+          pipeline,
           this.#ownerKey,
           this.#stream,
           this.#owner,
           entryId,
           wire,
           streamTtlSeconds * 1000,
-          this.#replyTo,
+          this.#channel,
         );
-      })
+      }, this.#jobId)
       .then(([[error, written] = [null, undefined]]) => {
         if (error !== null) throw error;
         if (written === 0) {

@@ -1,16 +1,23 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisClient } from "../../shared/redis/index.js";
+
+interface Batch {
+  pipeline: ChainableCommander;
+  sent: Promise<[Error | null, unknown][] | null>;
+}
 
 /**
  * The Redis commands issued during one turn of the event loop, sent as one pipeline when the turn
  * ends: the replies of every job that flushed in that turn reach Redis in one write, and the
  * orchestrator reads them in one read. Commands keep their order (one connection, one pipeline).
+ * On a cluster, a pipeline must stay on one node: each `group` (a job, whose keys share one hash
+ * tag) gets a pipeline of its own per turn; on one server the group is ignored.
  */
 export class TurnPipeline {
-  readonly #redis: Redis;
-  #pipeline: ChainableCommander | undefined;
-  #sent: Promise<[Error | null, unknown][] | null> | undefined;
+  readonly #redis: RedisClient;
+  readonly #batches = new Map<string, Batch>();
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     this.#redis = redis;
   }
 
@@ -18,8 +25,8 @@ export class TurnPipeline {
    * Adds commands to this turn's pipeline. Resolves once Redis answered them: with the first error
    * among them, or `undefined`. Never rejects.
    */
-  add(build: (pipeline: ChainableCommander) => void): Promise<Error | undefined> {
-    return this.results(build).then(
+  add(build: (pipeline: ChainableCommander) => void, group = ""): Promise<Error | undefined> {
+    return this.results(build, group).then(
       (results) => results.find(([error]) => error !== null)?.[0] ?? undefined,
       (error: Error) => error,
     );
@@ -29,21 +36,26 @@ export class TurnPipeline {
    * Like {@link add}, but resolves with the `[error, result]` of each of its commands, in order;
    * rejects when the pipeline as a whole failed.
    */
-  results(build: (pipeline: ChainableCommander) => void): Promise<[Error | null, unknown][]> {
-    if (this.#pipeline === undefined || this.#sent === undefined) {
+  results(
+    build: (pipeline: ChainableCommander) => void,
+    group = "",
+  ): Promise<[Error | null, unknown][]> {
+    const key = this.#redis.isCluster ? group : "";
+    let batch = this.#batches.get(key);
+    if (batch === undefined) {
       const pipeline = this.#redis.pipeline();
-      this.#pipeline = pipeline;
-      this.#sent = new Promise((resolve, reject) => {
+      const sent = new Promise<[Error | null, unknown][] | null>((resolve, reject) => {
         queueMicrotask(() => {
-          this.#pipeline = undefined;
-          this.#sent = undefined;
+          this.#batches.delete(key);
           pipeline.exec().then(resolve, reject);
         });
       });
+      batch = { pipeline, sent };
+      this.#batches.set(key, batch);
     }
-    const first = this.#pipeline.length;
-    build(this.#pipeline);
-    const last = this.#pipeline.length;
-    return this.#sent.then((results) => results?.slice(first, last) ?? []);
+    const first = batch.pipeline.length;
+    build(batch.pipeline);
+    const last = batch.pipeline.length;
+    return batch.sent.then((results) => results?.slice(first, last) ?? []);
   }
 }

@@ -1,30 +1,34 @@
-import type { Redis } from "ioredis";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import { controlMessageSchema } from "../../shared/protocol/index.js";
+import { getEach, onTopologyChange, type RedisClient } from "../../shared/redis/index.js";
+
+/** How long after a Redis change the cancel marks are read once more (ms). */
+const recheckSettleMs = 3000;
 
 /**
  * The jobs this gpu-worker runs, by id, each with the AbortController that cancels it. Cancels
  * arrive on the control channel (every gpu-worker hears them and acts on its own jobs). A job
  * picked up just after its cancel message went by is caught by the cancel key the orchestrator
  * sets before publishing: `register` checks it after recording the job, so no order of events
- * misses a cancel. The control channel also carries load requests (a job waits for a model no
+ * misses a cancel, nor does a subscription that was down (see `start`). The control channel also carries load requests (a job waits for a model no
  * gpu-worker has loaded): they go to `onLoadRequest`.
  */
 export class Cancellations {
   readonly #running = new Map<string, AbortController>();
-  readonly #redis: Redis;
-  readonly #subscriber: Redis;
+  readonly #redis: RedisClient;
+  readonly #subscriber: RedisClient;
   readonly #names: RedisNames;
   readonly #log: Logger;
   readonly #onLoadRequest: ((model: string) => void) | undefined;
   #closing: Promise<void> | undefined;
+  #stopWatching: (() => void) | undefined;
 
   constructor(options: {
-    redis: Redis;
-    subscriber: Redis;
+    redis: RedisClient;
+    subscriber: RedisClient;
     names: RedisNames;
     log: Logger;
     /** Told of each load request on the control channel. */
@@ -38,6 +42,14 @@ export class Cancellations {
   }
 
   async start(): Promise<void> {
+    // A cancel published while the subscription was down or moving to another cluster node is
+    // not heard: its mark is, read for every running job once the subscription is back (and on a
+    // cluster once more when the new primaries settled).
+    this.#stopWatching = onTopologyChange(
+      this.#subscriber,
+      () => void this.#recheck(),
+      recheckSettleMs,
+    );
     this.#subscriber.on("message", (channel: string, text: string) => {
       if (channel !== this.#names.controlChannel) return;
       const parsed = safeParse(text);
@@ -72,6 +84,25 @@ export class Cancellations {
     return { checked };
   }
 
+  /** Aborts the running jobs whose cancel mark is set (never throws). */
+  async #recheck(): Promise<void> {
+    const ids = [...this.#running.keys()];
+    if (ids.length === 0) return;
+    try {
+      const marks = await getEach(
+        this.#redis,
+        ids.map((id) => this.#names.cancelKey(id)),
+      );
+      ids.forEach((id, index) => {
+        if (marks[index] !== null && marks[index] !== undefined) this.cancel(id);
+      });
+    } catch (error) {
+      this.#log.warn("could not check the cancel marks after a Redis change", {
+        error: messageOf(error),
+      });
+    }
+  }
+
   /** Jobs running here now (back to 0 when idle). */
   get size(): number {
     return this.#running.size;
@@ -102,6 +133,7 @@ export class Cancellations {
 
   /** Stops listening for cancels; gives Redis up to `timeoutMs` to confirm. Never throws. */
   close(timeoutMs = redisCloseGraceMs): Promise<void> {
+    this.#stopWatching?.();
     this.#closing ??= (async () => {
       // Not connected now: there is no subscription to end, and the connection is closed next.
       if (this.#subscriber.status !== "ready") return;

@@ -3,6 +3,8 @@ import type { KeyRing } from "../../shared/crypto/index.js";
 import { InternalError, toErrorInfo, WorkerLostError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import {
+  type ContinuationData,
+  continuationDataSchema,
   generationTaskSchema,
   type JobMetadata,
   type JobResult,
@@ -61,7 +63,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
     const attempt = payload.data.attempt ?? Math.max(1, job.attemptsStarted);
     onJobStarted?.();
     const loadMs = Math.round(options.loadMs?.(job.timestamp) ?? 0);
-    const replies = publisher.forJob(jobId, payload.data.replyTo, attempt);
+    const continuation = openContinuation(keyRing, payload.data.continuation);
+    const replies = publisher.forJob(jobId, payload.data.replyTo, attempt, continuation?.seq ?? 0);
     // One controller stops the generation: a cancel, or the job found lost (a reply refused, the
     // lock gone). Not `AbortSignal.any`: Node keeps a composite signal with an abort listener
     // reachable until it aborts, and most jobs never abort, so every finished job's signal, hooks
@@ -106,8 +109,18 @@ export function createJobProcessor(options: JobProcessorOptions) {
         release();
         release = metrics?.sequenceTaken(pool.name, task.sampling.n);
       }
+      if (continuation !== undefined) {
+        log.info("job continuing: its earlier gpu-worker was lost", {
+          jobId,
+          model: pool.name,
+          attempt,
+          fromSeq: continuation.seq,
+          deliveredTokens: continuation.tokens.length,
+        });
+      }
       const running = pool.run(jobId, task, {
         signal,
+        ...(continuation === undefined ? {} : { continuation: { tokens: continuation.tokens } }),
         onText: (piece, extras) => replies.text(piece, extras),
         onStarted: (thread, sequencesInUse) =>
           log.debug("job generating", { jobId, model: pool.name, thread, sequencesInUse }),
@@ -133,7 +146,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
       // plain metadata.
       const { seed: _seed, embeddings: _embeddings, choices: _choices, ...counts } = result;
       const jobResult: JobResult = { ...counts, runMs };
-      metrics?.jobCompleted(pool.name, jobResult);
+      // A continuation reports the tokens the lost attempt delivered too; this gpu-worker's metrics
+      // count what it generated.
+      const replayed = continuation?.tokens.length ?? 0;
+      metrics?.jobCompleted(pool.name, {
+        ...jobResult,
+        completionTokens: Math.max(0, jobResult.completionTokens - replayed),
+      });
       await stripped;
       stripped = metadata({
         status: result.finishReason === "cancelled" ? "cancelled" : "completed",
@@ -173,4 +192,20 @@ export function createJobProcessor(options: JobProcessorOptions) {
       onJobEnded?.();
     }
   };
+}
+
+/**
+ * A payload's sealed continuation, opened. One that cannot be opened fails the job at once,
+ * without a reply (its numbering is unknown); the failed event still reaches the orchestrator.
+ */
+function openContinuation(
+  keyRing: KeyRing,
+  sealed: string | undefined,
+): ContinuationData | undefined {
+  if (sealed === undefined) return undefined;
+  try {
+    return openJson(keyRing, sealed, continuationDataSchema, "the job's continuation");
+  } catch (error) {
+    throw new UnrecoverableError(JSON.stringify(toErrorInfo(error)));
+  }
 }

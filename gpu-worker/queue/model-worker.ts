@@ -1,16 +1,24 @@
 import { Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
+import type { RedisClient } from "../../shared/redis/index.js";
+import { lockTokenPrefix } from "../../shared/registry/job-owner.js";
 import type { ModelPool } from "../pool/model-pool.js";
 import { createJobProcessor, type JobProcessorOptions } from "./job-processor.js";
 
 export interface ModelWorkerOptions extends JobProcessorOptions {
-  connection: Redis;
+  connection: RedisClient;
   names: RedisNames;
   /** BullMQ's lock duration, and the period of the check for jobs whose lock lapsed. */
   lockMs: number;
+  /**
+   * This gpu-worker's registry id: the lock token of each job it takes names it (see
+   * `lockHolder` in `shared/registry/job-owner.ts`), so the orchestrator finds a job taken by a
+   * gpu-worker that died before it claimed it within `REGISTRY_TTL_MS`, not `JOB_LOCK_MS`.
+   */
+  workerId: string;
 }
 
 /**
@@ -28,7 +36,12 @@ export function createModelWorker(options: ModelWorkerOptions): Worker {
     maxStalledCount: 0,
     lockDuration: options.lockMs,
     stalledInterval: options.lockMs,
-    autorun: true,
+    autorun: false,
+  });
+  // BullMQ makes each lock token `<worker id>:<n>`: the id set before it runs names this gpu-worker.
+  (worker as { id: string }).id = lockTokenPrefix(options.workerId);
+  worker.run().catch((error: unknown) => {
+    log.error("queue worker stopped", { model: pool.name, error: messageOf(error) });
   });
   // A job with `n` choices takes `n` sequences: the worker takes that many fewer jobs meanwhile.
   pool.onExtraSequences((extra) => {

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import {
   type LoadedModelInfo,
   type ModelState,
@@ -10,7 +10,7 @@ import {
 } from "../../shared/registry/model-registry.js";
 
 export interface RegistryPublisherOptions {
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   /** This gpu-worker's id (random, no secrets). */
   workerId: string;

@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import type { RedisNames } from "../../shared/naming.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 
 /** How long a load claim lives without being refreshed: a gpu-worker that dies mid-load frees it. */
 export const loadClaimTtlMs = 15_000;
@@ -31,12 +31,12 @@ return 0
  * refreshes it, so a gpu-worker that dies while loading frees it for another.
  */
 export class LoadClaim {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
   readonly #holder: string;
   #timer: NodeJS.Timeout | undefined;
 
-  private constructor(redis: Redis, key: string, holder: string) {
+  private constructor(redis: RedisClient, key: string, holder: string) {
     this.#redis = redis;
     this.#key = key;
     this.#holder = holder;
@@ -47,7 +47,7 @@ export class LoadClaim {
    * holder of a claim whose gpu-worker is gone (its registry entry lapsed), taken over.
    */
   static async take(
-    redis: Redis,
+    redis: RedisClient,
     names: RedisNames,
     model: string,
     holder: string,

@@ -1,14 +1,14 @@
-import type { Redis } from "ioredis";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import { LoadClaim } from "./load-claim.js";
 import type { HostedModel, ModelHost } from "./model-host.js";
 import { type ModelDemand, readPoolDemand, type WorkerRoom } from "./pool-demand.js";
 
 export interface ModelSchedulerOptions {
   host: ModelHost;
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   /** This gpu-worker's registry id: the holder of the load claims it takes. */
   workerId: string;

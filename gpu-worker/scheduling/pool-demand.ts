@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import type { RedisNames } from "../../shared/naming.js";
+import { type RedisClient, sendEach } from "../../shared/redis/index.js";
 import {
   parseGpuWorkerInfo,
   parseRegistryEntry,
@@ -21,10 +21,11 @@ export interface ModelDemand {
 }
 
 /**
- * Per model, in one Redis round trip each: the length of its queue's wait list and prioritized set,
- * and the enqueue time of the oldest waiting job (BullMQ pushes new jobs at the left of the wait
- * list and takes them from the right). KEYS: per model its wait list and prioritized set; ARGV:
- * per model the prefix of its jobs' hashes.
+ * One model's queue, in one step: the length of its wait list and prioritized set, and the
+ * enqueue time of the oldest waiting job (BullMQ pushes new jobs at the left of the wait list and
+ * takes them from the right). KEYS: its wait list and prioritized set (the script loops over
+ * pairs, so several queues on one server could share a call); ARGV: the prefix of its jobs'
+ * hashes (same hash tag).
  */
 const demandScript = `
 local out = {}
@@ -54,27 +55,37 @@ export interface WorkerRoom {
  * and who claimed its load. One pipeline for all models.
  */
 export async function readPoolDemand(
-  redis: Redis,
+  redis: RedisClient,
   names: RedisNames,
   models: readonly string[],
 ): Promise<{ demand: Map<string, ModelDemand>; workers: Map<string, WorkerRoom> }> {
   const queueKey = (model: string, type: string) =>
     `${names.bullPrefix}:${names.modelQueue(model)}:${type}`;
+  // The registry, claims and budgets share the pool's hash tag: one pipeline. Each queue lives in
+  // its model's slot (on a cluster, any node): one script per model, all sent at once.
   const pipeline = redis.pipeline().time();
-  pipeline.eval(
-    demandScript,
-    models.length * 2,
-    ...models.flatMap((model) => [queueKey(model, "wait"), queueKey(model, "prioritized")]),
-    ...models.map((model) => queueKey(model, "")),
-  );
   for (const model of models) pipeline.hgetall(names.modelRegistry(model));
   if (models.length > 0) pipeline.mget(...models.map((model) => names.loadClaim(model)));
   pipeline.hgetall(names.gpuWorkers);
-  const results = (await pipeline.exec()) ?? [];
-  for (const [error] of results) if (error) throw error;
+  const [results, queues] = await Promise.all([
+    pipeline.exec().then((replies) => replies ?? []),
+    sendEach(
+      redis,
+      models.map((model) => [
+        "eval",
+        demandScript,
+        2,
+        queueKey(model, "wait"),
+        queueKey(model, "prioritized"),
+        queueKey(model, ""),
+      ]),
+    ),
+  ]);
+  for (const [error] of [...results, ...queues]) if (error) throw error;
   const now = redisTimeMs(results[0]?.[1] as string[]);
-  const counts = (results[1]?.[1] ?? []) as number[];
-  const claims = (results[2 + models.length]?.[1] ?? []) as (string | null)[];
+  const counts = queues.flatMap(([, reply]) => (reply ?? []) as number[]);
+  const registryAt = (index: number) => results[1 + index];
+  const claims = (results[1 + models.length]?.[1] ?? []) as (string | null)[];
   const workers = new Map<string, WorkerRoom>();
   const infos = (results[results.length - 1]?.[1] ?? {}) as Record<string, string>;
   for (const [id, value] of Object.entries(infos)) {
@@ -84,7 +95,7 @@ export async function readPoolDemand(
   }
   const out = new Map<string, ModelDemand>();
   models.forEach((model, index) => {
-    const hash = (results[2 + index]?.[1] ?? {}) as Record<string, string>;
+    const hash = (registryAt(index)?.[1] ?? {}) as Record<string, string>;
     let serving = 0;
     const live = new Set<string>();
     for (const [workerId, value] of Object.entries(hash)) {

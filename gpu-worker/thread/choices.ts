@@ -10,7 +10,7 @@ import type { LoadedModel } from "./load-model.js";
 import { Lockstep } from "./lockstep.js";
 import { toLlamaSampling } from "./sampling-options.js";
 import type { SequenceLease } from "./sequence-slots.js";
-import { runTokenLoop } from "./token-loop.js";
+import { promptReading, runTokenLoop } from "./token-loop.js";
 
 /** What `generate.ts`'s hooks give a job of choices. */
 export interface ChoiceHooks {
@@ -48,11 +48,7 @@ export async function generateChoices(job: ChoicesJob): Promise<ThreadResult> {
   const leases: SequenceLease[] = [];
   for (let index = 0; index < n; index += 1) leases.push(loaded.slots.acquire(prompt.tokens));
   hooks.onStarted?.(loaded.slots.inUse);
-  const stopTriggers =
-    prompt.history === undefined
-      ? undefined
-      : loaded.chatWrapper.generateContextState({ chatHistory: prompt.history })
-          .stopGenerationTriggers;
+  const reading = promptReading(loaded.chatWrapper, prompt.history);
   const lockstep = n > 1 ? new Lockstep(n) : undefined;
   // Stops every choice: the job's signal, or one choice failing (its siblings need not go on).
   const stop = new AbortController();
@@ -82,7 +78,7 @@ export async function generateChoices(job: ChoicesJob): Promise<ThreadResult> {
             sampling: toLlamaSampling({ ...task.sampling, seed }),
             top: task.sampling.logprobs,
             grammar: hooks.grammar,
-            stopTriggers,
+            ...reading,
             signal: stop.signal,
             onText,
             ...(lockstep === undefined ? {} : { step: () => lockstep.arrive(index) }),

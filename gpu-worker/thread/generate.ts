@@ -7,8 +7,9 @@ import {
   type LlamaGrammar,
   type Token,
 } from "node-llama-cpp";
-import { InternalError, PromptTooLongError } from "../../shared/errors/index.js";
+import { InternalError, PromptTooLongError, WorkerLostError } from "../../shared/errors/index.js";
 import type {
+  Continuation,
   FinishReason,
   GenerationTask,
   TaskMessage,
@@ -24,6 +25,7 @@ import {
 } from "../../shared/protocol/index.js";
 import { toChatHistory } from "./chat-history.js";
 import { generateChoices } from "./choices.js";
+import { continueGeneration } from "./continue.js";
 import { grammarFor } from "./grammar.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
@@ -32,8 +34,12 @@ import { type ChatTools, chatTools } from "./tool-calls.js";
 export interface GenerateHooks {
   /** Aborting ends generation early with finish reason `cancelled`. */
   signal: AbortSignal;
-  /** Called with each piece of text as soon as it is safe to show (stop strings held back). */
-  onText: (text: string) => void;
+  /**
+   * Called with each piece of text as soon as it is safe to show (stop strings held back), with
+   * the ids of the tokens whose text it is (absent for a job that calls functions: such a job is
+   * not continued elsewhere, see `continue.ts`).
+   */
+  onText: (text: string, tokens?: readonly number[]) => void;
   /** Called once the job holds a sequence, with how many of the context's sequences are taken. */
   onStarted?: (sequencesInUse: number) => void;
   /**
@@ -58,6 +64,7 @@ export async function generate(
   loaded: LoadedModel,
   task: GenerationTask,
   hooks: GenerateHooks,
+  continuation?: Continuation,
 ): Promise<ThreadResult> {
   if (hooks.signal.aborted) return cancelledBeforeStart;
   const { contextSize } = loaded.context;
@@ -84,6 +91,12 @@ export async function generate(
   );
   // An older orchestrator's task may have no seed: one is drawn here, so it is still reported.
   const seed = task.sampling.seed ?? drawSeed();
+  if (continuation !== undefined) {
+    if ("functions" in tools.options) {
+      throw new WorkerLostError("a job that may call functions is not continued");
+    }
+    return continueGeneration({ loaded, task, prompt, maxTokens, seed, continuation, hooks });
+  }
   if (task.sampling.n !== undefined || task.sampling.logprobs !== undefined) {
     return generateChoices({ loaded, task, prompt, maxTokens, seed, hooks }).catch(
       (error: unknown) => {
@@ -102,7 +115,7 @@ export async function generate(
   const sampledBefore = meter.usedOutputTokens;
   let failed = false;
   try {
-    const options = generationOptions(task, hooks, maxTokens, seed);
+    const options = generationOptions(task, hooks, maxTokens, seed, continuable(prompt, tools));
     const stopReason =
       prompt.kind === "prompt"
         ? await completePrompt(lease.sequence, prompt.input, options)
@@ -214,21 +227,51 @@ function functionsDocumented(functions: ChatModelFunctions | undefined) {
     : { availableFunctions: functions, documentFunctionParams: true };
 }
 
-/** Options both kinds of generation share. Aborting stops generation and keeps the partial text. */
+/**
+ * Options both kinds of generation share. Aborting stops generation and keeps the partial text.
+ * With `withTokens`, each piece of text goes out with its tokens' ids: node-llama-cpp calls
+ * `onToken` with the tokens it releases and at once `onTextChunk` with their text (what it holds
+ * back for a stop string or an unfinished character it releases later, tokens and text together).
+ */
 function generationOptions(
   task: GenerationTask,
   hooks: GenerateHooks,
   maxTokens: number,
   seed: number,
+  withTokens: boolean,
 ) {
+  let released: Token[] | undefined;
   return {
     ...toLlamaSampling({ ...task.sampling, seed }),
     maxTokens,
     signal: hooks.signal,
     stopOnAbortSignal: true,
-    onTextChunk: hooks.onText,
+    ...(withTokens
+      ? {
+          onToken: (tokens: Token[]) => {
+            released = tokens;
+          },
+          onTextChunk: (text: string) => {
+            const tokens = released;
+            released = undefined;
+            hooks.onText(text, tokens);
+          },
+        }
+      : { onTextChunk: (text: string) => hooks.onText(text) }),
     ...(hooks.grammar === undefined ? {} : { grammar: hooks.grammar }),
   };
+}
+
+/**
+ * Whether the job's deltas carry their token ids, so that another gpu-worker can go on from them:
+ * not for a reply that may call functions, nor for a chat template with segments (a model's
+ * thoughts), whose tokens node-llama-cpp does not hand to `onToken`.
+ */
+function continuable(prompt: PromptTokens, tools: ChatTools): boolean {
+  if ("functions" in tools.options) return false;
+  if (prompt.kind === "prompt") return true;
+  const segments = tools.chatWrapper.settings.segments;
+  return segments?.thought === undefined && segments?.comment === undefined;
 }
 
 function roomFor(promptTokens: number, contextSize: number, maxTokens: number): number {

@@ -3,7 +3,15 @@ import type { TokenLogprob } from "../../shared/protocol/index.js";
 interface Piece {
   text: string;
   logprobs: TokenLogprob[];
+  /** The ids of the piece's tokens. */
+  tokens: readonly number[];
 }
+
+/**
+ * Where a piece goes out: its text, its tokens' logprobs, and their ids (absent for a piece cut
+ * at a stop string: the text no longer is those tokens' whole text).
+ */
+type Emit = (text: string, logprobs: TokenLogprob[], tokens: readonly number[] | undefined) => void;
 
 /**
  * The text of a generation that carries logprobs, on its way out: each piece (a token's text, or
@@ -17,17 +25,13 @@ export class HeldText {
   readonly #stops: readonly string[];
   readonly #longestStop: number;
   readonly #trimEnd: boolean;
-  readonly #emit: (text: string, logprobs: TokenLogprob[]) => void;
+  readonly #emit: Emit;
   /** All the text so far; `#emitted` characters of it went out, the rest is `#pending`'s. */
   #text = "";
   #emitted = 0;
   readonly #pending: Piece[] = [];
 
-  constructor(
-    stops: readonly string[],
-    trimEnd: boolean,
-    emit: (text: string, logprobs: TokenLogprob[]) => void,
-  ) {
+  constructor(stops: readonly string[], trimEnd: boolean, emit: Emit) {
     this.#stops = stops.filter((stop) => stop.length > 0);
     this.#longestStop = Math.max(0, ...this.#stops.map((stop) => stop.length));
     this.#trimEnd = trimEnd;
@@ -35,10 +39,10 @@ export class HeldText {
   }
 
   /** Adds a piece; `true` when a stop string now ends the text (nothing more is to be added). */
-  add(text: string, logprobs: TokenLogprob[]): boolean {
+  add(text: string, logprobs: TokenLogprob[], tokens: readonly number[] = []): boolean {
     const from = Math.max(0, this.#text.length - this.#longestStop + 1);
     this.#text += text;
-    this.#pending.push({ text, logprobs });
+    this.#pending.push({ text, logprobs, tokens });
     const stopAt = this.#firstStop(from);
     if (stopAt !== undefined) {
       this.#emitUntil(stopAt);
@@ -83,7 +87,7 @@ export class HeldText {
       if (this.#emitted + piece.text.length > end) return;
       this.#pending.shift();
       this.#emitted += piece.text.length;
-      this.#emit(piece.text, piece.logprobs);
+      this.#emit(piece.text, piece.logprobs, piece.tokens);
     }
   }
 
@@ -94,7 +98,7 @@ export class HeldText {
     if (piece === undefined || this.#emitted >= end) return;
     const text = piece.text.slice(0, end - this.#emitted);
     this.#emitted += text.length;
-    this.#emit(text, piece.logprobs);
+    this.#emit(text, piece.logprobs, text.length === piece.text.length ? piece.tokens : undefined);
   }
 }
 

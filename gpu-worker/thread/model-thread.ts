@@ -84,7 +84,12 @@ function load(options: ModelLoadOptions): Promise<LoadedModel | Error> {
   return loading;
 }
 
-async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | undefined> {
+async function runJob({
+  task,
+  port,
+  model,
+  continuation,
+}: JobTask): Promise<ThreadResult | undefined> {
   const send = (message: ThreadToMainMessage) => port.postMessage(message);
   const controller = new AbortController();
   port.on("message", (message: MainToThreadMessage) => {
@@ -94,6 +99,7 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
     send({
       type: "delta",
       text: piece,
+      ...(extras?.tokens === undefined ? {} : { tokens: extras.tokens }),
       ...(extras?.toolCalls === undefined ? {} : { toolCalls: extras.toolCalls }),
     }),
   );
@@ -111,13 +117,18 @@ async function runJob({ task, port, model }: JobTask): Promise<ThreadResult | un
             onStarted: () =>
               send({ type: "started", threadId, sequencesInUse: loaded.slots.inUse }),
           })
-        : await generate(loaded, task, {
-            signal: controller.signal,
-            onText: (piece) => text.push(piece),
-            onChoiceText: (index, piece, logprobs) => choices.push(index, piece, logprobs),
-            onToolCall: (piece) => text.pushToolCall(piece),
-            onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
-          });
+        : await generate(
+            loaded,
+            task,
+            {
+              signal: controller.signal,
+              onText: (piece, tokens) => text.push(piece, undefined, tokens),
+              onChoiceText: (index, piece, logprobs) => choices.push(index, piece, logprobs),
+              onToolCall: (piece) => text.pushToolCall(piece),
+              onStarted: (sequencesInUse) => send({ type: "started", threadId, sequencesInUse }),
+            },
+            continuation,
+          );
     choices.close();
     text.close();
     send({ type: "end", result });

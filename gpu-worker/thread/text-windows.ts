@@ -91,6 +91,8 @@ export class TextWindows {
 /** What a window's message adds to its text, when there is any. */
 export interface WindowExtras {
   logprobs?: TokenLogprob[];
+  /** The ids of the tokens whose text this is (what a continuation replays, see `continue.ts`). */
+  tokens?: number[];
   toolCalls?: ToolCallPiece[];
 }
 
@@ -112,6 +114,8 @@ export class TextWindow {
   #calls: ToolCallPiece[] = [];
   /** The logprobs of the pending text's tokens, for a job that asked for them. */
   #pendingLogprobs: TokenLogprob[] | undefined;
+  /** The ids of the pending text's tokens, for a job whose text carries them. */
+  #pendingTokens: number[] | undefined;
   #scheduled = false;
   #closed = false;
   #lastSendAt = Number.NEGATIVE_INFINITY;
@@ -120,17 +124,26 @@ export class TextWindow {
     this.#parts = parts;
   }
 
-  push(text: string, logprobs?: readonly TokenLogprob[]): void {
+  /**
+   * Adds text, with its tokens' logprobs and ids when given. Token ids of no text (a token that
+   * reads as nothing) wait for the next text: they go out with it, never alone.
+   */
+  push(text: string, logprobs?: readonly TokenLogprob[], tokens?: readonly number[]): void {
     const withLogprobs = logprobs !== undefined && logprobs.length > 0;
-    if (!withLogprobs && text.length === 0) return;
+    const withTokens = tokens !== undefined && tokens.length > 0;
+    if (!withLogprobs && text.length === 0 && !withTokens) return;
     // Text after function-call pieces goes in a later message, so the order is kept.
     if (this.#calls.length > 0) this.flush();
     if (withLogprobs) {
       this.#pendingLogprobs ??= [];
       this.#pendingLogprobs.push(...logprobs);
     }
+    if (withTokens) {
+      this.#pendingTokens ??= [];
+      this.#pendingTokens.push(...tokens);
+    }
     this.#pending += text;
-    this.#due();
+    if (text.length > 0 || withLogprobs) this.#due();
   }
 
   /**
@@ -184,14 +197,19 @@ export class TextWindow {
     const text = this.#pending;
     const calls = this.#calls;
     const logprobs = this.#pendingLogprobs;
+    // Token ids of no text yet wait for text (dropped at the end: no continuation follows it).
+    const tokens = text.length > 0 ? this.#pendingTokens : undefined;
     this.#pending = "";
     this.#calls = [];
     this.#pendingLogprobs = undefined;
+    if (tokens !== undefined) this.#pendingTokens = undefined;
     this.#lastSendAt = performance.now();
-    if (calls.length === 0 && logprobs === undefined) this.#parts.send(text);
-    else {
+    if (calls.length === 0 && logprobs === undefined && tokens === undefined) {
+      this.#parts.send(text);
+    } else {
       this.#parts.send(text, {
         ...(logprobs === undefined ? {} : { logprobs }),
+        ...(tokens === undefined ? {} : { tokens }),
         ...(calls.length === 0 ? {} : { toolCalls: calls }),
       });
     }

@@ -1,5 +1,5 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../shared/redis/index.js";
 
 /** At most this many of a queue's latest completed jobs are looked at. */
 const cancelledJobsRead = 10_000;
@@ -27,7 +27,7 @@ return cancelled
  * only its return value, the gpu-worker's `JobResult`, says `finishReason: "cancelled"`. (A job
  * cancelled while it waited is taken off its queue and kept nowhere.)
  */
-export async function countCancelledJobs(redis: Redis, queue: Queue): Promise<number> {
+export async function countCancelledJobs(redis: RedisClient, queue: Queue): Promise<number> {
   const count = await redis.eval(
     countCancelledScript,
     1,

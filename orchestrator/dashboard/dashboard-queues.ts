@@ -2,7 +2,6 @@ import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
@@ -12,10 +11,11 @@ import {
   redisCloseGraceMs,
   settlesWithin,
 } from "../../shared/process/deadline.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import type { ModelDiscovery } from "./model-discovery.js";
 
 export interface DashboardQueuesOptions {
-  connection: Redis;
+  connection: RedisClient;
   names: RedisNames;
   discovery: ModelDiscovery;
   /** Redis is asked again for models at most this often, in ms. */
@@ -123,6 +123,8 @@ function adapterOf(model: string, queue: Queue): BullMQAdapter {
     readOnlyMode: true,
     allowRetries: false,
     description: `jobs for model "${model}"`,
+    // The queue's name carries braces (its cluster hash tag); people read the model's name.
+    displayName: `model-${model}`,
   });
   // bull-board knows BullMQ's states only, where a job stopped while it ran is completed.
   adapter.setFormatter("name", jobDisplayName);

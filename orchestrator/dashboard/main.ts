@@ -4,7 +4,7 @@
  * REDIS_PREFIX (and MODELS' names, when set): it needs no MODELS of its own.
  */
 
-import { loadConfigOrExit } from "../../shared/config/index.js";
+import { configuredRedis, loadConfigOrExit } from "../../shared/config/index.js";
 import { explainListenError } from "../../shared/errors/index.js";
 import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
@@ -16,11 +16,11 @@ const config = loadConfigOrExit("dashboard");
 const log = createLogger("dashboard", { level: config.logLevel, format: config.logFormat });
 
 await runEntryPoint(log, { shutdownTimeoutMs: config.shutdownTimeoutMs }, async (closables) => {
-  const found = await findRedis(config.redisUrl, log, {
+  const found = await findRedis(configuredRedis(config), log, {
     mayStart: false,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
-  const redis = createRedis(found.url, "dashboard", log);
+  const redis = createRedis(found.target, "dashboard", log);
   closables.push({ close: () => closeRedis(redis) });
   const dashboard = createQueueDashboard({
     models: config.models.map((model) => model.name),

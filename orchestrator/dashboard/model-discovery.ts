@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { isValidModelName } from "../../shared/models/model-spec.js";
 import type { RedisNames } from "../../shared/naming.js";
+import { type RedisClient, scanKeys } from "../../shared/redis/index.js";
 
 /** Keys asked for per SCAN call: a few round trips even with many kept jobs. */
 const scanCount = 1000;
@@ -12,11 +12,11 @@ const scanCount = 1000;
  * told of. Read with SCAN, so it never blocks Redis; on Redis Cluster it sees one node only.
  */
 export class ModelDiscovery {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #names: RedisNames;
   readonly #known: readonly string[];
 
-  constructor(options: { redis: Redis; names: RedisNames; known: readonly string[] }) {
+  constructor(options: { redis: RedisClient; names: RedisNames; known: readonly string[] }) {
     this.#redis = options.redis;
     this.#names = options.names;
     this.#known = options.known;
@@ -26,15 +26,12 @@ export class ModelDiscovery {
   async find(): Promise<string[]> {
     const found = new Set(this.#known);
     for (const pattern of this.#names.modelKeyPatterns) {
-      let cursor = "0";
-      do {
-        const [next, keys] = await this.#redis.scan(cursor, "MATCH", pattern, "COUNT", scanCount);
-        cursor = next;
+      for await (const keys of scanKeys(this.#redis, pattern, scanCount)) {
         for (const key of keys) {
           const model = this.#names.modelOfKey(key);
           if (model !== undefined && isValidModelName(model)) found.add(model);
         }
-      } while (cursor !== "0");
+      }
     }
     return [...found].sort();
   }

@@ -1,6 +1,6 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { jobMetadataSchema } from "../../shared/protocol/index.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import type { GpuWorkerInfo } from "../../shared/registry/model-registry.js";
 import type { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { countCancelledJobs } from "./cancelled-jobs.js";
@@ -35,7 +35,7 @@ export interface ModelOverview {
 export async function readOverview(
   queues: ReadonlyMap<string, Queue>,
   registry: ModelRegistryReader,
-  redis: Redis,
+  redis: RedisClient,
   now = Date.now(),
 ): Promise<ModelOverview[]> {
   const serving = await registry.read([...queues.keys()]);

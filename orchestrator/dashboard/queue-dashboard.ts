@@ -1,8 +1,8 @@
 import Fastify, { type FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisAnswerMs, redisAnswerWithin } from "../../shared/process/deadline.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import { closeApp } from "../http/close-app.js";
 import { ModelRegistryReader } from "../registry/model-registry-reader.js";
 import { readClientOverview } from "./client-overview.js";
@@ -45,7 +45,7 @@ export interface QueueDashboardOptions {
    * in Redis (see `ModelDiscovery`).
    */
   models: readonly string[];
-  connection: Redis;
+  connection: RedisClient;
   names: RedisNames;
   /** When set, every route needs the key (HTTP Basic password, or `Bearer <apiKey>`). */
   apiKey: string | undefined;

@@ -34,7 +34,7 @@ export interface JobPersistence {
 
 /**
  * Jobs that live in this process only: nothing is written for them, and a job's end deletes what
- * Redis holds of its run (its reply stream, cancel mark and owner key).
+ * Redis holds of its run (its reply stream and cancel mark) and marks its owner key ended.
  */
 export class EphemeralJobs implements JobPersistence {
   readonly #signals: JobSignals;

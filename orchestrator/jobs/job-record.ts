@@ -77,7 +77,9 @@ export class JobRecord {
     this.#error = state.error;
     this.startedAt = state.startedAt;
     this.endedAt = state.endedAt;
-    this.#streamed = Math.min(state.streamed, state.chunks.length);
+    // Not capped by the chunks restored: an unfinished job's are rebuilt from its reply stream
+    // after this, and those a mirror here already handed to `/stream` are not handed out again.
+    this.#streamed = state.streamed;
   }
 
   /** How many chunks `/stream` polls have taken. */
@@ -163,7 +165,7 @@ export class JobRecord {
   /** Chunks no earlier `/stream` poll has taken. */
   takeStreamChunks(): OutputChunk[] {
     const fresh = this.#chunks.slice(this.#streamed);
-    this.#streamed = this.#chunks.length;
+    this.#streamed = Math.max(this.#streamed, this.#chunks.length);
     return fresh;
   }
 

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import type { KeyRing } from "../../shared/crypto/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import type { FinalChunk } from "../../shared/protocol/index.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import type { CapacityPolicy } from "../admission/admit-capacity.js";
 import type { AdmissionPolicy } from "../admission/admit-request.js";
 import type { JobStore } from "./durable/job-store.js";
@@ -10,9 +10,9 @@ import type { JobTable } from "./job-table.js";
 import type { ModelQueues } from "./model-queues.js";
 
 export interface JobServiceOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** The connection the reply relay subscribes on (a subscribed connection does nothing else). */
-  subscriber: Redis;
+  subscriber: RedisClient;
   names: RedisNames;
   /** This orchestrator's id: its reply channel, and the owner of its jobs' records. */
   orchestratorId: string;
@@ -30,6 +30,12 @@ export interface JobServiceOptions {
    */
   registryTtlMs?: number;
   /**
+   * A job lost with its gpu-worker after it replied goes on elsewhere from the text delivered, up
+   * to `maxAttempts` runs in all (`MAX_JOB_ATTEMPTS`). Without it (a RunPod worker) such a job
+   * fails `WORKER_LOST`, and one lost before it replied runs once more at most.
+   */
+  continuations?: { maxAttempts: number };
+  /**
    * The jobs' records in Redis: with it, jobs are answered for after this process restarts, or by
    * any orchestrator on the same Redis, and jobs Redis lost are failed `JOB_LOST` (see
    * `durable/durable-jobs.ts`). Without it (a RunPod worker: the platform keeps results) jobs live
@@ -39,7 +45,7 @@ export interface JobServiceOptions {
   /** Told of each completed job's final chunk (latencies, token counts), and of recoveries. */
   metrics?: {
     jobCompleted(model: string, final: FinalChunk, client?: string): void;
-    jobRecovered(model: string, how: "requeued" | "adopted"): void;
+    jobRecovered(model: string, how: "requeued" | "continued" | "adopted"): void;
   };
   log: Logger;
 }

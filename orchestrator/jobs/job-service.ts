@@ -4,29 +4,28 @@ import {
   InternalError,
   messageOf,
   OpenAiPlaintextDisabledError,
-  PoolError,
   RedisUnavailableError,
   toErrorInfo,
 } from "../../shared/errors/index.js";
 import { openAiModelList } from "../../shared/openai/index.js";
 import {
-  redisAnswerMs,
   redisAnswerWithin,
   redisCloseGraceMs,
   settlesWithin,
 } from "../../shared/process/deadline.js";
 import { type JobPayload, sealJson } from "../../shared/protocol/index.js";
-import { type AdmittedCapacity, admitCapacity } from "../admission/admit-capacity.js";
-import { admitRequest } from "../admission/admit-request.js";
+import { ownerKeyTtlMs } from "../../shared/registry/job-owner.js";
 import { ReplyRelay } from "../relay/reply-relay.js";
 import { DurableJobs, type JobHost } from "./durable/durable-jobs.js";
 import type { JobSnapshot } from "./durable/job-snapshot.js";
+import { type AdmittedJob, admitJob, enqueueDeadlineMs, retryAfterOf } from "./job-admission.js";
 import { EphemeralJobs, type JobPersistence } from "./job-persistence.js";
 import type { JobRecord } from "./job-record.js";
 import type { JobCounts, JobServiceOptions, SubmitOptions } from "./job-service-options.js";
 import { JobSignals } from "./job-signals.js";
 import type { JobTable } from "./job-table.js";
 import { jobOfQueueJob } from "./queue-attempts.js";
+import { RedisChangeRecovery } from "./redis-change-recovery.js";
 import { type JobContext, TrackedJob } from "./tracked-job.js";
 import { WorkerWatch } from "./worker-watch.js";
 
@@ -45,6 +44,7 @@ export class JobService implements JobHost {
   readonly #persistence: JobPersistence;
   readonly #durable: DurableJobs | undefined;
   readonly #watch: WorkerWatch | undefined;
+  readonly #redisChanges: RedisChangeRecovery;
   readonly #context: JobContext;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -77,6 +77,14 @@ export class JobService implements JobHost {
           });
     this.#durable?.attach(this);
     this.#persistence = this.#durable ?? new EphemeralJobs(this.#signals);
+    this.#redisChanges = new RedisChangeRecovery({
+      redis,
+      names,
+      queues,
+      log,
+      jobs: () => this.#jobs.values(),
+      failLost: this.#durable === undefined,
+    });
     this.#context = {
       keyRing,
       signals: this.#signals,
@@ -84,10 +92,18 @@ export class JobService implements JobHost {
       relay: this.#relay,
       persistence: this.#persistence,
       requeueLost: this.#watch !== undefined,
+      continueLost: this.#watch !== undefined && options.continuations !== undefined,
+      maxAttempts: options.continuations?.maxAttempts ?? 2,
       serviceTimes: options.capacity?.serviceTimes,
       metrics: options.metrics,
       log,
-      onEnded: (job) => this.#jobs.delete(job.id),
+      onEnded: (job) => {
+        this.#jobs.delete(job.id);
+        this.#relay.unfollow(job.id);
+        // Its names only: the job itself (record, chunks) is not kept alive.
+        const { id, model, queueJobId } = job;
+        this.#redisChanges.ended({ id, model, queueJobId });
+      },
     };
   }
 
@@ -100,6 +116,7 @@ export class JobService implements JobHost {
   async start(): Promise<void> {
     await this.#relay.start();
     this.#watch?.start();
+    this.#redisChanges.start();
     await this.#persistence.start();
   }
 
@@ -156,32 +173,29 @@ export class JobService implements JobHost {
   }
 
   async #submit(input: unknown, options: SubmitOptions): Promise<JobRecord> {
-    const { table, log, admission, queues, keyRing } = this.#options;
+    const { table, log, queues, keyRing } = this.#options;
     const record = table.create(options.id ?? randomUUID());
     if (this.#closed) {
       record.fail(new InternalError("the orchestrator is shutting down").toInfo());
       return record;
     }
-    let admitted: ReturnType<typeof admitRequest>;
-    let place: AdmittedCapacity | undefined;
     const redisDeadline = performance.now() + enqueueDeadlineMs;
+    const deadline = Date.now() + (options.timeoutMs ?? this.#options.jobTimeoutMs);
+    let admission: AdmittedJob;
     try {
-      admitted = admitRequest(input, admission);
-      this.#checkRedisConnected();
-      const { capacity } = this.#options;
-      if (capacity) {
-        const admitting = admitCapacity(admitted.task, record.id, capacity);
-        try {
-          place = await redisAnswerWithin(admitting, enqueueDeadlineMs);
-        } catch (error) {
-          // Past the deadline: a place that Redis reserves once it answers again is given back.
-          admitting.then(
-            (late) => late.release(),
-            () => {},
-          );
-          throw error;
-        }
-      }
+      admission = await admitJob(input, record.id, {
+        admission: this.#options.admission,
+        capacity: this.#options.capacity,
+        redis: this.#options.redis,
+        relay: this.#relay,
+        // An id the caller chose (RunPod's) may have run on this pool before.
+        ...(options.id === undefined
+          ? {}
+          : {
+              startOver: (model: string) =>
+                this.#signals.startOver(record.id, model, ownerKeyTtlMs(deadline)),
+            }),
+      });
     } catch (error) {
       const info = toErrorInfo(error);
       log.info("request refused", { jobId: record.id, code: info.code });
@@ -189,32 +203,38 @@ export class JobService implements JobHost {
       record.fail(info);
       return record;
     }
+    const { admitted, place, following, attempt } = admission;
     const { task, encryptOutput, client } = admitted;
     record.model = task.model;
     record.client = client;
     if (client !== undefined) record.clientRing = admitted.ring;
     record.openai = admitted.openai;
-    const timeoutMs = options.timeoutMs ?? this.#options.jobTimeoutMs;
+    // Its id may have ended here before: that end is not this run's.
+    if (options.id !== undefined) this.#redisChanges.rerun(record.id);
     const payload: JobPayload = {
       v: 1,
       replyTo: this.#relay.channel,
       task: sealJson(keyRing, task),
       ...(client === undefined ? {} : { client }),
+      ...(attempt > 1 ? { jobId: record.id, attempt } : {}),
     };
     const job = new TrackedJob(this.#context, {
       record,
       model: task.model,
-      deadline: Date.now() + timeoutMs,
+      deadline,
       encryptOutput,
       outputRing: admitted.ring,
       payload,
       phase: "queuing",
+      attempt,
     });
     this.#jobs.set(job.id, job);
     try {
       // Commands wait out a Redis reconnect; the caller should not wait for ever. The record is
-      // written beside the queueing, not before it: one round trip.
-      const adding = queues.add(task.model, record.id, payload);
+      // written beside the queueing, not before it: one round trip. On a cluster the job's
+      // replies' channel is subscribed first (above).
+      const add = () => queues.add(task.model, job.queueJobId, payload);
+      const adding = following === undefined ? add() : following.then(add);
       // Queued (it counts on the queue now) or failed: the reservation has done its work.
       if (place !== undefined) adding.then(place.release, place.release);
       await redisAnswerWithin(
@@ -234,7 +254,7 @@ export class JobService implements JobHost {
     } catch (error) {
       log.error("could not queue a job", { jobId: record.id, error: messageOf(error) });
       // If Redis takes the job after all, once it answers again, take it back off the queue.
-      void queues.removeWaiting(task.model, record.id).catch(() => {});
+      void queues.removeWaiting(task.model, job.queueJobId).catch(() => {});
       record.retryAfterSeconds = retryAfterOf(error);
       job.fail(
         error instanceof RedisUnavailableError
@@ -319,15 +339,6 @@ export class JobService implements JobHost {
   }
 
   /**
-   * Fails fast while the Redis connection is known to be down (lost, reconnecting): a command
-   * would wait for the reconnect, up to the deadline, with the caller on hold.
-   */
-  #checkRedisConnected(): void {
-    if (!redisDownStates.has(this.#options.redis.status)) return;
-    throw new RedisUnavailableError("Redis is not connected; try again shortly");
-  }
-
-  /**
    * Stops accepting jobs and waits up to `timeoutMs` for the active ones to end; those still
    * running then are cancelled.
    */
@@ -379,25 +390,8 @@ export class JobService implements JobHost {
   /** After {@link close}: stops the heartbeat and the reply subscription (never throws). */
   async disconnect(): Promise<void> {
     this.#watch?.close();
+    this.#redisChanges.close();
     await this.#persistence.close();
     await this.#relay.close();
   }
-}
-
-/**
- * How long `/run` waits for Redis to admit and take a job (both together) before refusing it
- * `REDIS_UNAVAILABLE`, when the connection looks up but Redis does not answer.
- */
-const enqueueDeadlineMs = redisAnswerMs;
-/** ioredis connection states in which the server is known to be gone. */
-const redisDownStates: ReadonlySet<string> = new Set(["reconnecting", "close", "end"]);
-/** `Retry-After` of `REDIS_UNAVAILABLE`: about one reconnect attempt of the connection. */
-const redisRetryAfterSeconds = 2;
-
-/** When a refused caller should try again, in seconds; `undefined` if trying again won't help. */
-function retryAfterOf(error: unknown): number | undefined {
-  if (!(error instanceof PoolError)) return undefined;
-  if (error instanceof RedisUnavailableError)
-    return error.retryAfterSeconds ?? redisRetryAfterSeconds;
-  return error.retryAfterSeconds;
 }

@@ -1,11 +1,11 @@
 import { Queue, QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
 import type { DashboardRetention } from "../../shared/config/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import type { JobPayload } from "../../shared/protocol/index.js";
-import { closeRedis, createRedis } from "../../shared/redis/index.js";
+import type { RedisClient, RedisTarget } from "../../shared/redis/index.js";
+import { closeRedis, createRedis, sendEach } from "../../shared/redis/index.js";
 
 export interface QueueDepth {
   waiting: number;
@@ -24,17 +24,17 @@ type QueueJobState = (typeof queueJobStates)[number];
 export class ModelQueues {
   readonly #queues = new Map<string, Queue>();
   readonly #events: QueueEvents[] = [];
-  readonly #eventConnections: Redis[] = [];
+  readonly #eventConnections: RedisClient[] = [];
   readonly #log: Logger;
   readonly #retention: DashboardRetention;
-  readonly #connection: Redis;
+  readonly #connection: RedisClient;
   readonly #names: RedisNames;
   #closing: Promise<void> | undefined;
 
   constructor(options: {
     models: readonly string[];
-    connection: Redis;
-    redisUrl: string;
+    connection: RedisClient;
+    redisTarget: RedisTarget;
     names: RedisNames;
     log: Logger;
     onFailed: (jobId: string, failedReason: string) => void;
@@ -57,7 +57,7 @@ export class ModelQueues {
       );
       this.#queues.set(model, queue);
       // Queue events block on XREAD: each listener gets a connection of its own.
-      const connection = createRedis(options.redisUrl, `orchestrator-events-${model}`, log);
+      const connection = createRedis(options.redisTarget, `orchestrator-events-${model}`, log);
       this.#eventConnections.push(connection);
       const events = new QueueEvents(queueName, { connection, prefix: names.bullPrefix });
       events.on("error", (error: Error) =>
@@ -95,11 +95,10 @@ export class ModelQueues {
    */
   async missing(jobs: readonly { model: string; queueJobId: string }[]): Promise<Set<string>> {
     if (jobs.length === 0) return new Set();
-    const pipeline = this.#connection.pipeline();
-    for (const { model, queueJobId } of jobs) {
-      pipeline.exists(this.#names.queueJob(model, queueJobId));
-    }
-    const results = (await pipeline.exec()) ?? [];
+    const results = await sendEach(
+      this.#connection,
+      jobs.map(({ model, queueJobId }) => ["exists", this.#names.queueJob(model, queueJobId)]),
+    );
     return new Set(
       jobs.filter((_, index) => results[index]?.[1] === 0).map((job) => job.queueJobId),
     );
@@ -108,6 +107,17 @@ export class ModelQueues {
   /** Removes a job that has not started; `false` if it is running (or gone). */
   async removeWaiting(model: string, jobId: string): Promise<boolean> {
     return (await this.#queue(model).remove(jobId)) === 1;
+  }
+
+  /**
+   * Removes an entry that no gpu-worker runs for its job any more, whatever its state: one of a
+   * job that ended (come back with a failover; its owner key says the job ended), or a lost
+   * attempt's (fenced off by its owner key). An active one's lock is deleted first: BullMQ keeps
+   * locked jobs.
+   */
+  async removeAbandoned(model: string, queueJobId: string): Promise<void> {
+    await this.#connection.del(this.#names.queueJobLock(model, queueJobId));
+    await this.#queue(model).remove(queueJobId);
   }
 
   /** Jobs waiting in a model's queue (not yet taken by a gpu-worker). */

@@ -21,13 +21,16 @@ import {
   type ReplyMessage,
   type StreamChunk,
 } from "../../shared/protocol/index.js";
+import { ownerKeyTtlMs } from "../../shared/registry/job-owner.js";
 import type { ServiceTimes } from "../admission/service-times.js";
 import { JobReplies } from "../relay/job-replies.js";
 import type { ReplyRelay, ReplyTarget } from "../relay/reply-relay.js";
+import { DeliveredTokens } from "./delivered-tokens.js";
 import type { JobPersistence } from "./job-persistence.js";
 import type { JobRecord } from "./job-record.js";
 import type { JobSignals } from "./job-signals.js";
 import type { ModelQueues } from "./model-queues.js";
+import { nextAttemptPayload, reportNextAttempt } from "./next-attempt.js";
 import { parseFailedReason } from "./queue-attempts.js";
 
 /**
@@ -45,12 +48,8 @@ import { parseFailedReason } from "./queue-attempts.js";
  */
 export type JobPhase = "queuing" | "queued" | "running" | "stopping" | "ended";
 
-/** A job runs at most this often: once, and once more if its gpu-worker was lost early. */
-const maxAttempts = 2;
 /** How long stopping a job waits for Redis to carry the cancel before giving up (logged). */
 const stopDeadlineMs = 5000;
-/** How long a fence key outlives its job's deadline (it is deleted when the job ends). */
-const fenceSlackMs = 300_000;
 
 /** What every tracked job shares: the parts of the orchestrator its life touches. */
 export interface JobContext {
@@ -61,12 +60,19 @@ export interface JobContext {
   persistence: JobPersistence;
   /** Whether a job lost with its gpu-worker before it replied is queued again (the watch runs). */
   requeueLost: boolean;
+  /**
+   * Whether a job lost after it replied goes on, on another gpu-worker, from the text delivered
+   * (the local API; not a RunPod worker, whose gpu-worker dies with its container).
+   */
+  continueLost: boolean;
+  /** A job runs at most this often (`MAX_JOB_ATTEMPTS`; 2 on RunPod: once more before a reply). */
+  maxAttempts: number;
   /** Each model's recent run time, for `Retry-After`. */
   serviceTimes?: ServiceTimes | undefined;
   metrics?:
     | {
         jobCompleted(model: string, final: FinalChunk, client?: string): void;
-        jobRecovered(model: string, how: "requeued" | "adopted"): void;
+        jobRecovered(model: string, how: "requeued" | "continued" | "adopted"): void;
       }
     | undefined;
   log: Logger;
@@ -109,6 +115,8 @@ export class TrackedJob implements ReplyTarget {
   /** Its replies: the current attempt's, opened and in order. */
   readonly #replies: JobReplies;
   #payload: JobPayload | undefined;
+  /** The token ids of the text its caller got: where a continuation starts. */
+  readonly #delivered = new DeliveredTokens();
   /** Its loss is being handled (queued again or failed): not reported lost again meanwhile. */
   #handlingLoss = false;
 
@@ -192,14 +200,17 @@ export class TrackedJob implements ReplyTarget {
   }
 
   /**
-   * Its gpu-worker was lost (or BullMQ failed it as stalled): run again once if it replied
-   * nothing yet, else failed `WORKER_LOST`. The owner key is changed first, so the lost
-   * gpu-worker, should it come back, can write nothing more for it.
+   * Its gpu-worker was lost (or BullMQ failed it as stalled): it runs again if it replied nothing
+   * yet, or goes on from the text delivered (a continuation, see `delivered-tokens.ts`), while it
+   * has attempts left (`MAX_JOB_ATTEMPTS`); else it fails `WORKER_LOST`. The owner key is changed
+   * first, so the lost gpu-worker, should it come back, can write nothing more for it.
+   * `dropEntry`: the lost attempt's queue entry is still held by the gpu-worker (the watch found
+   * it gone), and is removed once the next attempt is queued.
    */
-  async lost(why: Record<string, unknown> = {}): Promise<void> {
+  async lost(why: Record<string, unknown> = {}, dropEntry = false): Promise<void> {
     if (!this.watchable) return;
     this.#handlingLoss = true;
-    const { signals, queues, log, metrics } = this.#context;
+    const { signals, queues, log, metrics, keyRing } = this.#context;
     if (this.#phase === "stopping") {
       // Cancelled or timed out already: nobody is left to confirm its end.
       log.info("a stopped job's gpu-worker was lost", { jobId: this.id, ...why });
@@ -207,33 +218,40 @@ export class TrackedJob implements ReplyTarget {
       return;
     }
     const payload = this.#payload;
+    const from = this.#replies.next;
+    const continuation = from > 0 ? this.#delivered.continuation(from) : undefined;
     if (
       !this.#context.requeueLost ||
       payload === undefined ||
-      this.#replies.delivered ||
-      this.attempt >= maxAttempts
+      (from > 0 && (!this.#context.continueLost || continuation === undefined)) ||
+      this.attempt >= this.#context.maxAttempts
     ) {
       log.warn("job lost with its gpu-worker", { jobId: this.id, attempt: this.attempt, ...why });
       this.fail(new WorkerLostError().toInfo());
       return;
     }
     // At once, before anything is awaited: what the lost attempt still sends is dropped.
+    const lostEntry = this.queueJobId;
     const attempt = this.attempt + 1;
-    this.#replies.restart(attempt);
-    this.#payload = undefined;
+    this.#replies.restart(attempt, from);
     this.#phase = "queued";
     try {
-      const fenceMs = Math.max(0, this.deadline - Date.now()) + fenceSlackMs;
-      await signals.fence(this.id, attempt, fenceMs);
+      await signals.fence(this.id, attempt, ownerKeyTtlMs(this.deadline), continuation?.seq);
       if (this.#ended()) return;
-      await queues.add(this.model, this.queueJobId, { ...payload, jobId: this.id, attempt });
+      const next = { jobId: this.id, model: this.model, attempt, continuation };
+      await queues.add(this.model, this.queueJobId, nextAttemptPayload(payload, next, keyRing));
       this.#handlingLoss = false;
-      metrics?.jobRecovered(this.model, "requeued");
-      log.warn("job queued again: its gpu-worker was lost before it replied", {
-        jobId: this.id,
-        attempt,
-        ...why,
-      });
+      reportNextAttempt(next, why, log, metrics);
+      // The lost attempt's entry, active under the lock of a gpu-worker that is gone, would stay
+      // until BullMQ's stalled check (`JOB_LOCK_MS` and more): fenced off now, it goes.
+      if (dropEntry) {
+        queues.removeAbandoned(this.model, lostEntry).catch((error: unknown) =>
+          log.warn("could not remove a lost attempt's queue entry", {
+            jobId: this.id,
+            error: messageOf(error),
+          }),
+        );
+      }
     } catch (error) {
       log.error("could not queue a lost job again", { jobId: this.id, error: messageOf(error) });
       this.fail(new WorkerLostError().toInfo());
@@ -282,9 +300,10 @@ export class TrackedJob implements ReplyTarget {
 
   #apply(message: ReplyMessage): void {
     this.#running();
-    // Replies arrived: it can no longer run again, so its payload is not needed.
-    this.#payload = undefined;
+    // Replies arrived: it can only go on from them, where continuations are made.
+    if (!this.#context.continueLost) this.#payload = undefined;
     if (message.kind === "delta") {
+      this.#delivered.add(message);
       this.#emit(deltaChunkOf(message));
       return;
     }
@@ -313,6 +332,7 @@ export class TrackedJob implements ReplyTarget {
       ...(message.seed === undefined ? {} : { seed: message.seed }),
       ...(message.embeddings === undefined ? {} : { embeddings: message.embeddings }),
       ...choiceEndsOf(message.choices),
+      ...(this.attempt > 1 ? { attempts: this.attempt } : {}),
     };
     if (!record.terminal) {
       this.#context.metrics?.jobCompleted(this.model, final, record.client);

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import { messageOf } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import { parseOwner } from "../../shared/registry/job-owner.js";
+import { getEach, type RedisClient } from "../../shared/redis/index.js";
+import { lockHolder, parseOwner } from "../../shared/registry/job-owner.js";
 import { liveWorkerIds, redisTimeMs } from "../../shared/registry/model-registry.js";
 
 /** What the watch needs of a job (a {@link import("./tracked-job.js").TrackedJob}). */
@@ -11,14 +11,16 @@ export interface WatchedJob {
   readonly model: string;
   /** Its current attempt: only a gpu-worker that claimed this attempt runs it. */
   readonly attempt: number;
+  /** The BullMQ id of its current attempt (whose lock names the gpu-worker that took it). */
+  readonly queueJobId: string;
   /** Whether it can be found lost now. */
   readonly watchable: boolean;
-  /** Its gpu-worker is gone. */
-  lost(why: Record<string, unknown>): Promise<void>;
+  /** Its gpu-worker is gone (`dropEntry`: the entry it held is removed once the job goes on). */
+  lost(why: Record<string, unknown>, dropEntry: boolean): Promise<void>;
 }
 
 export interface WorkerWatchOptions {
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   /** `REGISTRY_TTL_MS`: a gpu-worker is lost this long after its last heartbeat. */
   registryTtlMs: number;
@@ -30,9 +32,11 @@ export interface WorkerWatchOptions {
 /**
  * Notices, within `REGISTRY_TTL_MS` and a tick, that the gpu-worker running a job is gone (its
  * registry entry lapsed: killed, paused, cut off from Redis), rather than waiting for BullMQ's lock
- * check, and tells the job (which runs again or fails, see `TrackedJob.lost`). Each tick is one
- * Redis round trip for all watched jobs: Redis time, the registry hash of each of their models, and
- * their owner keys (`shared/registry/job-owner.ts`). It keeps nothing per job.
+ * check, and tells the job (which runs again, continues or fails, see `TrackedJob.lost`). A job a
+ * gpu-worker took from its queue but had not claimed yet is found the same way: the BullMQ lock's
+ * token names the gpu-worker that holds it (`lockHolder`). Each tick reads, at once, for
+ * all watched jobs: Redis time, the registry hash of each of their models, their owner keys
+ * (`shared/registry/job-owner.ts`) and their current attempts' locks. It keeps nothing per job.
  */
 export class WorkerWatch {
   readonly #options: WorkerWatchOptions;
@@ -43,7 +47,9 @@ export class WorkerWatch {
 
   constructor(options: WorkerWatchOptions) {
     this.#options = options;
-    this.#tickMs = Math.min(1000, Math.max(100, Math.floor(options.registryTtlMs / 3)));
+    // A tenth of the TTL, at most 250 ms: a lost gpu-worker is found at most this long after its
+    // entry lapsed (one pipeline per tick for all watched jobs, and only while jobs run).
+    this.#tickMs = Math.min(250, Math.max(50, Math.floor(options.registryTtlMs / 10)));
   }
 
   /** Starts the ticks (idempotent). */
@@ -71,10 +77,21 @@ export class WorkerWatch {
     const jobs = [...this.#options.jobs()].filter((job) => job.watchable);
     if (jobs.length === 0) return;
     const models = [...new Set(jobs.map((job) => job.model))];
+    // The registry is the pool's (one slot); each owner key is in its job's.
     const pipeline = redis.pipeline().time();
     for (const model of models) pipeline.hgetall(names.modelRegistry(model));
-    pipeline.mget(...jobs.map((job) => names.ownerKey(job.id)));
-    const results = (await pipeline.exec()) ?? [];
+    const [results, owners, locks] = await Promise.all([
+      pipeline.exec().then((replies) => replies ?? []),
+      getEach(
+        redis,
+        jobs.map((job) => names.ownerKey(job.id)),
+      ),
+      // Each lock is in its model's queue's slot.
+      getEach(
+        redis,
+        jobs.map((job) => names.queueJobLock(job.model, job.queueJobId)),
+      ),
+    ]);
     for (const [error] of results) if (error) throw error;
     const now = redisTimeMs(results[0]?.[1] as string[]);
     const live = new Map(
@@ -83,13 +100,13 @@ export class WorkerWatch {
         liveWorkerIds((results[index + 1]?.[1] ?? {}) as Record<string, string>, now),
       ]),
     );
-    const owners = (results[models.length + 1]?.[1] ?? []) as (string | null)[];
     jobs.forEach((job, index) => {
       const owner = parseOwner(owners[index]);
-      // Not taken yet, or taken by an attempt other than the current one.
-      if (owner === undefined || owner.workerId === "" || owner.attempt !== job.attempt) return;
-      if (!job.watchable || live.get(job.model)?.has(owner.workerId)) return;
-      void job.lost({ gpuWorker: owner.workerId });
+      const claimed = owner !== undefined && owner.workerId !== "" && owner.attempt === job.attempt;
+      // Claimed: its owner runs it. Else the gpu-worker holding its lock took it, if any did.
+      const holder = claimed ? owner.workerId : lockHolder(locks[index]);
+      if (holder === undefined || !job.watchable || live.get(job.model)?.has(holder)) return;
+      void job.lost(claimed ? { gpuWorker: holder } : { gpuWorker: holder, claimed: false }, true);
     });
   }
 

@@ -113,7 +113,8 @@ export class OrchestratorMetrics {
       name: `${metricPrefix}requests_recovered_total`,
       help:
         "Requests recovered from a fault, by model and how: requeued (run again after their " +
-        "gpu-worker was lost before replying) or adopted (taken over from an orchestrator that is gone).",
+        "gpu-worker was lost before replying), continued (went on on another gpu-worker from the " +
+        "text delivered) or adopted (taken over from an orchestrator that is gone).",
       labelNames: ["model", "how"],
       registers,
     });
@@ -201,7 +202,7 @@ export class OrchestratorMetrics {
     });
   }
 
-  jobRecovered(model: string, how: "requeued" | "adopted"): void {
+  jobRecovered(model: string, how: "requeued" | "continued" | "adopted"): void {
     this.#recovered.inc({ model: this.#label(model), how });
   }
 

@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { promptBytesLimit } from "../../shared/protocol/index.js";
+import type { RedisClient } from "../../shared/redis/index.js";
 import {
   type GpuWorkerInfo,
   type ModelState,
@@ -41,7 +41,7 @@ export class ModelRegistryReader {
   /** Each model's last answer of {@link servingRecently}, and the read that gave it. */
   readonly #recent = new Map<string, { at: number; serving: Promise<ModelServing> }>();
 
-  constructor(private readonly options: { redis: Redis; names: RedisNames; log: Logger }) {}
+  constructor(private readonly options: { redis: RedisClient; names: RedisNames; log: Logger }) {}
 
   async read(models: readonly string[]): Promise<Map<string, ModelServing>> {
     const { redis, names, log } = this.options;

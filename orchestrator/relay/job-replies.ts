@@ -30,6 +30,8 @@ export class JobReplies implements ReplyTarget {
   readonly #options: JobRepliesOptions;
   #attempt: number;
   #order = new ReplySequencer<Sequenced>();
+  /** The first seq of each continued attempt (the attempts' marks in the job's stream). */
+  readonly #starts = new Map<number, number>();
   #closed = false;
 
   constructor(options: JobRepliesOptions, attempt = 1) {
@@ -42,18 +44,25 @@ export class JobReplies implements ReplyTarget {
     return this.#attempt;
   }
 
-  /** Whether any reply of the current attempt has been handed over. */
+  /** Whether any reply has been handed over (by this attempt or, for a continuation, before). */
   get delivered(): boolean {
     return this.#order.next > 0;
   }
 
+  /** The number of the next reply to hand over. */
+  get next(): number {
+    return this.#order.next;
+  }
+
   /**
-   * Takes only `attempt`'s replies from now on, numbered from 0 again: the job runs anew, and
-   * whatever the earlier attempt still sends is dropped.
+   * Takes only `attempt`'s replies from now on, numbered from `from`: 0 when the job runs anew, the
+   * next number when it continues from what was delivered. Whatever the earlier attempt still
+   * sends is dropped.
    */
-  restart(attempt: number): void {
+  restart(attempt: number, from = 0): void {
     this.#attempt = attempt;
-    this.#order = new ReplySequencer();
+    this.#starts.set(attempt, from);
+    this.#order = new ReplySequencer(from);
   }
 
   /** Takes nothing more (the job ended). */
@@ -62,12 +71,15 @@ export class JobReplies implements ReplyTarget {
   }
 
   receive(envelope: ReplyEnvelope): void {
-    if (this.#closed || (envelope.a ?? 1) !== this.#attempt) return;
-    const { jobId, keyRing, log } = this.#options;
-    if (!("s" in envelope)) {
-      this.#options.onStarted();
+    if (this.#closed) return;
+    const attempt = envelope.a ?? 1;
+    if ("e" in envelope) {
+      if (envelope.e === "from") this.#starts.set(attempt, envelope.f);
+      else if (attempt === this.#attempt) this.#options.onStarted();
       return;
     }
+    if (attempt !== this.#attempt && !this.#earlierAttemptHas(attempt, envelope.s)) return;
+    const { jobId, keyRing, log } = this.#options;
     for (const item of this.#order.offer(envelope.s, envelope)) {
       let message: ReplyMessage;
       try {
@@ -90,5 +102,17 @@ export class JobReplies implements ReplyTarget {
       if (this.#closed) return;
     }
     if (this.#order.hasGap) this.#options.onGap();
+  }
+
+  /**
+   * Whether reply `seq` of an earlier attempt is the job's: below the seq the next attempt
+   * continued from (what a job adopted after a continuation rebuilds its text from). Unknown
+   * bounds (no mark read yet, or the next attempt ran anew from 0): not.
+   */
+  #earlierAttemptHas(attempt: number, seq: number): boolean {
+    if (attempt > this.#attempt) return false;
+    const start = attempt === 1 ? 0 : this.#starts.get(attempt);
+    const end = this.#starts.get(attempt + 1);
+    return start !== undefined && end !== undefined && seq >= start && seq < end;
   }
 }

@@ -1,9 +1,13 @@
-import type { Redis } from "ioredis";
-import { messageOf } from "../../shared/errors/index.js";
+import type { Cluster } from "ioredis";
+import { messageOf, RedisUnavailableError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../shared/process/deadline.js";
 import { decodeEnvelope, type ReplyEnvelope } from "../../shared/protocol/index.js";
+import { isCluster, onTopologyChange, type RedisClient } from "../../shared/redis/index.js";
+
+/** After a cluster's node was lost or added, when to read the streams once more. */
+const clusterSettleMs = 3000;
 
 /** Where the relay hands one job's replies: the job's owner in this process. */
 export interface ReplyTarget {
@@ -21,29 +25,39 @@ export interface ReplyTargets {
 }
 
 /**
- * The transport of this orchestrator's replies: its own channel, subscribed once at start (so no
- * job can publish before anyone listens), and the jobs' reply streams, read to repair what
- * pub/sub missed (a gap the job found, a reconnect of the subscriber). It routes each reply to
- * its job by id and keeps nothing per job: ordering, attempts and opening are the job's own (see
- * `jobs/tracked-job.ts`).
+ * The transport of this orchestrator's replies, by pub/sub, and the jobs' reply streams, read to
+ * repair what pub/sub missed (a gap the job found, a reconnect of the subscriber, a failover). It
+ * routes each reply to its job by id and keeps nothing per job beyond its subscription: ordering,
+ * attempts and opening are the job's own (see `jobs/tracked-job.ts`).
+ *
+ * Which channel: on one server and Sentinel, this orchestrator's own, subscribed once at start
+ * (so no job can publish before anyone listens). On a Redis Cluster, each job's shard channel
+ * (`SSUBSCRIBE`), {@link follow}ed before the job is queued and left when it ends: a plain
+ * `PUBLISH` there crosses the cluster bus to every node, a sharded one stays on the job's shard.
  */
 export class ReplyRelay {
+  /** This orchestrator's channel (one server, Sentinel; unused on a cluster). */
   readonly channel: string;
-  readonly #subscriber: Redis;
-  readonly #redis: Redis;
+  readonly #subscriber: RedisClient;
+  readonly #redis: RedisClient;
   readonly #names: RedisNames;
   readonly #targets: ReplyTargets;
   readonly #log: Logger;
-  /** Its own channel, and those of orchestrators that are gone whose jobs it adopted. */
+  /**
+   * Its own channel, and those of orchestrators that are gone whose jobs it adopted; on a
+   * cluster, the shard channels of the jobs it follows.
+   */
   readonly #channels = new Set<string>();
   /** Jobs whose stream is being read, and whether another read was asked for meanwhile. */
   readonly #backfilling = new Map<string, { again: boolean }>();
   #connectedOnce = false;
+  /** The second read of every stream after a cluster topology change. */
+  #stopWatching: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: {
-    subscriber: Redis;
-    redis: Redis;
+    subscriber: RedisClient;
+    redis: RedisClient;
     names: RedisNames;
     orchestratorId: string;
     targets: ReplyTargets;
@@ -55,10 +69,14 @@ export class ReplyRelay {
     this.#targets = options.targets;
     this.#log = options.log;
     this.channel = options.names.replyChannel(options.orchestratorId);
-    this.#channels.add(this.channel);
+    if (!isCluster(options.subscriber)) this.#channels.add(this.channel);
   }
 
   async start(): Promise<void> {
+    if (isCluster(this.#subscriber)) {
+      this.#startSharded(this.#subscriber);
+      return;
+    }
     this.#subscriber.on("message", (channel: string, text: string) => {
       if (this.#channels.has(channel)) this.#receive(text);
     });
@@ -84,19 +102,89 @@ export class ReplyRelay {
     this.#connectedOnce = true;
   }
 
-  /** The reply channel of the orchestrator with this id. */
-  channelOf(orchestratorId: string): string {
-    return this.#names.replyChannel(orchestratorId);
+  #startSharded(subscriber: Cluster): void {
+    subscriber.on("smessage", (channel: string, text: string) => {
+      if (this.#channels.has(channel)) this.#receive(text);
+    });
+    // A cluster client stays "ready" through a failover: the subscriptions of a lost primary's
+    // slots move to the promoted replica on their own (ioredis's sharded subscriber group), and
+    // what was published meanwhile is lost. A node lost or added is the sign: read every job's
+    // stream now (the read waits out the promotion) and once more after the new primaries
+    // settled.
+    this.#stopWatching = onTopologyChange(
+      subscriber,
+      (when) => this.#repair(when),
+      clusterSettleMs,
+    );
+    // The subscriber connections were made anew: subscribe every job's channel (again: Redis
+    // ignores a repeat, and one refused meanwhile is made now), then read the streams, so a reply
+    // published in between reaches us by one path at least.
+    subscriber.on("subscribersReady", () => {
+      if (!this.#connectedOnce || this.#channels.size === 0) return;
+      const channels = [...this.#channels];
+      void Promise.allSettled(channels.map((channel) => subscriber.ssubscribe(channel))).then(() =>
+        this.#repair("resubscribed"),
+      );
+    });
+    this.#connectedOnce = true;
+  }
+
+  #repair(when: string): void {
+    const jobIds = [...this.#targets.keys()];
+    if (jobIds.length === 0) return;
+    this.#log.info("the Redis Cluster changed: repairing replies from streams", {
+      jobs: jobIds.length,
+      when,
+    });
+    for (const jobId of jobIds) void this.backfill(jobId);
+  }
+
+  /** Whether each job has a channel of its own, to {@link follow} before it is queued (a cluster). */
+  get channelPerJob(): boolean {
+    return isCluster(this.#subscriber);
   }
 
   /**
-   * Also receives the replies sent to another orchestrator's channel: that of an orchestrator
-   * that is gone, whose jobs this one adopted (their gpu-workers still write there).
+   * Receives one job's replies from now on; resolves once Redis confirmed, so a job queued after
+   * it cannot publish unheard. On a cluster: its shard channel (throws `REDIS_UNAVAILABLE` when
+   * the subscription cannot be made, e.g. its primary is being replaced; the channel is then
+   * subscribed once the cluster's subscriber connections are made anew, until {@link unfollow}).
+   * Elsewhere, `owner`: the
+   * orchestrator whose channel its gpu-workers write to, when it is not this one (a job adopted
+   * from an orchestrator that is gone); nothing to do for this one's own jobs.
    */
-  async listen(channel: string): Promise<void> {
+  async follow(jobId: string, owner?: string): Promise<void> {
+    if (!isCluster(this.#subscriber)) {
+      const channel = owner === undefined ? undefined : this.#names.replyChannel(owner);
+      if (channel === undefined || this.#channels.has(channel)) return;
+      this.#channels.add(channel);
+      await this.#subscriber.subscribe(channel);
+      return;
+    }
+    const channel = this.#names.jobReplyChannel(jobId);
     if (this.#channels.has(channel)) return;
     this.#channels.add(channel);
-    await this.#subscriber.subscribe(channel);
+    try {
+      await this.#subscriber.ssubscribe(channel);
+    } catch (error) {
+      throw new RedisUnavailableError("could not subscribe to the job's replies", {
+        cause: error,
+      });
+    }
+  }
+
+  /** Receives nothing more for this job (it ended): leaves its shard channel, on a cluster. */
+  unfollow(jobId: string): void {
+    if (!isCluster(this.#subscriber)) return;
+    const channel = this.#names.jobReplyChannel(jobId);
+    if (!this.#channels.delete(channel)) return;
+    this.#subscriber.sunsubscribe(channel).catch((error: unknown) =>
+      // Its primary is gone: the subscription went with it (ioredis forgot it already).
+      this.#log.debug("could not leave a job's reply channel", {
+        jobId,
+        error: messageOf(error),
+      }),
+    );
   }
 
   /** Jobs whose stream is being read now (0 when idle). */
@@ -122,7 +210,10 @@ export class ReplyRelay {
       do {
         state.again = false;
         const entries = await this.#redis.xrange(this.#names.deltaStream(jobId), "-", "+");
-        for (const [, fields] of entries) {
+        // Where continued attempts start first (their marks' ids end in `-0`): they bound what
+        // each earlier attempt's replies are worth (see `JobReplies`).
+        const marks = entries.filter(([id]) => id.endsWith("-0"));
+        for (const [, fields] of [...marks, ...entries.filter(([id]) => !id.endsWith("-0"))]) {
           const text = fields[1];
           if (text !== undefined) this.#receive(text);
         }
@@ -144,8 +235,13 @@ export class ReplyRelay {
   close(timeoutMs = redisCloseGraceMs): Promise<void> {
     this.#closing ??= (async () => {
       // Not connected now: there is no subscription to end, and the connection is closed next.
-      if (this.#subscriber.status !== "ready") return;
-      const unsubscribed = this.#subscriber.unsubscribe(...this.#channels);
+      this.#stopWatching?.();
+      if (this.#subscriber.status !== "ready" || this.#channels.size === 0) return;
+      const channels = [...this.#channels];
+      // A sharded unsubscribe takes channels of one slot: one per job.
+      const unsubscribed = isCluster(this.#subscriber)
+        ? Promise.all(channels.map((channel) => this.#subscriber.sunsubscribe(channel)))
+        : this.#subscriber.unsubscribe(...channels);
       if (!(await settlesWithin(unsubscribed, timeoutMs))) {
         this.#log.warn("Redis did not confirm the end of the reply subscription");
       }

@@ -4,8 +4,13 @@
  * below the next expected number is a duplicate; anything above it waits, and reports a gap.
  */
 export class ReplySequencer<T> {
-  #next = 0;
+  #next: number;
   readonly #waiting = new Map<number, T>();
+
+  /** `first`: the number of the first reply expected (a continuation's: after those delivered). */
+  constructor(first = 0) {
+    this.#next = first;
+  }
 
   /** The number of the next reply to deliver. */
   get next(): number {

@@ -1,6 +1,7 @@
 import type { KeyRing } from "../crypto/index.js";
 import type { ModelEntry } from "../models/model-spec.js";
 import type { ServedModel } from "../models/served-models.js";
+import type { ClusterTarget, SentinelTarget } from "../redis/redis-target.js";
 
 export type RunMode = "local" | "runpod";
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -109,6 +110,12 @@ export interface Config {
   /** `REDIS_URL`; `undefined` lets a local start find or start a Redis server. */
   readonly redisUrl: string | undefined;
   /**
+   * `REDIS_SENTINELS` + `REDIS_SENTINEL_NAME`, or `REDIS_CLUSTER_NODES` (with `REDIS_USERNAME`,
+   * `REDIS_PASSWORD`, `REDIS_TLS`, `REDIS_SENTINEL_PASSWORD`): a Sentinel-managed primary or a
+   * Redis Cluster instead of `REDIS_URL`'s one server; `undefined` for one server.
+   */
+  readonly redisTopology: SentinelTarget | ClusterTarget | undefined;
+  /**
    * `REDIS_CONNECT_TIMEOUT_MS`: at start, how long a process waits for the Redis of `REDIS_URL` to
    * answer before it gives up (exit 1), in ms; default 5000. A Redis that answers but refuses the
    * connection (a wrong password, a database it does not have) stops it at once (exit 2). Outages
@@ -165,6 +172,12 @@ export interface Config {
    * long (its gpu-worker died) is failed by the next gpu-worker's check, which runs as often.
    */
   readonly jobLockMs: number;
+  /**
+   * `MAX_JOB_ATTEMPTS`: a job runs at most this often: once, then again (before it replied) or on
+   * from the text delivered (a continuation) each time its gpu-worker is lost. RunPod mode keeps
+   * its own rule (once more, before a reply only).
+   */
+  readonly maxJobAttempts: number;
   /**
    * `ALLOW_PLAINTEXT_OPENAI`: serve plaintext OpenAI requests (RunPod's `openai_route` jobs, the
    * local `/openai/v1/...` routes). Off by default: they are refused with `OPENAI_PLAINTEXT_DISABLED`.

@@ -75,3 +75,17 @@ export function readDuration(env: Env, name: string): number | undefined {
     "be a duration such as 0, 30s, 5m or 1h (milliseconds without a unit), or -1 for ever",
   );
 }
+
+/** A yes/no variable: 1, true, yes, on or 0, false, no, off (any case). */
+export function readBoolean(env: Env, name: string): boolean | undefined {
+  return readVar(
+    env,
+    name,
+    z
+      .string()
+      .transform((text) => text.toLowerCase())
+      .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
+      .transform((text) => ["1", "true", "yes", "on"].includes(text)),
+    "be 1, true, yes, on or 0, false, no, off",
+  );
+}

@@ -9,7 +9,16 @@ import { parseModelsList } from "../models/model-spec.js";
 import { resolveServedModels } from "../models/served-models.js";
 import { packageRoot } from "../paths.js";
 import type { Config, DashboardRetention, GpuChoice, LogFormat, RunpodConfig } from "./config.js";
-import { type Env, readDuration, readEnum, readInt, readRaw, readVar } from "./env-readers.js";
+import {
+  type Env,
+  readBoolean,
+  readDuration,
+  readEnum,
+  readInt,
+  readRaw,
+  readVar,
+} from "./env-readers.js";
+import { readRedisTopology } from "./redis-topology.js";
 
 /** Facts about the machine that defaults depend on; injectable so tests need no real machine. */
 export interface ConfigHost {
@@ -126,6 +135,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
       'be a URL starting with "redis://", "rediss://" or "unix://"',
       { secret: true },
     ),
+    redisTopology: readRedisTopology(env),
     redisConnectTimeoutMs: readInt(env, "REDIS_CONNECT_TIMEOUT_MS", 0, 3_600_000) ?? 5000,
     redisPrefix:
       readVar(
@@ -152,6 +162,7 @@ export function loadConfig(env: Env = process.env, host: ConfigHost = realHost()
     encryptOutput: readEnum(env, "ENCRYPT_OUTPUT", ["always", "request", "never"]) ?? "request",
     jobTimeoutMs: readInt(env, "JOB_TIMEOUT_MS", 1000) ?? 600_000,
     jobLockMs: readInt(env, "JOB_LOCK_MS", 1000, 600_000) ?? 30_000,
+    maxJobAttempts: readInt(env, "MAX_JOB_ATTEMPTS", 1, 100) ?? 3,
     allowPlaintextOpenai: readBoolean(env, "ALLOW_PLAINTEXT_OPENAI") ?? false,
     resultRetentionMs: readInt(env, "RESULT_RETENTION_MS", 0) ?? 1_800_000,
     promptCache: (readEnum(env, "PROMPT_CACHE", ["on", "off"]) ?? "on") === "on",
@@ -185,18 +196,6 @@ function readClientKeysPath(env: Env, cwd: string): string | undefined {
 }
 
 /** Booleans the way `huggingface_hub` reads them: 1/true/yes/on, 0/false/no/off. */
-function readBoolean(env: Env, name: string): boolean | undefined {
-  return readVar(
-    env,
-    name,
-    z
-      .string()
-      .transform((text) => text.toLowerCase())
-      .pipe(z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"]))
-      .transform((text) => ["1", "true", "yes", "on"].includes(text)),
-    "be 1, true, yes, on or 0, false, no, off",
-  );
-}
 
 function readDashboardRetention(env: Env): DashboardRetention {
   const fallback = { count: 1000, ageSeconds: 3600 };

@@ -16,6 +16,11 @@ export const jobPayloadSchema = z.strictObject({
   /** Which run of the job this is (absent: 1); replies carry it, see `reply-wire.ts`. */
   attempt: z.number().int().min(1).optional(),
   /**
+   * A continuation (an attempt after one whose gpu-worker was lost once text had been delivered):
+   * the sealed {@link ContinuationData}. Absent: the job starts from its prompt.
+   */
+  continuation: z.string().min(1).optional(),
+  /**
    * The named client that sent it (`CLIENT_KEYS_FILE`; absent: the anonymous client), in the
    * clear: a name is not secret, and the dashboard counts jobs per client.
    */
@@ -23,6 +28,16 @@ export const jobPayloadSchema = z.strictObject({
 });
 
 export type JobPayload = z.infer<typeof jobPayloadSchema>;
+
+/** Where a continuation starts: what the caller already got of the job. Sealed in the payload. */
+export const continuationDataSchema = z.strictObject({
+  /** The ids of the tokens whose text was delivered, in order. */
+  tokens: z.array(z.number().int().min(0)).min(1),
+  /** The sequence number of the next reply: the new attempt's first. */
+  seq: z.number().int().min(1),
+});
+
+export type ContinuationData = z.infer<typeof continuationDataSchema>;
 
 /**
  * What a finished job keeps as its BullMQ return value: its {@link JobResult}, metadata only, in

@@ -20,6 +20,11 @@ export const replyMessageSchema = z.discriminatedUnion("kind", [
     index: z.number().int().min(0).optional(),
     /** The log probabilities of the tokens whose text this is, when the job asked for them. */
     logprobs: z.array(tokenLogprobSchema).optional(),
+    /**
+     * The ids of the tokens whose text this is (absent: the job cannot be continued elsewhere,
+     * see `orchestrator/jobs/delivered-tokens.ts`). Sealed like the text.
+     */
+    tokens: z.array(z.number().int().min(0)).optional(),
   }),
   z.strictObject({
     kind: z.literal("done"),

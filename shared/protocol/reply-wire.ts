@@ -14,6 +14,13 @@ const attempt = z.number().int().min(1).optional();
 const envelopeSchema = z.union([
   z.object({ j: z.string(), a: attempt, s: z.number().int().min(0), t: z.string() }),
   z.object({ j: z.string(), a: attempt, e: z.literal("started") }),
+  /**
+   * Written by the orchestrator in the job's stream only (never published) when it queues attempt
+   * `a` as a continuation: `a`'s replies start at seq `f`, and an earlier attempt's from `f` on
+   * are not the job's. A reader that rebuilds the job from its stream (an adopting orchestrator,
+   * a mirror) takes each attempt's replies below the next one's `f` only.
+   */
+  z.object({ j: z.string(), a: attempt, e: z.literal("from"), f: z.number().int().min(0) }),
 ]);
 
 export type ReplyEnvelope = z.infer<typeof envelopeSchema>;
@@ -29,6 +36,11 @@ export function encodeReply(
 
 export function encodeStarted(jobId: string, attempt = 1): string {
   return JSON.stringify({ j: jobId, a: attempt, e: "started" });
+}
+
+/** The mark that `attempt` continues the job from reply `from` (see the envelope's `from`). */
+export function encodeContinuedFrom(jobId: string, attempt: number, from: number): string {
+  return JSON.stringify({ j: jobId, a: attempt, e: "from", f: from });
 }
 
 /** Parses an envelope; `undefined` for anything that is not one (it is then ignored). */

@@ -64,6 +64,11 @@ export interface FinalChunk {
    * 0's, `usage.completion_tokens` counts them all.
    */
   choices?: ChoiceEnd[];
+  /**
+   * How many runs the job took, when more than one: its gpu-worker was lost and another went on
+   * from the text already streamed (see `MAX_JOB_ATTEMPTS`). Absent: one.
+   */
+  attempts?: number;
 }
 
 export type StreamChunk = DeltaChunk | FinalChunk;
@@ -97,5 +102,6 @@ export const streamChunkSchema: z.ZodType<StreamChunk> = z.union([
     timings: z.looseObject({ queue_ms: ms, load_ms: ms.default(0), ttft_ms: ms, total_ms: ms }),
     seed: count.optional(),
     embeddings: z.array(z.array(z.number())).optional(),
+    attempts: z.number().int().min(1).optional(),
   }),
 ]);

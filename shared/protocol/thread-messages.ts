@@ -53,8 +53,16 @@ export interface JobTask {
   kind: "job";
   jobId: string;
   task: GenerationTask;
+  /** A continuation: the tokens a lost attempt delivered, to evaluate and go on from. */
+  continuation?: Continuation;
   port: MessagePort;
   model: ModelLoadOptions;
+}
+
+/** What a job's next attempt goes on from, after its gpu-worker was lost (`continue.ts`). */
+export interface Continuation {
+  /** The ids of the tokens whose text the caller got, in order. */
+  tokens: number[];
 }
 
 /** Loads the model a thread holds from then on; resolves with its report. */
@@ -96,6 +104,11 @@ export interface DeltaExtras {
   /** The choice (`n` > 1); absent: 0. */
   index?: number;
   logprobs?: TokenLogprob[];
+  /**
+   * The ids of the tokens whose text this is, exactly (text held back for a stop string or an
+   * unfinished character is not here yet, nor are its tokens): what a continuation replays.
+   */
+  tokens?: number[];
   /** Function calls streamed after the text (`tool-call-piece.ts`). */
   toolCalls?: ToolCallPiece[];
 }

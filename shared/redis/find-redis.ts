@@ -1,34 +1,36 @@
 import { ConfigError, RedisUnavailableError } from "../errors/index.js";
 import type { Logger } from "../log.js";
 import { sleep } from "../process/sleep.js";
-import { probeRedis, redactRedisUrl, redisAnswers } from "./probe-redis.js";
+import { probeRedis, redisAnswers } from "./probe-redis.js";
 import { type RedisServerProcess, startRedisServer } from "./redis-server-process.js";
+import { describeRedisTarget, type RedisTarget } from "./redis-target.js";
 
 export const defaultLocalRedisUrl = "redis://127.0.0.1:6379";
 
 export interface FoundRedis {
-  url: string;
+  /** What every connection of the process is made from. */
+  target: RedisTarget;
   /** Set when a private server was started; close it on the way out. */
   server?: RedisServerProcess;
 }
 
 /**
- * The Redis to use: `REDIS_URL` when set; else a server on 127.0.0.1:6379 if one answers; else,
+ * The Redis to use: the configured one (`REDIS_URL`, `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES`) when set; else a server on 127.0.0.1:6379 if one answers; else,
  * when `mayStart`, a private memory-only `redis-server` from PATH; else a clear error.
  */
 export async function findRedis(
-  redisUrl: string | undefined,
+  configured: RedisTarget | undefined,
   log: Logger,
   options: { mayStart: boolean; localUrl?: string; connectTimeoutMs?: number },
 ): Promise<FoundRedis> {
-  if (redisUrl !== undefined) {
-    await waitForRedis(redisUrl, options.connectTimeoutMs ?? 5000, log);
-    return { url: redisUrl };
+  if (configured !== undefined) {
+    await waitForRedis(configured, options.connectTimeoutMs ?? 5000, log);
+    return { target: configured };
   }
   const localUrl = options.localUrl ?? defaultLocalRedisUrl;
   if (await redisAnswers(localUrl)) {
     log.info("REDIS_URL is unset: using the local Redis server", { url: localUrl });
-    return { url: localUrl };
+    return { target: localUrl };
   }
   if (!options.mayStart) {
     throw new RedisUnavailableError(
@@ -43,7 +45,7 @@ export async function findRedis(
       url: server.url,
     },
   );
-  return { url: server.url, server };
+  return { target: server.url, server };
 }
 
 /**
@@ -54,30 +56,34 @@ export async function findRedis(
  * turns the connection down for good (a wrong password, a database it does not have) ends the
  * wait at once with a {@link ConfigError}.
  */
-export async function waitForRedis(url: string, timeoutMs: number, log: Logger): Promise<void> {
+export async function waitForRedis(
+  target: RedisTarget,
+  timeoutMs: number,
+  log: Logger,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let reported = false;
   for (;;) {
     const failure = await probeRedis(
-      url,
+      target,
       Math.max(100, Math.min(1000, deadline - performance.now())),
     );
     if (failure === undefined) return;
     if (failure.refused) {
-      throw new ConfigError(`REDIS_URL=${redactRedisUrl(url)}: ${failure.reason}`);
+      throw new ConfigError(`${describeRedisTarget(target)}: ${failure.reason}`);
     }
     const left = deadline - performance.now();
     if (left <= 0) {
       throw new RedisUnavailableError(
-        `could not reach Redis at REDIS_URL=${redactRedisUrl(url)} within ${formatSeconds(timeoutMs)}: ${failure.reason}. ` +
+        `could not reach Redis at ${describeRedisTarget(target)} within ${formatSeconds(timeoutMs)}: ${failure.reason}. ` +
           "Check that Redis runs and is reachable from here, the host and port, the password, and " +
-          "redis:// vs rediss:// (TLS); REDIS_CONNECT_TIMEOUT_MS sets how long to wait",
+          `${typeof target === "string" ? "redis:// vs rediss://" : "REDIS_TLS"} (TLS); REDIS_CONNECT_TIMEOUT_MS sets how long to wait`,
       );
     }
     if (!reported) {
       reported = true;
       log.warn("waiting for Redis", {
-        url: redactRedisUrl(url),
+        redis: describeRedisTarget(target),
         reason: failure.reason,
         timeoutMs,
       });

@@ -1,5 +1,9 @@
 import { Redis } from "ioredis";
+import { settlesWithin } from "../process/deadline.js";
+import { connect } from "./create-redis.js";
 import { describeRefusal, type RefusedSetup } from "./redis-refusal.js";
+import type { RedisTarget } from "./redis-target.js";
+import { certificateErrorOf, describeUntrustedCertificate } from "./untrusted-certificate.js";
 
 /** Why a probe of Redis failed. */
 export interface RedisProbeFailure {
@@ -7,7 +11,7 @@ export interface RedisProbeFailure {
   reason: string;
   /**
    * Redis answered, and turned this configuration down for good (a wrong password, a database it
-   * does not have): trying again will not help.
+   * does not have), or its TLS certificate is not accepted here: trying again will not help.
    */
   refused: boolean;
 }
@@ -22,10 +26,11 @@ export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boole
  * when Redis answered and accepted the connection's setup, else why not.
  */
 export async function probeRedis(
-  url: string,
+  target: RedisTarget,
   timeoutMs = 1000,
 ): Promise<RedisProbeFailure | undefined> {
-  const redis = new Redis(url, {
+  if (typeof target !== "string") return probeTopology(target, timeoutMs);
+  const redis = new Redis(target, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
@@ -53,33 +58,73 @@ export async function probeRedis(
   }
 }
 
-function describeFailure(error: Error | undefined, setup: RefusedSetup): RedisProbeFailure {
+/**
+ * A Sentinel-managed primary or a cluster answers: the client finds the primary (or the slots)
+ * and PINGs within `timeoutMs`. Its last error says why not.
+ */
+async function probeTopology(
+  target: Exclude<RedisTarget, string>,
+  timeoutMs: number,
+): Promise<RedisProbeFailure | undefined> {
+  const redis = connect(target, { connectionName: "probe", lazyConnect: true });
+  let lastError: Error | undefined;
+  // A cluster reports a node's refusal (a wrong password) as a "node error", and its own failure
+  // to read the slots with the node's error attached.
+  const remember = (error: Error & { lastNodeError?: Error }) => {
+    const cause = error.lastNodeError ?? error;
+    if (lastError?.name !== "ReplyError" || cause.name === "ReplyError") lastError = cause;
+  };
+  redis.on("error", remember);
+  redis.on("node error", remember);
+  const setup = {
+    db: 0,
+    password: target.password ?? "",
+    credentials: "REDIS_USERNAME/REDIS_PASSWORD",
+  };
+  const answered = redis
+    .connect()
+    .then(() => redis.ping())
+    .then(
+      (answer) => answer === "PONG",
+      (error: unknown) => {
+        lastError ??= error instanceof Error ? error : undefined;
+        return false;
+      },
+    );
+  try {
+    if ((await settlesWithin(answered, timeoutMs)) && (await answered)) return undefined;
+    if (target.tls && lastError?.name !== "ReplyError") {
+      const first = target.kind === "cluster" ? target.nodes[0] : target.sentinels[0];
+      if (first !== undefined) lastError = (await certificateErrorOf(first, 1000)) ?? lastError;
+    }
+    return describeFailure(lastError, setup, "REDIS_TLS=true needs TLS ports; off, plain ones");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function describeFailure(
+  error: Error | undefined,
+  setup: RefusedSetup,
+  tlsHint = "rediss:// needs a TLS port; redis:// a plain one",
+): RedisProbeFailure {
+  const untrusted = error === undefined ? undefined : describeUntrustedCertificate(error);
+  if (untrusted !== undefined) return { reason: untrusted, refused: true };
   const refusal = error === undefined ? undefined : describeRefusal(error, setup);
   if (refusal !== undefined) {
     return { reason: `Redis refused the connection: ${refusal}`, refused: true };
   }
-  return { reason: describeUnreachable(error), refused: false };
+  return { reason: describeUnreachable(error, tlsHint), refused: false };
 }
 
-function describeUnreachable(error: Error | undefined): string {
+function describeUnreachable(error: Error | undefined, tlsHint: string): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = error?.message ?? "";
   if (code === "ECONNREFUSED") return "the connection was refused (nothing listens there)";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "the host name does not resolve";
   if (code === "ETIMEDOUT" || /timed? ?out/i.test(message)) return "the connection timed out";
   if (/SSL|TLS|certificate|wrong version number/i.test(message)) {
-    return "the TLS handshake failed (rediss:// needs a TLS port; redis:// a plain one)";
+    return `the TLS handshake failed (${tlsHint})`;
   }
   return code === undefined ? "the connection failed" : `the connection failed (${code})`;
-}
-
-/** A Redis URL fit for a log line: the password, if any, is replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }

@@ -14,6 +14,8 @@ export interface RefusedSetup {
   db: number;
   /** REDIS_URL's password ("" for none): hidden, should Redis ever echo it. */
   password: string;
+  /** Where the credentials come from, for the words of a refusal (default `REDIS_URL`). */
+  credentials?: string;
 }
 
 /**
@@ -23,17 +25,18 @@ export interface RefusedSetup {
  */
 export function describeRefusal(error: Error, setup: RefusedSetup): string | undefined {
   const { db, password } = setup;
+  const credentials = setup.credentials ?? "REDIS_URL";
   if (error.name !== "ReplyError") return undefined;
   const reply = error.message;
   if (passingReplies.test(reply)) return undefined;
   if (/^NOAUTH\b/.test(reply)) {
-    return (
-      "it requires a password and REDIS_URL gives none: redis://:PASSWORD@host:port " +
-      "(redis://USER:PASSWORD@host:port for an ACL user)"
-    );
+    return credentials === "REDIS_URL"
+      ? "it requires a password and REDIS_URL gives none: redis://:PASSWORD@host:port " +
+          "(redis://USER:PASSWORD@host:port for an ACL user)"
+      : `it requires a password and ${credentials} gives none`;
   }
   if (/^WRONGPASS\b|invalid password|invalid username-password/i.test(reply)) {
-    return "the user name or password in REDIS_URL is wrong";
+    return `the user name or password in ${credentials} is wrong`;
   }
   if (/DB index is out of range|invalid DB index/i.test(reply)) {
     return (

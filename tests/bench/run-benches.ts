@@ -25,6 +25,7 @@ const order = [
   "embeddings",
   "admission",
   "runpod",
+  "continuation",
   "hf-download",
   "memory-plan",
 ];

@@ -433,7 +433,7 @@ describe("bad input fuzz", () => {
     assert.deepEqual(added, [], "no job was added to the queue");
     const keys = await keysWithPrefix(stack.redisUrl, stack.prefix);
     assert.deepEqual(
-      keys.filter((key) => /:model-tiny:[0-9a-f-]{36}$/.test(key) || key.includes(":deltas:")),
+      keys.filter((key) => /:\{model-tiny\}:[0-9a-f-]{36}$/.test(key) || key.includes(":deltas:")),
       [],
     );
     const health = (await stack.get("/health")) as { models: { queue: { waiting: number } }[] };

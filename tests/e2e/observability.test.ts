@@ -160,6 +160,16 @@ describe("operators' view: readiness, metrics, dashboard", () => {
     })) as JobView;
     assert.equal(failed.status, "FAILED");
     assert.match(failed.error ?? "", /PROMPT_TOO_LONG/);
+    // The caller hears of the failure before BullMQ has moved the job to its failed list.
+    await waitFor(
+      async () => {
+        const text = await (await raw(`${stack.url}/metrics`, bearer)).text();
+        return sample(text, 'llmpool_queue_jobs{model="alpha",state="failed"}') === 1;
+      },
+      10_000,
+      "the failed job in alpha's failed list",
+      50,
+    );
     // A model nobody serves: refused; its name is request content and must not become a label.
     const refused = (await stack.runsync({
       model: `${marker}-model`,
@@ -475,7 +485,11 @@ describe("operators' view: readiness, metrics, dashboard", () => {
 
         // bull-board's own view of alpha's completed jobs: their metadata, no request text; the
         // cancelled one is named so.
-        await page.goto(`${base}/queue/model-alpha?status=completed`, { waitUntil: "networkidle" });
+        // Its address names the queue (braces and all: its cluster hash tag), URL-encoded.
+        const alphaPath = encodeURIComponent(names.modelQueue("alpha"));
+        await page.goto(`${base}/queue/${alphaPath}?status=completed`, {
+          waitUntil: "networkidle",
+        });
         await page.getByText("completionTokens").first().waitFor({ timeout: 20_000 });
         await page.getByText("generate (cancelled)").waitFor({ timeout: 20_000 });
         assert.equal(await page.getByText("generate (cancelled)").count(), 1);

@@ -1,7 +1,8 @@
 /**
  * REDIS_URL with a password, and with TLS (`rediss://`): the whole stack runs a job through a
  * redis-server that requires a password, the orchestrator over TLS and the gpu-worker over plain
- * TCP with the password, and neither process logs the password.
+ * TCP with the password, and neither process logs the password. Without the certificate's CA an
+ * orchestrator stops at start (exit 2) naming `NODE_EXTRA_CA_CERTS`.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -10,6 +11,7 @@ import { Redis } from "ioredis";
 import { tinyModelPath } from "../support/models.js";
 import { type SecureRedis, startSecureRedis } from "../support/secure-redis.js";
 import { TestStack, textOf } from "../support/stack.js";
+import { orchestratorStart } from "../support/topology-scenarios.js";
 
 describe("Redis with a password and TLS", () => {
   let redis: SecureRedis;
@@ -84,6 +86,18 @@ describe("Redis with a password and TLS", () => {
     } finally {
       direct.disconnect();
     }
+  });
+
+  it("an orchestrator that does not trust the CA exits 2 at once, naming NODE_EXTRA_CA_CERTS", async (t) => {
+    if (redis.tlsUrl === undefined) return t.skip(`no TLS: ${redis.noTlsReason}`);
+    const ran = await orchestratorStart({ REDIS_URL: redis.tlsUrl }, await tinyModelPath(), 60_000);
+    assert.equal(ran.code, 2, ran.output);
+    assert.match(
+      ran.output,
+      /REDIS_URL=rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: the server's TLS certificate is not accepted/,
+    );
+    assert.match(ran.output, /NODE_EXTRA_CA_CERTS/);
+    assert.ok(!ran.output.includes(redis.password), "password shown");
   });
 
   it("logs no password", () => {

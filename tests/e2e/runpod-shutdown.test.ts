@@ -10,21 +10,10 @@ import { isFinalChunk, type StreamChunk } from "../../shared/protocol/index.js";
 import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
 import { FakeRunpodPlatform } from "../fakes/runpod-platform.js";
 import { tinyModelPath } from "../support/models.js";
+import { greedyPlatformJob, holdRunningAndWaiting } from "../support/runpod-jobs.js";
 import { TestStack } from "../support/stack.js";
 
 const apiKey = "rp-shutdown-key";
-
-function longJob(stack: TestStack, id: string, maxTokens: number) {
-  return {
-    id,
-    input: {
-      encrypted_input: stack.encrypt({
-        prompt: "the dog",
-        sampling_params: { max_tokens: maxTokens, temperature: 0 },
-      }),
-    },
-  };
-}
 
 describe("RunPod worker: SIGTERM with jobs in flight", () => {
   let platform: FakeRunpodPlatform;
@@ -48,9 +37,9 @@ describe("RunPod worker: SIGTERM with jobs in flight", () => {
 
   it("posts every held job, takes nothing more, and exits 0", async () => {
     platform.enqueue(
-      longJob(stack, "held-1", 1200),
-      longJob(stack, "held-2", 1200),
-      longJob(stack, "left-on-platform", 10),
+      greedyPlatformJob(stack, "held-1", 1200),
+      greedyPlatformJob(stack, "held-2", 1200),
+      greedyPlatformJob(stack, "left-on-platform", 10),
     );
     await stack.explain(
       platform.until(
@@ -106,17 +95,11 @@ describe("RunPod worker: a fault it cannot survive", () => {
   });
 
   it("posts the held job's error with stopPod when the gpu-worker dies, then exits non-zero", async () => {
-    platform.enqueue(longJob(stack, "doomed", 3000));
-    await stack.explain(
-      platform.until(() => platform.streamed("doomed").length > 0, 30_000, "the job to stream"),
-    );
-    platform.enqueue(longJob(stack, "waiting", 8));
-    await stack.explain(
-      platform.until(
-        () => platform.takes.some((take) => take.jobIds.includes("waiting")),
-        30_000,
-        "the second job to be held",
-      ),
+    await holdRunningAndWaiting(
+      platform,
+      stack,
+      { id: "doomed", maxTokens: 3000 },
+      { id: "waiting", maxTokens: 8 },
     );
     await stack.killGpuWorkers("SIGKILL");
     // The running job: its gpu-worker is lost (retryable elsewhere), and this worker, whose only
@@ -171,7 +154,7 @@ describe("RunPod worker: Redis gone for good", () => {
   });
 
   it("posts the held job's error with stopPod, then exits non-zero", async () => {
-    platform.enqueue(longJob(stack, "stranded", 3000));
+    platform.enqueue(greedyPlatformJob(stack, "stranded", 3000));
     await stack.explain(
       platform.until(() => platform.streamed("stranded").length > 0, 30_000, "the job to stream"),
     );

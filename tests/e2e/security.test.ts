@@ -274,7 +274,7 @@ describe("security end to end", () => {
       const { status, chunks } = await done;
       assert.equal(status, "COMPLETED");
       outputs.push(textOf(chunks));
-      assert.ok(dumps[0]?.includes(":deltas:") || dumps[0]?.includes(":model-tiny:"));
+      assert.ok(dumps[0]?.includes(":deltas:") || dumps[0]?.includes(":{model-tiny}:"));
     });
 
     it("runs marked requests through every path", async () => {
@@ -390,7 +390,7 @@ describe("security end to end", () => {
         reader.disconnect();
       }
       // Finished jobs stay for the dashboard (DASHBOARD_RETENTION), their data replaced.
-      const jobKeys = keys.filter((key) => /:model-tiny:[0-9a-f-]{36}$/.test(key));
+      const jobKeys = keys.filter((key) => /:\{model-tiny\}:[0-9a-f-]{36}$/.test(key));
       assert.ok(jobKeys.length > 0, "finished jobs are kept");
       const redis = new Redis(stack.redisUrl);
       try {

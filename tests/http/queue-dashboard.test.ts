@@ -76,7 +76,7 @@ describe("queue dashboard", () => {
   it("lists every model queue read-only, with its jobs (sealed data only)", async () => {
     for (const authorization of [basic(apiKey), `Bearer ${apiKey}`]) {
       const response = await get(
-        "/api/queues?activeQueue=model-tiny&status=waiting",
+        "/api/queues?activeQueue=%7Bmodel-tiny%7D&status=waiting",
         authorization,
       );
       assert.equal(response.status, 200);
@@ -89,8 +89,8 @@ describe("queue dashboard", () => {
         }[];
       };
       const byName = new Map(body.queues.map((entry) => [entry.name, entry]));
-      assert.deepEqual([...byName.keys()].sort(), ["model-other", "model-tiny"]);
-      const tiny = byName.get("model-tiny");
+      assert.deepEqual([...byName.keys()].sort(), ["{model-other}", "{model-tiny}"]);
+      const tiny = byName.get("{model-tiny}");
       assert.ok(tiny !== undefined);
       assert.equal(tiny.readOnlyMode, true);
       assert.equal(tiny.counts.waiting, 1);
@@ -132,10 +132,10 @@ describe("queue dashboard", () => {
 
   it("refuses to change a queue", async () => {
     const attempts: [string, string, unknown?][] = [
-      ["PUT", "/api/queues/model-tiny/clean/waiting"],
-      ["PUT", "/api/queues/model-tiny/pause"],
-      ["PUT", `/api/queues/model-tiny/${jobId}/clean`],
-      ["POST", "/api/queues/model-tiny/add", { name: "x", data: {} }],
+      ["PUT", "/api/queues/%7Bmodel-tiny%7D/clean/waiting"],
+      ["PUT", "/api/queues/%7Bmodel-tiny%7D/pause"],
+      ["PUT", `/api/queues/%7Bmodel-tiny%7D/${jobId}/clean`],
+      ["POST", "/api/queues/%7Bmodel-tiny%7D/add", { name: "x", data: {} }],
     ];
     for (const [method, route, body] of attempts) {
       const response = await fetch(`${base}${route}`, {
@@ -198,7 +198,7 @@ describe("queue dashboard", () => {
       return body.queues.map((entry) => entry.name);
     };
     try {
-      assert.deepEqual(await listed(), ["model-extra", "model-gamma", "model-tiny"]);
+      assert.deepEqual(await listed(), ["{model-extra}", "{model-gamma}", "{model-tiny}"]);
       const gamma = await fetch(`http://127.0.0.1:${port}/overview.json`);
       const lines = (await gamma.json()) as { model: string; state: string; workers: number }[];
       assert.deepEqual(
@@ -217,16 +217,16 @@ describe("queue dashboard", () => {
       try {
         await late.waitUntilReady();
         await waitFor(
-          async () => (await listed()).includes("model-late"),
+          async () => (await listed()).includes("{model-late}"),
           15_000,
           "model-late to be shown",
           250,
         );
         assert.deepEqual(await listed(), [
-          "model-extra",
-          "model-gamma",
-          "model-late",
-          "model-tiny",
+          "{model-extra}",
+          "{model-gamma}",
+          "{model-late}",
+          "{model-tiny}",
         ]);
       } finally {
         await late.close();
@@ -292,7 +292,7 @@ describe("queue dashboard without Redis", () => {
       await waitFor(
         async () => {
           const body = (await (await fetch(url)).json()) as { queues: { name: string }[] };
-          return body.queues.some((entry) => entry.name === "model-tiny");
+          return body.queues.some((entry) => entry.name === "{model-tiny}");
         },
         15_000,
         "the late queue to be shown",

@@ -57,7 +57,7 @@ describe("idle after load: nothing kept per job", () => {
     });
     ({ prefix, keyRing, orchestrator } = stack);
     const { config, redisUrl, log } = stack;
-    gpuWorker = await GpuWorker.start({ config, keyRing, redisUrl, log });
+    gpuWorker = await GpuWorker.start({ config, keyRing, redisTarget: redisUrl, log });
     stack.onClose(() => gpuWorker.close());
     probe = createRedis(redisUrl, "test-probe", log);
     stack.onClose(() => probe.disconnect());

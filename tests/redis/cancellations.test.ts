@@ -101,6 +101,30 @@ describe("Cancellations", () => {
     assert.equal(unrelated.aborted, false, "another job's cancel key must not abort this one");
   });
 
+  it("aborts a running job whose cancel went by while its subscription was down", async () => {
+    const subscriber = connect("down-sub");
+    // Its id, asked before it subscribes (a subscribed connection takes no CLIENT command).
+    const subscriberId = Number(await subscriber.client("ID"));
+    const cancellations = new Cancellations({
+      redis: connect("down-cmd"),
+      subscriber,
+      names,
+      log,
+    });
+    started.push(cancellations);
+    await cancellations.start();
+    const target = randomUUID();
+    const bystander = randomUUID();
+    const signal = await registered(cancellations, target);
+    const other = await registered(cancellations, bystander);
+    // The cancel mark is set and its message is published to nobody (as while the subscription
+    // moved), then the subscription's connection drops and comes back.
+    await publisher.set(names.cancelKey(target), "1", "EX", 60);
+    await publisher.call("CLIENT", "KILL", "ID", String(subscriberId));
+    await aborted(signal, 5000);
+    assert.equal(other.aborted, false);
+  });
+
   it("ignores cancels of jobs it does not run", async () => {
     const cancellations = await startCancellations("unknown");
     const running = randomUUID();

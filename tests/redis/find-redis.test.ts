@@ -14,7 +14,7 @@ describe("findRedis", () => {
   it("takes REDIS_URL once it answers", async () => {
     const url = await testRedisUrl();
     const found = await findRedis(url, log, { mayStart: false, connectTimeoutMs: 5000 });
-    assert.deepEqual(found, { url });
+    assert.deepEqual(found, { target: url });
   });
 
   it("gives up on a REDIS_URL that does not answer, naming it without its password", async () => {
@@ -31,7 +31,7 @@ describe("findRedis", () => {
   it("uses the local server when it answers", async () => {
     const url = await testRedisUrl();
     const found = await findRedis(undefined, log, { mayStart: true, localUrl: url });
-    assert.equal(found.url, url);
+    assert.equal(found.target as string, url);
     assert.equal(found.server, undefined, "nothing was started");
   });
 
@@ -40,12 +40,12 @@ describe("findRedis", () => {
     const found = await findRedis(undefined, log, { mayStart: true, localUrl: nobody });
     try {
       assert.ok(found.server, "a server was started");
-      assert.notEqual(found.url, nobody);
-      assert.ok(await redisAnswers(found.url));
+      assert.notEqual(found.target as string, nobody);
+      assert.ok(await redisAnswers(found.target as string));
     } finally {
       await found.server?.close();
     }
-    assert.equal(await redisAnswers(found.url, 300), false, "closing stops it");
+    assert.equal(await redisAnswers(found.target as string, 300), false, "closing stops it");
   });
 
   it("says to start Redis or set REDIS_URL when it may not start one", async () => {

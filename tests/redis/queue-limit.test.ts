@@ -8,11 +8,23 @@
  * request read the depth before any of them was added.)
  */
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { QueueReservations } from "../../orchestrator/admission/queue-reservations.js";
 import type { JobRecord } from "../../orchestrator/jobs/job-record.js";
 import type { Orchestrator } from "../../orchestrator/orchestrator.js";
+import { createLogger } from "../../shared/log.js";
+import { RedisNames } from "../../shared/naming.js";
+import type { JobPayload } from "../../shared/protocol/index.js";
+import { closeRedis, createRedis } from "../../shared/redis/index.js";
 import { InProcessOrchestrator } from "../support/in-process-orchestrator.js";
-import { keysWithPrefix } from "../support/redis.js";
+import {
+  deleteKeysWithPrefix,
+  keysWithPrefix,
+  readyModelQueues,
+  testRedisUrl,
+  uniquePrefix,
+} from "../support/redis.js";
 import { waitFor } from "../support/wait-for.js";
 
 const limit = 50;
@@ -79,5 +91,32 @@ describe("the queue limit with two orchestrators on one Redis", () => {
       "the reservations to be given back",
       20,
     );
+  });
+});
+
+describe("a queued job whose reservation is not given back yet", () => {
+  it("counts once: the next admission to a limit of 2 takes the second place", async () => {
+    const url = await testRedisUrl();
+    const prefix = uniquePrefix("reserve-once");
+    const names = new RedisNames(prefix);
+    const log = createLogger("test", { level: "error" });
+    const redis = createRedis(url, `${prefix}-cmd`, log);
+    const queues = await readyModelQueues(redis, url, names, ["tiny"]);
+    try {
+      const reservations = new QueueReservations({ redis, names, queues, log });
+      const first = randomUUID();
+      assert.deepEqual(await reservations.reserve("tiny", first, 2), { reserved: true, depth: 1 });
+      // Queued, its reservation not yet released: the moment two admissions used to count it twice.
+      await queues.add("tiny", first, { sealed: "x" } as unknown as JobPayload);
+      assert.deepEqual(await reservations.reserve("tiny", randomUUID(), 2), {
+        reserved: true,
+        depth: 2,
+      });
+      assert.equal((await reservations.reserve("tiny", randomUUID(), 2)).reserved, false);
+    } finally {
+      await queues.close();
+      await closeRedis(redis);
+      await deleteKeysWithPrefix(url, prefix);
+    }
   });
 });

@@ -17,6 +17,7 @@ import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import { encodeReply, type ReplyMessage } from "../../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
+import { endedOwner } from "../../shared/registry/job-owner.js";
 import {
   deleteKeysWithPrefix,
   keysWithPrefix,
@@ -72,7 +73,15 @@ async function startRelay(label: string) {
 
 /** A gpu-worker's side. */
 function publisher(redis: Redis): ReplyPublisher {
-  return new ReplyPublisher({ redis, names, keyRing, streamTtlSeconds, workerId: "gpu-a", log });
+  return new ReplyPublisher({
+    redis,
+    names,
+    keyRing,
+    streamTtlSeconds,
+    workerId: "gpu-a",
+    sharded: false,
+    log,
+  });
 }
 
 /** Replies of a job this gpu-worker claimed (as it does before it runs one). */
@@ -434,5 +443,17 @@ describe("what Redis holds", () => {
     await replies.end(doneFields);
     assert.ok((await redis.ttl(stream)) > 0, "the expiry stays after the end");
     assert.equal(await redis.xlen(stream), 2);
+  });
+
+  it("refuses the claim of a job whose owner key says it ended: nothing written", async () => {
+    const redis = connect("ended-raw");
+    const jobId = randomUUID();
+    await redis.set(names.ownerKey(jobId), endedOwner, "PX", 60_000);
+    const replies = publisher(connect("ended-pub")).forJob(jobId, "unused-channel", 1);
+    assert.equal(await replies.claim(), false, "the claim is refused");
+    replies.text("x");
+    await replies.end(doneFields).catch(() => {});
+    assert.equal(await redis.get(names.ownerKey(jobId)), endedOwner, "the mark stays");
+    assert.equal(await redis.exists(names.deltaStream(jobId)), 0, "no reply stored");
   });
 });

@@ -14,7 +14,7 @@ import { RegistryPublisher } from "../../gpu-worker/registry/registry-publisher.
 import { EphemeralJobs } from "../../orchestrator/jobs/job-persistence.js";
 import { JobRecord } from "../../orchestrator/jobs/job-record.js";
 import { JobSignals } from "../../orchestrator/jobs/job-signals.js";
-import { ModelQueues } from "../../orchestrator/jobs/model-queues.js";
+import type { ModelQueues } from "../../orchestrator/jobs/model-queues.js";
 import { jobOfQueueJob } from "../../orchestrator/jobs/queue-attempts.js";
 import { type JobContext, TrackedJob } from "../../orchestrator/jobs/tracked-job.js";
 import { WorkerWatch } from "../../orchestrator/jobs/worker-watch.js";
@@ -26,7 +26,12 @@ import { createLogger } from "../../shared/log.js";
 import { RedisNames } from "../../shared/naming.js";
 import type { JobPayload } from "../../shared/protocol/index.js";
 import { closeRedis, createRedis } from "../../shared/redis/index.js";
-import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "../support/redis.js";
+import {
+  deleteKeysWithPrefix,
+  readyModelQueues,
+  testRedisUrl,
+  uniquePrefix,
+} from "../support/redis.js";
 import { holdsFor, waitFor } from "../support/wait-for.js";
 
 const log = createLogger("test", { level: "error" });
@@ -56,6 +61,7 @@ describe("the watch over running jobs' gpu-workers", () => {
       keyRing,
       streamTtlSeconds: 60,
       workerId,
+      sharded: false,
       log,
     });
     return { registry, publisher };
@@ -102,15 +108,7 @@ describe("the watch over running jobs' gpu-workers", () => {
       log,
     });
     await relay.start();
-    queues = new ModelQueues({
-      models: ["tiny"],
-      connection: redis,
-      redisUrl: url,
-      names,
-      log,
-      onFailed: () => {},
-    });
-    await queues.ready();
+    queues = await readyModelQueues(redis, url, names, ["tiny"]);
     context = {
       keyRing,
       signals: new JobSignals({ redis, names, queues }),
@@ -118,6 +116,8 @@ describe("the watch over running jobs' gpu-workers", () => {
       relay,
       persistence: new EphemeralJobs(new JobSignals({ redis, names, queues })),
       requeueLost: true,
+      continueLost: false,
+      maxAttempts: 2,
       log,
       onEnded: (job) => {
         jobs.delete(job.id);

@@ -104,7 +104,7 @@ export class InProcessOrchestrator {
   /** Starts another orchestrator on the same Redis, prefix and configuration. */
   async addOrchestrator(): Promise<Orchestrator> {
     const { config, keyRing, redisUrl, log } = this;
-    const orchestrator = await Orchestrator.start({ config, keyRing, redisUrl, log });
+    const orchestrator = await Orchestrator.start({ config, keyRing, redisTarget: redisUrl, log });
     this.#orchestrators.push(orchestrator);
     return orchestrator;
   }

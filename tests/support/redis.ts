@@ -5,8 +5,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import { ModelQueues } from "../../orchestrator/jobs/model-queues.js";
+import { createLogger } from "../../shared/log.js";
 import type { RedisNames } from "../../shared/naming.js";
-import { type RedisServerProcess, startRedisServer } from "../../shared/redis/index.js";
+import {
+  type RedisClient,
+  type RedisServerProcess,
+  startRedisServer,
+} from "../../shared/redis/index.js";
 
 let server: Promise<RedisServerProcess> | undefined;
 
@@ -66,4 +72,24 @@ export async function deleteKeysWithPrefix(url: string, prefix: string): Promise
   } finally {
     redis.disconnect();
   }
+}
+
+/** The orchestrator's model queues on `url`, ready (no failure listener; nothing kept finished). */
+export async function readyModelQueues(
+  redis: RedisClient,
+  url: string,
+  names: RedisNames,
+  models: string[],
+): Promise<ModelQueues> {
+  const log = createLogger("test", { level: "error" });
+  const queues = new ModelQueues({
+    models,
+    connection: redis,
+    redisTarget: url,
+    names,
+    log,
+    onFailed: () => {},
+  });
+  await queues.ready();
+  return queues;
 }

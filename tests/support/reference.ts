@@ -17,6 +17,11 @@ export interface ReferenceCase {
   /** A chat as node-llama-cpp's own history (function calls with their results, say). */
   history?: ChatHistoryItem[];
   maxTokens: number;
+  /**
+   * The next case runs on this case's sequence, after what this one left in it, as the prompt
+   * cache reuses a sequence (node-llama-cpp keeps the prefix the next prompt shares with it).
+   */
+  keepSequence?: boolean;
 }
 
 /** Generates each case in turn on one loaded model; returns the texts in order. */
@@ -26,8 +31,10 @@ export async function referenceTexts(modelPath: string, cases: ReferenceCase[]):
     const model = await llama.loadModel({ modelPath });
     const context = await model.createContext({ contextSize: 2048, sequences: 1, threads: 1 });
     const texts: string[] = [];
+    let kept: ReturnType<typeof context.getSequence> | undefined;
     for (const item of cases) {
-      const sequence = context.getSequence();
+      const sequence = kept ?? context.getSequence();
+      kept = undefined;
       if (item.prompt !== undefined) {
         const completion = new LlamaCompletion({ contextSequence: sequence });
         texts.push(
@@ -57,7 +64,8 @@ export async function referenceTexts(modelPath: string, cases: ReferenceCase[]):
         texts.push(response);
         chat.dispose({ disposeSequence: false });
       }
-      sequence.dispose();
+      if (item.keepSequence === true) kept = sequence;
+      else sequence.dispose();
     }
     return texts;
   } finally {

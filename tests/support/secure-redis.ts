@@ -3,12 +3,13 @@
  * also serves TLS with a self-signed certificate made at test time. For testing `REDIS_URL` with
  * `redis://:password@` and `rediss://`.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort, redisAnswers } from "../../shared/redis/index.js";
+import { makeTestCertificate, redisTlsConfig } from "./test-certificate.js";
 import { waitFor } from "./wait-for.js";
 
 export interface SecureRedis {
@@ -28,51 +29,20 @@ export async function startSecureRedis(): Promise<SecureRedis> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "secure-redis-"));
   const password = randomBytes(12).toString("hex");
   const port = await freePort();
-  const certFile = path.join(dir, "cert.pem");
-  const keyFile = path.join(dir, "key.pem");
-  const openssl = spawnSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    { encoding: "utf8" },
-  );
-  let noTlsReason =
-    openssl.error !== undefined || openssl.status !== 0
-      ? "openssl could not make a certificate"
-      : undefined;
+  const certificate = makeTestCertificate(dir);
+  let noTlsReason = certificate === undefined ? "openssl could not make a certificate" : undefined;
   const base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
   const auth = ["--requirepass", password, "--port", String(port)];
   let tlsPort: number | undefined;
   let child: ChildProcess | undefined;
-  if (noTlsReason === undefined) {
+  if (certificate !== undefined) {
     tlsPort = await freePort();
-    const tls = [
-      "--tls-port",
-      String(tlsPort),
-      "--tls-cert-file",
-      certFile,
-      "--tls-key-file",
-      keyFile,
-      "--tls-ca-cert-file",
-      certFile,
-      "--tls-auth-clients",
-      "no",
-    ];
+    // The config file's lines as command-line options: `--tls-cert-file <file>`, ...
+    const tls = ["--tls-port", String(tlsPort)];
+    for (const line of redisTlsConfig(certificate)) {
+      const [name = "", ...value] = line.split(" ");
+      tls.push(`--${name}`, value.join(" "));
+    }
     child = await start([...base, ...auth, ...tls], `redis://:${password}@127.0.0.1:${port}`);
     if (child === undefined) noTlsReason = "this redis-server was built without TLS";
   }
@@ -86,7 +56,7 @@ export async function startSecureRedis(): Promise<SecureRedis> {
     password,
     url: `redis://:${password}@127.0.0.1:${port}`,
     tlsUrl: tlsPort === undefined ? undefined : `rediss://:${password}@127.0.0.1:${tlsPort}`,
-    caFile: tlsPort === undefined ? undefined : certFile,
+    caFile: tlsPort === undefined ? undefined : certificate?.caFile,
     noTlsReason,
     async close() {
       if (server.exitCode === null && server.signalCode === null) {

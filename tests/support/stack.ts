@@ -21,6 +21,7 @@ import {
   type StreamChunk,
 } from "../../shared/protocol/index.js";
 import { freePort } from "../../shared/redis/index.js";
+import { parseOwner } from "../../shared/registry/job-owner.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
 import { waitFor } from "./wait-for.js";
 
@@ -41,6 +42,12 @@ export interface StackOptions {
   runpod?: Record<string, string>;
   /** A Redis of the test's own (which it may stop); its keys are then left to the test. */
   redisUrl?: string;
+  /**
+   * Instead of a URL: the environment that names a Redis Cluster or Sentinel-managed primary of the
+   * test's own (`REDIS_CLUSTER_NODES`, `REDIS_SENTINELS`...); its keys are then left to the test,
+   * and `redisUrl` is "".
+   */
+  redisEnv?: Record<string, string>;
   /** How many models must be ready before `start` resolves (default: all of `models`). */
   readyModels?: number;
   /** `API_KEY` for both processes; `get` and `post` then send it as a Bearer token. */
@@ -88,7 +95,8 @@ export class TestStack {
     if (!existsSync(entry("orchestrator"))) {
       throw new Error("compiled entry points are missing: run `npm run build` first");
     }
-    const redisUrl = options.redisUrl ?? (await testRedisUrl());
+    const redisUrl =
+      options.redisEnv === undefined ? (options.redisUrl ?? (await testRedisUrl())) : "";
     const prefix = uniquePrefix(options.label ?? "stack");
     const key = FernetKey.generate();
     const port = await freePort();
@@ -103,7 +111,10 @@ export class TestStack {
     const env = {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? os.homedir(),
-      REDIS_URL: redisUrl,
+      ...(process.env.STACK_NODE_OPTIONS === undefined
+        ? {}
+        : { NODE_OPTIONS: process.env.STACK_NODE_OPTIONS }),
+      ...(options.redisEnv ?? { REDIS_URL: redisUrl }),
       REDIS_PREFIX: prefix,
       MODELS: options.models,
       ENCRYPTION_KEY: key.exportKey(),
@@ -119,7 +130,7 @@ export class TestStack {
     if (options.apiKey !== undefined) {
       stack.#authorization = { authorization: `Bearer ${options.apiKey}` };
     }
-    stack.#ownRedis = options.redisUrl === undefined;
+    stack.#ownRedis = options.redisUrl === undefined && options.redisEnv === undefined;
     stack.#gpuWorkerEnv = { ...env, ...options.gpuWorkerEnv };
     stack.#spawn("gpu-worker", stack.#gpuWorkerEnv);
     stack.#orchestratorEnv = env;
@@ -169,7 +180,8 @@ export class TestStack {
 
   /**
    * Kills the orchestrator with `signal`, starts a new one with the same settings (same port, same
-   * Redis), and resolves when it answers `/health`. Returns the new process.
+   * Redis), and resolves when it answers `/health` (a RunPod worker: when it takes jobs). Returns
+   * the new process.
    */
   async restartOrchestrator(signal: NodeJS.Signals): Promise<ChildProcess> {
     const old = this.orchestrator;
@@ -180,11 +192,13 @@ export class TestStack {
       });
     }
     const child = this.#spawn("orchestrator", this.#orchestratorEnv);
+    const runpod = this.#orchestratorEnv.RUNPOD_POD_ID !== undefined;
     await waitFor(
       async () => {
         if (child.exitCode !== null) {
           throw new Error(`the new orchestrator exited:\n${this.logs.join("\n")}`);
         }
+        if (runpod) return this.logsOf(child).some((line) => line.includes("taking jobs"));
         return this.get("/health").then(
           () => true,
           () => false, // Not listening yet.
@@ -223,19 +237,21 @@ export class TestStack {
   }
 
   /**
-   * Starts a long greedy job and kills the gpu-workers with SIGKILL at its first delta (however
-   * long that takes). Resolves once they are dead, with the job's stream (still being read) and
+   * Starts a job (by default a long greedy one) and kills the gpu-workers with SIGKILL at its
+   * first delta (however long that takes). Resolves once they are dead, with the job's stream (still being read) and
    * when they died.
    */
-  async killGpuWorkersAtFirstDelta(): Promise<{
+  async killGpuWorkersAtFirstDelta(
+    request: unknown = {
+      prompt: "the dog",
+      sampling_params: { max_tokens: 4000, temperature: 0 },
+    },
+  ): Promise<{
     job: JobView;
     streamed: ReturnType<TestStack["streamAll"]>;
     killedAt: number;
   }> {
-    const job = await this.run({
-      prompt: "the dog",
-      sampling_params: { max_tokens: 4000, temperature: 0 },
-    });
+    const job = await this.run(request);
     let killed: Promise<void> | undefined;
     const streamed = this.streamAll(job.id, (chunk) => {
       if (killed === undefined && !isFinalChunk(chunk)) killed = this.killGpuWorkers("SIGKILL");
@@ -243,6 +259,38 @@ export class TestStack {
     await waitFor(() => killed !== undefined, 60_000, "the job's first delta");
     await killed;
     return { job, streamed, killedAt: performance.now() };
+  }
+
+  /**
+   * The live gpu-worker process that claimed `attempt` of a job: its owner key (read through
+   * `redis`, any client of the stack's Redis) names its registry id, which it logs at start.
+   */
+  async gpuWorkerOwning(
+    redis: { get(key: string): Promise<string | null> },
+    jobId: string,
+    attempt = 1,
+  ): Promise<ChildProcess> {
+    let workerId = "";
+    await waitFor(
+      async () => {
+        const owner = parseOwner(await redis.get(this.names.ownerKey(jobId)));
+        workerId = owner?.attempt === attempt ? owner.workerId : "";
+        return workerId !== "";
+      },
+      30_000,
+      `attempt ${attempt}'s claim`,
+      5,
+    );
+    const child = this.gpuWorkers.find(
+      (worker) =>
+        worker.exitCode === null &&
+        this.logsOf(worker).some(
+          (line) => line.includes("gpu-worker starting") && line.includes(workerId),
+        ),
+    );
+    if (child === undefined)
+      throw new Error(`the gpu-worker ${workerId} is not one of the stack's`);
+    return child;
   }
 
   /** The log lines of one of the stack's processes. */
@@ -266,7 +314,9 @@ export class TestStack {
       60_000,
       "the gpu-worker to start",
       100,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(`${messageOf(error)}\n--- its logs ---\n${this.logsOf(child).join("\n")}`);
+    });
     return child;
   }
   async #waitForLogs(modelCount: number): Promise<void> {

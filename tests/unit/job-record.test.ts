@@ -131,6 +131,26 @@ describe("JobRecord chunks", () => {
     assert.deepEqual(record.takeStreamChunks(), [{ seq: 2, delta: "c" }]);
     assert.equal(record.chunks.length, 3, "taking does not remove chunks from the record");
   });
+
+  it("a record restored with chunks already streamed elsewhere hands out only the later ones", () => {
+    // An adopted job: a mirror here had handed out 2 chunks; its chunks are rebuilt after.
+    const record = new JobRecord("r");
+    record.restore({
+      status: "IN_PROGRESS",
+      chunks: [],
+      generationEnded: false,
+      error: undefined,
+      startedAt: undefined,
+      endedAt: undefined,
+      streamed: 2,
+    });
+    assert.deepEqual(record.takeStreamChunks(), []);
+    record.addChunk({ seq: 0, delta: "a" });
+    record.addChunk({ seq: 1, delta: "b" });
+    assert.equal(record.hasUnstreamedChunks, false);
+    record.addChunk({ seq: 2, delta: "c" });
+    assert.deepEqual(record.takeStreamChunks(), [{ seq: 2, delta: "c" }]);
+  });
 });
 
 describe("JobRecord waiting", () => {

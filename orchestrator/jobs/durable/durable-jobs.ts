@@ -1,16 +1,17 @@
-import type { Redis } from "ioredis";
 import type { KeyRing } from "../../../shared/crypto/index.js";
-import { JobLostError, messageOf } from "../../../shared/errors/index.js";
+import { messageOf } from "../../../shared/errors/index.js";
 import type { Logger } from "../../../shared/log.js";
 import type { RedisNames } from "../../../shared/naming.js";
 import { redisCloseGraceMs, settlesWithin } from "../../../shared/process/deadline.js";
 import { isTerminalStatus } from "../../../shared/protocol/index.js";
+import { onTopologyChange, type RedisClient } from "../../../shared/redis/index.js";
 import { parseOwner } from "../../../shared/registry/job-owner.js";
 import type { ClientRings } from "../../admission/admit-request.js";
 import type { ReplyRelay } from "../../relay/reply-relay.js";
 import type { JobPersistence, PersistedJob } from "../job-persistence.js";
 import type { JobRecord } from "../job-record.js";
 import type { JobTable } from "../job-table.js";
+import { failLostJobs } from "../lost-jobs.js";
 import type { ModelQueues } from "../model-queues.js";
 import type { TrackedJob } from "../tracked-job.js";
 import { JobMirrors } from "./job-mirrors.js";
@@ -29,7 +30,7 @@ export interface JobHost {
 
 export interface DurableJobsOptions {
   store: JobStore;
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   keyRing: KeyRing;
   /** The named clients: a mirrored job's encrypted chunks are sealed to its client. */
@@ -100,6 +101,7 @@ export class DurableJobs implements JobPersistence {
 
   /** Beats once now (adopting what is orphaned already), then on a timer. */
   async start(): Promise<void> {
+    this.#watchTopology();
     await this.#beat();
     this.#timer = setInterval(
       () => {
@@ -127,12 +129,27 @@ export class DurableJobs implements JobPersistence {
     );
   }
 
+  /**
+   * A failover makes the next beats check the jobs: the promoted replica may lack the last
+   * writes of the primary it replaces. On a cluster, a node lost or added is the sign; on one
+   * server or a Sentinel-managed primary, a reconnect.
+   */
+  #watchTopology(): void {
+    onTopologyChange(this.#options.redis, () => {
+      this.#topologyChecks = 2;
+    });
+  }
+
+  #topologyChecks = 0;
+
   async #beat(): Promise<void> {
     if (this.#closed) return;
     try {
       const kept = await this.#options.store.beat(this.#first);
       this.#first = false;
-      if (!kept) await this.#recoverFromLostRedis();
+      const changed = this.#topologyChecks > 0;
+      if (changed) this.#topologyChecks -= 1;
+      if (!kept || changed) await this.#recoverFromLostRedis();
       const orphans = await this.#options.store.claimOrphans();
       if (orphans.length > 0) await this.#adopt(orphans);
     } catch (error) {
@@ -143,7 +160,8 @@ export class DurableJobs implements JobPersistence {
   /**
    * Takes over jobs an orchestrator that is gone had accepted (claimed already, see
    * `JobStore.claimOrphans`): each is tracked here to its end, from its record in Redis, its
-   * reply stream (what it produced so far) and its old reply channel (what it produces next).
+   * reply stream (what it produced so far) and its reply channel (what it produces next: its
+   * old orchestrator's channel, or on a cluster its own shard channel).
    */
   async #adopt(ids: readonly string[]): Promise<void> {
     const host = this.#requireHost();
@@ -164,7 +182,16 @@ export class DurableJobs implements JobPersistence {
       const record = table.insert(recordOf({ ...snapshot, streamed }, table.endListener));
       const { model } = snapshot;
       if (record.terminal || model === undefined) continue;
-      await relay.listen(relay.channelOf(snapshot.owner));
+      try {
+        await relay.follow(id, snapshot.owner);
+      } catch (error) {
+        // Its primary is being replaced: subscribed once the cluster's subscribers are back, its
+        // stream read then (see `ReplyRelay`). Not adopting it would leave it to nobody.
+        log.warn("could not subscribe to an adopted job's replies yet", {
+          jobId: id,
+          error: messageOf(error),
+        });
+      }
       const job = host.adopt(record, { ...snapshot, model }, await this.#attemptOf(id));
       await this.saveUnfinished(job);
       metrics?.jobRecovered(model, "adopted");
@@ -185,28 +212,21 @@ export class DurableJobs implements JobPersistence {
   }
 
   /**
-   * After Redis lost its data (restarted empty, or was flushed): fails `JOB_LOST` the jobs whose
-   * queue entry it lost (waiting ones, and running ones, whose gpu-worker lost its lock on them
-   * and stops), and writes the records of the others again.
+   * After Redis lost its data or failed over (see `lost-jobs.ts`): fails `JOB_LOST` the jobs whose
+   * writes it lost, and writes the records of the others again.
    */
   async #recoverFromLostRedis(): Promise<void> {
     const host = this.#requireHost();
-    const { queues, log } = this.#options;
-    const queued = [...host.tracked()]
-      .filter((job) => job.phase !== "queuing" && !job.record.terminal)
-      .map((job) => ({ job, model: job.model, queueJobId: job.queueJobId }));
-    const missing = await queues.missing(queued);
-    for (const { job, queueJobId } of queued) {
-      if (missing.has(queueJobId)) job.fail(new JobLostError().toInfo());
-    }
+    const { queues, redis, names, log } = this.#options;
+    const lost = await failLostJobs(host.tracked(), { redis, names, queues });
     const kept = [...host.tracked()];
     await Promise.all(kept.map((job) => this.saveUnfinished(job)));
     // Also reached when this orchestrator's presence merely lapsed (Redis unreachable for longer
     // than the TTL, data intact): then nothing was lost.
-    log[missing.size > 0 ? "warn" : "info"](
-      "checked the jobs after this orchestrator's presence lapsed",
-      { lost: missing.size, kept: kept.length },
-    );
+    log[lost > 0 ? "warn" : "info"]("checked the jobs after this orchestrator's presence lapsed", {
+      lost,
+      kept: kept.length,
+    });
   }
 
   #snapshotOf(job: PersistedJob): JobSnapshot {

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import type { KeyRing } from "../../../shared/crypto/index.js";
 import type { RedisNames } from "../../../shared/naming.js";
 import {
@@ -7,6 +6,7 @@ import {
   encryptChunk,
   openReply,
 } from "../../../shared/protocol/index.js";
+import type { RedisClient } from "../../../shared/redis/index.js";
 import type { ClientRings } from "../../admission/admit-request.js";
 import type { JobRecord } from "../job-record.js";
 import { type JobSnapshot, recordOf } from "./job-snapshot.js";
@@ -31,14 +31,14 @@ const maxMirrors = 1000;
  * caller reads the final record instead.
  */
 export class JobMirrors {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #names: RedisNames;
   readonly #keyRing: KeyRing;
   readonly #clients: ClientRings | undefined;
   readonly #mirrors = new Map<string, Mirror>();
 
   constructor(options: {
-    redis: Redis;
+    redis: RedisClient;
     names: RedisNames;
     keyRing: KeyRing;
     clients?: ClientRings | undefined;

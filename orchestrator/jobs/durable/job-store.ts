@@ -1,11 +1,12 @@
-import type { Redis } from "ioredis";
 import type { KeyRing } from "../../../shared/crypto/index.js";
 import type { RedisNames } from "../../../shared/naming.js";
 import { openJson, sealJson } from "../../../shared/protocol/index.js";
+import { type RedisClient, scanKeys, sendEach } from "../../../shared/redis/index.js";
+import { endRun } from "../job-signals.js";
 import { type JobSnapshot, jobSnapshotSchema } from "./job-snapshot.js";
 
 export interface JobStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   names: RedisNames;
   keyRing: KeyRing;
   /** This orchestrator's id. */
@@ -51,38 +52,42 @@ export class JobStore {
     return this.#options.owner;
   }
 
-  /** Writes an unfinished job's record and lists it as this orchestrator's. */
+  /**
+   * Writes an unfinished job's record and lists it as this orchestrator's: two writes sent at
+   * once, since the record lives in the job's slot and the list in the pool's (on a cluster,
+   * different nodes). Each carries its expiry; a list entry without a record is skipped by an heir.
+   */
   async saveUnfinished(snapshot: JobSnapshot): Promise<void> {
     const { redis, names, keyRing, owner, maxJobLifeMs } = this.#options;
     const lifeMs = Math.max(1000, snapshot.deadline - Date.now()) + this.#options.retentionMs;
-    await redis
-      .multi()
-      .set(names.jobRecord(snapshot.id), sealJson(keyRing, snapshot), "PX", lifeMs)
-      .sadd(names.orchestratorJobs(owner), snapshot.id)
-      .pexpire(names.orchestratorJobs(owner), maxJobLifeMs)
-      .exec();
+    await Promise.all([
+      redis.set(names.jobRecord(snapshot.id), sealJson(keyRing, snapshot), "PX", lifeMs),
+      redis
+        .multi()
+        .sadd(names.orchestratorJobs(owner), snapshot.id)
+        .pexpire(names.orchestratorJobs(owner), maxJobLifeMs)
+        .exec(),
+    ]);
   }
 
   /**
    * Writes an ended job's final record for the retention period, takes it off this
-   * orchestrator's list, and deletes what remains of its run (its reply stream, its cancel mark).
+   * orchestrator's list, deletes what remains of its run (its reply stream, its cancel mark) and
+   * marks its owner key ended (a queue entry of it that a failover brings back is then dropped).
    */
   async saveEnded(snapshot: JobSnapshot): Promise<void> {
     const { redis, names, keyRing, owner, retentionMs } = this.#options;
-    const pipeline = redis.multi();
+    // The job's keys share its hash tag: one MULTI. This orchestrator's list is the pool's.
+    const jobKeys = redis.multi();
     if (retentionMs > 0) {
-      pipeline.set(names.jobRecord(snapshot.id), sealJson(keyRing, snapshot), "PX", retentionMs);
+      jobKeys.set(names.jobRecord(snapshot.id), sealJson(keyRing, snapshot), "PX", retentionMs);
     } else {
-      pipeline.del(names.jobRecord(snapshot.id));
+      jobKeys.del(names.jobRecord(snapshot.id));
     }
-    await pipeline
-      .srem(names.orchestratorJobs(owner), snapshot.id)
-      .del(
-        names.deltaStream(snapshot.id),
-        names.cancelKey(snapshot.id),
-        names.ownerKey(snapshot.id),
-      )
-      .exec();
+    await Promise.all([
+      endRun(jobKeys, names, snapshot.id).exec(),
+      redis.srem(names.orchestratorJobs(owner), snapshot.id),
+    ]);
   }
 
   /** A job's record, or `undefined` when Redis holds none (unknown, expired, or lost). */
@@ -97,9 +102,10 @@ export class JobStore {
   async existing(jobIds: readonly string[]): Promise<Set<string>> {
     const { redis, names } = this.#options;
     if (jobIds.length === 0) return new Set();
-    const pipeline = redis.pipeline();
-    for (const id of jobIds) pipeline.exists(names.jobRecord(id));
-    const results = (await pipeline.exec()) ?? [];
+    const results = await sendEach(
+      redis,
+      jobIds.map((id) => ["exists", names.jobRecord(id)]),
+    );
     return new Set(jobIds.filter((_, index) => results[index]?.[1] === 1));
   }
 
@@ -128,22 +134,13 @@ export class JobStore {
   async claimOrphans(): Promise<string[]> {
     const { redis, names, owner } = this.#options;
     const claimed: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(
-        cursor,
-        "MATCH",
-        names.orchestratorJobsPattern,
-        "COUNT",
-        500,
-      );
-      cursor = next;
+    for await (const keys of scanKeys(redis, names.orchestratorJobsPattern)) {
       for (const key of keys) {
         const other = key.slice(names.orchestratorJobs("").length);
         if (other === owner) continue;
         claimed.push(...(await this.#claimFrom(other)));
       }
-    } while (cursor !== "0");
+    }
     return claimed;
   }
 
