@@ -108,7 +108,8 @@ export class GpuWorker {
         config.served.map((model) => model.name),
         "loading",
       );
-      // Started now, warming while the rest starts: the first load takes one.
+      // Started now, warming while the rest starts: the memory plan's estimate runs on one, and
+      // the first load takes one.
       const spares = new ThreadSpares({
         count: config.warmThreads,
         backend: {
@@ -121,7 +122,7 @@ export class GpuWorker {
       progress.step("finding the model files");
       const models = await resolveModels(config, log);
       progress.step("planning memory (node-llama-cpp reads the models' headers)");
-      const plan = await checkMemory(models, config, log);
+      const plan = await checkMemory(models, config, spares, log);
       progress.step("subscribing to control messages");
       await gpuWorker.#cancellations.start();
       const publisher = new ReplyPublisher({

@@ -2,6 +2,7 @@ import type { Config } from "../../shared/config/index.js";
 import { InsufficientMemoryError } from "../../shared/errors/index.js";
 import type { Logger } from "../../shared/log.js";
 import type { ResolvedModel } from "../models/resolve-models.js";
+import type { ThreadSpares } from "../pool/thread-spares.js";
 import { estimateMemory } from "./estimate-memory.js";
 import { formatBytes, formatPlanTable, type MemoryPlan, planMemory } from "./memory-plan.js";
 
@@ -9,23 +10,27 @@ import { formatBytes, formatPlanTable, type MemoryPlan, planMemory } from "./mem
  * Plans memory for the models before any is loaded and logs the plan as a table. When a model does
  * not fit the budget on its own, logs the table as errors and throws `INSUFFICIENT_MEMORY` naming
  * it, so the gpu-worker exits having loaded nothing. Models that fit one by one but not all at
- * once are fine: they are loaded on demand.
+ * once are fine: they are loaded on demand. The estimate runs on one of `spares` (started with
+ * the backend the models will load on).
  */
 export async function checkMemory(
   models: readonly ResolvedModel[],
   config: Config,
+  spares: ThreadSpares,
   log: Logger,
 ): Promise<MemoryPlan> {
-  const report = await estimateMemory({
-    gpu: config.gpu,
-    models: models.map((model) => ({
-      name: model.name,
-      path: model.path,
-      contextSize: model.settings.contextSize,
-      sequences: model.settings.sequences,
-      embeddings: model.settings.embeddings,
-    })),
-  });
+  const report = await estimateMemory(
+    {
+      models: models.map((model) => ({
+        name: model.name,
+        path: model.path,
+        contextSize: model.settings.contextSize,
+        sequences: model.settings.sequences,
+        embeddings: model.settings.embeddings,
+      })),
+    },
+    spares,
+  );
   const plan = planMemory(report, models, {
     utilization: config.gpuMemoryUtilization,
     budgetMb: config.memoryBudgetMb,

@@ -1,12 +1,10 @@
 /**
- * What `estimateMemory` (estimate-memory.ts) and its thread (estimate-thread.ts) pass each other:
- * the request, the report and the thread's one message.
+ * What `estimateMemory` (estimate-memory.ts) and the spare model thread that runs the estimate
+ * (`estimateModels`, estimate-models.ts) pass each other: the task and its report.
  */
-import type { GpuChoice } from "../../shared/config/index.js";
 
-/** What the estimator thread is asked: the backend to probe and each model's context shape. */
+/** What the estimate is asked: each model's context shape (the backend is the thread's). */
 export interface EstimateRequest {
-  readonly gpu: GpuChoice;
   readonly models: readonly {
     readonly name: string;
     readonly path: string;
@@ -34,7 +32,7 @@ export interface ModelEstimate {
   readonly embeddingBytes?: number;
 }
 
-/** The estimator thread's answer. */
+/** The estimate's answer. */
 export interface EstimateReport {
   /** `gpu` when llama.cpp runs on a GPU backend (the plan budgets VRAM), else `cpu` (RAM). */
   readonly device: "gpu" | "cpu";
@@ -48,10 +46,11 @@ export interface EstimateReport {
   readonly models: readonly ModelEstimate[];
 }
 
-/** The estimator thread's single message. */
-export type EstimateMessage =
-  | { readonly type: "estimate"; readonly report: EstimateReport }
-  | { readonly type: "estimate-failed"; readonly message: string };
+/** The model thread's task that runs the estimate (beside `ThreadTask`, shared/protocol). */
+export interface EstimateTask {
+  readonly kind: "estimate";
+  readonly request: EstimateRequest;
+}
 
 /** Without a configured size, a sequence gets the model's training context, capped here. */
 export const DEFAULT_MAX_CONTEXT_SIZE = 4096;

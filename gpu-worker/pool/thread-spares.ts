@@ -1,5 +1,6 @@
 import { Piscina } from "piscina";
 import type { ThreadBackendOptions, UnloadTask } from "../../shared/protocol/index.js";
+import type { EstimateTask } from "../memory/estimate-messages.js";
 import { threadEntryPath } from "./thread-entry-path.js";
 
 /** Most sequences a thread may run (a model's `sequences`): the pool itself keeps to its own. */
@@ -57,6 +58,21 @@ export class ThreadSpares {
     return true;
   }
 
+  /**
+   * Runs `task` on a started spare (one starts if none waits), which then waits again; a spare
+   * beyond `count` (with `count` 0, or once the spares are closed) is stopped after it. The
+   * memory plan's estimate runs so, on the backend the first load then takes.
+   */
+  async runOnSpare(task: EstimateTask): Promise<unknown> {
+    const spare = this.#ready.shift() ?? this.#start();
+    try {
+      return await spare.run(task);
+    } finally {
+      if (!this.#closed && this.#ready.length < this.#count) this.#ready.unshift(spare);
+      else await stopSpare(spare);
+    }
+  }
+
   #start(): Piscina {
     return new Piscina({
       filename: threadEntryPath(),
@@ -77,13 +93,13 @@ export class ThreadSpares {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    const spares = this.#ready.splice(0);
-    const unload: UnloadTask = { kind: "unload", keepBackend: false };
-    await Promise.all(
-      spares.map(async (spare) => {
-        await spare.run(unload).catch(() => {});
-        await spare.destroy();
-      }),
-    );
+    await Promise.all(this.#ready.splice(0).map(stopSpare));
   }
+}
+
+/** Lets go of the spare's backend (its start awaited), then stops its thread. */
+async function stopSpare(spare: Piscina): Promise<void> {
+  const unload: UnloadTask = { kind: "unload", keepBackend: false };
+  await spare.run(unload).catch(() => {});
+  await spare.destroy();
 }

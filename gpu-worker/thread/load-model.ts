@@ -112,7 +112,7 @@ export async function loadModel(llama: Llama, options: ModelLoadOptions): Promis
  * The embedding context of a model with the `embeddings` setting: a context of its own (llama.cpp
  * computes embeddings only on a context made for them), one sequence of the text context's size,
  * whose batch holds a whole text: a model with non-causal attention must evaluate it in one batch.
- * The memory plan counts it (`embeddingBytes`, estimated alike in `memory/estimate-thread.ts`).
+ * The memory plan counts it (`embeddingBytes`, estimated alike in `memory/estimate-models.ts`).
  */
 function createEmbeddingContext(
   model: LlamaModel,

@@ -24,6 +24,8 @@ import {
   type ThreadToMainMessage,
   threadStatsIntervalMs,
 } from "../../shared/protocol/index.js";
+import type { EstimateReport, EstimateTask } from "../memory/estimate-messages.js";
+import { estimateModels } from "../memory/estimate-models.js";
 import { ChoiceWindows } from "./choice-windows.js";
 import { embed } from "./embed.js";
 import { generate } from "./generate.js";
@@ -163,11 +165,18 @@ async function unload(keepBackend: boolean): Promise<void> {
   if (!keepBackend && !(llama instanceof Error)) await llama.dispose();
 }
 
-/** Runs a task: a job, the load of the thread's model, or the unload before it stops. */
+/**
+ * Runs a task: a job, the load of the thread's model, the unload before it stops, or (on a spare)
+ * the memory plan's estimate.
+ */
 export default async function runTask(
-  task: ThreadTask,
-): Promise<ThreadResult | ThreadLoadReport | undefined> {
+  task: ThreadTask | EstimateTask,
+): Promise<ThreadResult | ThreadLoadReport | EstimateReport | undefined> {
   if (task.kind === "job") return runJob(task);
+  if (task.kind === "estimate") {
+    if (llama instanceof Error) throw llama;
+    return estimateModels(llama, task.request);
+  }
   if (task.kind === "unload") {
     await unload(task.keepBackend === true);
     return undefined;

@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- memory-plan`: the memory plan's estimate for the generated tiny model — how
- * long `estimateMemory` takes (a short-lived thread asking node-llama-cpp, as the gpu-worker does
- * at start), and, per context shape, its estimate next to what a process that loads the model
+ * long `estimateMemory` takes (on a started spare model thread, as the gpu-worker does at start),
+ * and, per context shape, its estimate next to what a process that loads the model
  * and creates the context really takes: llama.cpp's own count of its buffers
  * (`getLlamaMemoryUsage().cpuRam`) and the growth of the process's resident memory once a short
  * generation has touched the weights and the KV cache. Each shape is measured in a fresh process.
@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { getLlama, LlamaCompletion, LlamaLogLevel } from "node-llama-cpp";
 import { estimateMemory } from "../../gpu-worker/memory/estimate-memory.js";
+import { ThreadSpares } from "../../gpu-worker/pool/thread-spares.js";
 import { tinyModelPath } from "../support/models.js";
 import { benchRuns, percentile, print, row, tableHead } from "./bench-stats.js";
 
@@ -52,20 +53,27 @@ const shapes = [
   { name: "2048x8", path: file, contextSize: 2048, sequences: 8 },
 ];
 
+const spares = new ThreadSpares({
+  count: 1,
+  backend: { gpu: false, gpuMemoryUtilization: 0.95, deltaWindowMs: 0 },
+});
+// The spare's start (node-llama-cpp's import and `getLlama`) is not the estimate's.
+await estimateMemory({ models: shapes.slice(0, 1) }, spares);
 const oneMs: number[] = [];
 const allMs: number[] = [];
 for (let i = 0; i < runs; i += 1) {
   let start = performance.now();
-  await estimateMemory({ gpu: false, models: shapes.slice(0, 1) });
+  await estimateMemory({ models: shapes.slice(0, 1) }, spares);
   oneMs.push(performance.now() - start);
   start = performance.now();
-  await estimateMemory({ gpu: false, models: shapes });
+  await estimateMemory({ models: shapes }, spares);
   allMs.push(performance.now() - start);
 }
 
-const report = await estimateMemory({ gpu: false, models: shapes });
+const report = await estimateMemory({ models: shapes }, spares);
+await spares.close();
 const lines = [
-  `\`estimateMemory\` on the CPU backend (mmap ${report.mmap ? "on" : "off"}), generated tiny llama (tests/support/models.ts defaults, f16), ${runs} runs. Actual, per shape, the median of ${Math.min(runs, 5)} fresh processes: llama.cpp's own count of its buffers (\`getLlamaMemoryUsage().cpuRam\`, filled from the native model's and context's memory breakdown) and the growth of the process's RSS from before \`loadModel\` to after \`createContext\` and a 16-token generation (threads 1).`,
+  `\`estimateMemory\` on a started spare thread, CPU backend (mmap ${report.mmap ? "on" : "off"}), generated tiny llama (tests/support/models.ts defaults, f16), ${runs} runs. Actual, per shape, the median of ${Math.min(runs, 5)} fresh processes: llama.cpp's own count of its buffers (\`getLlamaMemoryUsage().cpuRam\`, filled from the native model's and context's memory breakdown) and the growth of the process's RSS from before \`loadModel\` to after \`createContext\` and a 16-token generation (threads 1).`,
   "",
   ...tableHead,
   row("estimate, 1 model", oneMs, "ms", 0),

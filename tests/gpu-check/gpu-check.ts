@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { checkMemory } from "../../gpu-worker/memory/check-memory.js";
 import { resolveModels } from "../../gpu-worker/models/resolve-models.js";
+import { ThreadSpares } from "../../gpu-worker/pool/thread-spares.js";
 import { loadConfig } from "../../shared/config/index.js";
 import { createLogger } from "../../shared/log.js";
 import type { ModelThreadOptions } from "../../shared/protocol/index.js";
@@ -197,7 +198,16 @@ async function memoryPlan(): Promise<Record<string, unknown>> {
   const log = createLogger("gpu-check", { write: (line) => lines.push(line) });
   const config = loadConfig({ ...stackEnv, PATH: process.env.PATH ?? "" });
   const resolved = await resolveModels(config, log, { terminal: undefined });
-  const plan = await checkMemory(resolved, config, log);
+  // One spare thread, as the gpu-worker's first, runs the estimate; stopped once it is made.
+  const spares = new ThreadSpares({
+    count: 0,
+    backend: {
+      gpu: config.gpu,
+      gpuMemoryUtilization: config.gpuMemoryUtilization,
+      deltaWindowMs: config.deltaWindowMs,
+    },
+  });
+  const plan = await checkMemory(resolved, config, spares, log).finally(() => spares.close());
   const loaded = [];
   for (const model of resolved) {
     const planned = plan.models.find((line) => line.name === model.name);

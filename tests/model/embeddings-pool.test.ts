@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 import { estimateMemory } from "../../gpu-worker/memory/estimate-memory.js";
 import { ModelPool } from "../../gpu-worker/pool/model-pool.js";
+import { ThreadSpares } from "../../gpu-worker/pool/thread-spares.js";
 import { createLogger } from "../../shared/log.js";
 import { tinyModelPath } from "../support/models.js";
 import { cosine, embedTask, referenceEmbeddings } from "../support/reference-embeddings.js";
@@ -138,13 +139,19 @@ describe("ModelPool without embeddings", () => {
 describe("the memory plan's embedding context", () => {
   it("is estimated from node-llama-cpp, close to what creating it allocates", async (t) => {
     const file = await tinyModelPath();
-    const report = await estimateMemory({
-      gpu: false,
-      models: [
-        { name: "with", path: file, contextSize: 1024, sequences: 2, embeddings: true },
-        { name: "without", path: file, contextSize: 1024, sequences: 2 },
-      ],
+    const spares = new ThreadSpares({
+      count: 0,
+      backend: { gpu: false, gpuMemoryUtilization: 0.95, deltaWindowMs: 0 },
     });
+    const report = await estimateMemory(
+      {
+        models: [
+          { name: "with", path: file, contextSize: 1024, sequences: 2, embeddings: true },
+          { name: "without", path: file, contextSize: 1024, sequences: 2 },
+        ],
+      },
+      spares,
+    ).finally(() => spares.close());
     const [withEmbeddings, without] = report.models;
     assert.ok(withEmbeddings && without);
     assert.equal(without.embeddingBytes, 0);

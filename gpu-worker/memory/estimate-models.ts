@@ -1,29 +1,21 @@
 /**
- * A short-lived worker thread that asks node-llama-cpp what each model will need, on the backend
- * the model threads will use, before any model is loaded. It runs in its own thread (not the
- * gpu-worker's main thread) so the main thread never holds a llama.cpp backend: the thread
- * disposes its `Llama` while idle and exits. Weights are never loaded: only GGUF headers are read.
+ * What each model will need on this machine, asked of node-llama-cpp on the backend the model
+ * threads use, before any model is loaded: run by a spare model thread (`estimateMemory`), whose
+ * backend is the one the first load then uses. Weights are never loaded: only GGUF headers are
+ * read.
  */
-import { parentPort, workerData } from "node:worker_threads";
-import {
-  GgufInsights,
-  getLlama,
-  type Llama,
-  LlamaLogLevel,
-  readGgufFileInfo,
-} from "node-llama-cpp";
-import { messageOf } from "../../shared/errors/index.js";
+import { GgufInsights, type Llama, readGgufFileInfo } from "node-llama-cpp";
 import {
   DEFAULT_MAX_CONTEXT_SIZE,
-  type EstimateMessage,
   type EstimateReport,
   type EstimateRequest,
   type ModelEstimate,
 } from "./estimate-messages.js";
 
-const request = workerData as EstimateRequest;
-
-async function estimate(llama: Llama): Promise<EstimateReport> {
+export async function estimateModels(
+  llama: Llama,
+  request: EstimateRequest,
+): Promise<EstimateReport> {
   const onGpu = llama.gpu !== false;
   const models: ModelEstimate[] = [];
   for (const model of request.models) {
@@ -69,28 +61,3 @@ async function estimate(llama: Llama): Promise<EstimateReport> {
     models,
   };
 }
-
-let message: EstimateMessage;
-let llama: Llama | undefined;
-try {
-  llama = await getLlama({
-    build: "never",
-    gpu: request.gpu,
-    logLevel: LlamaLogLevel.error,
-    logger: (level, text) => {
-      if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
-        process.stderr.write(`[llama.cpp memory plan] ${text.trimEnd()}\n`);
-      }
-    },
-  });
-  message = { type: "estimate", report: await estimate(llama) };
-} catch (error) {
-  message = {
-    type: "estimate-failed",
-    message: messageOf(error),
-  };
-} finally {
-  // Idle (nothing generates here), so disposing is safe.
-  await llama?.dispose();
-}
-parentPort?.postMessage(message);
