@@ -22,6 +22,7 @@ import {
 } from "../../shared/protocol/index.js";
 import { freePort } from "../../shared/redis/index.js";
 import { parseOwner } from "../../shared/registry/job-owner.js";
+import { nativeStacks } from "./native-stacks.js";
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from "./redis.js";
 import { waitFor } from "./wait-for.js";
 
@@ -314,14 +315,17 @@ export class TestStack {
       60_000,
       "the gpu-worker to start",
       100,
-    ).catch((error: unknown) => {
-      throw new Error(`${messageOf(error)}\n--- its logs ---\n${this.logsOf(child).join("\n")}`);
+    ).catch(async (error: unknown) => {
+      throw new Error(
+        `${messageOf(error)}\n--- its logs ---\n${this.logsOf(child).join("\n")}` +
+          (await this.#stacksOf([child])),
+      );
     });
     return child;
   }
   async #waitForLogs(modelCount: number): Promise<void> {
     const count = (text: string) => this.logs.filter((line) => line.includes(text)).length;
-    await this.explain(
+    await this.#explainStart(
       waitFor(
         () => {
           if (this.#children.some((child) => child.exitCode !== null)) {
@@ -366,7 +370,29 @@ export class TestStack {
         return false; // Not listening yet.
       }
     };
-    await this.explain(waitFor(serving, 60_000, "the stack to start", 100));
+    await this.#explainStart(waitFor(serving, 60_000, "the stack to start", 100));
+  }
+
+  /** As `explain`, with the native stacks of the gpu-workers still running (a start that hangs). */
+  async #explainStart<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      const stacks = await this.#stacksOf(this.gpuWorkers);
+      throw new Error(`${messageOf(error)}\n--- stack logs ---\n${this.logs.join("\n")}${stacks}`);
+    }
+  }
+
+  /** Each live one's native stacks, under a heading. */
+  async #stacksOf(children: readonly ChildProcess[]): Promise<string> {
+    const live = children.filter((child) => child.exitCode === null && child.pid !== undefined);
+    const stacks = await Promise.all(
+      live.map(
+        async (child) =>
+          `\n--- native stacks of ${child.pid} ---\n${await nativeStacks(child.pid ?? 0)}`,
+      ),
+    );
+    return stacks.join("");
   }
 
   /** `promise`, whose failure is rethrown with every log line so far (for diagnosis). */
