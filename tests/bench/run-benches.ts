@@ -28,6 +28,7 @@ const order = [
   "continuation",
   "hf-download",
   "memory-plan",
+  "gpu-worker-start",
 ];
 available.sort((a, b) => {
   const rank = (name: string) => (order.includes(name) ? order.indexOf(name) : order.length);
