@@ -5,10 +5,10 @@ import type { EstimateReport, EstimateRequest, EstimateTask } from "./estimate-m
 /**
  * Asks node-llama-cpp what each model needs on this machine's backend and how much memory that
  * backend has, on a spare model thread (`spares`): the backend it started is the one the models
- * load on, and no thread starts or stops for the plan alone (a short-lived thread of its own,
- * disposing its backend and exiting while the first spare started its own, hung a gpu-worker's
- * start now and then). Loads no weights; rejects with `MODEL_LOAD_FAILED` when a file cannot be
- * read as a GGUF model.
+ * load on, and no thread starts or stops for the plan alone. (The plan had a short-lived thread of
+ * its own, which started a backend, disposed it and exited while the first spare started its own;
+ * three gpu-worker starts in test runs hung in that window, their event loop blocked.) Loads no
+ * weights; rejects with `MODEL_LOAD_FAILED` when a file cannot be read as a GGUF model.
  */
 export async function estimateMemory(
   request: EstimateRequest,
