@@ -15,11 +15,17 @@ export async function nativeStacks(pid: number): Promise<string> {
       { timeout: 60_000, maxBuffer: 16 * 2 ** 20 },
     );
   } catch (error) {
-    return `no native stacks of process ${pid}: ${(error as Error).message.split("\n")[0]}`;
+    // gdb missing, or failed: its own words where it printed any.
+    const { stderr, message } = error as Error & { stderr?: string };
+    const why = firstLine(stderr ?? "") ?? firstLine(message) ?? "gdb failed";
+    return `no native stacks of process ${pid}: ${why}`;
   }
   // gdb's own chatter (symbol loading) aside: the threads and their frames.
   const frames = output.stdout.split("\n").filter((line) => /^(Thread |#\d)/.test(line));
   if (frames.length > 0) return frames.join("\n");
-  const why = output.stderr.split("\n").find((line) => line.trim() !== "") ?? "gdb printed none";
-  return `no native stacks of process ${pid}: ${why}`;
+  return `no native stacks of process ${pid}: ${firstLine(output.stderr) ?? "gdb printed none"}`;
+}
+
+function firstLine(text: string): string | undefined {
+  return text.split("\n").find((line) => line.trim() !== "");
 }
