@@ -36,6 +36,14 @@ export class RegistryPublisher {
 
   constructor(options: RegistryPublisherOptions) {
     this.#options = options;
+    // Back from a lost connection (Redis may have restarted empty): the entries are written again
+    // at once, not at the next heartbeat, once the first announce has started the heartbeat.
+    options.redis.on("ready", () => {
+      if (this.#timer === undefined) return;
+      this.#beat().catch((error: Error) =>
+        this.#options.log.warn("registry heartbeat failed", { error: error.message }),
+      );
+    });
   }
 
   get workerId(): string {

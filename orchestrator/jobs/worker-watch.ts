@@ -37,10 +37,17 @@ export interface WorkerWatchOptions {
  * token names the gpu-worker that holds it (`lockHolder`). Each tick reads, at once, for
  * all watched jobs: Redis time, the registry hash of each of their models, their owner keys
  * (`shared/registry/job-owner.ts`) and their current attempts' locks. It keeps nothing per job.
+ *
+ * A gpu-worker whose entry has lapsed is lost at once. One with no entry at all is lost only once
+ * it has had none for `REGISTRY_TTL_MS`: after Redis restarted empty, a live gpu-worker takes jobs
+ * before its next heartbeat writes its entry again (seen in a test: a job it had just claimed
+ * failed `WORKER_LOST`); one that is gone for good never writes it again.
  */
 export class WorkerWatch {
   readonly #options: WorkerWatchOptions;
   readonly #tickMs: number;
+  /** When each gpu-worker holding a watched job was first found with no entry (Redis time). */
+  readonly #missingSince = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
   #closed = false;
@@ -94,20 +101,34 @@ export class WorkerWatch {
     ]);
     for (const [error] of results) if (error) throw error;
     const now = redisTimeMs(results[0]?.[1] as string[]);
-    const live = new Map(
+    const hashes = new Map(
       models.map((model, index) => [
         model,
-        liveWorkerIds((results[index + 1]?.[1] ?? {}) as Record<string, string>, now),
+        (results[index + 1]?.[1] ?? {}) as Record<string, string>,
       ]),
     );
+    const live = new Map(
+      [...hashes].map(([model, hash]) => [model, liveWorkerIds(hash, now)] as const),
+    );
+    const missing = new Set<string>();
     jobs.forEach((job, index) => {
       const owner = parseOwner(owners[index]);
       const claimed = owner !== undefined && owner.workerId !== "" && owner.attempt === job.attempt;
       // Claimed: its owner runs it. Else the gpu-worker holding its lock took it, if any did.
       const holder = claimed ? owner.workerId : lockHolder(locks[index]);
       if (holder === undefined || !job.watchable || live.get(job.model)?.has(holder)) return;
+      if (hashes.get(job.model)?.[holder] === undefined) {
+        missing.add(holder);
+        const since = this.#missingSince.get(holder) ?? now;
+        this.#missingSince.set(holder, since);
+        if (now - since < this.#options.registryTtlMs) return;
+      }
       void job.lost(claimed ? { gpuWorker: holder } : { gpuWorker: holder, claimed: false }, true);
     });
+    // Forgotten once it has an entry again, or holds no watched job.
+    for (const workerId of this.#missingSince.keys()) {
+      if (!missing.has(workerId)) this.#missingSince.delete(workerId);
+    }
   }
 
   /** Stops watching (idempotent). */

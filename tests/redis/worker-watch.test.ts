@@ -3,7 +3,8 @@
  * queues, relay, tracked jobs and reply publisher: when the gpu-worker that claimed a job leaves the registry, a
  * job that replied nothing is queued once more as attempt 2 (and the lost attempt is fenced off:
  * its writes and claims are refused, its BullMQ failure is not the job's), and a job that had
- * replied fails `WORKER_LOST`. A gpu-worker that is shutting down (`draining`) is alive.
+ * replied fails `WORKER_LOST`. A gpu-worker that is shutting down (`draining`) is alive; one with no
+ * entry at all (Redis restarted empty) has `REGISTRY_TTL_MS` to write it again.
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -202,6 +203,31 @@ describe("the watch over running jobs' gpu-workers", () => {
     assert.deepEqual(ended, []);
     assert.equal(job.queueJobId, jobId, "not queued again");
     await draining.registry.close();
+    job.forget();
+  });
+
+  it("gives a gpu-worker found with no entry REGISTRY_TTL_MS to write it again, then takes it for lost", async () => {
+    const back = await gpuWorker("gpu-f");
+    const { jobId, job } = startJob();
+    assert.equal(await back.publisher.forJob(jobId, relay.channel, 1).claim(), true);
+    // Its entry gone, as after Redis restarted empty: it lives, and its next heartbeat (every
+    // third of the TTL) writes the entry again.
+    await redis.hdel(names.modelRegistry("tiny"), "gpu-f");
+    await holdsFor(
+      () => ended.length === 0 && job.queueJobId === jobId,
+      2 * registryTtlMs,
+      "the job stays with its gpu-worker",
+    );
+    assert.equal(await redis.hexists(names.modelRegistry("tiny"), "gpu-f"), 1, "written again");
+
+    // Gone for good (its entry deleted, no heartbeat): lost once it has had none for the TTL.
+    const goneAt = performance.now();
+    await back.registry.close();
+    const retryId = RedisNames.queueJobId(jobId, 2);
+    await waitFor(async () => (await queuedData(retryId)) !== undefined, 10_000, "attempt 2");
+    const tookMs = performance.now() - goneAt;
+    assert.ok(tookMs >= 0.8 * registryTtlMs, `lost after ${Math.round(tookMs)} ms, not at once`);
+    assert.deepEqual(ended, []);
     job.forget();
   });
 
