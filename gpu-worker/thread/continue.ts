@@ -1,6 +1,7 @@
 import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
 import { WorkerLostError } from "../../shared/errors/index.js";
 import type { Continuation, GenerationTask, ThreadResult } from "../../shared/protocol/index.js";
+import { runOnLeasedSequence } from "./leased-run.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
 import { promptReading, runTokenLoop } from "./token-loop.js";
@@ -49,40 +50,24 @@ export async function continueGeneration(job: ContinueJob): Promise<ThreadResult
       seed: job.seed,
     };
   }
-  const lease = loaded.slots.acquire(prompt.tokens);
-  hooks.onStarted?.(loaded.slots.inUse);
-  const meter = lease.sequence.tokenMeter;
-  const sampledBefore = meter.usedOutputTokens;
-  let failed = false;
-  try {
-    const reading = promptReading(loaded.chatWrapper, prompt.history);
-    const finishReason = await runTokenLoop({
-      model: loaded.model,
-      sequence: lease.sequence,
-      promptTokens: prompt.tokens,
-      maxTokens: remaining,
-      sampling: toLlamaSampling({ ...task.sampling, seed: job.seed }),
-      top: undefined,
-      grammar: hooks.grammar,
-      ...reading,
-      signal: hooks.signal,
-      onText: (text, _logprobs, tokens) => hooks.onText(text, tokens),
-      resume,
-    });
-    return {
-      finishReason,
-      promptTokens: prompt.tokens.length,
-      cachedTokens: lease.cachedTokens,
-      completionTokens: resume.length + meter.usedOutputTokens - sampledBefore,
-      seed: job.seed,
-    };
-  } catch (error) {
-    failed = true;
-    if (hooks.signal.aborted) {
-      return { finishReason: "cancelled", promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
-    }
-    throw error;
-  } finally {
-    await lease.release({ keep: !failed });
-  }
+  return runOnLeasedSequence(
+    loaded,
+    prompt.tokens,
+    hooks,
+    { seed: job.seed, tokensBefore: resume.length },
+    (sequence) =>
+      runTokenLoop({
+        ...promptReading(loaded.chatWrapper, prompt.history),
+        model: loaded.model,
+        sequence,
+        promptTokens: prompt.tokens,
+        maxTokens: remaining,
+        sampling: toLlamaSampling({ ...task.sampling, seed: job.seed }),
+        top: undefined,
+        grammar: hooks.grammar,
+        signal: hooks.signal,
+        onText: (text, _logprobs, tokens) => hooks.onText(text, tokens),
+        resume,
+      }),
+  );
 }

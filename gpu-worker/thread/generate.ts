@@ -27,6 +27,7 @@ import { toChatHistory } from "./chat-history.js";
 import { generateChoices } from "./choices.js";
 import { continueGeneration } from "./continue.js";
 import { grammarFor } from "./grammar.js";
+import { cancelledBeforeStart, runOnLeasedSequence } from "./leased-run.js";
 import type { LoadedModel } from "./load-model.js";
 import { toLlamaSampling } from "./sampling-options.js";
 import { type ChatTools, chatTools } from "./tool-calls.js";
@@ -105,46 +106,15 @@ export async function generate(
       },
     );
   }
-  const lease = loaded.slots.acquire(prompt.tokens);
-  hooks.onStarted?.(loaded.slots.inUse);
-  // Tokens sampled on the sequence (node-llama-cpp's meter counts each decode with logits): the
-  // job's completion tokens, exactly `maxTokens` when it stops for length. Counting the tokens
-  // the library hands to `onToken` missed or added one now and then: it holds back tokens that
-  // end in part of a character, and releases them with the next ones, or never at the end.
-  const meter = lease.sequence.tokenMeter;
-  const sampledBefore = meter.usedOutputTokens;
-  let failed = false;
-  try {
+  return runOnLeasedSequence(loaded, prompt.tokens, hooks, { seed }, async (sequence) => {
     const options = generationOptions(task, hooks, maxTokens, seed, continuable(prompt, tools));
-    const stopReason =
+    return toFinishReason(
       prompt.kind === "prompt"
-        ? await completePrompt(lease.sequence, prompt.input, options)
-        : await completeChat(tools, lease.sequence, prompt.history, options);
-    return {
-      finishReason: toFinishReason(stopReason),
-      promptTokens: prompt.tokens.length,
-      cachedTokens: lease.cachedTokens,
-      completionTokens: meter.usedOutputTokens - sampledBefore,
-      seed,
-    };
-  } catch (error) {
-    failed = true;
-    // node-llama-cpp throws (instead of stopping) when the signal fired just before it started.
-    if (hooks.signal.aborted) return cancelledBeforeStart;
-    throw error;
-  } finally {
-    // The sequence must be back in the cache before the job (and its slot in the pool) ends. After
-    // a failure nothing is known of its state, so it is emptied.
-    await lease.release({ keep: !failed });
-  }
+        ? await completePrompt(sequence, prompt.input, options)
+        : await completeChat(tools, sequence, prompt.history, options),
+    );
+  });
 }
-
-const cancelledBeforeStart: ThreadResult = Object.freeze({
-  finishReason: "cancelled",
-  promptTokens: 0,
-  cachedTokens: 0,
-  completionTokens: 0,
-});
 
 type PromptTokens =
   | { kind: "prompt"; input: Token[]; tokens: Token[] }
